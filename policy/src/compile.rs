@@ -1,0 +1,422 @@
+//! Validation and compilation, in one pass: a spec that compiles is valid,
+//! and every string in it has been parsed into a typed value once.
+
+use std::collections::{BTreeSet, HashSet};
+
+use crate::body::BodySchema;
+use crate::glob::PathGlob;
+use crate::origin::{BaseUrl, HostPort, Origin};
+use crate::spec::{IntegrationSpec, METHODS, PermitSpec, RateLimit, Rule};
+use crate::template::{Template, is_secret_name, mentions_template};
+use crate::{Issue, PolicyError, SpecHash, headers};
+
+/// What the operator decides, passed in by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct CompileOptions {
+    /// Upstreams that may be reached over plain http and that bypass the
+    /// non-public address checks (development and tests only).
+    pub insecure_upstreams: BTreeSet<HostPort>,
+    /// Upper bounds a spec may not exceed.
+    pub ceilings: Ceilings,
+}
+
+/// Operator ceilings, and the defaults used where a spec sets no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ceilings {
+    /// Most integrations in one permit.
+    pub max_integrations: usize,
+    /// Most rules in one integration.
+    pub max_rules: usize,
+    /// Ceilings for the per-call limits.
+    pub limits: EffectiveLimits,
+    /// Limits used when a spec omits them (each capped by `limits`).
+    pub defaults: EffectiveLimits,
+}
+
+impl Default for Ceilings {
+    fn default() -> Self {
+        Ceilings {
+            max_integrations: 16,
+            max_rules: 256,
+            limits: EffectiveLimits { max_request_bytes: 10 << 20, max_response_bytes: 50 << 20, timeout_ms: 120_000 },
+            defaults: EffectiveLimits { max_request_bytes: 1 << 20, max_response_bytes: 10 << 20, timeout_ms: 30_000 },
+        }
+    }
+}
+
+/// Per-call limits in force for an integration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EffectiveLimits {
+    /// Largest request body, in bytes.
+    pub max_request_bytes: u64,
+    /// Largest response body, in bytes.
+    pub max_response_bytes: u64,
+    /// Whole-call timeout, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+/// A validated permit, ready to decide requests. Immutable; share it with `Arc`.
+#[derive(Debug)]
+pub struct CompiledPermit {
+    pub(crate) spec: PermitSpec,
+    pub(crate) hash: SpecHash,
+    pub(crate) integrations: Box<[CompiledIntegration]>,
+}
+
+/// One compiled integration.
+#[derive(Debug)]
+pub struct CompiledIntegration {
+    pub(crate) name: String,
+    pub(crate) base: BaseUrl,
+    pub(crate) insecure: bool,
+    pub(crate) rules: Box<[CompiledRule]>,
+    pub(crate) inject_headers: Vec<(String, Template)>,
+    pub(crate) inject_query: Vec<(String, Template)>,
+    pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) limits: EffectiveLimits,
+}
+
+/// One compiled rule.
+#[derive(Debug)]
+pub struct CompiledRule {
+    pub(crate) method: String,
+    pub(crate) glob: PathGlob,
+    pub(crate) query: Option<Vec<(String, Option<Vec<String>>)>>,
+    pub(crate) body: Option<BodySchema>,
+}
+
+impl PermitSpec {
+    /// Validates and compiles the (normalised) spec. Every problem found is
+    /// reported, not just the first.
+    pub fn compile(&self, options: &CompileOptions) -> Result<CompiledPermit, PolicyError> {
+        let spec = self.normalized();
+        let mut issues = Vec::new();
+        if spec.integrations.is_empty() {
+            issues.push(Issue::new("integrations", "must list at least one integration"));
+        }
+        if spec.integrations.len() > options.ceilings.max_integrations {
+            let max = options.ceilings.max_integrations;
+            issues.push(Issue::new("integrations", format!("at most {max} integrations per permit")));
+        }
+        let mut names = HashSet::new();
+        let mut integrations = Vec::new();
+        for (i, integration) in spec.integrations.iter().enumerate() {
+            let at = format!("integrations[{i}]");
+            if !names.insert(integration.name.as_str()) {
+                issues.push(Issue::new(format!("{at}.name"), format!("'{}' is used twice; names must be unique", integration.name)));
+            }
+            if let Some(compiled) = compile_integration(integration, &at, options, &mut issues) {
+                integrations.push(compiled);
+            }
+        }
+        if !issues.is_empty() {
+            return Err(PolicyError::Invalid(issues));
+        }
+        let hash = spec.spec_hash();
+        Ok(CompiledPermit { spec, hash, integrations: integrations.into() })
+    }
+
+    /// All validation problems; empty when the spec compiles.
+    pub fn validate(&self, options: &CompileOptions) -> Vec<Issue> {
+        match self.compile(options) {
+            Ok(_) => Vec::new(),
+            Err(PolicyError::Invalid(issues)) => issues,
+            Err(other) => vec![Issue::new(".", other.to_string())],
+        }
+    }
+}
+
+fn compile_integration(
+    spec: &IntegrationSpec,
+    at: &str,
+    options: &CompileOptions,
+    issues: &mut Vec<Issue>,
+) -> Option<CompiledIntegration> {
+    let before = issues.len();
+    let mut issue = |field: &str, message: String| issues.push(Issue::new(format!("{at}.{field}"), message));
+
+    if let Err(why) = check_name(&spec.name) {
+        issue("name", why);
+    }
+    let insecure = |hp: &HostPort| options.insecure_upstreams.contains(hp);
+    let base = match BaseUrl::parse(&spec.base_url, insecure) {
+        Ok(base) if mentions_template(&spec.base_url) => {
+            issue("base_url", "must not contain {SECRET} templates; secrets go only in inject".into());
+            Some(base)
+        }
+        Ok(base) => Some(base),
+        Err(why) => {
+            issue("base_url", why);
+            None
+        }
+    };
+    for (i, doc) in spec.doc_urls.iter().enumerate() {
+        if !url::Url::parse(doc).is_ok_and(|u| matches!(u.scheme(), "https" | "http")) {
+            issue(&format!("doc_urls[{i}]"), format!("'{doc}' is not an http(s) URL"));
+        }
+    }
+
+    let declared: HashSet<&str> = spec.secrets.iter().map(String::as_str).collect();
+    for (i, name) in spec.secrets.iter().enumerate() {
+        if !is_secret_name(name) {
+            issue(&format!("secrets[{i}]"), format!("'{name}' is not a secret name: a letter or '_' then letters, digits or '_'"));
+        }
+    }
+    let mut template = |field: String, text: &str| match Template::parse(text) {
+        Ok(t) => {
+            for name in t.secrets().filter(|n| !declared.contains(n)) {
+                issue(&field, format!("uses secret {name}, which is not declared in `secrets`"));
+            }
+            if t.secrets().next().is_none() && headers::has_forbidden_value_bytes(text) {
+                issue(&field, "contains a control character".into());
+            }
+            Some(t)
+        }
+        Err(why) => {
+            issue(&field, why);
+            None
+        }
+    };
+    let mut inject_headers = Vec::new();
+    for (name, value) in &spec.inject.headers {
+        let field = format!("inject.headers.{name}");
+        if let Some(t) = template(field, value) {
+            inject_headers.push((name.clone(), t));
+        }
+    }
+    let mut inject_query = Vec::new();
+    for (name, value) in &spec.inject.query {
+        if let Some(t) = template(format!("inject.query.{name}"), value) {
+            inject_query.push((name.clone(), t));
+        }
+    }
+    let mut seen_headers = HashSet::new();
+    for name in spec.inject.headers.keys() {
+        let field = format!("inject.headers.{name}");
+        if !headers::is_token(name) {
+            issue(&field, "is not a valid header name".into());
+        } else if headers::is_reserved(name) {
+            issue(&field, "is set by the gateway itself (Host, Connection, Content-Length, Proxy-*, ...)".into());
+        } else if !seen_headers.insert(name.to_ascii_lowercase()) {
+            issue(&field, "is injected twice (header names ignore letter case)".into());
+        }
+    }
+    for name in spec.inject.query.keys().filter(|n| n.is_empty() || mentions_template(n)) {
+        issue(&format!("inject.query.{name}"), "is not a valid query parameter name".into());
+    }
+
+    if spec.rules.is_empty() {
+        issue("rules", "must list at least one rule".into());
+    }
+    if spec.rules.len() > options.ceilings.max_rules {
+        issue("rules", format!("at most {} rules per integration", options.ceilings.max_rules));
+    }
+    let mut rules = Vec::new();
+    for (i, rule) in spec.rules.iter().enumerate() {
+        let mut rule_issue = |field: &str, message: String| issue(&format!("rules[{i}].{field}"), message);
+        if let Some(compiled) = compile_rule(rule, &spec.inject.query, &mut rule_issue) {
+            rules.push(compiled);
+        }
+    }
+
+    if let Some(rate) = spec.rate_limit {
+        if !(1..=1_000_000).contains(&rate.max_calls) {
+            issue("rate_limit.max_calls", format!("must be between 1 and 1000000 (got {})", rate.max_calls));
+        }
+        if !(1..=2_678_400).contains(&rate.window_seconds) {
+            issue("rate_limit.window_seconds", format!("must be between 1 and 2678400 (31 days) (got {})", rate.window_seconds));
+        }
+    }
+    let ceilings = &options.ceilings;
+    let mut limit = |field: &str, value: Option<u64>, ceiling: u64, default: u64| match value {
+        Some(0) => {
+            issue(&format!("limits.{field}"), "must be greater than 0".into());
+            0
+        }
+        Some(v) if v > ceiling => {
+            issue(&format!("limits.{field}"), format!("{v} exceeds the operator's ceiling of {ceiling}"));
+            0
+        }
+        Some(v) => v,
+        None => default.min(ceiling),
+    };
+    let limits = EffectiveLimits {
+        max_request_bytes: limit("max_request_bytes", spec.limits.max_request_bytes, ceilings.limits.max_request_bytes, ceilings.defaults.max_request_bytes),
+        max_response_bytes: limit("max_response_bytes", spec.limits.max_response_bytes, ceilings.limits.max_response_bytes, ceilings.defaults.max_response_bytes),
+        timeout_ms: limit("timeout_ms", spec.limits.timeout_ms, ceilings.limits.timeout_ms, ceilings.defaults.timeout_ms),
+    };
+
+    if issues.len() > before {
+        return None;
+    }
+    let base = base?;
+    let insecure = options.insecure_upstreams.contains(&base.origin.host_port());
+    Some(CompiledIntegration {
+        name: spec.name.clone(),
+        base,
+        insecure,
+        rules: rules.into(),
+        inject_headers,
+        inject_query,
+        rate_limit: spec.rate_limit,
+        limits,
+    })
+}
+
+fn compile_rule(
+    rule: &Rule,
+    injected_query: &std::collections::BTreeMap<String, String>,
+    issue: &mut impl FnMut(&str, String),
+) -> Option<CompiledRule> {
+    let mut ok = true;
+    let mut fail = |field: &str, message: String| {
+        ok = false;
+        issue(field, message);
+    };
+    if !METHODS.contains(&rule.method.as_str()) {
+        fail("method", format!("'{}' is not allowed; use one of {}", rule.method, METHODS.join(", ")));
+    }
+    let glob = PathGlob::parse(&rule.path).map_err(|why| fail("path", format!("'{}' {why}", rule.path))).ok();
+    if let Some(query) = &rule.query {
+        for (name, param) in query {
+            let field = format!("query.{name}");
+            if name.is_empty() {
+                fail(&field, "query parameter names must not be empty".into());
+            }
+            if injected_query.keys().any(|k| k.eq_ignore_ascii_case(name)) {
+                fail(&field, "is injected by the gateway; the agent may not set it".into());
+            }
+            let values = param.values.iter().flatten();
+            if mentions_template(name) || values.clone().any(|v| mentions_template(v)) {
+                fail(&field, "must not contain {SECRET} templates; secrets go only in inject".into());
+            }
+            if param.values.as_ref().is_some_and(Vec::is_empty) {
+                fail(&field, "`values` must list at least one value (omit it to allow any value)".into());
+            }
+        }
+    }
+    let body = match &rule.body {
+        Some(schema) => BodySchema::compile(schema).map_err(|why| fail("body", why)).ok(),
+        None => None,
+    };
+    if rule.description.as_ref().is_some_and(|d| d.len() > 2000) {
+        fail("description", "must be at most 2000 bytes".into());
+    }
+    if !ok {
+        return None;
+    }
+    let query = rule.query.as_ref().map(|q| q.iter().map(|(name, p)| (name.clone(), p.values.clone())).collect());
+    Some(CompiledRule { method: rule.method.clone(), glob: glob?, query, body })
+}
+
+/// Lower-case words joined by `_` (so the WIT name is the same words joined by
+/// `-`), not a JavaScript reserved word or a sandbox global.
+fn check_name(name: &str) -> Result<(), String> {
+    let words_ok = !name.is_empty()
+        && name.len() <= 64
+        && name.split('_').all(|w| {
+            w.starts_with(|c: char| c.is_ascii_lowercase()) && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
+    if !words_ok {
+        return Err(format!(
+            "'{name}' is not allowed: use lower-case words joined by '_', each starting with a letter (e.g. github, slack_chat), at most 64 bytes"
+        ));
+    }
+    if RESERVED_NAMES.contains(&name) {
+        return Err(format!("'{name}' is a JavaScript reserved word or a sandbox global; choose another name"));
+    }
+    Ok(())
+}
+
+const RESERVED_NAMES: &[&str] = &[
+    // JavaScript reserved words and literals
+    "arguments", "async", "await", "break", "case", "catch", "class", "const", "continue", "debugger", "default",
+    "delete", "do", "else", "enum", "eval", "export", "extends", "false", "finally", "for", "function", "if",
+    "implements", "import", "in", "instanceof", "interface", "let", "new", "null", "of", "package", "private",
+    "protected", "public", "return", "static", "super", "switch", "this", "throw", "true", "try", "typeof",
+    "undefined", "var", "void", "while", "with", "yield",
+    // sandbox globals, and names agents might expect to find there
+    "args", "console", "escape", "exports", "fetch", "global", "module", "oauth3", "process", "require", "self",
+    "unescape", "window",
+];
+
+impl CompiledIntegration {
+    /// The integration's name (its sandbox function).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where calls go.
+    pub fn origin(&self) -> &Origin {
+        &self.base.origin
+    }
+
+    /// The base URL, normalised, without a trailing `/`.
+    pub fn base_url(&self) -> String {
+        self.base.to_string()
+    }
+
+    /// The full URL path for a request path: the base path prefix, then `path`.
+    pub fn upstream_path(&self, path: &str) -> String {
+        format!("{}{path}", self.base.path)
+    }
+
+    /// True when the operator allow-lists this origin: plain http allowed and
+    /// the non-public address checks skipped.
+    pub fn is_insecure_upstream(&self) -> bool {
+        self.insecure
+    }
+
+    /// Headers to inject, as (name, template).
+    pub fn inject_headers(&self) -> &[(String, Template)] {
+        &self.inject_headers
+    }
+
+    /// Query parameters to inject, as (name, template).
+    pub fn inject_query(&self) -> &[(String, Template)] {
+        &self.inject_query
+    }
+
+    /// Secrets this integration's calls need, sorted and deduplicated.
+    pub fn secrets(&self) -> BTreeSet<&str> {
+        let templates = self.inject_headers.iter().chain(&self.inject_query);
+        templates.flat_map(|(_, t)| t.secrets()).collect()
+    }
+
+    /// The rate limit, if any.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.rate_limit
+    }
+
+    /// Per-call limits in force.
+    pub fn limits(&self) -> EffectiveLimits {
+        self.limits
+    }
+
+    /// How the sandbox function is called.
+    pub fn signature(&self) -> String {
+        format!("{}(method, path, {{ body, query, headers }})", self.name)
+    }
+}
+
+impl CompiledPermit {
+    /// The normalised spec this was compiled from.
+    pub fn spec(&self) -> &PermitSpec {
+        &self.spec
+    }
+
+    /// SHA-256 of the canonical form: what an owner approves.
+    pub fn spec_hash(&self) -> &SpecHash {
+        &self.hash
+    }
+
+    /// The integrations, in spec order.
+    pub fn integrations(&self) -> &[CompiledIntegration] {
+        &self.integrations
+    }
+
+    /// Looks an integration up by name.
+    pub fn integration(&self, name: &str) -> Option<&CompiledIntegration> {
+        self.integrations.iter().find(|i| i.name == name)
+    }
+}

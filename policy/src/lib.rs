@@ -1,0 +1,80 @@
+//! `oauth3-policy`: the scoped-fetch spec, the whole security contract
+//! between an owner and an agent. Pure: no I/O, no async.
+//!
+//! A spec is read ([`PermitSpec::from_json`], current or legacy format),
+//! normalised, validated and compiled once ([`PermitSpec::compile`]) into an
+//! immutable [`CompiledPermit`] that decides requests many times
+//! ([`CompiledPermit::decide`]), describes itself to its owner
+//! ([`CompiledPermit::describe`]) and to component authors
+//! ([`CompiledPermit::wit`]). [`PermitSpec::spec_hash`] is what an approval
+//! binds. Rate limits are a pure model over explicit state ([`Gcra`]).
+//!
+//! ```
+//! use oauth3_policy::{CompileOptions, DenyCode, OutboundRequest, PermitSpec};
+//!
+//! let spec = PermitSpec::from_json(r#"{
+//!   "version": 1,
+//!   "integrations": [{
+//!     "name": "github",
+//!     "base_url": "https://api.github.com",
+//!     "rules": [
+//!       {"method": "GET", "path": "/repos/o/r/issues"},
+//!       {"method": "POST", "path": "/repos/o/r/issues",
+//!        "body": {"type": "object", "required": ["title"], "additionalProperties": false,
+//!                 "properties": {"title": {"type": "string"}, "body": {"type": "string"}}}}
+//!     ],
+//!     "inject": {"headers": {"Authorization": "Bearer {GITHUB_TOKEN}"}},
+//!     "secrets": ["GITHUB_TOKEN"],
+//!     "rate_limit": {"max_calls": 30, "window_seconds": 60}
+//!   }]
+//! }"#)?;
+//! let permit = spec.compile(&CompileOptions::default())?;
+//!
+//! let list = OutboundRequest::new("github", "GET", "/repos/o/r/issues");
+//! assert!(permit.decide(&list).is_allow());
+//!
+//! let sneaky = OutboundRequest::new("github", "GET", "/repos/o/r/issues/..");
+//! assert_eq!(permit.decide(&sneaky).deny_code(), Some(DenyCode::AmbiguousPath));
+//!
+//! let post = OutboundRequest::new("github", "POST", "/repos/o/r/issues").with_body(br#"["title"]"#);
+//! assert_eq!(permit.decide(&post).deny_code(), Some(DenyCode::BodyInvalid));
+//!
+//! assert!(permit.describe().to_string().contains(
+//!     "POST https://api.github.com/repos/o/r/issues — body: title (string, required), body (string); \
+//!      at most 30 calls per minute (bursts of up to 30, then 1 every 2 s); \
+//!      sends GITHUB_TOKEN as the Authorization header"));
+//! assert_eq!(permit.spec_hash().to_string().len(), 64);
+//! # Ok::<(), oauth3_policy::PolicyError>(())
+//! ```
+
+mod body;
+mod canonical;
+mod compile;
+mod decide;
+mod describe;
+mod error;
+mod glob;
+mod headers;
+mod legacy;
+mod origin;
+mod parse;
+pub mod path;
+mod rate;
+mod schema;
+mod spec;
+mod template;
+mod wit;
+
+pub use canonical::SpecHash;
+pub use compile::{Ceilings, CompileOptions, CompiledIntegration, CompiledPermit, CompiledRule, EffectiveLimits};
+pub use decide::{Allow, Decision, Deny, DenyCode, OutboundRequest, Redirect};
+pub use describe::{IntegrationSummary, Risk, RuleSummary, Summary};
+pub use error::{Issue, PolicyError};
+pub use glob::PathGlob;
+pub use headers::is_reserved as is_reserved_header;
+pub use origin::{HostPort, Origin, Scheme, is_public_ip};
+pub use rate::{Gcra, RateDecision, RateKey};
+pub use schema::permit_json_schema;
+pub use spec::{Inject, IntegrationSpec, Limits, METHODS, PermitSpec, QueryParam, RateLimit, Rule, SPEC_VERSION};
+pub use template::{MissingSecret, Template};
+pub use wit::SCOPED_FETCH_WIT;
