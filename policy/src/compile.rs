@@ -103,7 +103,10 @@ impl PermitSpec {
         for (i, integration) in spec.integrations.iter().enumerate() {
             let at = format!("integrations[{i}]");
             if !names.insert(integration.name.as_str()) {
-                issues.push(Issue::new(format!("{at}.name"), format!("'{}' is used twice; names must be unique", integration.name)));
+                issues.push(Issue::new(
+                    format!("{at}.name"),
+                    format!("'{}' is used twice; names must be unique", integration.name),
+                ));
             }
             if let Some(compiled) = compile_integration(integration, &at, options, &mut issues) {
                 integrations.push(compiled);
@@ -139,16 +142,11 @@ fn compile_integration(
         issue("name", why);
     }
     let insecure = |hp: &HostPort| options.insecure_upstreams.contains(hp);
-    let base = match BaseUrl::parse(&spec.base_url, insecure) {
-        Ok(base) if mentions_template(&spec.base_url) => {
-            issue("base_url", "must not contain {SECRET} templates; secrets go only in inject".into());
-            Some(base)
-        }
-        Ok(base) => Some(base),
-        Err(why) => {
-            issue("base_url", why);
-            None
-        }
+    let base = if mentions_template(&spec.base_url) {
+        issue("base_url", "must not contain {SECRET} templates; secrets go only in inject".into());
+        None
+    } else {
+        BaseUrl::parse(&spec.base_url, insecure).map_err(|why| issue("base_url", why)).ok()
     };
     for (i, doc) in spec.doc_urls.iter().enumerate() {
         if !url::Url::parse(doc).is_ok_and(|u| matches!(u.scheme(), "https" | "http")) {
@@ -159,7 +157,10 @@ fn compile_integration(
     let declared: HashSet<&str> = spec.secrets.iter().map(String::as_str).collect();
     for (i, name) in spec.secrets.iter().enumerate() {
         if !is_secret_name(name) {
-            issue(&format!("secrets[{i}]"), format!("'{name}' is not a secret name: a letter or '_' then letters, digits or '_'"));
+            issue(
+                &format!("secrets[{i}]"),
+                format!("'{name}' is not a secret name: a letter or '_' then letters, digits or '_'"),
+            );
         }
     }
     let mut template = |field: String, text: &str| match Template::parse(text) {
@@ -167,7 +168,7 @@ fn compile_integration(
             for name in t.secrets().filter(|n| !declared.contains(n)) {
                 issue(&field, format!("uses secret {name}, which is not declared in `secrets`"));
             }
-            if t.secrets().next().is_none() && headers::has_forbidden_value_bytes(text) {
+            if headers::has_forbidden_value_bytes(text) {
                 issue(&field, "contains a control character".into());
             }
             Some(t)
@@ -224,7 +225,10 @@ fn compile_integration(
             issue("rate_limit.max_calls", format!("must be between 1 and 1000000 (got {})", rate.max_calls));
         }
         if !(1..=2_678_400).contains(&rate.window_seconds) {
-            issue("rate_limit.window_seconds", format!("must be between 1 and 2678400 (31 days) (got {})", rate.window_seconds));
+            issue(
+                "rate_limit.window_seconds",
+                format!("must be between 1 and 2678400 (31 days) (got {})", rate.window_seconds),
+            );
         }
     }
     let ceilings = &options.ceilings;
@@ -241,9 +245,24 @@ fn compile_integration(
         None => default.min(ceiling),
     };
     let limits = EffectiveLimits {
-        max_request_bytes: limit("max_request_bytes", spec.limits.max_request_bytes, ceilings.limits.max_request_bytes, ceilings.defaults.max_request_bytes),
-        max_response_bytes: limit("max_response_bytes", spec.limits.max_response_bytes, ceilings.limits.max_response_bytes, ceilings.defaults.max_response_bytes),
-        timeout_ms: limit("timeout_ms", spec.limits.timeout_ms, ceilings.limits.timeout_ms, ceilings.defaults.timeout_ms),
+        max_request_bytes: limit(
+            "max_request_bytes",
+            spec.limits.max_request_bytes,
+            ceilings.limits.max_request_bytes,
+            ceilings.defaults.max_request_bytes,
+        ),
+        max_response_bytes: limit(
+            "max_response_bytes",
+            spec.limits.max_response_bytes,
+            ceilings.limits.max_response_bytes,
+            ceilings.defaults.max_response_bytes,
+        ),
+        timeout_ms: limit(
+            "timeout_ms",
+            spec.limits.timeout_ms,
+            ceilings.limits.timeout_ms,
+            ceilings.defaults.timeout_ms,
+        ),
     };
 
     if issues.len() > before {
@@ -315,7 +334,8 @@ fn check_name(name: &str) -> Result<(), String> {
     let words_ok = !name.is_empty()
         && name.len() <= 64
         && name.split('_').all(|w| {
-            w.starts_with(|c: char| c.is_ascii_lowercase()) && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            w.starts_with(|c: char| c.is_ascii_lowercase())
+                && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         });
     if !words_ok {
         return Err(format!(
@@ -330,14 +350,71 @@ fn check_name(name: &str) -> Result<(), String> {
 
 const RESERVED_NAMES: &[&str] = &[
     // JavaScript reserved words and literals
-    "arguments", "async", "await", "break", "case", "catch", "class", "const", "continue", "debugger", "default",
-    "delete", "do", "else", "enum", "eval", "export", "extends", "false", "finally", "for", "function", "if",
-    "implements", "import", "in", "instanceof", "interface", "let", "new", "null", "of", "package", "private",
-    "protected", "public", "return", "static", "super", "switch", "this", "throw", "true", "try", "typeof",
-    "undefined", "var", "void", "while", "with", "yield",
+    "arguments",
+    "async",
+    "await",
+    "break",
+    "case",
+    "catch",
+    "class",
+    "const",
+    "continue",
+    "debugger",
+    "default",
+    "delete",
+    "do",
+    "else",
+    "enum",
+    "eval",
+    "export",
+    "extends",
+    "false",
+    "finally",
+    "for",
+    "function",
+    "if",
+    "implements",
+    "import",
+    "in",
+    "instanceof",
+    "interface",
+    "let",
+    "new",
+    "null",
+    "of",
+    "package",
+    "private",
+    "protected",
+    "public",
+    "return",
+    "static",
+    "super",
+    "switch",
+    "this",
+    "throw",
+    "true",
+    "try",
+    "typeof",
+    "undefined",
+    "var",
+    "void",
+    "while",
+    "with",
+    "yield",
     // sandbox globals, and names agents might expect to find there
-    "args", "console", "escape", "exports", "fetch", "global", "module", "oauth3", "process", "require", "self",
-    "unescape", "window",
+    "args",
+    "console",
+    "escape",
+    "exports",
+    "fetch",
+    "global",
+    "module",
+    "oauth3",
+    "process",
+    "require",
+    "self",
+    "unescape",
+    "window",
 ];
 
 impl CompiledIntegration {
@@ -356,9 +433,14 @@ impl CompiledIntegration {
         self.base.to_string()
     }
 
-    /// The full URL path for a request path: the base path prefix, then `path`.
+    /// The full URL path for a request path: the base path prefix, then
+    /// `path`; `/` under a base path is the base path itself.
     pub fn upstream_path(&self, path: &str) -> String {
-        format!("{}{path}", self.base.path)
+        match (self.base.path.as_str(), path) {
+            ("", path) => path.to_owned(),
+            (base, "/") => base.to_owned(),
+            (base, path) => format!("{base}{path}"),
+        }
     }
 
     /// True when the operator allow-lists this origin: plain http allowed and

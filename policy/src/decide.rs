@@ -171,7 +171,11 @@ impl CompiledPermit {
             let names: Vec<&str> = self.integrations.iter().map(|i| i.name.as_str()).collect();
             return Decision::Deny(deny(
                 DenyCode::UnknownIntegration,
-                format!("no integration named {} in this permit (it has: {})", quote(request.integration), names.join(", ")),
+                format!(
+                    "no integration named {} in this permit (it has: {})",
+                    quote(request.integration),
+                    names.join(", ")
+                ),
             ));
         };
         match integration.decide(request) {
@@ -188,7 +192,11 @@ impl CompiledIntegration {
         {
             return Err(deny(
                 DenyCode::BodyTooLarge,
-                format!("body is {} bytes; this integration allows at most {}", body.len(), self.limits.max_request_bytes),
+                format!(
+                    "body is {} bytes; this integration allows at most {}",
+                    body.len(),
+                    self.limits.max_request_bytes
+                ),
             ));
         }
         if !METHODS.contains(&req.method) {
@@ -196,14 +204,20 @@ impl CompiledIntegration {
                 Some(m) => format!("methods are case-sensitive: write '{m}'"),
                 None => format!("use one of {}", METHODS.join(", ")),
             };
-            return Err(deny(DenyCode::MethodNotAllowed, format!("method {} is not allowed; {hint}", quote(req.method))));
+            return Err(deny(
+                DenyCode::MethodNotAllowed,
+                format!("method {} is not allowed; {hint}", quote(req.method)),
+            ));
         }
         let segments = path::segments(req.path)
             .map_err(|why| deny(DenyCode::AmbiguousPath, format!("path {} {why}", quote(req.path))))?;
         self.check_headers(req.headers)?;
         for (name, _) in req.query {
             if self.inject_query.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
-                return Err(deny(DenyCode::QueryNotAllowed, format!("query parameter {} is set by the gateway", quote(name))));
+                return Err(deny(
+                    DenyCode::QueryNotAllowed,
+                    format!("query parameter {} is set by the gateway", quote(name)),
+                ));
             }
         }
 
@@ -227,10 +241,16 @@ impl CompiledIntegration {
         }
         Err(first_failure.unwrap_or_else(|| {
             if path_matched {
-                let methods: Vec<&str> = self.rules.iter().filter(|r| r.glob.matches(&segments)).map(|r| r.method.as_str()).collect();
+                let methods: Vec<&str> =
+                    self.rules.iter().filter(|r| r.glob.matches(&segments)).map(|r| r.method.as_str()).collect();
                 deny(
                     DenyCode::MethodNotAllowed,
-                    format!("{} {} is not allowed; this path allows {}", req.method, quote(req.path), methods.join(", ")),
+                    format!(
+                        "{} {} is not allowed; this path allows {}",
+                        req.method,
+                        quote(req.path),
+                        methods.join(", ")
+                    ),
                 )
             } else {
                 deny(
@@ -286,7 +306,11 @@ fn check_query(rule: &CompiledRule, query: &[(String, String)]) -> Result<(), De
     Ok(())
 }
 
-fn check_body(rule: &CompiledRule, req: &OutboundRequest<'_>, parsed: &mut Option<Result<Value, String>>) -> Result<(), Deny> {
+fn check_body(
+    rule: &CompiledRule,
+    req: &OutboundRequest<'_>,
+    parsed: &mut Option<Result<Value, String>>,
+) -> Result<(), Deny> {
     let Some(schema) = &rule.body else { return Ok(()) };
     let Some(bytes) = req.body else {
         return Err(deny(DenyCode::BodyInvalid, "this call needs a JSON body matching the rule's schema"));
@@ -351,14 +375,12 @@ impl CompiledPermit {
             (307 | 308, m) => (m, true),
             _ => return refuse(format!("status {status} is not a redirect")),
         };
-        let current = format!("{}{}", integration.base_url(), from.path);
+        let current = format!("{}{}", integration.origin(), integration.upstream_path(from.path));
         let Some(next) = Url::parse(&current).ok().and_then(|base| base.join(location).ok()) else {
             return refuse("the redirect Location is not a valid URL".into());
         };
-        let scheme_matches = matches!(
-            (next.scheme(), integration.origin().scheme),
-            ("https", Scheme::Https) | ("http", Scheme::Http)
-        );
+        let scheme_matches =
+            matches!((next.scheme(), integration.origin().scheme), ("https", Scheme::Https) | ("http", Scheme::Http));
         let same_origin = scheme_matches
             && next.host().map(|h| h.to_owned()).as_ref() == Some(&integration.origin().host)
             && next.port_or_known_default() == Some(integration.origin().port);

@@ -72,7 +72,8 @@ impl CompiledPermit {
     /// Describes the permit for its owner.
     pub fn describe(&self) -> Summary {
         let rules = self.spec.integrations.iter().map(|spec| &spec.rules);
-        let integrations = self.integrations.iter().zip(rules).map(|(i, specs)| describe_integration(i, specs)).collect();
+        let integrations =
+            self.integrations.iter().zip(rules).map(|(i, specs)| describe_integration(i, specs)).collect();
         Summary { integrations }
     }
 }
@@ -125,9 +126,11 @@ fn shared_clauses(integration: &CompiledIntegration) -> Vec<String> {
         Some(limit) => rate_text(limit),
         None => "no rate limit".to_owned(),
     }];
-    let injected = integration.inject_headers.iter().map(|(n, t)| (n, t, "header")).chain(
-        integration.inject_query.iter().map(|(n, t)| (n, t, "query parameter")),
-    );
+    let injected = integration
+        .inject_headers
+        .iter()
+        .map(|(n, t)| (n, t, "header"))
+        .chain(integration.inject_query.iter().map(|(n, t)| (n, t, "query parameter")));
     for (name, template, kind) in injected {
         let secrets: Vec<&str> = template.secrets().collect();
         clauses.push(if secrets.is_empty() {
@@ -185,9 +188,11 @@ fn body_clause(schema: Option<&Value>) -> Option<String> {
     let Some(properties) = object.get("properties").and_then(Value::as_object) else {
         return Some(if object.is_empty() { "body: any JSON".into() } else { "body: JSON matching a schema".into() });
     };
-    let required: Vec<&str> = object.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+    let required: Vec<&str> =
+        object.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
     let mut names: Vec<&String> = properties.keys().collect();
-    names.sort_by_key(|n| !required.contains(&n.as_str()));
+    // Required fields first, then by name: stable whatever the key order.
+    names.sort_by_key(|n| (!required.contains(&n.as_str()), n.as_str()));
     let mut fields: Vec<String> = names
         .into_iter()
         .map(|name| {
@@ -198,7 +203,9 @@ fn body_clause(schema: Option<&Value>) -> Option<String> {
             let mut notes = Vec::new();
             match prop.get("type") {
                 Some(Value::String(t)) => notes.push(t.clone()),
-                Some(Value::Array(ts)) => notes.push(ts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" or ")),
+                Some(Value::Array(ts)) => {
+                    notes.push(ts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" or "))
+                }
                 _ => {}
             }
             if required.contains(&name.as_str()) {

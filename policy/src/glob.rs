@@ -40,9 +40,7 @@ impl PathGlob {
                         ));
                     }
                     _ if raw.contains('{') => {
-                        return Err(format!(
-                            "segment '{raw}' looks like a path template; use '*' for one segment"
-                        ));
+                        return Err(format!("segment '{raw}' looks like a path template; use '*' for one segment"));
                     }
                     _ => {
                         path::check_segment(raw).map_err(|why| format!("segment '{raw}' {why}"))?;
@@ -59,8 +57,7 @@ impl PathGlob {
     /// True when `path` (normal-form segments) matches.
     pub fn matches(&self, path: &[&str]) -> bool {
         if !self.has_double_star {
-            return self.segments.len() == path.len()
-                && self.segments.iter().zip(path).all(|(g, p)| seg_matches(g, p));
+            return self.segments.len() == path.len() && self.segments.iter().zip(path).all(|(g, p)| seg_matches(g, p));
         }
         // Wildcard matching with backtracking to the last `**`: O(n·m) worst case.
         let (glob, mut g, mut p) = (&self.segments[..], 0, 0);

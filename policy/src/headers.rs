@@ -33,8 +33,7 @@ pub fn is_reserved(name: &str) -> bool {
 
 /// RFC 9110 `token`: the characters a header name may use.
 pub fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// True when a header value holds bytes that could split or end a header

@@ -191,9 +191,9 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         [0, 0, 0, 0, 0, 0, 0, 0] | [0, 0, 0, 0, 0, 0, 0, 1] => false,
         [0, 0, 0, 0, 0, 0, hi, lo] => is_public_v4(embedded_v4(hi, lo)), // IPv4-compatible
         [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => is_public_v4(embedded_v4(hi, lo)), // NAT64
-        [0x2002, hi, lo, ..] => is_public_v4(embedded_v4(hi, lo)), // 6to4
-        [0x2001, 0xdb8, ..] => false, // documentation
-        [0x2001, 0, ..] => false,     // Teredo
+        [0x2002, hi, lo, ..] => is_public_v4(embedded_v4(hi, lo)),       // 6to4
+        [0x2001, 0xdb8, ..] => false,                                    // documentation
+        [0x2001, 0, ..] => false,                                        // Teredo
         [first, ..] => {
             (first & 0xfe00) != 0xfc00 // unique local
                 && (first & 0xffc0) != 0xfe80 // link-local
@@ -210,9 +210,23 @@ mod tests {
     #[test]
     fn refuses_loopback_private_and_metadata_addresses() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-            "0.0.0.0", "255.255.255.255", "::1", "::", "fd00::1", "fe80::1", "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe", "2002:a00:1::", "ff02::1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "2002:a00:1::",
+            "ff02::1",
         ] {
             assert!(!is_public_ip(ip.parse().unwrap()), "{ip}");
         }

@@ -12,10 +12,8 @@ impl PermitSpec {
     /// one integration, or an array of integrations, each in the current or
     /// legacy (`"type": "scoped-fetch"`) format. The result is normalised.
     pub fn from_json(text: &str) -> Result<PermitSpec, PolicyError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| PolicyError::Parse {
-            path: ".".into(),
-            message: format!("not valid JSON: {e}"),
-        })?;
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| PolicyError::Parse { path: ".".into(), message: format!("not valid JSON: {e}") })?;
         PermitSpec::from_value(value)
     }
 

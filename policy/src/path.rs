@@ -8,10 +8,13 @@
 //! as ambiguous: `.` and `..` segments, empty segments (`//`, a trailing `/`),
 //! encoded `/` `\` `.` `%` (double encoding), needlessly encoded characters,
 //! lower-case hex, backslashes, `;` path parameters, `?` and `#`, control
-//! characters, raw non-ASCII, invalid UTF-8, and Unicode look-alikes of
-//! `/` `\` `.` `%` and invisible formatting characters.
+//! characters, raw non-ASCII, invalid UTF-8, decoded text that Unicode NFKC
+//! normalisation would change (full-width forms, `‥`, `℅`, ligatures: some
+//! servers normalise, turning them into `..` or `/`), look-alikes of
+//! `/` `\` `.` `%` that NFKC keeps, and control and invisible (format) characters.
 
 use smallvec::SmallVec;
+use unicode_normalization::is_nfkc;
 
 /// Longest accepted path, in bytes.
 pub const MAX_PATH_BYTES: usize = 4096;
@@ -79,10 +82,13 @@ pub(crate) fn check_segment(segment: &str) -> Result<(), &'static str> {
         }
         i += 1;
     }
-    if decoded.len() > 0 {
+    if !decoded.is_ascii() {
         let text = std::str::from_utf8(&decoded).map_err(|_| "has percent-encoded bytes that are not UTF-8")?;
+        if !is_nfkc(text) {
+            return Err("has characters that Unicode normalisation (NFKC) would change, e.g. full-width forms or '‥'");
+        }
         if text.chars().any(is_confusable) {
-            return Err("has a look-alike of '/', '\\', '.' or '%', or an invisible character");
+            return Err("has a look-alike of '/', '\\', '.' or '%', or an invisible or control character");
         }
     }
     Ok(())
@@ -102,17 +108,23 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-/// Characters some servers fold into `/` `\` `.` `%`, and characters a human
-/// reviewer cannot see.
+/// Characters a human reviewer cannot see, and look-alikes of `/` `\` `.`
+/// `%` that NFKC leaves alone (NFKC-changing ones are refused before this).
 fn is_confusable(c: char) -> bool {
-    matches!(c,
-        '\u{80}'..='\u{9f}'                                  // C1 controls
-        | '\u{ff0f}' | '\u{2215}' | '\u{2044}' | '\u{29f8}' | '\u{1735}' // solidus look-alikes
-        | '\u{ff3c}' | '\u{fe68}' | '\u{29f5}' | '\u{29f9}'   // reverse solidus look-alikes
-        | '\u{ff0e}' | '\u{2024}' | '\u{fe52}' | '\u{3002}' | '\u{ff61}' // full stop look-alikes
-        | '\u{ff05}' | '\u{fe6a}' | '\u{2030}'                 // percent look-alikes
-        | '\u{00ad}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
-        | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    ) || matches!(
+        c,
+        '\u{2215}' | '\u{2044}' | '\u{29f8}' | '\u{1735}' | '\u{2571}' | '\u{27cb}' // solidus look-alikes
+        | '\u{29f5}' | '\u{29f9}' | '\u{2572}' | '\u{27cd}'                         // reverse solidus look-alikes
+        | '\u{3002}' | '\u{2e31}'                                                   // full stop look-alikes
+        | '\u{2030}' | '\u{066a}' | '\u{2052}'
+    ) // percent look-alikes
 }
 
 #[cfg(test)]

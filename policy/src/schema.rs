@@ -11,6 +11,6 @@ use crate::spec::PermitSpec;
 /// current format only; legacy input is accepted by the parser, not here.
 pub fn permit_json_schema() -> Value {
     let mut schema = serde_json::to_value(schemars::schema_for!(PermitSpec)).unwrap_or(Value::Null);
-    schema["$id"] = Value::String("https://oauth3.dev/schemas/permit-spec-v1.json".into());
+    schema["$id"] = Value::String("urn:oauth3:schema:permit-spec:1".into());
     schema
 }

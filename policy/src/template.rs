@@ -75,10 +75,7 @@ impl Template {
     }
 
     /// Fills in secrets from `lookup`. Only egress should call this.
-    pub fn render<S: AsRef<str>>(
-        &self,
-        mut lookup: impl FnMut(&str) -> Option<S>,
-    ) -> Result<String, MissingSecret> {
+    pub fn render<S: AsRef<str>>(&self, mut lookup: impl FnMut(&str) -> Option<S>) -> Result<String, MissingSecret> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
@@ -117,9 +114,7 @@ pub fn is_secret_name(name: &str) -> bool {
 /// True when `text` contains something that looks like a `{NAME}` reference;
 /// used to refuse templates outside `inject`.
 pub(crate) fn mentions_template(text: &str) -> bool {
-    text.split('{')
-        .skip(1)
-        .any(|rest| rest.split_once('}').is_some_and(|(name, _)| is_secret_name(name)))
+    text.split('{').skip(1).any(|rest| rest.split_once('}').is_some_and(|(name, _)| is_secret_name(name)))
 }
 
 #[cfg(test)]

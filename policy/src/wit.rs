@@ -17,7 +17,8 @@ impl CompiledPermit {
         let summary = self.describe();
         for (integration, described) in self.integrations.iter().zip(&summary.integrations) {
             let name = wit_name(&integration.name);
-            let _ = writeln!(out, "\n/// `{}`: calls to {}.\n///\n/// Allowed:", integration.name, integration.base_url());
+            let _ =
+                writeln!(out, "\n/// `{}`: calls to {}.\n///\n/// Allowed:", integration.name, integration.base_url());
             for rule in &described.rules {
                 let _ = writeln!(out, "/// - {}", one_line(&rule.text));
             }
@@ -53,8 +54,48 @@ fn one_line(text: &str) -> String {
 }
 
 const WIT_KEYWORDS: &[&str] = &[
-    "as", "async", "bool", "borrow", "char", "constructor", "enum", "error-context", "export", "f32", "f64", "flags",
-    "float32", "float64", "from", "func", "future", "import", "include", "interface", "list", "option", "own",
-    "package", "record", "resource", "result", "s16", "s32", "s64", "s8", "static", "stream", "string", "tuple",
-    "type", "u16", "u32", "u64", "u8", "use", "variant", "with", "world",
+    "as",
+    "async",
+    "bool",
+    "borrow",
+    "char",
+    "constructor",
+    "enum",
+    "error-context",
+    "export",
+    "f32",
+    "f64",
+    "flags",
+    "float32",
+    "float64",
+    "from",
+    "func",
+    "future",
+    "import",
+    "include",
+    "interface",
+    "list",
+    "option",
+    "own",
+    "package",
+    "record",
+    "resource",
+    "result",
+    "s16",
+    "s32",
+    "s64",
+    "s8",
+    "static",
+    "stream",
+    "string",
+    "tuple",
+    "type",
+    "u16",
+    "u32",
+    "u64",
+    "u8",
+    "use",
+    "variant",
+    "with",
+    "world",
 ];
