@@ -18,37 +18,8 @@ use oauth3_policy::{
     is_reserved_header, path,
 };
 
-const FALLBACK: &str = r#"{
-  "version": 1,
-  "integrations": [
-    {
-      "name": "github",
-      "base_url": "https://api.github.com",
-      "rules": [
-        {"method": "GET", "path": "/repos/*/*/issues"},
-        {"method": "GET", "path": "/repos/o/r/contents/**"},
-        {"method": "GET", "path": "/search/issues", "query": {"q": {}, "sort": {"values": ["created", "updated"]}}},
-        {"method": "POST", "path": "/repos/o/r/issues",
-         "body": {"type": "object", "required": ["title"], "additionalProperties": false,
-                  "properties": {"title": {"type": "string", "maxLength": 64},
-                                 "labels": {"type": "array", "items": {"type": "string"}}}}},
-        {"method": "DELETE", "path": "/repos/o/r/issues/*/labels/*", "query": {}},
-        {"method": "GET", "path": "/"}
-      ],
-      "inject": {"headers": {"Authorization": "Bearer {GITHUB_TOKEN}"}, "query": {"api_key": "{API_KEY}"}},
-      "secrets": ["GITHUB_TOKEN", "API_KEY"],
-      "rate_limit": {"max_calls": 30, "window_seconds": 60},
-      "limits": {"max_request_bytes": 4096}
-    },
-    {
-      "name": "weather",
-      "base_url": "https://api.weather.example/v2",
-      "rules": [{"method": "GET", "path": "/**"}, {"method": "PUT", "path": "/stations/*"}],
-      "inject": {"headers": {"X-Api-Key": "{WEATHER_KEY}"}},
-      "secrets": ["WEATHER_KEY"]
-    }
-  ]
-}"#;
+/// The permit the property tests use.
+const FALLBACK: &str = include_str!("../../tests/fixtures/two_integrations.json");
 
 static FALLBACK_PERMIT: LazyLock<CompiledPermit> =
     LazyLock::new(|| PermitSpec::from_json(FALLBACK).unwrap().compile(&CompileOptions::default()).unwrap());
