@@ -13,6 +13,8 @@ const RESERVED: &[&str] = &[
     "upgrade",
     "content-length",
     "content-encoding",
+    // Egress negotiates encodings it can decode, so scrubbing sees plain bytes.
+    "accept-encoding",
     "expect",
     "forwarded",
     "via",

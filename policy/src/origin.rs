@@ -60,6 +60,18 @@ pub struct HostPort {
     port: u16,
 }
 
+impl HostPort {
+    /// The host: a lower-case domain, an IPv4 address or a bracketed IPv6 address.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
 impl FromStr for HostPort {
     type Err = String;
 

@@ -1,0 +1,149 @@
+//! One call out of the sandbox: what the guest asks for, what it gets back,
+//! and what is recorded about it.
+
+use std::time::{Duration, SystemTime};
+
+use oauth3_policy::DenyCode;
+use serde::Serialize;
+
+/// A request as the guest made it (`github('GET', '/repos/o/r/issues', {query})`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuestCall {
+    /// Integration (sandbox function) name.
+    pub integration: String,
+    /// HTTP method.
+    pub method: String,
+    /// Path relative to the integration's base URL.
+    pub path: String,
+    /// Query parameters, decoded.
+    pub query: Vec<(String, String)>,
+    /// Headers the agent asked for.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Option<Vec<u8>>,
+}
+
+/// An upstream response with every secret value scrubbed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers (hop-by-hop ones removed).
+    pub headers: Vec<(String, String)>,
+    /// Response body.
+    pub body: Vec<u8>,
+}
+
+impl GuestResponse {
+    /// The first header of that name, ignoring letter case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a call returned no response. Messages are safe to show the agent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The permit does not allow the call; nothing was sent.
+    #[error("{code}: {message}")]
+    Denied {
+        /// Policy deny code.
+        code: DenyCode,
+        /// Why.
+        message: String,
+    },
+    /// The permit's rate limit is exhausted; nothing was sent.
+    #[error("rate_limited: try again in {} ms", retry_after.as_millis())]
+    RateLimited {
+        /// When a call would be allowed again.
+        retry_after: Duration,
+    },
+    /// A secret the integration injects is not set; nothing was sent.
+    #[error("secret_missing: secret {0} is not set by the permit's owner")]
+    SecretMissing(String),
+    /// The resolved address is loopback, private, link-local or otherwise
+    /// non-public and the operator has not allow-listed the upstream.
+    #[error("address_not_allowed: {0}")]
+    AddressNotAllowed(String),
+    /// The response body exceeded the integration's limit.
+    #[error("response_too_large: the response exceeded {limit} bytes")]
+    ResponseTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The call did not finish within the integration's timeout.
+    #[error("timeout: no response within {} ms", .0.as_millis())]
+    Timeout(Duration),
+    /// Too many calls in this run, or too many at once.
+    #[error("call_limit: {0}")]
+    CallLimit(String),
+    /// Connecting or talking to the upstream failed.
+    #[error("upstream_error: {0}")]
+    Upstream(String),
+}
+
+impl CallError {
+    /// A stable snake_case code for the guest (`err.code`) and the audit log.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CallError::Denied { code, .. } => code.as_str(),
+            CallError::RateLimited { .. } => "rate_limited",
+            CallError::SecretMissing(_) => "secret_missing",
+            CallError::AddressNotAllowed(_) => "address_not_allowed",
+            CallError::ResponseTooLarge { .. } => "response_too_large",
+            CallError::Timeout(_) => "timeout",
+            CallError::CallLimit(_) => "call_limit",
+            CallError::Upstream(_) => "upstream_error",
+        }
+    }
+}
+
+/// What the audit log keeps about one call. Never holds a secret value: the
+/// URL is built from the spec and the agent's request, with injected query
+/// parameters shown by name only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallRecord {
+    /// Integration name.
+    pub integration: String,
+    /// HTTP method as the guest gave it.
+    pub method: String,
+    /// Upstream URL (or the guest's path when the call was refused before
+    /// a URL existed), injected values redacted.
+    pub url: String,
+    /// `allow` or `deny`.
+    pub decision: &'static str,
+    /// Deny or failure code (`path_not_allowed`, `rate_limited`, `timeout`, ...).
+    pub reason: Option<&'static str>,
+    /// Upstream status, when a response arrived.
+    pub status: Option<u16>,
+    /// Request body bytes sent.
+    pub request_bytes: u64,
+    /// Response body bytes received.
+    pub response_bytes: u64,
+    /// When the call started.
+    #[serde(with = "unix_millis")]
+    pub started_at: SystemTime,
+    /// How long it took.
+    #[serde(serialize_with = "millis")]
+    pub duration: Duration,
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+mod unix_millis {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64))
+    }
+}
+
+/// The sandbox's only way out: something that performs a guest's call and
+/// records it. [`crate::Egress`] bound to a run's context is the real one.
+#[async_trait::async_trait]
+pub trait Outbound: Send + Sync {
+    /// Performs one call.
+    async fn call(&self, call: GuestCall) -> (Result<GuestResponse, CallError>, CallRecord);
+}

@@ -1,0 +1,14 @@
+//! `oauth3-host`: the embeddable runtime. Untrusted agent JavaScript (or a
+//! component) runs in a wasmtime sandbox whose only way out is [`Egress`],
+//! the one enforcement point: decide → rate limit → resolve secrets → send →
+//! scrub → record.
+
+mod call;
+mod capabilities;
+mod egress;
+mod error;
+
+pub use call::{CallError, CallRecord, GuestCall, GuestResponse, Outbound};
+pub use capabilities::{AuditSink, MemoryRateLimiter, NoAudit, RateLimiter, Secret, SecretResolver, StaticSecrets};
+pub use egress::{BoundEgress, CallContext, Egress, EgressConfig};
+pub use error::HostError;

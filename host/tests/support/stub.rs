@@ -1,0 +1,134 @@
+//! A real HTTP upstream on 127.0.0.1:0 standing in for an API: it counts hits,
+//! keeps what it last received, and has routes that reflect, redirect,
+//! stall, compress and flood.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+
+/// What the stub last received.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    pub method: String,
+    pub uri: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Inner {
+    hits: AtomicUsize,
+    last: Mutex<Option<Seen>>,
+}
+
+/// A running stub upstream.
+#[derive(Clone)]
+pub struct Stub {
+    pub addr: SocketAddr,
+    inner: Arc<Inner>,
+}
+
+impl Stub {
+    /// Starts a stub on 127.0.0.1:0.
+    pub async fn start() -> Stub {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let inner = Arc::new(Inner::default());
+        let app = Router::new().fallback(handle).with_state(Arc::clone(&inner));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Stub { addr, inner }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `127.0.0.1:PORT`, as the insecure allow-list names it.
+    pub fn host_port(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Requests received so far.
+    pub fn hits(&self) -> usize {
+        self.inner.hits.load(Ordering::SeqCst)
+    }
+
+    /// The last request received.
+    pub fn last(&self) -> Option<Seen> {
+        self.inner.last.lock().unwrap().clone()
+    }
+}
+
+async fn handle(
+    State(inner): State<Arc<Inner>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    inner.hits.fetch_add(1, Ordering::SeqCst);
+    let seen = Seen {
+        method: method.to_string(),
+        uri: uri.to_string(),
+        headers: headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
+        body: body.to_vec(),
+    };
+    *inner.last.lock().unwrap() = Some(seen.clone());
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let json = |value: serde_json::Value| ([(header::CONTENT_TYPE, "application/json")], value.to_string());
+    match (method.as_str(), uri.path()) {
+        ("GET", "/repos/o/r/issues") => json(serde_json::json!([{"number": 1, "title": "first"}])).into_response(),
+        ("POST", "/repos/o/r/issues") => {
+            let received: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+            (StatusCode::CREATED, json(serde_json::json!({"number": 2, "received": received}))).into_response()
+        }
+        ("GET", "/echo") => {
+            // A reflecting upstream: the request's headers, URI and the
+            // Authorization value in several encodings.
+            let token = auth.strip_prefix("Bearer ").unwrap_or(&auth).to_owned();
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&token);
+            let url: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
+            let reflected = serde_json::json!({"headers": seen.headers, "uri": seen.uri, "b64": b64, "url": url});
+            (
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (header::HeaderName::from_static("x-echo"), auth.as_str()),
+                ],
+                reflected.to_string(),
+            )
+                .into_response()
+        }
+        ("GET", "/gzip") => {
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(format!("compressed echo: {auth}").as_bytes()).unwrap();
+            ([(header::CONTENT_ENCODING, "gzip"), (header::CONTENT_TYPE, "text/plain")], encoder.finish().unwrap())
+                .into_response()
+        }
+        ("GET", "/redirect/same") => (StatusCode::FOUND, [(header::LOCATION, "/repos/o/r/issues")]).into_response(),
+        ("GET", path) if path.starts_with("/redirect/to/") => {
+            let target = format!("http://{}/steal", &path["/redirect/to/".len()..]);
+            (StatusCode::FOUND, [(header::LOCATION, target)]).into_response()
+        }
+        ("GET", "/redirect/loop") => (StatusCode::FOUND, [(header::LOCATION, "/redirect/loop")]).into_response(),
+        ("GET", "/big") => vec![b'x'; 100_000].into_response(),
+        ("GET", "/slow") => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            "late".into_response()
+        }
+        ("GET", "/forecast") => uri.query().unwrap_or("").to_owned().into_response(),
+        _ => (StatusCode::NOT_FOUND, json(serde_json::json!({"message": "Not Found"}))).into_response(),
+    }
+}
