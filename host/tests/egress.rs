@@ -150,15 +150,42 @@ async fn agent_headers_never_override_the_injected_one_and_nothing_is_sent() {
     assert_eq!(w.stub.hits(), 0);
 }
 
-#[tokio::test]
-async fn denied_paths_never_reach_the_upstream() {
-    let w = world(json!({})).await;
-    for path in ["/repos/o/r/issues/..", "/repos/o/r/%2e%2e/x", "/repos/o/r%2Fissues", "/user", "/repos//o/r/issues"] {
-        assert!(matches!(w.call(get(path)).await, Err(CallError::Denied { .. })), "{path}");
-    }
-    assert_eq!(w.stub.hits(), 0);
+async fn assert_denied_before_sending(path: &str, code: DenyCode) {
+    let w = world(json!({"rules": [
+        {"method": "GET", "path": "/repos/o/r/issues"},
+        {"method": "GET", "path": "/repos/o/r/contents/**"}
+    ]}))
+    .await;
+    let err = w.call(get(path)).await.unwrap_err();
+    assert!(matches!(&err, CallError::Denied { code: c, .. } if *c == code), "{path}: {err}");
+    assert_eq!(w.stub.hits(), 0, "{path} reached the upstream");
     let audit = w.audit.0.lock().unwrap();
-    assert!(audit.iter().all(|r| r.decision == "deny" && r.reason.is_some()));
+    assert_eq!((audit.len(), audit[0].decision, audit[0].reason), (1, "deny", Some(code.as_str())));
+}
+
+#[tokio::test]
+async fn a_trailing_dot_dot_segment_is_denied_before_sending() {
+    assert_denied_before_sending("/repos/o/r/issues/..", DenyCode::AmbiguousPath).await;
+}
+
+#[tokio::test]
+async fn double_star_then_dot_dot_is_denied_before_sending() {
+    assert_denied_before_sending("/repos/o/r/contents/../../../../user", DenyCode::AmbiguousPath).await;
+}
+
+#[tokio::test]
+async fn an_encoded_slash_is_denied_before_sending() {
+    assert_denied_before_sending("/repos/o/r%2Fissues", DenyCode::AmbiguousPath).await;
+}
+
+#[tokio::test]
+async fn encoded_dot_dot_is_denied_before_sending() {
+    assert_denied_before_sending("/repos/o/r/contents/%2E%2E/%2E%2E", DenyCode::AmbiguousPath).await;
+}
+
+#[tokio::test]
+async fn a_path_outside_the_rules_is_denied_before_sending() {
+    assert_denied_before_sending("/user", DenyCode::PathNotAllowed).await;
 }
 
 #[tokio::test]
