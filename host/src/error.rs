@@ -1,10 +1,53 @@
-//! The crate's one error type. A guest's failed call is not an error of the
-//! host: see [`crate::CallError`].
+//! The crate's one error type: what the embedder asked for could not be done.
+//! What a script does is not an error of the host: it ends up in the
+//! [`crate::Outcome`] ([`crate::RunError`]), and a guest's refused or failed
+//! call is a [`crate::CallError`].
 
-/// Why the host could not do what the embedder asked.
-#[derive(Debug, thiserror::Error)]
+use std::path::PathBuf;
+
+/// Why the host could not build, compile or start something.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HostError {
-    /// Building the HTTP client failed (TLS configuration).
+    /// Building egress's HTTP client failed (TLS configuration).
     #[error("http client: {0}")]
     Client(String),
+    /// Configuring or creating the wasmtime engine failed.
+    #[error("engine: {0}")]
+    Engine(String),
+    /// Snapshotting, compiling or linking the guest runtime failed.
+    #[error("guest runtime: {0}")]
+    GuestRuntime(String),
+    /// Reading or writing the on-disk cache failed.
+    #[error("cache {path}: {message}")]
+    Cache {
+        /// The file or directory.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A run's context is invalid (integration name, args).
+    #[error("invalid run context: {0}")]
+    InvalidContext(String),
+    /// The script is not valid JavaScript.
+    #[error("{message} (line {line}, column {column})")]
+    Syntax {
+        /// `SyntaxError: ...` as QuickJS reports it.
+        message: String,
+        /// 1-based line (0 when QuickJS did not say).
+        line: u32,
+        /// 1-based column (0 when QuickJS did not say).
+        column: u32,
+    },
+    /// The script is larger than [`crate::RuntimeConfig::max_source_bytes`].
+    #[error("the script is {size} bytes; at most {limit} are allowed")]
+    ScriptTooLarge {
+        /// Size of the source.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The compiler ran out of fuel, memory or time.
+    #[error("compiling the script failed: {0}")]
+    CompileFailed(String),
 }

@@ -7,8 +7,17 @@ mod call;
 mod capabilities;
 mod egress;
 mod error;
+mod limits;
+mod outcome;
+mod runtime;
+mod sandbox;
+mod script;
 
 pub use call::{CallError, CallRecord, GuestCall, GuestResponse, Outbound};
 pub use capabilities::{AuditSink, MemoryRateLimiter, NoAudit, RateLimiter, Secret, SecretResolver, StaticSecrets};
 pub use egress::{BoundEgress, CallContext, Egress, EgressConfig};
 pub use error::HostError;
+pub use limits::Limits;
+pub use outcome::{Outcome, RunError};
+pub use runtime::{RunContext, Runtime, RuntimeConfig};
+pub use script::Script;

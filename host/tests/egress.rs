@@ -1,13 +1,15 @@
 //! Egress against real HTTP upstreams on 127.0.0.1. Each hole of the earlier
 //! implementation is tried here and must fail.
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
 #[path = "support/stub.rs"]
 mod stub;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use fixtures::fake_secret;
 use oauth3_host::{
     AuditSink, CallContext, CallError, CallRecord, Egress, EgressConfig, GuestCall, MemoryRateLimiter, NoAudit,
     StaticSecrets,
@@ -15,13 +17,6 @@ use oauth3_host::{
 use oauth3_policy::{CompileOptions, CompiledPermit, DenyCode, PermitSpec};
 use serde_json::{Value, json};
 use stub::Stub;
-
-/// An obviously fake secret, different in every test.
-fn fake_secret(label: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("fake_{label}_{nanos:x}{:x}", COUNTER.fetch_add(1, Ordering::SeqCst))
-}
 
 /// Collects audit records.
 #[derive(Default)]
@@ -43,44 +38,12 @@ struct World {
     rate: Arc<MemoryRateLimiter>,
 }
 
-fn github_spec(stub: &Stub, extra: Value) -> Value {
-    let mut integration = json!({
-        "name": "github",
-        "base_url": stub.base_url(),
-        "rules": [
-            {"method": "GET", "path": "/repos/o/r/issues"},
-            {"method": "POST", "path": "/repos/o/r/issues",
-             "body": {"type": "object", "required": ["title"], "additionalProperties": false,
-                      "properties": {"title": {"type": "string"}}}},
-            {"method": "GET", "path": "/echo"},
-            {"method": "GET", "path": "/gzip"},
-            {"method": "GET", "path": "/redirect/**"},
-            {"method": "GET", "path": "/big"},
-            {"method": "GET", "path": "/slow"},
-            {"method": "GET", "path": "/missing"}
-        ],
-        "inject": {"headers": {"Authorization": "Bearer {GITHUB_TOKEN}"}},
-        "secrets": ["GITHUB_TOKEN"]
-    });
-    for (k, v) in extra.as_object().unwrap() {
-        integration[k] = v.clone();
-    }
-    integration
-}
-
 async fn world(extra: Value) -> World {
     let stub = Stub::start().await;
-    let spec = PermitSpec::from_value(json!({"version": 1, "integrations": [
-        github_spec(&stub, extra),
-        {"name": "weather", "base_url": stub.base_url(), "rules": [{"method": "GET", "path": "/forecast"}],
-         "inject": {"query": {"api_key": "{WEATHER_KEY}"}}, "secrets": ["WEATHER_KEY"]}
-    ]}))
-    .unwrap();
-    let insecure = [stub.host_port().parse().unwrap()].into();
-    let permit = spec.compile(&CompileOptions { insecure_upstreams: insecure, ..Default::default() }).unwrap();
+    let permit = fixtures::permit(&stub, extra);
     let audit = Arc::new(Audit::default());
     let rate = Arc::new(MemoryRateLimiter::default());
-    let config = EgressConfig { insecure_upstreams: [stub.host_port().parse().unwrap()].into(), ..Default::default() };
+    let config = EgressConfig { insecure_upstreams: fixtures::insecure(&stub), ..Default::default() };
     let egress = Arc::new(Egress::new(config, rate.clone(), audit.clone()).unwrap());
     World { stub, egress, permit: Arc::new(permit), token: fake_secret("gh"), audit, rate }
 }

@@ -4,16 +4,19 @@
 //! (standard and URL-safe, padded or not), percent-encoded, and JSON-escaped.
 //! Responses are decompressed before scrubbing (egress owns Accept-Encoding).
 
-use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use memchr::memmem::Finder;
 
 use crate::call::GuestResponse;
 
-const REDACTED: &str = "[REDACTED]";
+const REDACTED: &[u8] = b"[REDACTED]";
 
+/// Finders for every form of every value, longest first so that a secret
+/// inside a longer injected value is not replaced piecemeal. Built per call
+/// (cheap: no automaton), used on a few small texts.
 pub(crate) struct Scrubber {
-    matcher: Option<AhoCorasick>,
+    finders: Vec<Finder<'static>>,
 }
 
 impl Scrubber {
@@ -30,28 +33,39 @@ impl Scrubber {
                 patterns.push(json[1..json.len() - 1].to_owned());
             }
         }
-        patterns.sort();
+        patterns.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         patterns.dedup();
-        // Longest first, so a secret inside a longer injected value is not
-        // replaced piecemeal.
-        let matcher = AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(&patterns).ok();
-        Scrubber { matcher: matcher.filter(|_| !patterns.is_empty()) }
+        Scrubber { finders: patterns.iter().map(|p| Finder::new(p.as_bytes()).into_owned()).collect() }
     }
 
     pub fn scrub_text(&self, text: &str) -> String {
-        match &self.matcher {
-            Some(m) => m.replace_all(text, &vec![REDACTED; m.patterns_len()]),
-            None => text.to_owned(),
-        }
+        // Replacing whole UTF-8 patterns with ASCII keeps the text UTF-8.
+        String::from_utf8_lossy(&self.scrub_bytes(text.as_bytes().to_vec())).into_owned()
     }
 
     pub fn scrub_response(&self, response: &mut GuestResponse) {
-        let Some(m) = &self.matcher else { return };
-        let replacements = vec![REDACTED.as_bytes(); m.patterns_len()];
-        response.body = m.replace_all_bytes(&response.body, &replacements);
+        response.body = self.scrub_bytes(std::mem::take(&mut response.body));
         for (_, value) in &mut response.headers {
             *value = self.scrub_text(value);
         }
+    }
+
+    fn scrub_bytes(&self, mut bytes: Vec<u8>) -> Vec<u8> {
+        for finder in &self.finders {
+            if finder.find(&bytes).is_none() {
+                continue;
+            }
+            let mut out = Vec::with_capacity(bytes.len());
+            let mut last = 0;
+            for at in finder.find_iter(&bytes) {
+                out.extend_from_slice(&bytes[last..at]);
+                out.extend_from_slice(REDACTED);
+                last = at + finder.needle().len();
+            }
+            out.extend_from_slice(&bytes[last..]);
+            bytes = out;
+        }
+        bytes
     }
 }
 
@@ -87,7 +101,13 @@ mod tests {
         let scrubbed = scrubber.scrub_text(&echoed);
         assert!(!scrubbed.contains("s3cr3t"), "{scrubbed}");
         assert!(!scrubbed.contains(&STANDARD_NO_PAD.encode(secret)), "{scrubbed}");
-        assert_eq!(scrubbed.matches(REDACTED).count(), 5, "{scrubbed}");
+        assert_eq!(scrubbed.matches("[REDACTED]").count(), 5, "{scrubbed}");
+    }
+
+    #[test]
+    fn a_secret_inside_a_longer_injected_value_goes_with_it() {
+        let scrubber = Scrubber::new(["tok123", "Bearer tok123"].into_iter());
+        assert_eq!(scrubber.scrub_text("a Bearer tok123 b tok123"), "a [REDACTED] b [REDACTED]");
     }
 
     #[test]

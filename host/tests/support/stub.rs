@@ -1,3 +1,4 @@
+#![allow(dead_code)] // shared by tests, the example and the bench; each uses part of it
 //! A real HTTP upstream on 127.0.0.1:0 standing in for an API: it counts hits,
 //! keeps what it last received, and has routes that reflect, redirect,
 //! stall, compress and flood.
@@ -40,7 +41,10 @@ pub struct Stub {
 impl Stub {
     /// Starts a stub on 127.0.0.1:0.
     pub async fn start() -> Stub {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // A deep accept queue: the bench opens 1,000 connections at once.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(4096).unwrap();
         let addr = listener.local_addr().unwrap();
         let inner = Arc::new(Inner::default());
         let app = Router::new().fallback(handle).with_state(Arc::clone(&inner));
@@ -127,6 +131,11 @@ async fn handle(
         ("GET", "/slow") => {
             tokio::time::sleep(Duration::from_secs(3)).await;
             "late".into_response()
+        }
+        ("GET", path) if path.starts_with("/sleep/") => {
+            let ms = path["/sleep/".len()..].parse().unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            json(serde_json::json!({"slept_ms": ms})).into_response()
         }
         ("GET", "/forecast") => uri.query().unwrap_or("").to_owned().into_response(),
         _ => (StatusCode::NOT_FOUND, json(serde_json::json!({"message": "Not Found"}))).into_response(),

@@ -1,0 +1,528 @@
+//! The sandbox runtime: one wasmtime engine with the guest runtime (a Javy
+//! plugin) loaded once, then any number of isolated runs of agent scripts.
+//!
+//! ```no_run
+//! # async fn demo(outbound: std::sync::Arc<dyn oauth3_host::Outbound>) -> Result<(), Box<dyn std::error::Error>> {
+//! use oauth3_host::{Limits, RunContext, Runtime, RuntimeConfig};
+//!
+//! let runtime = Runtime::new(RuntimeConfig::default()).await?;
+//! let script = runtime.compile_js("const issues = await github('GET', '/repos/o/r/issues'); console.log(issues.length)").await?;
+//! let outcome = runtime
+//!     .run(&script, outbound, RunContext::new(["github"]).args(serde_json::json!({"repo": "o/r"})).limits(Limits::default()))
+//!     .await?;
+//! println!("{}", outcome.stdout);
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    UpdateDeadline,
+};
+
+use crate::call::Outbound;
+use crate::error::HostError;
+use crate::limits::Limits;
+use crate::outcome::{Outcome, RunError};
+use crate::sandbox::bindings::{JsError, Sandbox, SandboxPre};
+use crate::sandbox::{BoundedPipe, NoOutbound, State, StateLimits, Stop};
+use crate::script::Script;
+
+/// The guest runtime component as built by `build.rs` (before its snapshot).
+const GUEST_RUNTIME: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/guest_runtime.wasm"));
+
+/// Names a script cannot use for an integration: the runtime's own globals.
+const RESERVED: &[&str] = &["args", "console", "globalThis"];
+
+/// How a [`Runtime`] is built. `RuntimeConfig::default()` suits most embedders.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RuntimeConfig {
+    /// Where the snapshotted guest runtime and its compiled code are cached
+    /// (default: `oauth3-sandbox` under [`std::env::temp_dir`]).
+    pub cache_dir: Option<PathBuf>,
+    /// Runs (and compilations) at once; more wait for a slot. Also sizes the
+    /// pooling allocator.
+    pub max_instances: u32,
+    /// The largest memory any run may have ([`Limits::memory_bytes`] is
+    /// capped by it).
+    pub max_memory_bytes: usize,
+    /// Native wasm stack per run, in bytes.
+    pub max_wasm_stack: usize,
+    /// Use wasmtime's pooling allocator (fast instantiation; reserves virtual
+    /// memory up front). Turn off on hosts with little address space.
+    pub pooling: bool,
+    /// How often the epoch ticks: the granularity of wall-clock limits and of
+    /// yielding to other tasks while a script computes.
+    pub epoch_tick: Duration,
+    /// Compiled scripts kept in memory, by SHA-256 of their source.
+    pub script_cache_entries: usize,
+    /// The largest script source accepted, in bytes.
+    pub max_source_bytes: usize,
+    /// Bounds for compiling a script (fuel, memory, wall time).
+    pub compile_limits: Limits,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> RuntimeConfig {
+        RuntimeConfig {
+            cache_dir: None,
+            max_instances: 64,
+            max_memory_bytes: 256 << 20,
+            max_wasm_stack: 1 << 20,
+            pooling: true,
+            epoch_tick: Duration::from_millis(10),
+            script_cache_entries: 1024,
+            max_source_bytes: 1 << 20,
+            compile_limits: Limits::default().wall_time(Duration::from_secs(10)),
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// Sets [`RuntimeConfig::cache_dir`].
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> RuntimeConfig {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets [`RuntimeConfig::max_instances`] (at least 1).
+    pub fn max_instances(mut self, instances: u32) -> RuntimeConfig {
+        self.max_instances = instances.max(1);
+        self
+    }
+
+    /// Sets [`RuntimeConfig::max_memory_bytes`].
+    pub fn max_memory_bytes(mut self, bytes: usize) -> RuntimeConfig {
+        self.max_memory_bytes = bytes;
+        self
+    }
+
+    /// Sets [`RuntimeConfig::pooling`].
+    pub fn pooling(mut self, pooling: bool) -> RuntimeConfig {
+        self.pooling = pooling;
+        self
+    }
+
+    /// Sets [`RuntimeConfig::script_cache_entries`].
+    pub fn script_cache_entries(mut self, entries: usize) -> RuntimeConfig {
+        self.script_cache_entries = entries;
+        self
+    }
+
+    fn cache_path(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("oauth3-sandbox"))
+    }
+}
+
+/// What one run gets: the integration functions to define, the `args`
+/// global and its limits.
+#[derive(Debug, Clone, Default)]
+pub struct RunContext {
+    /// Integration names (from the permit); each becomes an async function
+    /// `name(method, path, options)`.
+    pub integrations: Vec<String>,
+    /// The `args` global.
+    pub args: serde_json::Value,
+    /// Bounds of the run.
+    pub limits: Limits,
+}
+
+impl RunContext {
+    /// A context defining these integrations, with `args = null` and default limits.
+    pub fn new<I, S>(integrations: I) -> RunContext
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RunContext { integrations: integrations.into_iter().map(Into::into).collect(), ..RunContext::default() }
+    }
+
+    /// A context defining the integrations of `permit`.
+    pub fn for_permit(permit: &oauth3_policy::CompiledPermit) -> RunContext {
+        RunContext::new(permit.integrations().iter().map(|i| i.name()))
+    }
+
+    /// Sets [`RunContext::args`].
+    pub fn args(mut self, args: serde_json::Value) -> RunContext {
+        self.args = args;
+        self
+    }
+
+    /// Sets [`RunContext::limits`].
+    pub fn limits(mut self, limits: Limits) -> RunContext {
+        self.limits = limits;
+        self
+    }
+}
+
+/// The sandbox: built once ([`Runtime::new`]), cheap to clone and share
+/// between tasks; compiles scripts and runs each in a fresh instance.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    pre: SandboxPre<State>,
+    config: RuntimeConfig,
+    scripts: Mutex<HashMap<[u8; 32], Arc<[u8]>>>,
+    slots: Arc<Semaphore>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("config", &self.inner.config).finish_non_exhaustive()
+    }
+}
+
+fn engine_err(e: impl std::fmt::Display) -> HostError {
+    HostError::Engine(e.to_string())
+}
+
+fn guest_err(e: impl std::fmt::Debug) -> HostError {
+    HostError::GuestRuntime(format!("{e:?}"))
+}
+
+fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in parts {
+        ctx.update(part);
+    }
+    let mut out = [0; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Runtime {
+    /// Builds the engine and loads the guest runtime. The first time on a
+    /// machine (per cache directory) this snapshots and compiles the guest
+    /// runtime, which takes a few seconds and blocks the calling thread;
+    /// afterwards it loads both from the cache.
+    pub async fn new(config: RuntimeConfig) -> Result<Runtime, HostError> {
+        let mut wasm = Config::new();
+        wasm.consume_fuel(true).epoch_interruption(true).max_wasm_stack(config.max_wasm_stack);
+        if config.pooling {
+            let instances = config.max_instances;
+            let mut pool = PoolingAllocationConfig::new();
+            pool.total_component_instances(instances)
+                .total_core_instances(instances * 8)
+                .max_core_instances_per_component(16)
+                .total_memories(instances * 4)
+                .max_memories_per_component(4)
+                .max_memories_per_module(1)
+                .total_tables(instances * 8)
+                .max_tables_per_component(8)
+                .total_stacks(instances)
+                .total_gc_heaps(0)
+                .max_memory_size(config.max_memory_bytes)
+                .max_unused_warm_slots(instances.min(16));
+            wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        let cache_dir = config.cache_path();
+        let compiled_dir = cache_dir.join("compiled");
+        std::fs::create_dir_all(&compiled_dir)
+            .map_err(|e| HostError::Cache { path: compiled_dir.clone(), message: e.to_string() })?;
+        // The host loads whatever it finds here: keep it private to this user.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&cache_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| HostError::Cache { path: cache_dir.clone(), message: e.to_string() })?;
+        }
+        let mut cache_config = CacheConfig::new();
+        cache_config.with_directory(&compiled_dir);
+        wasm.cache(Some(Cache::new(cache_config).map_err(engine_err)?));
+        let engine = Engine::new(&wasm).map_err(engine_err)?;
+
+        let snapshot = snapshot(&cache_dir).await?;
+        let component = Component::new(&engine, &snapshot).map_err(guest_err)?;
+        let mut linker = Linker::<State>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(guest_err)?;
+        Sandbox::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(guest_err)?;
+        let pre = SandboxPre::new(linker.instantiate_pre(&component).map_err(guest_err)?).map_err(guest_err)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = ticker_stop.clone();
+            let tick = config.epoch_tick.max(Duration::from_millis(1));
+            std::thread::Builder::new()
+                .name("oauth3-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(tick);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(engine_err)?;
+        }
+
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                engine,
+                pre,
+                slots: Arc::new(Semaphore::new(config.max_instances.max(1) as usize)),
+                scripts: Mutex::new(HashMap::new()),
+                config,
+                ticker_stop,
+            }),
+        })
+    }
+
+    /// The configuration this runtime was built with.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// Compiles an agent's script (an ES module: top-level `await` works) to
+    /// bytecode. Compiled scripts are cached in memory by the SHA-256 of
+    /// their source.
+    pub async fn compile_js(&self, source: &str) -> Result<Script, HostError> {
+        let limit = self.inner.config.max_source_bytes;
+        if source.len() > limit {
+            return Err(HostError::ScriptTooLarge { size: source.len(), limit });
+        }
+        let hash = sha256(&[source.as_bytes()]);
+        if let Some(bytecode) = self.scripts().get(&hash) {
+            return Ok(Script { hash, bytecode: bytecode.clone() });
+        }
+
+        let limits = self.inner.config.compile_limits;
+        let mut session = self.session(Arc::new(NoOutbound), &limits).await;
+        let result =
+            session.drive(&self.inner.pre, async |store, sandbox| sandbox.call_compile(store, source).await).await;
+        let bytecode: Arc<[u8]> = match result {
+            Ok(Ok(bytecode)) => bytecode.into(),
+            Ok(Err(e)) => {
+                let message = if e.name.is_empty() { e.message } else { format!("{}: {}", e.name, e.message) };
+                return Err(HostError::Syntax { message, line: e.line.unwrap_or(0), column: e.column.unwrap_or(0) });
+            }
+            Err(error) => return Err(HostError::CompileFailed(error.to_string())),
+        };
+
+        let mut scripts = self.scripts();
+        if scripts.len() >= self.inner.config.script_cache_entries {
+            // Evict an arbitrary entry; recompiling costs well under a millisecond.
+            if let Some(key) = scripts.keys().next().copied() {
+                scripts.remove(&key);
+            }
+        }
+        if self.inner.config.script_cache_entries > 0 {
+            scripts.insert(hash, bytecode.clone());
+        }
+        Ok(Script { hash, bytecode })
+    }
+
+    /// Runs a compiled script in a fresh instance whose only way out is
+    /// `outbound`. Whatever the script does, this returns an [`Outcome`];
+    /// `Err` only means the context was invalid.
+    pub async fn run(
+        &self,
+        script: &Script,
+        outbound: Arc<dyn Outbound>,
+        context: RunContext,
+    ) -> Result<Outcome, HostError> {
+        for name in &context.integrations {
+            let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+            if !valid || RESERVED.contains(&name.as_str()) {
+                return Err(HostError::InvalidContext(format!("{name:?} cannot be an integration's function name")));
+            }
+        }
+        let args = serde_json::to_string(&context.args).map_err(|e| HostError::InvalidContext(e.to_string()))?;
+        let mut limits = context.limits;
+        limits.memory_bytes = limits.memory_bytes.min(self.inner.config.max_memory_bytes);
+
+        let started = Instant::now();
+        let mut session = self.session(outbound, &limits).await;
+        let bytecode = script.bytecode.clone();
+        let integrations = context.integrations;
+        let result = session
+            .drive(&self.inner.pre, async |store, sandbox| {
+                sandbox.call_run(store, &bytecode, &integrations, &args).await
+            })
+            .await;
+        let error = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(js)) => Some(uncaught(js)),
+            Err(error) => Some(error),
+        };
+        Ok(session.finish(error, started.elapsed()))
+    }
+
+    fn scripts(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<[u8]>>> {
+        self.inner.scripts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn session(&self, outbound: Arc<dyn Outbound>, limits: &Limits) -> Session {
+        // The semaphore is never closed.
+        let slot = self.inner.slots.clone().acquire_owned().await.ok();
+        let stdout = BoundedPipe::new(limits.stdout_bytes);
+        let stderr = BoundedPipe::new(limits.stderr_bytes);
+        let state = State::new(
+            outbound,
+            stdout.clone(),
+            stderr.clone(),
+            StateLimits {
+                memory_bytes: limits.memory_bytes,
+                max_calls: limits.max_calls,
+                max_concurrent_calls: limits.max_concurrent_calls,
+            },
+        );
+        let mut store = Store::new(&self.inner.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let deadline = Instant::now() + limits.wall_time;
+        store.epoch_deadline_callback(move |mut cx| {
+            if Instant::now() >= deadline {
+                cx.data_mut().stop = Some(Stop::Timeout);
+                wasmtime::bail!("wall-clock limit exceeded");
+            }
+            // Let other tasks on this thread run while the script computes.
+            Ok(UpdateDeadline::Yield(1))
+        });
+        store.set_epoch_deadline(1);
+        // Fuel is always enabled on this engine.
+        let _ = store.set_fuel(limits.fuel);
+        Session { store, stdout, stderr, limits: *limits, deadline, _slot: slot }
+    }
+}
+
+/// One store and its pipes, from instantiation to [`Outcome`].
+struct Session {
+    store: Store<State>,
+    stdout: BoundedPipe,
+    stderr: BoundedPipe,
+    limits: Limits,
+    deadline: Instant,
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Session {
+    /// Instantiates the guest runtime and calls `f`, within the wall-clock
+    /// limit; a trap or timeout becomes a [`RunError`].
+    async fn drive<R>(
+        &mut self,
+        pre: &SandboxPre<State>,
+        f: impl AsyncFnOnce(&mut Store<State>, &Sandbox) -> wasmtime::Result<R>,
+    ) -> Result<R, RunError> {
+        let store = &mut self.store;
+        let work = async move {
+            let sandbox = pre.instantiate_async(&mut *store).await?;
+            f(store, &sandbox).await
+        };
+        match tokio::time::timeout_at(self.deadline.into(), work).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(self.classify(&error)),
+            Err(_) => Err(RunError::Timeout { limit: self.limits.wall_time }),
+        }
+    }
+
+    fn classify(&self, error: &wasmtime::Error) -> RunError {
+        let limits = &self.limits;
+        let state = self.store.data();
+        match state.stop {
+            Some(Stop::Timeout) => return RunError::Timeout { limit: limits.wall_time },
+            Some(Stop::Calls) => return RunError::CallLimit { limit: limits.max_calls },
+            None => {}
+        }
+        if state.limiter.exceeded {
+            return RunError::MemoryLimit { limit: limits.memory_bytes };
+        }
+        if self.stdout.overflowed() {
+            return RunError::OutputLimit { stream: "stdout", limit: limits.stdout_bytes };
+        }
+        if self.stderr.overflowed() {
+            return RunError::OutputLimit { stream: "stderr", limit: limits.stderr_bytes };
+        }
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::OutOfFuel) => RunError::OutOfFuel { limit: limits.fuel },
+            Some(Trap::StackOverflow) => RunError::StackOverflow,
+            Some(Trap::Interrupt) => RunError::Timeout { limit: limits.wall_time },
+            Some(trap) => RunError::Trap(trap.to_string()),
+            None => RunError::Trap(format!("{error:#}")),
+        }
+    }
+
+    fn finish(mut self, error: Option<RunError>, duration: Duration) -> Outcome {
+        let fuel_used = self.limits.fuel.saturating_sub(self.store.get_fuel().unwrap_or(0));
+        let calls = self.store.data_mut().take_records();
+        Outcome { stdout: self.stdout.contents(), stderr: self.stderr.contents(), error, calls, fuel_used, duration }
+    }
+}
+
+fn uncaught(js: JsError) -> RunError {
+    let stack_overflow = (js.name == "RangeError" && js.message.contains("call stack"))
+        || (js.name == "InternalError" && js.message.contains("stack overflow"));
+    if stack_overflow {
+        return RunError::StackOverflow;
+    }
+    let message = if js.name.is_empty() { js.message } else { format!("{}: {}", js.name, js.message) };
+    RunError::Uncaught { message, stack: js.stack, line: js.line, column: js.column }
+}
+
+/// The guest runtime after `initialize-runtime`, from the cache or made now.
+async fn snapshot(cache_dir: &Path) -> Result<Vec<u8>, HostError> {
+    let key = sha256(&[GUEST_RUNTIME, b"wasmtime-wizer 48.0.8"]);
+    let path = cache_dir.join(format!("guest-runtime-{}.wasm", hex(&key[..16])));
+    if let Ok(bytes) = std::fs::read(&path)
+        && wasmparser_looks_valid(&bytes)
+    {
+        return Ok(bytes);
+    }
+
+    // A plain engine: the snapshot is bytes, compiled later by the real one.
+    let engine = Engine::new(&Config::new()).map_err(engine_err)?;
+    let state = State::new(
+        Arc::new(NoOutbound),
+        BoundedPipe::new(1 << 16),
+        BoundedPipe::new(1 << 16),
+        StateLimits { memory_bytes: usize::MAX, max_calls: 0, max_concurrent_calls: 1 },
+    );
+    let mut store = Store::new(&engine, state);
+    let (bytes, _) = wasmtime_wizer::Wizer::new()
+        .init_func("initialize-runtime")
+        .keep_init_func(true)
+        .run_component(&mut store, GUEST_RUNTIME, async |store, component| {
+            let mut linker = Linker::<State>::new(store.engine());
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+            Sandbox::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
+            linker.instantiate_async(store, component).await
+        })
+        .await
+        .map_err(guest_err)?;
+
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let written = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        // Not fatal: the next start snapshots again.
+        tracing::warn!(path = %path.display(), error = %e, "could not cache the guest runtime snapshot");
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(bytes)
+}
+
+/// A cheap check that a cached file is a whole component (a truncated or
+/// foreign file is rebuilt rather than trusted).
+fn wasmparser_looks_valid(bytes: &[u8]) -> bool {
+    bytes.len() > 8 && bytes.starts_with(b"\0asm")
+}

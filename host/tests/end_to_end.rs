@@ -1,0 +1,221 @@
+//! Agent JavaScript in the real sandbox, calling a real upstream on 127.0.0.1
+//! through the real egress: the guest never holds the credential, and every
+//! bypass of the earlier implementation fails from inside a script too.
+
+#[path = "support/fixtures.rs"]
+mod fixtures;
+#[path = "support/stub.rs"]
+mod stub;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oauth3_host::{
+    CallContext, Egress, EgressConfig, Limits, MemoryRateLimiter, NoAudit, Outcome, RunContext, RunError, Runtime,
+    RuntimeConfig, StaticSecrets,
+};
+use oauth3_policy::CompiledPermit;
+use serde_json::json;
+use stub::Stub;
+use tokio::sync::OnceCell;
+
+static RUNTIME: OnceCell<Runtime> = OnceCell::const_new();
+
+async fn runtime() -> &'static Runtime {
+    RUNTIME.get_or_init(|| async { Runtime::new(RuntimeConfig::default().max_instances(16)).await.unwrap() }).await
+}
+
+struct World {
+    stub: Stub,
+    egress: Arc<Egress>,
+    permit: Arc<CompiledPermit>,
+    token: String,
+}
+
+async fn world(rate_limit: Option<(u32, u32)>) -> World {
+    let stub = Stub::start().await;
+    let extra = match rate_limit {
+        Some((max_calls, window_seconds)) => {
+            json!({"rate_limit": {"max_calls": max_calls, "window_seconds": window_seconds}})
+        }
+        None => json!({}),
+    };
+    let permit = fixtures::permit(&stub, extra);
+    let config = EgressConfig { insecure_upstreams: fixtures::insecure(&stub), ..Default::default() };
+    let egress = Egress::new(config, Arc::new(MemoryRateLimiter::default()), Arc::new(NoAudit)).unwrap();
+    World { stub, egress: Arc::new(egress), permit: Arc::new(permit), token: fixtures::fake_secret("gh") }
+}
+
+impl World {
+    async fn run(&self, source: &str) -> Outcome {
+        self.run_as("exec", source).await
+    }
+
+    async fn run_as(&self, execution_id: &str, source: &str) -> Outcome {
+        let runtime = runtime().await;
+        let script = runtime.compile_js(source).await.unwrap();
+        // The owner's secrets: only GITHUB_TOKEN is set.
+        let context = CallContext {
+            permit_id: "permit".into(),
+            execution_id: execution_id.into(),
+            permit: Arc::clone(&self.permit),
+            secrets: Arc::new(StaticSecrets::default().with("GITHUB_TOKEN", &self.token)),
+        };
+        let run = RunContext::for_permit(&self.permit).limits(Limits::default().wall_time(Duration::from_secs(10)));
+        let outcome = runtime.run(&script, Arc::new(self.egress.bind(context)), run).await.unwrap();
+        assert!(!outcome.stdout.contains(&self.token) && !outcome.stderr.contains(&self.token), "{outcome:?}");
+        outcome
+    }
+}
+
+fn assert_ok(outcome: &Outcome) {
+    assert!(outcome.error.is_none(), "{:?}\nstderr: {}", outcome.error, outcome.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_quickstart_script_lists_issues_with_the_owners_token() {
+    let w = world(None).await;
+    let outcome = w.run("const r = await github('GET','/repos/o/r/issues'); console.log(JSON.stringify(r));").await;
+    assert_ok(&outcome);
+    assert_eq!(outcome.stdout, "[{\"number\":1,\"title\":\"first\"}]\n");
+    let seen = w.stub.last().unwrap();
+    assert!(seen.headers.contains(&("authorization".into(), format!("Bearer {}", w.token))));
+    assert_eq!(outcome.calls.len(), 1);
+    assert_eq!((outcome.calls[0].decision, outcome.calls[0].status), ("allow", Some(200)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reflecting_upstream_does_not_leak_the_secret_into_stdout() {
+    let w = world(None).await;
+    let outcome = w.run("const r = await github('GET', '/echo'); console.log(JSON.stringify(r));").await;
+    assert_ok(&outcome);
+    assert!(outcome.stdout.contains("[REDACTED]"), "{}", outcome.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_script_has_no_way_to_the_secret_or_the_network() {
+    let w = world(None).await;
+    let outcome = w
+        .run(
+            "console.log(typeof fetch, typeof setTimeout, typeof process, typeof require, typeof GITHUB_TOKEN);\n\
+             console.log(JSON.stringify(Object.getOwnPropertyNames(globalThis).filter(n => /TOKEN|secret/i.test(n))));",
+        )
+        .await;
+    assert_ok(&outcome);
+    assert_eq!(outcome.stdout, "undefined undefined undefined undefined undefined\n[]\n");
+}
+
+async fn deny_code(w: &World, call: &str) -> String {
+    let source = format!("try {{ await {call}; console.log('sent') }} catch (e) {{ console.log(e.code) }}");
+    let outcome = w.run(&source).await;
+    assert_ok(&outcome);
+    outcome.stdout.trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trailing_dot_dot_is_refused_inside_the_script() {
+    let w = world(None).await;
+    assert_eq!(deny_code(&w, "github('GET', '/repos/o/r/issues/..')").await, "ambiguous_path");
+    assert_eq!(w.stub.hits(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn double_star_then_dot_dot_is_refused_inside_the_script() {
+    let w = world(None).await;
+    assert_eq!(deny_code(&w, "github('GET', '/repos/o/r/contents/../../../../user')").await, "ambiguous_path");
+    assert_eq!(w.stub.hits(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_encoded_slash_is_refused_inside_the_script() {
+    let w = world(None).await;
+    assert_eq!(deny_code(&w, "github('GET', '/repos/o/r%2Fissues')").await, "ambiguous_path");
+    assert_eq!(w.stub.hits(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn string_and_array_bodies_are_refused_inside_the_script() {
+    let w = world(None).await;
+    for body in ["'title'", "['title']", "{title: 't', admin: true}"] {
+        let call = format!("github('POST', '/repos/o/r/issues', {{body: {body}}})");
+        assert_eq!(deny_code(&w, &call).await, "body_invalid", "{body}");
+    }
+    assert_eq!(w.stub.hits(), 0);
+    let created = w.run("console.log((await github('POST', '/repos/o/r/issues', {body: {title: 't'}})).number)").await;
+    assert_eq!(created.stdout, "2\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lower_case_authorization_header_cannot_replace_the_real_one() {
+    let w = world(None).await;
+    let call = "github('GET', '/repos/o/r/issues', {headers: {authorization: 'Bearer agent'}})";
+    assert_eq!(deny_code(&w, call).await, "header_not_allowed");
+    assert_eq!(w.stub.hits(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirect_to_another_origin_is_not_followed() {
+    let w = world(None).await;
+    let elsewhere = Stub::start().await;
+    let call = format!("github('GET', '/redirect/to/{}')", elsewhere.host_port());
+    assert_eq!(deny_code(&w, &call).await, "redirect_not_allowed");
+    assert_eq!(elsewhere.hits(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rate_limit_holds_across_executions() {
+    let w = world(Some((2, 3600))).await;
+    let call = "github('GET', '/repos/o/r/issues')";
+    assert_eq!(deny_code(&w, call).await, "sent");
+    assert_eq!(deny_code(&w, call).await, "sent");
+    assert_eq!(deny_code(&w, call).await, "rate_limited", "a new execution does not reset the counter");
+    assert_eq!(w.stub.hits(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_secret_the_script_never_uses_does_not_fail_the_run() {
+    let w = world(None).await;
+    // WEATHER_KEY is not set, and this script only calls github.
+    let outcome = w.run("console.log((await github('GET', '/repos/o/r/issues')).length)").await;
+    assert_ok(&outcome);
+    assert_eq!(outcome.stdout, "1\n");
+    assert_eq!(deny_code(&w, "weather('GET', '/forecast')").await, "secret_missing");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn error_statuses_throw_with_status_and_body() {
+    let w = world(None).await;
+    let outcome = w
+        .run("try { await github('GET', '/missing') } catch (e) { console.log(e.status, JSON.stringify(e.body)) }")
+        .await;
+    assert_ok(&outcome);
+    assert_eq!(outcome.stdout, "404 {\"message\":\"Not Found\"}\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn promise_all_sends_calls_concurrently_through_egress() {
+    let w = world(None).await;
+    let started = Instant::now();
+    let outcome = w
+        .run(
+            "const rs = await Promise.all([1, 2, 3].map(() => github('GET', '/sleep/100')));\n\
+             console.log(rs.map(r => r.slept_ms).join(','))",
+        )
+        .await;
+    let elapsed = started.elapsed();
+    assert_ok(&outcome);
+    assert_eq!(outcome.stdout, "100,100,100\n");
+    assert!(elapsed < Duration::from_millis(290), "three 100 ms calls took {elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runaway_script_is_stopped_and_its_calls_are_recorded() {
+    let w = world(None).await;
+    let outcome = w.run("await github('GET', '/repos/o/r/issues'); while (true) {}").await;
+    assert!(
+        matches!(outcome.error, Some(RunError::OutOfFuel { .. } | RunError::Timeout { .. })),
+        "{:?}",
+        outcome.error
+    );
+    assert_eq!(outcome.calls.len(), 1);
+}
