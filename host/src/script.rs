@@ -14,7 +14,7 @@ pub struct Script {
 impl Script {
     /// SHA-256 of the source, lowercase hex.
     pub fn source_hash(&self) -> String {
-        self.hash.iter().map(|b| format!("{b:02x}")).collect()
+        crate::runtime::hex(&self.hash)
     }
 
     /// Size of the bytecode in bytes.
