@@ -220,7 +220,14 @@ impl Runtime {
     /// afterwards it loads both from the cache.
     pub async fn new(config: RuntimeConfig) -> Result<Runtime, HostError> {
         let mut wasm = Config::new();
-        wasm.consume_fuel(true).epoch_interruption(true).max_wasm_stack(config.max_wasm_stack);
+        // No component-model async: the guest uses the classic async ABI, and
+        // the concurrent machinery (per-store state, a worker fiber disposed
+        // by unwinding it with an error on drop) made a run with two async
+        // `wait-call`s ~200 µs slower in benches/sandbox.rs.
+        wasm.consume_fuel(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(config.max_wasm_stack)
+            .concurrency_support(false);
         if config.pooling {
             let instances = config.max_instances;
             let mut pool = PoolingAllocationConfig::new();

@@ -2,12 +2,16 @@
 //! guest runtime uses to leave the sandbox, bounded stdout/stderr pipes and
 //! the memory limiter.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::runtime::Handle;
+use tokio::sync::Semaphore;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -40,6 +44,7 @@ pub(crate) enum Stop {
 }
 
 type Completed = (u32, Result<GuestResponse, CallError>, CallRecord);
+type CallFuture = Pin<Box<dyn Future<Output = Completed> + Send>>;
 
 /// The data of one store: WASI, the memory limiter and the run's calls.
 pub(crate) struct State {
@@ -52,11 +57,17 @@ pub(crate) struct State {
 
 struct Calls {
     outbound: Arc<dyn Outbound>,
-    /// Calls run as detached tasks: if the run ends first (timeout, trap),
-    /// a call already on its way still completes and reaches the audit sink.
-    done_tx: mpsc::UnboundedSender<Completed>,
-    done_rx: mpsc::UnboundedReceiver<Completed>,
-    in_flight: u32,
+    /// The calls started and not yet completed, in start order. `wait-call`
+    /// drives them on the run's own task (handing each to another task would
+    /// cost thread wake-ups worth several times a local call); whatever is
+    /// left when the run ends first (timeout, trap, the run dropped) becomes
+    /// a detached task on `handle` (see `Drop`), so a call the guest made
+    /// still completes and reaches the audit sink.
+    pending: Vec<CallFuture>,
+    /// Calls that finished when first polled, in start order, not yet
+    /// handed to the guest.
+    completed: Vec<Completed>,
+    handle: Option<Handle>,
     concurrency: Arc<Semaphore>,
     next_id: u32,
     started: u32,
@@ -78,7 +89,6 @@ impl State {
         stderr: BoundedPipe,
         limits: StateLimits,
     ) -> State {
-        let (done_tx, done_rx) = mpsc::unbounded_channel();
         // No preopens, environment, arguments, stdin or network.
         let wasi = WasiCtxBuilder::new()
             .stdout(stdout)
@@ -93,9 +103,9 @@ impl State {
             limiter: Limiter { memory_bytes: limits.memory_bytes, exceeded: false },
             calls: Calls {
                 outbound,
-                done_tx,
-                done_rx,
-                in_flight: 0,
+                pending: Vec::new(),
+                completed: Vec::new(),
+                handle: None,
                 concurrency: Arc::new(Semaphore::new(limits.max_concurrent_calls.max(1) as usize)),
                 next_id: 0,
                 started: 0,
@@ -108,7 +118,20 @@ impl State {
 
     /// The records of the calls that completed, in completion order.
     pub(crate) fn take_records(&mut self) -> Vec<CallRecord> {
-        std::mem::take(&mut self.calls.records)
+        let unclaimed = self.calls.completed.drain(..).map(|(_, _, record)| record);
+        let mut records = std::mem::take(&mut self.calls.records);
+        records.extend(unclaimed);
+        records
+    }
+}
+
+impl Drop for Calls {
+    fn drop(&mut self) {
+        let Some(handle) = &self.handle else { return };
+        for call in self.pending.drain(..) {
+            // The run is over; the audit sink has the record regardless.
+            drop(handle.spawn(call));
+        }
     }
 }
 
@@ -139,6 +162,9 @@ impl calls::Host for State {
             self.stop = Some(Stop::Calls);
             wasmtime::bail!("call limit of {} calls exceeded", calls.max_calls);
         }
+        if calls.handle.is_none() {
+            calls.handle = Some(Handle::try_current().map_err(|e| wasmtime::format_err!("no tokio runtime: {e}"))?);
+        }
         calls.started += 1;
         let id = calls.next_id;
         calls.next_id = calls.next_id.wrapping_add(1);
@@ -152,27 +178,46 @@ impl calls::Host for State {
         };
         let outbound = calls.outbound.clone();
         let concurrency = calls.concurrency.clone();
-        let done = calls.done_tx.clone();
-        calls.in_flight += 1;
-        tokio::spawn(async move {
+        let mut future: CallFuture = Box::pin(async move {
             // The semaphore is never closed.
             let _permit = concurrency.acquire_owned().await.ok();
             let (result, record) = outbound.call(call).await;
-            // The run may be over; the audit sink has the record regardless.
-            let _ = done.send((id, result, record));
+            (id, result, record)
         });
+        // Take the call as far as it goes now (decision, rate limit, secrets,
+        // sending), so it is under way while the script keeps computing;
+        // `wait-call` polls it again with a real waker.
+        match future.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+            Poll::Ready(completed) => calls.completed.push(completed),
+            Poll::Pending => calls.pending.push(future),
+        }
         Ok(id)
     }
 
     async fn wait_call(&mut self) -> wasmtime::Result<(u32, Result<CallResponse, CallFailure>)> {
-        if self.calls.in_flight == 0 {
+        let completed = (!self.calls.completed.is_empty()).then(|| self.calls.completed.remove(0));
+        let pending = &mut self.calls.pending;
+        if completed.is_none() && pending.is_empty() {
             wasmtime::bail!("wait-call with no call in flight");
         }
-        // The sender half lives in `self`, so the channel never closes here.
-        let Some((id, result, record)) = self.calls.done_rx.recv().await else {
-            wasmtime::bail!("the call channel closed");
+        // Every call is polled on each wake-up (at most `max_calls` of them),
+        // earliest first; a completed one is removed before it could be
+        // polled again.
+        let (id, result, record) = match completed {
+            Some(done) => done,
+            None => {
+                std::future::poll_fn(|cx| {
+                    for i in 0..pending.len() {
+                        if let Poll::Ready(completed) = pending[i].as_mut().poll(cx) {
+                            drop(pending.remove(i));
+                            return Poll::Ready(completed);
+                        }
+                    }
+                    Poll::Pending
+                })
+                .await
+            }
         };
-        self.calls.in_flight -= 1;
         self.calls.records.push(record);
         let result = match result {
             Ok(response) => {

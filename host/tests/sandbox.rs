@@ -391,3 +391,37 @@ async fn compiled_scripts_are_cached_by_source_hash() {
     assert_eq!(a.source_hash(), b.source_hash());
     assert_eq!(a.source_hash().len(), 64);
 }
+
+/// Counts the calls that ran to the end (as an audit sink would see them).
+struct Completes {
+    delay: Duration,
+    done: Arc<std::sync::atomic::AtomicU32>,
+}
+
+#[async_trait::async_trait]
+impl Outbound for Completes {
+    async fn call(&self, call: GuestCall) -> (Result<GuestResponse, CallError>, CallRecord) {
+        tokio::time::sleep(self.delay).await;
+        self.done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        (Ok(json_response(200, json!({}))), record(&call, "allow", None, Some(200)))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_made_before_the_run_is_cut_off_still_completes() {
+    let done = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let outbound: Arc<dyn Outbound> = Arc::new(Completes { delay: Duration::from_millis(300), done: done.clone() });
+    let limits = Limits::default().wall_time(Duration::from_millis(100));
+    // One call the run waits on, one it never awaits while it spins.
+    let outcome = run_with(
+        "github('GET', '/a'); await github('GET', '/b');",
+        outbound.clone(),
+        RunContext::new(["github"]).limits(limits),
+    )
+    .await;
+    assert!(matches!(outcome.error, Some(RunError::Timeout { .. })), "got {:?}", outcome.error);
+    let spun = run_with("github('GET', '/c'); for (;;) {}", outbound, RunContext::new(["github"]).limits(limits)).await;
+    assert!(matches!(spun.error, Some(RunError::Timeout { .. })), "got {:?}", spun.error);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(done.load(std::sync::atomic::Ordering::SeqCst), 3);
+}
