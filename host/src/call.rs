@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use oauth3_policy::DenyCode;
+use oauth3_policy::{DenyCode, OutboundRequest};
 use serde::Serialize;
 
 /// A request as the guest made it (`github('GET', '/repos/o/r/issues', {query})`).
@@ -21,6 +21,20 @@ pub struct GuestCall {
     pub headers: Vec<(String, String)>,
     /// Body bytes.
     pub body: Option<Vec<u8>>,
+}
+
+impl GuestCall {
+    /// The call as the policy sees it.
+    pub fn as_request(&self) -> OutboundRequest<'_> {
+        OutboundRequest {
+            integration: &self.integration,
+            method: &self.method,
+            path: &self.path,
+            query: &self.query,
+            headers: &self.headers,
+            body: self.body.as_deref(),
+        }
+    }
 }
 
 /// An upstream response with every secret value scrubbed.
@@ -126,6 +140,29 @@ pub struct CallRecord {
     /// How long it took.
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
+}
+
+impl CallRecord {
+    /// A record of `call` started now, allowed until something says otherwise.
+    pub fn started(call: &GuestCall) -> CallRecord {
+        CallRecord {
+            integration: call.integration.clone(),
+            method: call.method.clone(),
+            url: call.path.clone(),
+            decision: "allow",
+            reason: None,
+            status: None,
+            request_bytes: 0,
+            response_bytes: 0,
+            started_at: SystemTime::now(),
+            duration: Duration::ZERO,
+        }
+    }
+
+    /// A record of `call` refused for `reason` before anything was sent.
+    pub fn refused(call: &GuestCall, reason: &'static str) -> CallRecord {
+        CallRecord { decision: "deny", reason: Some(reason), ..CallRecord::started(call) }
+    }
 }
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -10,11 +10,9 @@ mod scrub;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use oauth3_policy::{
-    CompiledIntegration, CompiledPermit, Decision, DenyCode, HostPort, OutboundRequest, RateKey, Redirect, Scheme,
-};
+use oauth3_policy::{CompiledIntegration, CompiledPermit, Decision, DenyCode, HostPort, RateKey, Redirect, Scheme};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use rustls::pki_types::CertificateDer;
 
@@ -120,20 +118,8 @@ impl Egress {
     /// Performs one guest call end to end and records it (also in the audit
     /// sink). Never panics; every failure is a [`CallError`] safe for the guest.
     pub async fn call(&self, ctx: &CallContext, call: &GuestCall) -> (Result<GuestResponse, CallError>, CallRecord) {
-        let started_at = SystemTime::now();
         let clock = Instant::now();
-        let mut record = CallRecord {
-            integration: call.integration.clone(),
-            method: call.method.clone(),
-            url: call.path.clone(),
-            decision: "allow",
-            reason: None,
-            status: None,
-            request_bytes: 0,
-            response_bytes: 0,
-            started_at,
-            duration: Duration::ZERO,
-        };
+        let mut record = CallRecord::started(call);
         let result = self.perform(ctx, call, &mut record).await;
         if let Err(e) = &result {
             let refused_before_sending =
@@ -163,15 +149,7 @@ impl Egress {
         call: &GuestCall,
         record: &mut CallRecord,
     ) -> Result<GuestResponse, CallError> {
-        let request = OutboundRequest {
-            integration: &call.integration,
-            method: &call.method,
-            path: &call.path,
-            query: &call.query,
-            headers: &call.headers,
-            body: call.body.as_deref(),
-        };
-        let allow = match ctx.permit.decide(&request) {
+        let allow = match ctx.permit.decide(&call.as_request()) {
             Decision::Allow(allow) => allow,
             Decision::Deny(d) => return Err(CallError::Denied { code: d.code, message: d.message }),
         };
@@ -217,15 +195,7 @@ impl Egress {
             let response = self.send_once(integration, &hop, injected, record).await?;
             let location = response.header("location").filter(|_| (300..400).contains(&response.status));
             let Some(location) = location else { return Ok(response) };
-            let from = OutboundRequest {
-                integration: &hop.integration,
-                method: &hop.method,
-                path: &hop.path,
-                query: &hop.query,
-                headers: &hop.headers,
-                body: hop.body.as_deref(),
-            };
-            match ctx.permit.redirect(&from, response.status, location) {
+            match ctx.permit.redirect(&hop.as_request(), response.status, location) {
                 Redirect::Follow { method, path, query, keep_body, .. } => {
                     hop =
                         GuestCall { method, path, query, body: if keep_body { hop.body.take() } else { None }, ..hop };

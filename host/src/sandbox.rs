@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
-use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use tokio::runtime::Handle;
@@ -146,19 +145,17 @@ impl bindings::oauth3::sandbox::types::Host for State {}
 impl calls::Host for State {
     fn start_call(&mut self, request: CallRequest) -> wasmtime::Result<u32> {
         let calls = &mut self.calls;
+        let call = GuestCall {
+            integration: request.integration,
+            method: request.method,
+            path: request.path,
+            query: request.query,
+            headers: request.headers,
+            body: request.body,
+        };
         if calls.started >= calls.max_calls {
-            calls.records.push(CallRecord {
-                integration: request.integration,
-                method: request.method,
-                url: request.path,
-                decision: "deny",
-                reason: Some("call_limit"),
-                status: None,
-                request_bytes: request.body.as_ref().map_or(0, |b| b.len() as u64),
-                response_bytes: 0,
-                started_at: SystemTime::now(),
-                duration: Duration::ZERO,
-            });
+            let request_bytes = call.body.as_ref().map_or(0, |b| b.len() as u64);
+            calls.records.push(CallRecord { request_bytes, ..CallRecord::refused(&call, "call_limit") });
             self.stop = Some(Stop::Calls);
             wasmtime::bail!("call limit of {} calls exceeded", calls.max_calls);
         }
@@ -168,14 +165,6 @@ impl calls::Host for State {
         calls.started += 1;
         let id = calls.next_id;
         calls.next_id = calls.next_id.wrapping_add(1);
-        let call = GuestCall {
-            integration: request.integration,
-            method: request.method,
-            path: request.path,
-            query: request.query,
-            headers: request.headers,
-            body: request.body,
-        };
         let outbound = calls.outbound.clone();
         let concurrency = calls.concurrency.clone();
         let mut future: CallFuture = Box::pin(async move {
@@ -351,18 +340,7 @@ pub(crate) struct NoOutbound;
 #[async_trait::async_trait]
 impl Outbound for NoOutbound {
     async fn call(&self, call: GuestCall) -> (Result<GuestResponse, CallError>, CallRecord) {
-        let record = CallRecord {
-            integration: call.integration,
-            method: call.method,
-            url: call.path,
-            decision: "deny",
-            reason: Some("call_limit"),
-            status: None,
-            request_bytes: 0,
-            response_bytes: 0,
-            started_at: SystemTime::now(),
-            duration: Duration::ZERO,
-        };
+        let record = CallRecord::refused(&call, "call_limit");
         (Err(CallError::CallLimit("no calls are allowed here".into())), record)
     }
 }

@@ -22,20 +22,30 @@ pub struct SpecHash([u8; 32]);
 impl PermitSpec {
     /// The canonical JSON text of the normalised spec (see the module docs).
     pub fn canonical_json(&self) -> String {
-        // Serialising plain data with string keys and finite numbers cannot fail.
-        serde_json_canonicalizer::to_string(&self.normalized()).expect("spec serialises")
+        jcs(&self.normalized())
     }
 
     /// SHA-256 of [`PermitSpec::canonical_json`].
     pub fn spec_hash(&self) -> SpecHash {
-        let digest = ring::digest::digest(&ring::digest::SHA256, self.canonical_json().as_bytes());
+        SpecHash::of_normalized(&self.normalized())
+    }
+}
+
+/// RFC 8785 text of a spec that is already normalised.
+fn jcs(normalized: &PermitSpec) -> String {
+    // Serialising plain data with string keys and finite numbers cannot fail.
+    serde_json_canonicalizer::to_string(normalized).expect("spec serialises")
+}
+
+impl SpecHash {
+    /// The hash of a spec that is already normalised (compile has one).
+    pub(crate) fn of_normalized(normalized: &PermitSpec) -> SpecHash {
+        let digest = ring::digest::digest(&ring::digest::SHA256, jcs(normalized).as_bytes());
         let mut bytes = [0; 32];
         bytes.copy_from_slice(digest.as_ref());
         SpecHash(bytes)
     }
-}
 
-impl SpecHash {
     /// The raw digest.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0

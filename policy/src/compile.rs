@@ -115,7 +115,7 @@ impl PermitSpec {
         if !issues.is_empty() {
             return Err(PolicyError::Invalid(issues));
         }
-        let hash = spec.spec_hash();
+        let hash = SpecHash::of_normalized(&spec);
         Ok(CompiledPermit { spec, hash, integrations: integrations.into() })
     }
 
