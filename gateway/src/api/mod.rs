@@ -1,0 +1,131 @@
+//! The HTTP API: routes, the JSON body extractor, and the request-id,
+//! tracing and panic layers. Every error leaves through [`crate::Error`].
+
+mod execute;
+mod meta;
+mod permits;
+mod secrets;
+mod signup;
+
+pub use signup::first_invite;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::de::DeserializeOwned;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::error::Error;
+use crate::state::Gateway;
+
+/// Every route, with its layers.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    let request_id = header::HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/", get(meta::discovery))
+        .route("/health", get(meta::health))
+        .route("/signup", post(signup::signup))
+        .route("/invites", post(signup::create_invite))
+        .route("/secrets", post(secrets::put).get(secrets::list))
+        .route("/secrets/{name}", axum::routing::delete(secrets::delete))
+        .route("/permit", post(permits::request))
+        .route("/permit/{request_id}", get(permits::show_request))
+        .route("/permits", get(permits::list))
+        .route("/permits/{permit_id}", get(permits::show_permit))
+        .route("/permits/{permit_id}/revoke", post(permits::revoke))
+        .route("/approve/{request_id}", post(permits::approve).get(permits::show_for_approval))
+        .route("/execute", post(execute::submit))
+        .route("/execute/{request_id}/status", get(execute::status))
+        .route("/audit", get(execute::audit))
+        .fallback(|| async { Error::NotFound("no such endpoint; GET / lists them".into()) })
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(CatchPanicLayer::custom(|_| Error::Crypto("a handler panicked".into()).into_response()))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
+            let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            // The path only: query strings are not logged.
+            tracing::info_span!("request", id, method = %request.method(), path = request.uri().path())
+        }))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, RequestIds::default()))
+        .with_state(gateway)
+}
+
+/// Request ids: a per-process random prefix and a counter.
+#[derive(Clone)]
+struct RequestIds {
+    prefix: Arc<str>,
+    next: Arc<AtomicU64>,
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        let prefix = crate::keys::new_id("r").unwrap_or_else(|_| "r_0".into());
+        RequestIds { prefix: prefix[..10].into(), next: Arc::new(AtomicU64::new(1)) }
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n}", self.prefix)).ok().map(RequestId::new)
+    }
+}
+
+/// A JSON body: 415 for a non-JSON Content-Type (a missing one is accepted),
+/// 413 past the configured size, 400 for malformed JSON or wrong fields.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<Arc<Gateway>> for Json<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, gateway: &Arc<Gateway>) -> Result<Self, Error> {
+        if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
+            let essence =
+                content_type.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            if essence != "application/json" && !essence.ends_with("+json") {
+                return Err(Error::UnsupportedMediaType);
+            }
+        }
+        let limit = gateway.config.max_body_bytes;
+        let bytes = axum::body::to_bytes(request.into_body(), limit).await.map_err(|_| Error::TooLarge(limit))?;
+        let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(deserializer).map(Json).map_err(|e| {
+            let inner = e.inner();
+            if inner.is_syntax() || inner.is_eof() {
+                Error::MalformedJson(inner.to_string())
+            } else {
+                let path = e.path().to_string();
+                let at = if path == "." { String::new() } else { format!("{path}: ") };
+                Error::bad_request("invalid_request", format!("{at}{inner}"))
+            }
+        })
+    }
+}
+
+/// A query string: 400 with the reason when it does not parse.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for Query<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Error> {
+        let query = parts.uri.query().unwrap_or("");
+        serde_urlencoded::from_str(query)
+            .map(Query)
+            .map_err(|e| Error::bad_request("invalid_request", format!("query string: {e}")))
+    }
+}
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}

@@ -1,0 +1,215 @@
+//! Configuration: command-line flags, each with an environment variable
+//! (read after an optional `.env`). Every setting has a default, so a bare
+//! `oauth3` starts.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use oauth3_policy::HostPort;
+
+/// Command line of the `oauth3` binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "oauth3",
+    version,
+    about = "The oauth3 gateway: AI agents call HTTP APIs with credentials they never hold.",
+    long_about = "The oauth3 gateway: AI agents call HTTP APIs with credentials they never hold.\n\n\
+        With no arguments it runs `serve` with zero configuration: it listens on 127.0.0.1:3737 and keeps \
+        an SQLite database, a generated JWT signing key and a generated sealing key in ./oauth3-data.\n\n\
+        Every option can also be set with the environment variable shown, or in a `.env` file in the \
+        working directory. Unknown OAUTH3_* variables are reported at start. Logging is set with RUST_LOG \
+        (e.g. RUST_LOG=info,oauth3_gateway=debug)."
+)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings for `serve` when no subcommand is given.
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (the default).
+    Serve(Config),
+}
+
+/// Whether anyone may sign up as an owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SignupMode {
+    /// Anyone may sign up as an agent or an owner (development).
+    Open,
+    /// Agents sign up freely; owners need an invite code. The first code is
+    /// printed once, at first start; owners create more with `POST /invites`.
+    Invite,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Every setting of a running gateway.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port; the chosen address is logged).
+    #[arg(long, env = "OAUTH3_LISTEN", default_value = "127.0.0.1:3737")]
+    pub listen: SocketAddr,
+
+    /// Directory for the SQLite database, the generated keys and the code cache; created 0700.
+    #[arg(long, env = "OAUTH3_DATA_DIR", default_value = "./oauth3-data")]
+    pub data_dir: PathBuf,
+
+    /// Base of the approval and status URLs handed out (default: http://<listen address>).
+    #[arg(long, env = "OAUTH3_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// `sqlite://path` or `postgres://user@host/db` (default: sqlite in the data dir).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Comma-separated host:port upstreams that specs and doc fetches may reach over plain http
+    /// and past the private-address guard. Development and tests only.
+    #[arg(long, env = "OAUTH3_INSECURE_UPSTREAMS", value_delimiter = ',', default_value = "")]
+    pub insecure_upstreams: Vec<String>,
+
+    /// Who may sign up as an owner.
+    #[arg(long, env = "OAUTH3_SIGNUP", value_enum, default_value = "open")]
+    pub signup: SignupMode,
+
+    /// Fuel (roughly, Wasm instructions) per execution.
+    #[arg(long, env = "OAUTH3_FUEL", default_value_t = 5_000_000_000)]
+    pub fuel: u64,
+
+    /// Guest memory per execution, in MiB.
+    #[arg(long, env = "OAUTH3_MEMORY_MB", default_value_t = 64)]
+    pub memory_mb: usize,
+
+    /// Wall-clock limit per execution, in seconds.
+    #[arg(long, env = "OAUTH3_TIMEOUT_SECS", default_value_t = 30)]
+    pub timeout_secs: u64,
+
+    /// Executions run at once by this process (the worker pool size).
+    #[arg(long, env = "OAUTH3_MAX_CONCURRENT", default_value_t = 64)]
+    pub max_concurrent: usize,
+
+    /// Executions one agent may have queued or running at once.
+    #[arg(long, env = "OAUTH3_MAX_EXECUTIONS_PER_AGENT", default_value_t = 256)]
+    pub max_executions_per_agent: u64,
+
+    /// Largest request body the API accepts, in bytes.
+    #[arg(long, env = "OAUTH3_MAX_BODY_BYTES", default_value_t = 2 << 20)]
+    pub max_body_bytes: usize,
+
+    /// Lifetime of tokens issued at signup, in seconds (default 30 days).
+    #[arg(long, env = "OAUTH3_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    pub token_ttl_secs: u64,
+
+    /// How long a permit request waits for its owner before it expires, in seconds.
+    #[arg(long, env = "OAUTH3_REQUEST_TTL_SECS", default_value_t = 24 * 3600)]
+    pub request_ttl_secs: u64,
+
+    /// Directory for compiled sandbox code (default: <data dir>/cache). Must be private to the gateway.
+    #[arg(long, env = "OAUTH3_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Log format.
+    #[arg(long, env = "OAUTH3_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Every `OAUTH3_*` variable the gateway reads; others are reported at start.
+pub const KNOWN_VARIABLES: &[&str] = &[
+    "OAUTH3_LISTEN",
+    "OAUTH3_DATA_DIR",
+    "OAUTH3_PUBLIC_URL",
+    "OAUTH3_INSECURE_UPSTREAMS",
+    "OAUTH3_SIGNUP",
+    "OAUTH3_FUEL",
+    "OAUTH3_MEMORY_MB",
+    "OAUTH3_TIMEOUT_SECS",
+    "OAUTH3_MAX_CONCURRENT",
+    "OAUTH3_MAX_EXECUTIONS_PER_AGENT",
+    "OAUTH3_MAX_BODY_BYTES",
+    "OAUTH3_TOKEN_TTL_SECS",
+    "OAUTH3_REQUEST_TTL_SECS",
+    "OAUTH3_CACHE_DIR",
+    "OAUTH3_LOG_FORMAT",
+];
+
+/// `OAUTH3_*` variables in `vars` that the gateway does not read (typos).
+pub fn unknown_variables(vars: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut unknown: Vec<String> = vars
+        .into_iter()
+        .filter(|name| name.starts_with("OAUTH3_") && !KNOWN_VARIABLES.contains(&name.as_str()))
+        .collect();
+    unknown.sort();
+    unknown
+}
+
+impl Config {
+    /// The defaults, as a bare `oauth3` would run, with `data_dir` replaced
+    /// (tests, embedding). Settings that name other machines are cleared even
+    /// when the environment sets them.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Config {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            config: Config,
+        }
+        let mut config = Only::parse_from(["oauth3"]).config;
+        config.data_dir = data_dir.into();
+        config.public_url = None;
+        config.database_url = None;
+        config.insecure_upstreams = Vec::new();
+        config.cache_dir = None;
+        config
+    }
+
+    /// The upstreams allowed over plain http, parsed.
+    pub fn insecure_upstreams(&self) -> Result<BTreeSet<HostPort>, String> {
+        self.insecure_upstreams
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<HostPort>().map_err(|e| format!("OAUTH3_INSECURE_UPSTREAMS: '{s}' is not host:port ({e})"))
+            })
+            .collect()
+    }
+
+    /// Where the database lives.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.is_empty() => url.clone(),
+            _ => format!("sqlite://{}?mode=rwc", self.data_dir.join("oauth3.db").display()),
+        }
+    }
+
+    /// Base URL for links handed out, given the address actually bound.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) if !url.is_empty() => url.trim_end_matches('/').to_owned(),
+            _ => format!("http://{bound}"),
+        }
+    }
+
+    /// Wall-clock limit per execution.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+
+    /// Directory of compiled sandbox code.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(|| self.data_dir.join("cache"))
+    }
+}

@@ -1,0 +1,200 @@
+//! Keys and sealing. A [`KeyProvider`] hands out 256-bit keys by purpose:
+//! [`LocalKeyFile`] generates them into the data dir (development); the tee
+//! issue adds dstack's GetKey. [`Sealer`] encrypts secrets at rest with
+//! AES-256-GCM, binding each ciphertext to its owner and name.
+
+use std::path::{Path, PathBuf};
+
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::error::{Error, Result};
+
+/// Which key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPurpose {
+    /// Signs and verifies API tokens (HS256).
+    Jwt,
+    /// Seals secrets at rest (AES-256-GCM).
+    Sealing,
+}
+
+impl KeyPurpose {
+    /// File / derivation-path name.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyPurpose::Jwt => "jwt",
+            KeyPurpose::Sealing => "sealing",
+        }
+    }
+}
+
+/// Source of the gateway's long-lived keys. The same purpose must give the
+/// same key across restarts and replicas, or tokens and sealed secrets are lost.
+#[async_trait::async_trait]
+pub trait KeyProvider: Send + Sync {
+    /// The 32-byte key for `purpose`.
+    async fn key(&self, purpose: KeyPurpose) -> Result<[u8; 32]>;
+}
+
+/// Keys generated on first use into `<dir>/<purpose>.key`, mode 0600.
+#[derive(Debug, Clone)]
+pub struct LocalKeyFile {
+    dir: PathBuf,
+}
+
+impl LocalKeyFile {
+    /// Keys kept in `dir` (the data dir).
+    pub fn new(dir: impl Into<PathBuf>) -> LocalKeyFile {
+        LocalKeyFile { dir: dir.into() }
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyProvider for LocalKeyFile {
+    async fn key(&self, purpose: KeyPurpose) -> Result<[u8; 32]> {
+        let path = self.dir.join(format!("{}.key", purpose.name()));
+        tokio::task::spawn_blocking(move || load_or_create(&path))
+            .await
+            .map_err(|e| Error::Crypto(format!("key task: {e}")))?
+    }
+}
+
+fn load_or_create(path: &Path) -> Result<[u8; 32]> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            return bytes.try_into().map_err(|_| {
+                Error::Config(format!("{} is not a 32-byte key; restore it or move it away", path.display()))
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()))(e)),
+    }
+    let key = random_bytes::<32>()?;
+    // create_new: two processes starting at once must not both write a key.
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+    match created {
+        Ok(mut file) => {
+            file.write_all(&key)
+                .and_then(|()| file.sync_all())
+                .map_err(Error::io(format!("writing {}", path.display())))?;
+            tracing::info!(path = %path.display(), "generated a new key");
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(path),
+        Err(e) => Err(Error::io(format!("creating {}", path.display()))(e)),
+    }
+}
+
+/// `N` bytes from the system's CSPRNG.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    SystemRandom::new().fill(&mut bytes).map_err(|_| Error::Crypto("the system RNG failed".into()))?;
+    Ok(bytes)
+}
+
+/// A fresh random id, `<prefix>_<32 hex digits>` (128 bits: unguessable).
+pub fn new_id(prefix: &str) -> Result<String> {
+    let bytes = random_bytes::<16>()?;
+    let mut id = String::with_capacity(prefix.len() + 33);
+    id.push_str(prefix);
+    id.push('_');
+    for b in bytes {
+        id.push_str(&format!("{b:02x}"));
+    }
+    Ok(id)
+}
+
+/// Seals and opens secret values. A sealed value is `nonce || ciphertext || tag`;
+/// the associated data binds it to its owner and name, so a sealed value
+/// copied to another row does not open.
+pub struct Sealer {
+    key: LessSafeKey,
+}
+
+impl Sealer {
+    /// A sealer with a 256-bit key.
+    pub fn new(key: &[u8; 32]) -> Result<Sealer> {
+        let key = UnboundKey::new(&AES_256_GCM, key).map_err(|_| Error::Crypto("bad sealing key".into()))?;
+        Ok(Sealer { key: LessSafeKey::new(key) })
+    }
+
+    /// Encrypts `value` for (`owner`, `name`) under a fresh random nonce.
+    pub fn seal(&self, owner: &str, name: &str, value: &[u8]) -> Result<Vec<u8>> {
+        let nonce = random_bytes::<NONCE_LEN>()?;
+        let mut out = Vec::with_capacity(NONCE_LEN + value.len() + AES_256_GCM.tag_len());
+        out.extend_from_slice(&nonce);
+        let mut body = value.to_vec();
+        self.key
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), aad(owner, name).as_aad(), &mut body)
+            .map_err(|_| Error::Crypto("sealing failed".into()))?;
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// Decrypts what [`Sealer::seal`] produced for the same owner and name.
+    pub fn open(&self, owner: &str, name: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+        if sealed.len() < NONCE_LEN {
+            return Err(Error::Crypto("sealed value too short".into()));
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::Crypto("bad nonce".into()))?;
+        let mut body = body.to_vec();
+        let plain = self
+            .key
+            .open_in_place(nonce, aad(owner, name).as_aad(), &mut body)
+            .map_err(|_| Error::Crypto(format!("secret {name} does not open with this gateway's sealing key")))?;
+        Ok(plain.to_vec())
+    }
+}
+
+struct AssociatedData(Vec<u8>);
+
+impl AssociatedData {
+    fn as_aad(&self) -> Aad<&[u8]> {
+        Aad::from(self.0.as_slice())
+    }
+}
+
+fn aad(owner: &str, name: &str) -> AssociatedData {
+    AssociatedData(format!("oauth3-secret-v1\0{owner}\0{name}").into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_for_their_owner_and_name() {
+        let sealer = Sealer::new(&random_bytes::<32>().unwrap()).unwrap();
+        let sealed = sealer.seal("owner-1", "GITHUB_TOKEN", b"fake-value").unwrap();
+        assert!(!sealed.windows(10).any(|w| w == b"fake-value"));
+        assert_eq!(sealer.open("owner-1", "GITHUB_TOKEN", &sealed).unwrap(), b"fake-value");
+        assert!(sealer.open("owner-2", "GITHUB_TOKEN", &sealed).is_err());
+        assert!(sealer.open("owner-1", "OTHER", &sealed).is_err());
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert!(sealer.open("owner-1", "GITHUB_TOKEN", &tampered).is_err());
+    }
+
+    #[test]
+    fn the_same_value_seals_differently_each_time() {
+        let sealer = Sealer::new(&random_bytes::<32>().unwrap()).unwrap();
+        assert_ne!(sealer.seal("o", "N", b"v").unwrap(), sealer.seal("o", "N", b"v").unwrap());
+    }
+
+    #[tokio::test]
+    async fn local_keys_are_generated_once_with_mode_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let provider = LocalKeyFile::new(dir.path());
+        let first = provider.key(KeyPurpose::Sealing).await.unwrap();
+        assert_eq!(provider.key(KeyPurpose::Sealing).await.unwrap(), first);
+        assert_ne!(provider.key(KeyPurpose::Jwt).await.unwrap(), first);
+        let mode = std::fs::metadata(dir.path().join("sealing.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

@@ -1,0 +1,21 @@
+//! `oauth3-gateway`: the `oauth3` server. Agents sign up, request permits
+//! (specs they propose, or intents for a drafter), owners store sealed
+//! secrets and approve exact spec hashes, and agents' code runs in the
+//! `oauth3-host` sandbox on a bounded worker pool, its every call decided,
+//! credentialed and scrubbed by egress. State lives in SQLite or Postgres.
+
+mod api;
+pub mod auth;
+mod capabilities;
+pub mod config;
+pub mod db;
+pub mod drafting;
+mod error;
+mod executor;
+pub mod keys;
+mod server;
+mod state;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use server::{Capabilities, Server};

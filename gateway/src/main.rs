@@ -1,0 +1,66 @@
+//! The `oauth3` binary. See `oauth3 --help`.
+
+use clap::Parser;
+use oauth3_gateway::config::{Cli, Command, LogFormat, unknown_variables};
+use oauth3_gateway::{Config, Server};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    // A missing .env is normal; a broken one is reported below once logging is up.
+    let dotenv = dotenvy::dotenv();
+    let cli = Cli::parse();
+    let config = match cli.command {
+        Some(Command::Serve(config)) => config,
+        None => cli.config,
+    };
+    init_logging(&config);
+    if let Err(error) = &dotenv
+        && !error.not_found()
+    {
+        tracing::warn!(%error, "could not read .env");
+    }
+    for name in unknown_variables(std::env::vars().map(|(name, _)| name)) {
+        tracing::warn!(variable = %name, "unknown OAUTH3_ variable ignored (see oauth3 --help)");
+    }
+    match run(config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "oauth3 stopped");
+            eprintln!("oauth3: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> oauth3_gateway::Result<()> {
+    let server = Server::start(config).await?;
+    // A plain line on stdout, for people and scripts waiting for the port.
+    println!("oauth3 listening on http://{} (public URL {})", server.addr(), server.public_url());
+    tokio::select! {
+        result = async { tokio::signal::ctrl_c().await } => {
+            if result.is_ok() { tracing::info!("shutting down"); }
+            server.shutdown().await
+        }
+        result = terminate() => {
+            let _ = result;
+            tracing::info!("shutting down");
+            server.shutdown().await
+        }
+    }
+}
+
+async fn terminate() -> std::io::Result<()> {
+    let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    signal.recv().await;
+    Ok(())
+}
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,0 +1,134 @@
+//! What every handler and worker shares. Process memory holds caches only;
+//! state lives in the database.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use oauth3_host::{Egress, Runtime};
+use oauth3_policy::{CompileOptions, CompiledPermit, PermitSpec};
+use tokio::sync::{Notify, mpsc};
+
+use crate::auth::Tokens;
+use crate::config::Config;
+use crate::db::Db;
+use crate::drafting::Drafter;
+use crate::error::Result;
+use crate::keys::Sealer;
+
+/// The running gateway's shared state.
+pub struct Gateway {
+    /// Settings.
+    pub config: Config,
+    /// Base of the URLs handed out.
+    pub public_url: String,
+    /// Database.
+    pub db: Db,
+    /// Token issuer and verifier.
+    pub tokens: Tokens,
+    /// Seals secrets at rest.
+    pub sealer: Arc<Sealer>,
+    /// How specs are compiled (the operator's insecure upstreams).
+    pub compile_options: CompileOptions,
+    /// Turns intents into specs.
+    pub drafter: Arc<dyn Drafter>,
+    /// The sandbox.
+    pub runtime: Runtime,
+    /// The one enforcement point.
+    pub egress: Arc<Egress>,
+    /// This process's id in the `replicas` table.
+    pub replica_id: String,
+    /// Hands queued executions to the local worker pool.
+    pub queue: mpsc::Sender<String>,
+    /// Wakes long-polls when an execution ends.
+    pub finished: Finished,
+    permits: Mutex<HashMap<String, Arc<CompiledPermit>>>,
+}
+
+impl Gateway {
+    /// Assembles the state.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        config: Config,
+        public_url: String,
+        db: Db,
+        tokens: Tokens,
+        sealer: Arc<Sealer>,
+        compile_options: CompileOptions,
+        drafter: Arc<dyn Drafter>,
+        runtime: Runtime,
+        egress: Arc<Egress>,
+        replica_id: String,
+        queue: mpsc::Sender<String>,
+    ) -> Gateway {
+        Gateway {
+            config,
+            public_url,
+            db,
+            tokens,
+            sealer,
+            compile_options,
+            drafter,
+            runtime,
+            egress,
+            replica_id,
+            queue,
+            finished: Finished::default(),
+            permits: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Compiles `spec` with the operator's options.
+    pub fn compile(&self, spec: &PermitSpec) -> Result<CompiledPermit> {
+        Ok(spec.compile(&self.compile_options)?)
+    }
+
+    /// The compiled form of an approved spec, cached by its hash.
+    pub fn compiled(&self, spec_hash: &str, spec_json: &str) -> Result<Arc<CompiledPermit>> {
+        if let Some(permit) = self.permits.lock().unwrap_or_else(|p| p.into_inner()).get(spec_hash) {
+            return Ok(Arc::clone(permit));
+        }
+        let permit = Arc::new(self.compile(&PermitSpec::from_json(spec_json)?)?);
+        let mut cache = self.permits.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= 4096 {
+            cache.clear();
+        }
+        cache.insert(spec_hash.to_owned(), Arc::clone(&permit));
+        Ok(permit)
+    }
+
+    /// An absolute URL under the public base.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.public_url)
+    }
+}
+
+/// Per-execution wake-ups for long-polls. Other replicas' executions are
+/// seen by polling the database; this only makes local ones instant.
+#[derive(Default)]
+pub struct Finished {
+    waiters: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl Finished {
+    /// The notifier for `id`; register before reading the status.
+    pub fn subscribe(&self, id: &str) -> Arc<Notify> {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(waiters.entry(id.to_owned()).or_default())
+    }
+
+    /// Drops the entry for `id` when no one else waits on it.
+    pub fn unsubscribe(&self, id: &str, notify: Arc<Notify>) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        // One reference in the map, one here: nobody else is waiting.
+        if Arc::strong_count(&notify) <= 2 {
+            waiters.remove(id);
+        }
+    }
+
+    /// Wakes everyone waiting on `id`.
+    pub fn notify(&self, id: &str) {
+        if let Some(notify) = self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(id) {
+            notify.notify_waiters();
+        }
+    }
+}
