@@ -1,0 +1,108 @@
+//! The real `oauth3` binary as a child process: started on 127.0.0.1:0 with
+//! a given data dir and environment, its stdout and stderr kept in files.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `oauth3` process.
+pub struct Binary {
+    pub child: Child,
+    pub url: String,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Binary {
+    /// Starts `oauth3 serve` with `data_dir`, extra `env`, and logs in
+    /// `logs_dir` (`<name>.stdout`, `<name>.stderr`); waits for it to listen.
+    pub fn start(name: &str, data_dir: &Path, logs_dir: &Path, env: &[(&str, String)]) -> Binary {
+        let stdout = logs_dir.join(format!("{name}.stdout"));
+        let stderr = logs_dir.join(format!("{name}.stderr"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_oauth3"));
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", std::env::var("HOME").unwrap_or_default())
+            .env("OAUTH3_LISTEN", "127.0.0.1:0")
+            .env("OAUTH3_DATA_DIR", data_dir)
+            .current_dir(logs_dir)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("start the oauth3 binary");
+        let mut binary = Binary { child, url: String::new(), stdout, stderr };
+        binary.url = binary.wait_for_listening();
+        binary
+    }
+
+    fn wait_for_listening(&mut self) -> String {
+        // The first start on a machine compiles the sandbox (slow in debug builds).
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let out = std::fs::read_to_string(&self.stdout).unwrap_or_default();
+            if let Some(line) = out.lines().find(|l| l.starts_with("oauth3 listening on ")) {
+                let url = line.trim_start_matches("oauth3 listening on ").split_whitespace().next().unwrap();
+                return url.to_owned();
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("oauth3 exited with {status}: {}", std::fs::read_to_string(&self.stderr).unwrap_or_default());
+            }
+            assert!(Instant::now() < deadline, "oauth3 did not start listening within 300 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no graceful shutdown, as in a crash.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Everything the process wrote so far.
+    pub fn output(&self) -> String {
+        let out = std::fs::read_to_string(&self.stdout).unwrap_or_default();
+        let err = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        format!("{out}\n{err}")
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One JSON request to `url`; returns status and body (Null when empty).
+pub async fn call(
+    url: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let http = super::support::http_client();
+    let mut request = http.request(method.parse().unwrap(), format!("{url}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let value = if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    };
+    (status, value)
+}
