@@ -213,3 +213,45 @@ impl Config {
         self.cache_dir.clone().unwrap_or_else(|| self.data_dir.join("cache"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_oauth3_variables_are_reported_and_others_ignored() {
+        let vars = ["OAUTH3_LISTEN", "OAUTH3_LISTN", "PATH", "DATABASE_URL", "OAUTH3_FUEL", "OAUTH3_"];
+        let unknown = unknown_variables(vars.map(String::from));
+        assert_eq!(unknown, ["OAUTH3_", "OAUTH3_LISTN"]);
+    }
+
+    #[test]
+    fn every_known_variable_is_an_option() {
+        let command = <Cli as clap::CommandFactory>::command();
+        let envs: Vec<String> =
+            command.get_arguments().filter_map(|a| a.get_env()).map(|e| e.to_string_lossy().into_owned()).collect();
+        for name in KNOWN_VARIABLES {
+            assert!(envs.iter().any(|e| e == name), "{name} has no option");
+        }
+        for name in envs.iter().filter(|e| e.starts_with("OAUTH3_")) {
+            assert!(KNOWN_VARIABLES.contains(&name.as_str()), "{name} is missing from KNOWN_VARIABLES");
+        }
+    }
+
+    #[test]
+    fn defaults_to_sqlite_in_the_data_dir_and_a_public_url_from_the_bound_address() {
+        let config = Config::for_data_dir("/srv/oauth3");
+        assert_eq!(config.database_url(), "sqlite:///srv/oauth3/oauth3.db?mode=rwc");
+        assert_eq!(config.public_url("127.0.0.1:4000".parse().unwrap()), "http://127.0.0.1:4000");
+        assert_eq!(config.cache_dir(), PathBuf::from("/srv/oauth3/cache"));
+    }
+
+    #[test]
+    fn insecure_upstreams_must_be_host_port() {
+        let mut config = Config::for_data_dir("/d");
+        config.insecure_upstreams = vec!["127.0.0.1:8080".into(), " ".into()];
+        assert_eq!(config.insecure_upstreams().unwrap().len(), 1);
+        config.insecure_upstreams = vec!["http://127.0.0.1:8080".into()];
+        assert!(config.insecure_upstreams().unwrap_err().contains("not host:port"));
+    }
+}

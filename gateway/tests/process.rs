@@ -197,6 +197,7 @@ async fn the_secret_value_appears_in_no_response_no_database_file_and_no_log() {
         assert!(!body.contains(&secret), "a response contains the secret value");
     }
 
+    assert!(data.join("oauth3.db-wal").exists(), "SQLite runs in WAL mode");
     for file in ["oauth3.db", "oauth3.db-wal", "oauth3.db-shm"] {
         let bytes = std::fs::read(data.join(file)).unwrap_or_default();
         assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{file} contains the secret value");
@@ -205,4 +206,38 @@ async fn the_secret_value_appears_in_no_response_no_database_file_and_no_log() {
     assert!(logs.contains("permit request decided"), "debug logs were captured");
     assert!(!logs.contains(&secret), "the log contains the secret value");
     assert!(!logs.contains(&agent) && !logs.contains(&owner), "the log contains a token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_mode_prints_one_code_at_first_start_and_owners_need_one() {
+    let stub = Stub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut env = env_for(&Backend::Sqlite, &stub);
+    env.push(("OAUTH3_SIGNUP", "invite".into()));
+    let first = Binary::start("first", &data, dir.path(), &env);
+    let printed = std::fs::read_to_string(&first.stdout).unwrap();
+    let code = printed.lines().find_map(|l| l.split("\"invite\"): ").nth(1)).expect("an invite code").to_owned();
+    let signup = |body: Value| call(&first.url, "POST", "/signup", None, Some(body));
+
+    let (status, refused) = signup(json!({"name": "o", "role": "owner"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    let (status, _) = signup(json!({"name": "o", "role": "owner", "invite": "inv_guessed"})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, owner) = signup(json!({"name": "o", "role": "owner", "invite": code})).await;
+    assert_eq!(status, StatusCode::CREATED, "{owner}");
+    let (status, _) = signup(json!({"name": "o2", "role": "owner", "invite": code})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "an invite is single use");
+    let (status, _) = signup(json!({"name": "a", "role": "agent"})).await;
+    assert_eq!(status, StatusCode::CREATED, "agents sign up freely");
+
+    let (status, minted) = call(&first.url, "POST", "/invites", owner["token"].as_str(), None).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = signup(json!({"name": "o2", "role": "owner", "invite": minted["invite"]})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(!first.output().contains(minted["invite"].as_str().unwrap()), "minted invites are not logged");
+
+    first.kill();
+    let second = Binary::start("second", &data, dir.path(), &env);
+    assert!(!second.output().contains("invite code"), "the first code is printed once");
 }

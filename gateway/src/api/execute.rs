@@ -80,16 +80,13 @@ pub async fn submit(
     .execute(&gateway.db.pool)
     .await?
     .rows_affected();
-    let id = if inserted == 1 {
+    let (id, status) = if inserted == 1 {
         // A full channel is fine: the sweeper finds queued executions.
         let _ = gateway.queue.try_send(id.clone());
-        id
+        (id, "queued".to_owned())
     } else {
         existing_action(&gateway, &agent.id, &body, &args).await?
     };
-    let status: String =
-        sqlx::query_scalar("SELECT status FROM executions WHERE id = $1").bind(&id).fetch_one(&gateway.db.pool).await?;
-    let status = if inserted == 1 { "queued".to_owned() } else { status };
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"request_id": id, "status": status, "status_url": gateway.url(&format!("/execute/{id}/status"))})),
@@ -111,7 +108,7 @@ async fn existing_action(gateway: &Gateway, agent: &str, body: &Submit, args: &s
             "this action_id was already used with different code or args; use a new action_id",
         ));
     }
-    Ok(row.try_get("id")?)
+    Ok((row.try_get("id")?, row.try_get("status")?))
 }
 
 #[derive(Deserialize)]
