@@ -93,14 +93,16 @@ pub async fn submit(
     ))
 }
 
-async fn existing_action(gateway: &Gateway, agent: &str, body: &Submit, args: &str) -> Result<String> {
-    let row =
-        sqlx::query("SELECT id, code, args FROM executions WHERE agent_id = $1 AND permit_id = $2 AND action_id = $3")
-            .bind(agent)
-            .bind(&body.permit_id)
-            .bind(&body.action_id)
-            .fetch_one(&gateway.db.pool)
-            .await?;
+/// The execution already made for this action: (id, status).
+async fn existing_action(gateway: &Gateway, agent: &str, body: &Submit, args: &str) -> Result<(String, String)> {
+    let row = sqlx::query(
+        "SELECT id, code, args, status FROM executions WHERE agent_id = $1 AND permit_id = $2 AND action_id = $3",
+    )
+    .bind(agent)
+    .bind(&body.permit_id)
+    .bind(&body.action_id)
+    .fetch_one(&gateway.db.pool)
+    .await?;
     let same_args = row.try_get::<String, _>("args")? == args;
     if row.try_get::<String, _>("code")? != body.code || !same_args {
         return Err(Error::conflict(
