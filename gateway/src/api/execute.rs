@@ -58,14 +58,18 @@ pub async fn submit(
             .bind(&agent.id)
             .fetch_one(&gateway.db.pool)
             .await?;
+    let args = body.args.clone().unwrap_or(Value::Null).to_string();
     if in_flight as u64 >= gateway.config.max_executions_per_agent {
+        // A retry of an action already accepted still gets its id.
+        if let Ok((id, status)) = existing_action(&gateway, &agent.id, &body, &args).await {
+            return Ok(accepted(&gateway, id, status));
+        }
         return Err(Error::TooManyRequests(format!(
             "you have {in_flight} executions queued or running; wait for some to finish"
         )));
     }
 
     let id = new_id("exe")?;
-    let args = body.args.clone().unwrap_or(Value::Null).to_string();
     let inserted = sqlx::query(
         "INSERT INTO executions (id, permit_id, agent_id, action_id, code, args, status, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7) ON CONFLICT (agent_id, permit_id, action_id) DO NOTHING",
@@ -87,10 +91,12 @@ pub async fn submit(
     } else {
         existing_action(&gateway, &agent.id, &body, &args).await?
     };
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"request_id": id, "status": status, "status_url": gateway.url(&format!("/execute/{id}/status"))})),
-    ))
+    Ok(accepted(&gateway, id, status))
+}
+
+fn accepted(gateway: &Gateway, id: String, status: String) -> (StatusCode, Json<Value>) {
+    let status_url = gateway.url(&format!("/execute/{id}/status"));
+    (StatusCode::ACCEPTED, Json(json!({"request_id": id, "status": status, "status_url": status_url})))
 }
 
 /// The execution already made for this action: (id, status).

@@ -97,7 +97,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<Gateway>> for Json<T> {
         let limit = gateway.config.max_body_bytes;
         let bytes = axum::body::to_bytes(request.into_body(), limit).await.map_err(|_| Error::TooLarge(limit))?;
         let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(deserializer).map(Json).map_err(|e| {
+        let value = serde_path_to_error::deserialize(&mut *deserializer).map(Json).map_err(|e| {
             let inner = e.inner();
             if inner.is_syntax() || inner.is_eof() {
                 Error::MalformedJson(inner.to_string())
@@ -106,7 +106,10 @@ impl<T: DeserializeOwned> FromRequest<Arc<Gateway>> for Json<T> {
                 let at = if path == "." { String::new() } else { format!("{path}: ") };
                 Error::bad_request("invalid_request", format!("{at}{inner}"))
             }
-        })
+        })?;
+        // Only whitespace may follow the value.
+        deserializer.end().map_err(|e| Error::MalformedJson(e.to_string()))?;
+        Ok(value)
     }
 }
 

@@ -51,6 +51,7 @@ struct RequestRow {
     permit_owner: Option<String>,
     permit_status: String,
     permit_spec_hash: Option<String>,
+    permit_current_expires_at: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -209,7 +210,8 @@ async fn visible_request(gateway: &Gateway, caller: &Caller, id: &str) -> Result
         Role::Owner => {
             r.permit_owner.as_deref() == Some(&caller.id)
                 || r.decided_by.as_deref() == Some(&caller.id)
-                || (r.permit_owner.is_none() && r.status == "pending")
+                // An expired request stays visible, so retrying says so (409).
+                || (r.permit_owner.is_none() && matches!(r.status.as_str(), "pending" | "expired"))
         }
     });
     match row {
@@ -272,7 +274,11 @@ pub async fn approve(
     }
 
     let now = now_ms();
-    let permit_expires_at = body.expires_in.map(|s| now + (s as i64) * 1000);
+    // Without `expires_in`, an extension keeps the permit's current expiry.
+    let permit_expires_at = match body.expires_in {
+        Some(secs) => Some(now + (secs as i64) * 1000),
+        None => row.permit_current_expires_at,
+    };
     let mut tx = gateway.db.pool.begin().await?;
     let decided = sqlx::query(
         "UPDATE permit_requests SET status = $1, decided_at = $2, decided_by = $3, permit_expires_at = $4 \
@@ -426,7 +432,8 @@ async fn load_request(gateway: &Gateway, id: &str) -> Result<Option<RequestRow>>
     Ok(sqlx::query_as(
         "SELECT r.id, r.permit_id, r.agent_id, r.description, r.intent, r.spec, r.spec_hash, r.base_spec_hash, \
          r.drafter, r.status, r.created_at, r.expires_at, r.decided_at, r.decided_by, r.permit_expires_at, \
-         p.owner_id AS permit_owner, p.status AS permit_status, p.spec_hash AS permit_spec_hash \
+         p.owner_id AS permit_owner, p.status AS permit_status, p.spec_hash AS permit_spec_hash, \
+         p.expires_at AS permit_current_expires_at \
          FROM permit_requests r JOIN permits p ON p.id = r.permit_id WHERE r.id = $1",
     )
     .bind(id)

@@ -240,6 +240,108 @@ impl TestGateway {
     }
 }
 
+/// A response with its headers: status, headers, JSON body (Null when empty,
+/// a JSON string when the body is not JSON).
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl TestGateway {
+    /// Sends `body` as raw bytes with `content_type` (none when `None`) and
+    /// returns the whole reply, headers included.
+    pub async fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let mut request = self.http.request(method.parse().unwrap(), format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(content_type) = content_type {
+            request = request.header(reqwest::header::CONTENT_TYPE, content_type);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Reply { status, headers, body }
+    }
+
+    /// Sends a request with a raw `Authorization` header value (or none).
+    pub async fn call_with_authorization(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self.http.request(method.parse().unwrap(), format!("{}{path}", self.url));
+        if let Some(value) = authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Reply { status, headers, body }
+    }
+
+    /// Submits `code` under `permit` with `action_id`; returns the raw answer.
+    pub async fn submit(&self, agent: &str, permit: &str, action_id: &str, code: &str) -> (StatusCode, Value) {
+        self.post("/execute", agent, json!({"permit_id": permit, "action_id": action_id, "code": code})).await
+    }
+
+    /// Long-polls an execution until it ends; returns the status body.
+    pub async fn wait_for(&self, token: &str, request_id: &str) -> Value {
+        let (status, body) = self.get(&format!("/execute/{request_id}/status?wait=true&timeout=60"), token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(matches!(body["status"].as_str(), Some("completed" | "failed")), "still running: {body}");
+        body
+    }
+
+    /// Approves `request` as `owner`; returns the decision body.
+    pub async fn approve(&self, owner: &str, request: &str) -> Value {
+        let (status, body) = self.post(&format!("/approve/{request}"), owner, json!({"action": "approve"})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// The gateway's JWT signing key (`<data dir>/jwt.key`), for forging tokens.
+    pub fn jwt_key(&self) -> [u8; 32] {
+        std::fs::read(self.data_dir.path().join("jwt.key")).unwrap().try_into().expect("a 32-byte key")
+    }
+}
+
+/// Asserts `status` and the error body `{"error": {"code", "message"}}`,
+/// with nothing else in it and a non-empty message.
+#[track_caller]
+pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!(status, expected, "{body}");
+    let object = body.as_object().unwrap_or_else(|| panic!("not a JSON object: {body}"));
+    assert_eq!(object.len(), 1, "only `error` expected: {body}");
+    let error = body["error"].as_object().unwrap_or_else(|| panic!("no `error` object: {body}"));
+    assert_eq!(error.len(), 2, "only `code` and `message` expected: {body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_else(|| panic!("no message: {body}"));
+    assert!(!message.is_empty(), "{body}");
+}
+
 /// A plain-http client (reqwest is built without a default TLS provider).
 pub fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
