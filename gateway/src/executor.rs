@@ -157,6 +157,8 @@ async fn execute(gateway: Arc<Gateway>, id: String) {
             ("failed", failure("internal", "the gateway could not run this execution"))
         }
     };
+    let code = result["error"]["code"].as_str().unwrap_or("");
+    tracing::info!(execution = %id, status, error = code, duration_ms = %result["duration_ms"], "execution ended");
     if let Err(error) = finish(&gateway, &id, status, &result).await {
         tracing::error!(execution = %id, %error, "could not record an execution's result");
     }
