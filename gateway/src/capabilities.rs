@@ -11,8 +11,10 @@ use oauth3_policy::{Gcra, RateDecision, RateKey, RateLimit};
 use crate::db::{Db, now_ms};
 use crate::keys::Sealer;
 
-/// GCRA state in the `rate_state` table, updated by compare-and-swap so
-/// concurrent executions and replicas share one budget.
+/// GCRA state in the `rate_state` table, shared by every execution and
+/// replica. Each call is one atomic conditional update that applies
+/// [`Gcra::check`] inside the database (no read, no lock, no retry loop);
+/// only a refusal reads the state, to say when to retry.
 pub struct DbRateLimiter {
     db: Db,
 }
@@ -23,52 +25,60 @@ impl DbRateLimiter {
         DbRateLimiter { db }
     }
 
-    async fn try_acquire(&self, key: &RateKey, limit: RateLimit) -> Result<Option<Result<(), Duration>>, sqlx::Error> {
+    async fn try_acquire(&self, key: &RateKey, limit: RateLimit) -> Result<Result<(), Duration>, sqlx::Error> {
+        let gcra = Gcra::new(limit);
+        let now = now_ms() * 1000;
+        let (interval, tolerance) = (gcra.interval_micros() as i64, gcra.tolerance_micros() as i64);
+        let taken = sqlx::query(
+            "UPDATE rate_state SET tat = (CASE WHEN tat > $1 THEN tat ELSE $1 END) + $2 \
+             WHERE permit_id = $3 AND integration = $4 AND (CASE WHEN tat > $1 THEN tat ELSE $1 END) - $5 <= $1",
+        )
+        .bind(now)
+        .bind(interval)
+        .bind(&key.permit_id)
+        .bind(&key.integration)
+        .bind(tolerance)
+        .execute(&self.db.pool)
+        .await?
+        .rows_affected();
+        if taken == 1 {
+            return Ok(Ok(()));
+        }
         let current: Option<i64> =
             sqlx::query_scalar("SELECT tat FROM rate_state WHERE permit_id = $1 AND integration = $2")
                 .bind(&key.permit_id)
                 .bind(&key.integration)
                 .fetch_optional(&self.db.pool)
                 .await?;
-        let now = (now_ms() as u64) * 1000;
-        let tat = match Gcra::new(limit).check(current.map(|t| t as u64), now) {
-            RateDecision::Limited { retry_after } => return Ok(Some(Err(retry_after))),
-            RateDecision::Allowed { tat } => tat as i64,
-        };
-        let swapped = match current {
-            None => sqlx::query(
-                "INSERT INTO rate_state (permit_id, integration, tat) VALUES ($1, $2, $3) \
-                 ON CONFLICT (permit_id, integration) DO NOTHING",
-            )
-            .bind(&key.permit_id)
-            .bind(&key.integration)
-            .bind(tat)
-            .execute(&self.db.pool)
-            .await?
-            .rows_affected(),
-            Some(old) => {
-                sqlx::query("UPDATE rate_state SET tat = $1 WHERE permit_id = $2 AND integration = $3 AND tat = $4")
-                    .bind(tat)
-                    .bind(&key.permit_id)
-                    .bind(&key.integration)
-                    .bind(old)
-                    .execute(&self.db.pool)
-                    .await?
-                    .rows_affected()
+        match (current, gcra.check(current.map(|t| t as u64), now as u64)) {
+            (Some(_), RateDecision::Limited { retry_after }) => Ok(Err(retry_after)),
+            (None, RateDecision::Allowed { tat }) => {
+                // First call on this key: create its state, unless another call just did.
+                let created = sqlx::query(
+                    "INSERT INTO rate_state (permit_id, integration, tat) VALUES ($1, $2, $3) \
+                     ON CONFLICT (permit_id, integration) DO NOTHING",
+                )
+                .bind(&key.permit_id)
+                .bind(&key.integration)
+                .bind(tat as i64)
+                .execute(&self.db.pool)
+                .await?
+                .rows_affected();
+                Ok(if created == 1 { Ok(()) } else { Err(Duration::ZERO) })
             }
-        };
-        // Someone else moved the state first: decide again on theirs.
-        Ok((swapped == 1).then_some(Ok(())))
+            // The state moved between the update and the read: decide again.
+            _ => Ok(Err(Duration::ZERO)),
+        }
     }
 }
 
 #[async_trait::async_trait]
 impl RateLimiter for DbRateLimiter {
     async fn acquire(&self, key: &RateKey, limit: RateLimit) -> Result<(), Duration> {
-        for _ in 0..16 {
+        for _ in 0..4 {
             match self.try_acquire(key, limit).await {
-                Ok(Some(decision)) => return decision,
-                Ok(None) => continue,
+                Ok(Err(wait)) if wait.is_zero() => continue,
+                Ok(decision) => return decision,
                 Err(error) => {
                     // Deny on error: no call without a recorded budget.
                     tracing::error!(%error, "rate-limit state unavailable; refusing the call");
@@ -76,8 +86,7 @@ impl RateLimiter for DbRateLimiter {
                 }
             }
         }
-        tracing::warn!(permit = %key.permit_id, "rate-limit state contended; refusing the call");
-        Err(Duration::from_millis(50))
+        Err(Duration::from_millis(10))
     }
 }
 

@@ -44,6 +44,7 @@ on_both_databases!(
     unknown_executions_are_a_404,
     an_extension_approved_without_expires_in_keeps_the_permits_expiry,
     a_retried_action_at_the_in_flight_limit_gets_its_execution,
+    the_rate_limit_is_shared_by_concurrent_calls_and_executions,
 );
 
 async fn quickstart_flow_lists_issues_with_the_owners_token(backend: Backend) {
@@ -762,4 +763,25 @@ async fn a_retried_action_at_the_in_flight_limit_gets_its_execution(backend: Bac
     assert_eq!(retried["request_id"], first["request_id"]);
     let (status, refused) = gateway.submit(&agent, &permit, "another", "console.log(1)").await;
     assert_error(status, &refused, StatusCode::TOO_MANY_REQUESTS, "too_many_executions");
+}
+
+async fn the_rate_limit_is_shared_by_concurrent_calls_and_executions(backend: Backend) {
+    let gateway = TestGateway::start(backend).await;
+    let (_, agent) = gateway.signup("agent", "agent").await;
+    let (_, owner) = gateway.signup("owner", "owner").await;
+    gateway.post("/secrets", &owner, json!({"name": "GITHUB_TOKEN", "value": fake_secret()})).await;
+    let mut capability = gateway.github_capability();
+    capability["rate_limit"] = json!({"max_calls": 3, "window_seconds": 3600});
+    let (_, requested) =
+        gateway.post("/permit", &agent, json!({"description": "limited", "capabilities": [capability]})).await;
+    gateway.approve(&owner, requested["request_id"].as_str().unwrap()).await;
+    let permit = requested["permit_id"].as_str().unwrap();
+
+    let burst = "const results = await Promise.allSettled([1, 2, 3, 4, 5].map(() => \
+                 github('GET', '/repos/owner/repo/issues')));\n\
+                 console.log(results.map(r => r.status === 'fulfilled' ? 'ok' : r.reason.code).sort().join(','));";
+    let first = gateway.execute(&agent, permit, burst).await;
+    assert_eq!(first["result"]["stdout"], "ok,ok,ok,rate_limited,rate_limited\n", "{first}");
+    let second = gateway.execute(&agent, permit, burst).await;
+    assert_eq!(second["result"]["stdout"], "rate_limited,rate_limited,rate_limited,rate_limited,rate_limited\n");
 }

@@ -47,6 +47,19 @@ impl Gcra {
         Gcra { interval, tolerance: window - interval }
     }
 
+    /// Microseconds each call adds to the state (the emission interval).
+    /// With [`Gcra::tolerance_micros`] this lets a store apply [`Gcra::check`]
+    /// as one atomic update: allowed iff `max(tat, now) - tolerance <= now`,
+    /// then `tat = max(tat, now) + interval`.
+    pub fn interval_micros(&self) -> u64 {
+        self.interval
+    }
+
+    /// How far ahead of `now` the state may run (the burst tolerance), in microseconds.
+    pub fn tolerance_micros(&self) -> u64 {
+        self.tolerance
+    }
+
     /// Decides one call at time `now` (microseconds on a clock every replica
     /// shares, e.g. Unix time) given the stored state (`None` when unseen).
     pub fn check(&self, state: Option<u64>, now: u64) -> RateDecision {
