@@ -86,7 +86,8 @@ fn settings() -> Result<Settings, String> {
             "--no-rate-limit" => rate_limit = false,
             "--help" | "-h" => {
                 println!(
-                    "usage: load [--concurrency 1,64] [--n N]  (env BENCH_CONCURRENCY, BENCH_N, BENCH_DATABASE_URL)"
+                    "usage: load [--concurrency 1,64] [--n N] [--permits K] [--no-rate-limit]\n\
+                     env: BENCH_CONCURRENCY, BENCH_N, BENCH_PERMITS, BENCH_RATE_LIMIT=off, BENCH_DATABASE_URL, RUST_LOG"
                 );
                 std::process::exit(0);
             }
@@ -196,36 +197,47 @@ async fn bench(settings: Settings) -> Result<(), String> {
     config.database_url = postgres.as_ref().map(|(url, _)| url.clone());
     let backend = if postgres.is_some() { "postgres" } else { "sqlite" };
 
+    let outcome = run(&settings, config, backend, stub).await;
+    if let (Some(url), Some((_, name))) = (&settings.database_url, &postgres) {
+        drop_postgres(url, name).await;
+    }
+    outcome
+}
+
+/// Starts the gateway, sets up, runs every level and prints the tables (also
+/// of the levels done when one fails), then stops the gateway.
+async fn run(settings: &Settings, config: Config, backend: &str, stub: SocketAddr) -> Result<(), String> {
     let started = Instant::now();
     let server = Server::start(config).await.map_err(|e| format!("the gateway did not start: {e}"))?;
     eprintln!("gateway on {} ({backend}), started in {:.2?}", server.addr(), started.elapsed());
     let client = Client::new(format!("http://{}", server.addr()))?;
 
-    let (agent, permits) = setup(&client, stub, settings.permits, settings.rate_limit).await?;
-    let workers = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let limit = if settings.rate_limit { "rate limit 1000000/60s" } else { "no rate limit" };
-    println!(
-        "\noauth3 load bench: {backend}, {workers} cores, README quickstart script, POST /execute + long-poll, \
-         {} permit(s), {limit}",
-        permits.len()
-    );
-
     let mut results = Vec::new();
-    for &concurrency in &settings.levels {
-        let n = settings.n.unwrap_or_else(|| default_n(concurrency));
-        let ctx = Arc::new(Context { client: client.clone(), agent: agent.clone(), permits: permits.clone() });
-        run_level(&ctx, concurrency, warmup_n(concurrency)).await?;
-        let level = run_level(&ctx, concurrency, n).await?;
-        eprintln!("  c={concurrency}: {n} executions in {:.2?}", level.wall);
-        results.push(level);
+    let outcome = async {
+        let (agent, permits) = setup(&client, stub, settings.permits, settings.rate_limit).await?;
+        let workers = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let limit = if settings.rate_limit { "rate limit 1000000/60s" } else { "no rate limit" };
+        println!(
+            "\noauth3 load bench: {backend}, {workers} cores, README quickstart script, POST /execute + long-poll, \
+             {} permit(s), {limit}",
+            permits.len()
+        );
+        let ctx = Arc::new(Context { client: client.clone(), agent, permits });
+        for &concurrency in &settings.levels {
+            let n = settings.n.unwrap_or_else(|| default_n(concurrency));
+            run_level(&ctx, concurrency, warmup_n(concurrency)).await?;
+            let level = run_level(&ctx, concurrency, n).await?;
+            eprintln!("  c={concurrency}: {n} executions in {:.2?}", level.wall);
+            results.push(level);
+        }
+        Ok::<(), String>(())
     }
-    print_tables(&results);
-
-    server.shutdown().await.map_err(|e| format!("shutdown: {e}"))?;
-    if let (Some(url), Some((_, name))) = (&settings.database_url, &postgres) {
-        drop_postgres(url, name).await;
+    .await;
+    if !results.is_empty() {
+        print_tables(&results);
     }
-    Ok(())
+    let stopped = server.shutdown().await.map_err(|e| format!("shutdown: {e}"));
+    outcome.and(stopped)
 }
 
 /// A plain-http JSON client with a pool for every concurrent task.
@@ -418,7 +430,14 @@ async fn run_level(ctx: &Arc<Context>, concurrency: usize, n: usize) -> Result<L
                     if seq >= n {
                         return Ok(samples);
                     }
-                    samples.push(execute_once(&ctx, task, seq).await?);
+                    match execute_once(&ctx, task, seq).await {
+                        Ok(sample) => samples.push(sample),
+                        Err(error) => {
+                            // The other tasks stop after their current execution.
+                            next.store(usize::MAX / 2, Ordering::Relaxed);
+                            return Err(error);
+                        }
+                    }
                 }
             })
         })

@@ -50,6 +50,9 @@ impl Db {
                 // durable across process crashes (not power loss) in WAL mode.
                 let pool = AnyPoolOptions::new()
                     .max_connections(8)
+                    // A local file: no dead connections to detect, and the
+                    // ping cost a thread round trip per query.
+                    .test_before_acquire(false)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(
