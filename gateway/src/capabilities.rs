@@ -8,7 +8,7 @@ use std::time::Duration;
 use oauth3_host::{AuditSink, CallRecord, RateLimiter, Secret, SecretResolver};
 use oauth3_policy::{Gcra, RateDecision, RateKey, RateLimit};
 
-use crate::db::{Db, now_ms};
+use crate::db::{Db, now_ms, unix_ms};
 use crate::keys::Sealer;
 
 /// GCRA state in the `rate_state` table, shared by every execution and
@@ -105,7 +105,7 @@ impl DbAudit {
 #[async_trait::async_trait]
 impl AuditSink for DbAudit {
     async fn record(&self, permit_id: &str, execution_id: &str, record: &CallRecord) {
-        let started = record.started_at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let started = unix_ms(record.started_at);
         let result = sqlx::query(
             "INSERT INTO audit (permit_id, execution_id, integration, method, url, decision, reason, status, \
              request_bytes, response_bytes, started_at, duration_ms) \

@@ -86,7 +86,12 @@ impl Db {
 
 /// Now, in Unix milliseconds.
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    unix_ms(SystemTime::now())
+}
+
+/// `time` in Unix milliseconds (0 before the epoch).
+pub fn unix_ms(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Unix milliseconds as RFC 3339 (`2026-11-27T03:53:27.123Z`).

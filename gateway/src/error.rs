@@ -85,6 +85,9 @@ pub enum Error {
     /// Invalid configuration.
     #[error("configuration: {0}")]
     Config(String),
+    /// A bug: a panic or an impossible state.
+    #[error("internal: {0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -126,7 +129,8 @@ impl Error {
             | Error::Host(_)
             | Error::Crypto(_)
             | Error::Io { .. }
-            | Error::Config(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", true),
+            | Error::Config(_)
+            | Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", true),
         }
     }
 }

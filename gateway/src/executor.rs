@@ -237,7 +237,6 @@ fn outcome_json(outcome: &Outcome) -> Value {
 
 /// One call as agents and owners see it (the audit log has the same fields).
 fn call_json(call: &oauth3_host::CallRecord) -> Value {
-    let started = call.started_at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     json!({
         "integration": call.integration,
         "method": call.method,
@@ -247,7 +246,7 @@ fn call_json(call: &oauth3_host::CallRecord) -> Value {
         "status": call.status,
         "request_bytes": call.request_bytes,
         "response_bytes": call.response_bytes,
-        "started_at": crate::db::rfc3339(started),
+        "started_at": crate::db::rfc3339(crate::db::unix_ms(call.started_at)),
         "duration_ms": call.duration.as_millis() as u64,
     })
 }

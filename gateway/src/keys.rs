@@ -98,14 +98,12 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
 
 /// A fresh random id, `<prefix>_<32 hex digits>` (128 bits: unguessable).
 pub fn new_id(prefix: &str) -> Result<String> {
-    let bytes = random_bytes::<16>()?;
-    let mut id = String::with_capacity(prefix.len() + 33);
-    id.push_str(prefix);
-    id.push('_');
-    for b in bytes {
-        id.push_str(&format!("{b:02x}"));
-    }
-    Ok(id)
+    Ok(format!("{prefix}_{}", hex(&random_bytes::<16>()?)))
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Seals and opens secret values. A sealed value is `nonce || ciphertext || tag`;

@@ -97,19 +97,21 @@ impl Server {
         let public_url = config.public_url(addr);
         let (queue, queued) = mpsc::channel(4096);
         let compile_options = CompileOptions { insecure_upstreams, ..CompileOptions::default() };
-        let gateway = Arc::new(Gateway::new(
+        let gateway = Arc::new(Gateway {
             config,
             public_url,
             db,
             tokens,
             sealer,
             compile_options,
-            capabilities.drafter,
+            drafter: capabilities.drafter,
             runtime,
             egress,
             replica_id,
             queue,
-        ));
+            finished: Default::default(),
+            permits: Default::default(),
+        });
         executor::start(Arc::clone(&gateway), queued);
 
         let (shutdown, stop) = oneshot::channel::<()>();
@@ -140,7 +142,7 @@ impl Server {
         let result = (&mut self.task).await;
         match result {
             Ok(io) => io.map_err(Error::io("serving")),
-            Err(e) => Err(Error::Config(format!("server task: {e}"))),
+            Err(e) => Err(Error::Internal(format!("server task: {e}"))),
         }
     }
 

@@ -41,54 +41,24 @@ pub struct Gateway {
     pub queue: mpsc::Sender<String>,
     /// Wakes long-polls when an execution ends.
     pub finished: Finished,
-    permits: Mutex<HashMap<String, Arc<CompiledPermit>>>,
+    /// Compiled specs (approved or requested), by hash.
+    pub permits: PermitCache,
 }
 
 impl Gateway {
-    /// Assembles the state.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        config: Config,
-        public_url: String,
-        db: Db,
-        tokens: Tokens,
-        sealer: Arc<Sealer>,
-        compile_options: CompileOptions,
-        drafter: Arc<dyn Drafter>,
-        runtime: Runtime,
-        egress: Arc<Egress>,
-        replica_id: String,
-        queue: mpsc::Sender<String>,
-    ) -> Gateway {
-        Gateway {
-            config,
-            public_url,
-            db,
-            tokens,
-            sealer,
-            compile_options,
-            drafter,
-            runtime,
-            egress,
-            replica_id,
-            queue,
-            finished: Finished::default(),
-            permits: Mutex::new(HashMap::new()),
-        }
-    }
-
     /// Compiles `spec` with the operator's options.
     pub fn compile(&self, spec: &PermitSpec) -> Result<CompiledPermit> {
         Ok(spec.compile(&self.compile_options)?)
     }
 
-    /// The compiled form of an approved spec, cached by its hash.
+    /// The compiled form of a stored spec, cached by its hash (a spec with a
+    /// given hash never changes).
     pub fn compiled(&self, spec_hash: &str, spec_json: &str) -> Result<Arc<CompiledPermit>> {
-        if let Some(permit) = self.permits.lock().unwrap_or_else(|p| p.into_inner()).get(spec_hash) {
+        if let Some(permit) = self.permits.lock().get(spec_hash) {
             return Ok(Arc::clone(permit));
         }
         let permit = Arc::new(self.compile(&PermitSpec::from_json(spec_json)?)?);
-        let mut cache = self.permits.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.permits.lock();
         if cache.len() >= 4096 {
             cache.clear();
         }
@@ -99,6 +69,16 @@ impl Gateway {
     /// An absolute URL under the public base.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.public_url)
+    }
+}
+
+/// Compiled permits by spec hash.
+#[derive(Default)]
+pub struct PermitCache(Mutex<HashMap<String, Arc<CompiledPermit>>>);
+
+impl PermitCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<CompiledPermit>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -76,5 +76,5 @@ pub use origin::{HostPort, Origin, Scheme, is_public_ip};
 pub use rate::{Gcra, RateDecision, RateKey};
 pub use schema::permit_json_schema;
 pub use spec::{Inject, IntegrationSpec, Limits, METHODS, PermitSpec, QueryParam, RateLimit, Rule, SPEC_VERSION};
-pub use template::{MissingSecret, Template};
+pub use template::{MissingSecret, Template, is_secret_name};
 pub use wit::SCOPED_FETCH_WIT;

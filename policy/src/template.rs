@@ -103,7 +103,7 @@ impl fmt::Display for Template {
     }
 }
 
-/// `[A-Za-z_][A-Za-z0-9_]{0,127}`.
+/// Whether `name` can name a secret: `[A-Za-z_][A-Za-z0-9_]{0,127}`.
 pub fn is_secret_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')

@@ -48,7 +48,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/audit", get(execute::audit))
         .fallback(|| async { Error::NotFound("no such endpoint; GET / lists them".into()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
-        .layer(CatchPanicLayer::custom(|_| Error::Crypto("a handler panicked".into()).into_response()))
+        .layer(CatchPanicLayer::custom(|_| Error::Internal("a handler panicked".into()).into_response()))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<Body>| {

@@ -106,7 +106,8 @@ pub async fn request(
         None => proposed,
     };
     let compiled = gateway.compile(&spec)?;
-    let spec_json = serde_json::to_string(compiled.spec()).map_err(|e| Error::Crypto(e.to_string()))?;
+    let spec_json =
+        serde_json::to_string(compiled.spec()).map_err(|e| Error::Internal(format!("serialising a spec: {e}")))?;
     let spec_hash = compiled.spec_hash().to_string();
 
     let now = now_ms();
@@ -461,7 +462,7 @@ fn effective_status(permit: &PermitRow) -> &str {
 
 fn request_json(gateway: &Gateway, row: &RequestRow) -> Result<Value> {
     let status = if row.status == "pending" && row.expires_at <= now_ms() { "expired" } else { row.status.as_str() };
-    let compiled = gateway.compile(&PermitSpec::from_json(&row.spec)?)?;
+    let compiled = gateway.compiled(&row.spec_hash, &row.spec)?;
     let intent: Value = row.intent.as_deref().and_then(|i| serde_json::from_str(i).ok()).unwrap_or(Value::Null);
     let mut view = json!({
         "request_id": row.id,

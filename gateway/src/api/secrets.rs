@@ -107,12 +107,9 @@ pub async fn delete(State(gateway): State<Arc<Gateway>>, owner: Owner, Path(name
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The same names specs may declare in `secrets`.
 fn check_name(name: &str) -> Result<()> {
-    let mut chars = name.chars();
-    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.len() <= 128
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if valid {
+    if oauth3_policy::is_secret_name(name) {
         Ok(())
     } else {
         Err(Error::bad_request(

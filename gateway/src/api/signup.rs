@@ -102,5 +102,5 @@ pub async fn first_invite(db: &Db) -> Result<Option<String>> {
 
 fn hash_code(code: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, code.as_bytes());
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::keys::hex(digest.as_ref())
 }

@@ -88,21 +88,7 @@ pub async fn call(
     token: Option<&str>,
     body: Option<serde_json::Value>,
 ) -> (reqwest::StatusCode, serde_json::Value) {
-    let http = super::support::http_client();
-    let mut request = http.request(method.parse().unwrap(), format!("{url}{path}"));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    let value = if text.is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
-    };
-    (status, value)
+    use super::support::{Body, bearer, http_client, send};
+    let reply = send(&http_client(), url, method, path, bearer(token), body.map(Body::Json)).await;
+    (reply.status, reply.body)
 }

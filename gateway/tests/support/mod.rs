@@ -161,19 +161,8 @@ impl TestGateway {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut request = self.http.request(method.parse().unwrap(), format!("{}{path}", self.url));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        let value =
-            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        (status, value)
+        let reply = send(&self.http, &self.url, method, path, bearer(token), body.map(Body::Json)).await;
+        (reply.status, reply.body)
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
@@ -259,23 +248,9 @@ impl TestGateway {
         content_type: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Reply {
-        let mut request = self.http.request(method.parse().unwrap(), format!("{}{path}", self.url));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(content_type) = content_type {
-            request = request.header(reqwest::header::CONTENT_TYPE, content_type);
-        }
-        if let Some(body) = body {
-            request = request.body(body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
-        let body =
-            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        Reply { status, headers, body }
+        let mut headers = bearer(token);
+        headers.extend(content_type.map(|value| (reqwest::header::CONTENT_TYPE, value.to_owned())));
+        send(&self.http, &self.url, method, path, headers, body.map(Body::Raw)).await
     }
 
     /// Sends a request with a raw `Authorization` header value (or none).
@@ -286,20 +261,9 @@ impl TestGateway {
         authorization: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
-        let mut request = self.http.request(method.parse().unwrap(), format!("{}{path}", self.url));
-        if let Some(value) = authorization {
-            request = request.header(reqwest::header::AUTHORIZATION, value);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
-        let body =
-            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        Reply { status, headers, body }
+        let headers =
+            authorization.map(|value| (reqwest::header::AUTHORIZATION, value.to_owned())).into_iter().collect();
+        send(&self.http, &self.url, method, path, headers, body.map(Body::Json)).await
     }
 
     /// Submits `code` under `permit` with `action_id`; returns the raw answer.
@@ -340,6 +304,47 @@ pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code
     assert_eq!(body["error"]["code"], code, "{body}");
     let message = body["error"]["message"].as_str().unwrap_or_else(|| panic!("no message: {body}"));
     assert!(!message.is_empty(), "{body}");
+}
+
+/// A request body.
+pub enum Body {
+    /// Serialised as JSON (with a JSON Content-Type).
+    Json(Value),
+    /// Sent as is.
+    Raw(Vec<u8>),
+}
+
+/// `Authorization: Bearer <token>`, when there is a token.
+pub fn bearer(token: Option<&str>) -> Vec<(reqwest::header::HeaderName, String)> {
+    token.map(|t| (reqwest::header::AUTHORIZATION, format!("Bearer {t}"))).into_iter().collect()
+}
+
+/// The one way tests talk HTTP to a gateway: sends a request to `url` +
+/// `path` and reads the reply (JSON body; Null when empty, a JSON string
+/// when not JSON).
+pub async fn send(
+    http: &reqwest::Client,
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: Vec<(reqwest::header::HeaderName, String)>,
+    body: Option<Body>,
+) -> Reply {
+    let mut request = http.request(method.parse().unwrap(), format!("{url}{path}"));
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    request = match body {
+        Some(Body::Json(value)) => request.json(&value),
+        Some(Body::Raw(bytes)) => request.body(bytes),
+        None => request,
+    };
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    Reply { status, headers, body }
 }
 
 /// A plain-http client (reqwest is built without a default TLS provider).
