@@ -19,6 +19,9 @@ pub struct DbRateLimiter {
     db: Db,
 }
 
+/// The longest a call waits for a budget due that soon (see `acquire`).
+const MAX_CLOCK_SKEW: Duration = Duration::from_millis(50);
+
 impl DbRateLimiter {
     /// A limiter over `db`.
     pub fn new(db: Db) -> DbRateLimiter {
@@ -78,6 +81,10 @@ impl RateLimiter for DbRateLimiter {
         for _ in 0..4 {
             match self.try_acquire(key, limit).await {
                 Ok(Err(wait)) if wait.is_zero() => continue,
+                // `now` is read before the row lock is won, so concurrent
+                // calls can reach the row out of clock order: one due a few
+                // milliseconds later waits for its moment instead of failing.
+                Ok(Err(wait)) if wait <= MAX_CLOCK_SKEW => tokio::time::sleep(wait).await,
                 Ok(decision) => return decision,
                 Err(error) => {
                     // Deny on error: no call without a recorded budget.

@@ -10,6 +10,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use oauth3_policy::HostPort;
 
+use crate::drafting::LlmConfig;
+
 /// Command line of the `oauth3` binary.
 #[derive(Debug, Parser)]
 #[command(
@@ -125,6 +127,89 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "OAUTH3_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    /// Which drafter turns intents into specs. `auto`: Anthropic when ANTHROPIC_API_KEY is set, else an
+    /// OpenAI-compatible server when OPENAI_BASE_URL or OPENAI_API_KEY is set, else the offline OpenAPI drafter.
+    #[arg(long, env = "OAUTH3_DRAFTER", value_enum, default_value = "auto")]
+    pub drafter: DrafterChoice,
+
+    /// API key for the Anthropic Messages API.
+    #[arg(long, env = "ANTHROPIC_API_KEY", hide_env_values = true)]
+    pub anthropic_api_key: Option<ApiKey>,
+
+    /// Base URL of the Anthropic API.
+    #[arg(long, env = "ANTHROPIC_BASE_URL", default_value = "https://api.anthropic.com")]
+    pub anthropic_base_url: String,
+
+    /// Anthropic model used for drafting.
+    #[arg(long, env = "ANTHROPIC_MODEL", default_value = "claude-sonnet-4-5")]
+    pub anthropic_model: String,
+
+    /// API key for an OpenAI-compatible chat completions API (optional for local servers).
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<ApiKey>,
+
+    /// Base URL of an OpenAI-compatible API, up to `/v1` (vLLM, llama.cpp, Ollama in the same CVM)
+    /// [default: https://api.openai.com/v1].
+    #[arg(long, env = "OPENAI_BASE_URL")]
+    pub openai_base_url: Option<String>,
+
+    /// Model used with the OpenAI-compatible API.
+    #[arg(long, env = "OPENAI_MODEL", default_value = "gpt-4.1-mini")]
+    pub openai_model: String,
+
+    /// Time limit for each LLM request while drafting, in seconds.
+    #[arg(long, env = "OAUTH3_DRAFTER_TIMEOUT_SECS", default_value_t = 60)]
+    pub drafter_timeout_secs: u64,
+
+    /// Largest API doc fetched for drafting, in bytes.
+    #[arg(long, env = "OAUTH3_DOC_MAX_BYTES", default_value_t = 2 << 20)]
+    pub doc_max_bytes: usize,
+
+    /// Time limit for fetching each API doc, in seconds.
+    #[arg(long, env = "OAUTH3_DOC_TIMEOUT_SECS", default_value_t = 10)]
+    pub doc_timeout_secs: u64,
+}
+
+/// Which drafter to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DrafterChoice {
+    /// An LLM when one is configured, else the offline OpenAPI drafter.
+    Auto,
+    /// The offline OpenAPI drafter (no LLM, deterministic).
+    Offline,
+    /// The Anthropic Messages API.
+    Anthropic,
+    /// An OpenAI-compatible chat completions API.
+    Openai,
+}
+
+/// The drafter a configuration resolves to.
+#[derive(Debug, Clone)]
+pub enum DrafterSettings {
+    /// The offline OpenAPI drafter.
+    Offline,
+    /// Anthropic.
+    Anthropic(LlmConfig),
+    /// OpenAI-compatible.
+    OpenAi(LlmConfig),
+}
+
+/// An API key: never shown by `Debug`, `--help` or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(pub String);
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl std::str::FromStr for ApiKey {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(ApiKey(s.to_owned()))
+    }
 }
 
 /// Every `OAUTH3_*` variable the gateway reads; others are reported at start.
@@ -144,6 +229,10 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "OAUTH3_REQUEST_TTL_SECS",
     "OAUTH3_CACHE_DIR",
     "OAUTH3_LOG_FORMAT",
+    "OAUTH3_DRAFTER",
+    "OAUTH3_DRAFTER_TIMEOUT_SECS",
+    "OAUTH3_DOC_MAX_BYTES",
+    "OAUTH3_DOC_TIMEOUT_SECS",
 ];
 
 /// `OAUTH3_*` variables in `vars` that the gateway does not read (typos).
@@ -172,7 +261,53 @@ impl Config {
         config.database_url = None;
         config.insecure_upstreams = Vec::new();
         config.cache_dir = None;
+        config.drafter = DrafterChoice::Auto;
+        config.anthropic_api_key = None;
+        config.anthropic_base_url = "https://api.anthropic.com".into();
+        config.openai_api_key = None;
+        config.openai_base_url = None;
         config
+    }
+
+    /// The drafter these settings select, or why they are inconsistent.
+    pub fn drafter_settings(&self) -> Result<DrafterSettings, String> {
+        let key = |k: &Option<ApiKey>| k.as_ref().map(|k| k.0.clone()).filter(|k| !k.is_empty());
+        let timeout = Duration::from_secs(self.drafter_timeout_secs);
+        let anthropic = || LlmConfig {
+            base_url: self.anthropic_base_url.trim_end_matches('/').to_owned(),
+            api_key: key(&self.anthropic_api_key),
+            model: self.anthropic_model.clone(),
+            timeout,
+            max_output_tokens: 8192,
+        };
+        let openai = || LlmConfig {
+            base_url: self
+                .openai_base_url
+                .as_deref()
+                .filter(|u| !u.is_empty())
+                .unwrap_or("https://api.openai.com/v1")
+                .trim_end_matches('/')
+                .to_owned(),
+            api_key: key(&self.openai_api_key),
+            model: self.openai_model.clone(),
+            timeout,
+            max_output_tokens: 8192,
+        };
+        let openai_configured =
+            key(&self.openai_api_key).is_some() || self.openai_base_url.as_deref().is_some_and(|u| !u.is_empty());
+        match self.drafter {
+            DrafterChoice::Offline => Ok(DrafterSettings::Offline),
+            DrafterChoice::Anthropic if key(&self.anthropic_api_key).is_none() => {
+                Err("OAUTH3_DRAFTER=anthropic needs ANTHROPIC_API_KEY".into())
+            }
+            DrafterChoice::Anthropic => Ok(DrafterSettings::Anthropic(anthropic())),
+            DrafterChoice::Openai => Ok(DrafterSettings::OpenAi(openai())),
+            DrafterChoice::Auto if key(&self.anthropic_api_key).is_some() => {
+                Ok(DrafterSettings::Anthropic(anthropic()))
+            }
+            DrafterChoice::Auto if openai_configured => Ok(DrafterSettings::OpenAi(openai())),
+            DrafterChoice::Auto => Ok(DrafterSettings::Offline),
+        }
     }
 
     /// The upstreams allowed over plain http, parsed.
@@ -244,6 +379,41 @@ mod tests {
         assert_eq!(config.database_url(), "sqlite:///srv/oauth3/oauth3.db?mode=rwc");
         assert_eq!(config.public_url("127.0.0.1:4000".parse().unwrap()), "http://127.0.0.1:4000");
         assert_eq!(config.cache_dir(), PathBuf::from("/srv/oauth3/cache"));
+    }
+
+    #[test]
+    fn the_drafter_is_offline_unless_an_llm_is_configured() {
+        let mut config = Config::for_data_dir("/d");
+        assert!(matches!(config.drafter_settings(), Ok(DrafterSettings::Offline)));
+
+        config.openai_base_url = Some("http://127.0.0.1:8000/v1/".into());
+        let Ok(DrafterSettings::OpenAi(llm)) = config.drafter_settings() else { panic!("OpenAI-compatible") };
+        assert_eq!(llm.base_url, "http://127.0.0.1:8000/v1");
+        assert_eq!(llm.api_key, None, "a local server needs no key");
+
+        config.anthropic_api_key = Some(ApiKey("fake-anthropic-key".into()));
+        assert!(matches!(config.drafter_settings(), Ok(DrafterSettings::Anthropic(_))), "Anthropic wins in auto");
+
+        config.drafter = DrafterChoice::Offline;
+        assert!(matches!(config.drafter_settings(), Ok(DrafterSettings::Offline)), "an explicit choice wins");
+    }
+
+    #[test]
+    fn choosing_anthropic_without_a_key_is_a_configuration_error() {
+        let mut config = Config::for_data_dir("/d");
+        config.drafter = DrafterChoice::Anthropic;
+        assert!(config.drafter_settings().unwrap_err().contains("ANTHROPIC_API_KEY"));
+    }
+
+    #[test]
+    fn api_keys_never_show_in_debug_output() {
+        let mut config = Config::for_data_dir("/d");
+        config.anthropic_api_key = Some(ApiKey("fake-key-do-not-print".into()));
+        config.openai_api_key = Some(ApiKey("fake-key-do-not-print".into()));
+        let Ok(DrafterSettings::Anthropic(llm)) = config.drafter_settings() else { panic!("Anthropic") };
+        for shown in [format!("{config:?}"), format!("{llm:?}")] {
+            assert!(!shown.contains("fake-key-do-not-print"), "{shown}");
+        }
     }
 
     #[test]

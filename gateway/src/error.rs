@@ -59,6 +59,41 @@ pub enum Error {
         /// What is missing and what to do instead.
         message: String,
     },
+    /// The request is understood but cannot be done as asked: a draft the
+    /// drafter could not make, or one that failed its grounding checks.
+    #[error("{message}")]
+    Unprocessable {
+        /// Stable snake_case code.
+        code: &'static str,
+        /// What went wrong and what to change.
+        message: String,
+    },
+    /// A service the gateway relies on (a doc host, the drafter's LLM) failed.
+    #[error("{message}")]
+    BadGateway {
+        /// Stable snake_case code.
+        code: &'static str,
+        /// What failed.
+        message: String,
+    },
+    /// The drafter's LLM is overloaded or rate-limited; retry later.
+    #[error("{message}")]
+    Unavailable {
+        /// Stable snake_case code.
+        code: &'static str,
+        /// What is unavailable.
+        message: String,
+        /// Seconds to wait, when the provider said.
+        retry_after: Option<u64>,
+    },
+    /// A doc host or the drafter's LLM did not answer in time.
+    #[error("{message}")]
+    GatewayTimeout {
+        /// Stable snake_case code.
+        code: &'static str,
+        /// What timed out.
+        message: String,
+    },
     /// A spec could not be read or compiled.
     #[error(transparent)]
     Spec(#[from] PolicyError),
@@ -101,6 +136,21 @@ impl Error {
         Error::Conflict { code, message: message.into() }
     }
 
+    /// A 422 with a code and a message.
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Error {
+        Error::Unprocessable { code, message: message.into() }
+    }
+
+    /// A 502 with a code and a message.
+    pub fn bad_gateway(code: &'static str, message: impl Into<String>) -> Error {
+        Error::BadGateway { code, message: message.into() }
+    }
+
+    /// A 504 with a code and a message.
+    pub fn gateway_timeout(code: &'static str, message: impl Into<String>) -> Error {
+        Error::GatewayTimeout { code, message: message.into() }
+    }
+
     /// An I/O error with what was being done.
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
         let context = context.into();
@@ -121,6 +171,10 @@ impl Error {
             Error::Conflict { code, .. } => (StatusCode::CONFLICT, code, false),
             Error::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_executions", false),
             Error::NotImplemented { code, .. } => (StatusCode::NOT_IMPLEMENTED, code, false),
+            Error::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code, false),
+            Error::BadGateway { code, .. } => (StatusCode::BAD_GATEWAY, code, false),
+            Error::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code, false),
+            Error::GatewayTimeout { code, .. } => (StatusCode::GATEWAY_TIMEOUT, code, false),
             Error::Spec(_) => (StatusCode::BAD_REQUEST, "invalid_spec", false),
             Error::Host(HostError::Syntax { .. }) => (StatusCode::BAD_REQUEST, "syntax_error", false),
             Error::Host(HostError::ScriptTooLarge { .. }) => (StatusCode::PAYLOAD_TOO_LARGE, "script_too_large", false),
@@ -138,6 +192,10 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, code, internal) = self.parts();
+        let retry_after = match &self {
+            Error::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        };
         let message = if internal {
             tracing::error!(error = %self, "request failed");
             "internal error; the gateway's log has the details".to_owned()
@@ -147,6 +205,9 @@ impl IntoResponse for Error {
         let mut response = (status, axum::Json(json!({"error": {"code": code, "message": message}}))).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

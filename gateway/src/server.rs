@@ -13,9 +13,11 @@ use tokio::task::JoinHandle;
 
 use crate::auth::Tokens;
 use crate::capabilities::{DbAudit, DbRateLimiter};
-use crate::config::{Config, SignupMode};
+use crate::config::{Config, DrafterSettings, SignupMode};
 use crate::db::Db;
-use crate::drafting::{Drafter, NoDrafter};
+use crate::drafting::{
+    AnthropicDrafter, DocSource, DocsConfig, Drafter, Drafting, HttpDocs, OfflineDrafter, OpenAiDrafter,
+};
 use crate::error::{Error, Result};
 use crate::keys::{KeyProvider, KeyPurpose, LocalKeyFile, Sealer, new_id};
 use crate::state::Gateway;
@@ -25,14 +27,28 @@ use crate::{api, executor};
 pub struct Capabilities {
     /// Source of the JWT and sealing keys.
     pub keys: Arc<dyn KeyProvider>,
-    /// Turns intents into specs.
+    /// Turns one intent and its docs into an integration.
     pub drafter: Arc<dyn Drafter>,
+    /// Fetches the docs intents name.
+    pub docs: Arc<dyn DocSource>,
 }
 
 impl Capabilities {
-    /// Keys generated into the data dir; no drafter.
-    pub fn local(config: &Config) -> Capabilities {
-        Capabilities { keys: Arc::new(LocalKeyFile::new(&config.data_dir)), drafter: Arc::new(NoDrafter) }
+    /// Keys generated into the data dir, the drafter the configuration
+    /// selects (offline unless an LLM is configured), docs fetched over HTTP
+    /// through the address guard.
+    pub fn local(config: &Config) -> Result<Capabilities> {
+        let drafter: Arc<dyn Drafter> = match config.drafter_settings().map_err(Error::Config)? {
+            DrafterSettings::Offline => Arc::new(OfflineDrafter),
+            DrafterSettings::Anthropic(llm) => Arc::new(AnthropicDrafter::new(llm)?),
+            DrafterSettings::OpenAi(llm) => Arc::new(OpenAiDrafter::new(llm)?),
+        };
+        let docs = HttpDocs::new(DocsConfig {
+            insecure_upstreams: config.insecure_upstreams().map_err(Error::Config)?,
+            max_bytes: config.doc_max_bytes,
+            timeout: Duration::from_secs(config.doc_timeout_secs),
+        })?;
+        Ok(Capabilities { keys: Arc::new(LocalKeyFile::new(&config.data_dir)), drafter, docs: Arc::new(docs) })
     }
 }
 
@@ -47,7 +63,7 @@ pub struct Server {
 impl Server {
     /// Starts a gateway with the local capabilities.
     pub async fn start(config: Config) -> Result<Server> {
-        let capabilities = Capabilities::local(&config);
+        let capabilities = Capabilities::local(&config)?;
         Server::start_with(config, capabilities).await
     }
 
@@ -73,6 +89,7 @@ impl Server {
             println!("oauth3: first owner invite code (single use; POST /signup with \"invite\"): {code}");
         }
 
+        tracing::info!(drafter = capabilities.drafter.name(), model = capabilities.drafter.model(), "drafter");
         let tokens =
             Tokens::new(&capabilities.keys.key(KeyPurpose::Jwt).await?, Duration::from_secs(config.token_ttl_secs));
         let sealer = Arc::new(Sealer::new(&capabilities.keys.key(KeyPurpose::Sealing).await?)?);
@@ -103,8 +120,8 @@ impl Server {
             db,
             tokens,
             sealer,
+            drafting: Drafting::new(capabilities.docs, capabilities.drafter, compile_options.clone()),
             compile_options,
-            drafter: capabilities.drafter,
             runtime,
             egress,
             replica_id,

@@ -11,7 +11,7 @@ use tokio::sync::{Notify, mpsc};
 use crate::auth::Tokens;
 use crate::config::Config;
 use crate::db::Db;
-use crate::drafting::Drafter;
+use crate::drafting::Drafting;
 use crate::error::Result;
 use crate::keys::Sealer;
 
@@ -30,7 +30,7 @@ pub struct Gateway {
     /// How specs are compiled (the operator's insecure upstreams).
     pub compile_options: CompileOptions,
     /// Turns intents into specs.
-    pub drafter: Arc<dyn Drafter>,
+    pub drafting: Drafting,
     /// The sandbox.
     pub runtime: Runtime,
     /// The one enforcement point.

@@ -22,7 +22,6 @@ on_both_databases!(
     secret_names_and_values_are_validated,
     permit_requests_with_an_invalid_spec_are_a_400_naming_the_field,
     permit_requests_need_exactly_one_of_capabilities_or_intent,
-    intents_are_a_501_without_a_drafter,
     approving_twice_is_idempotent,
     a_denied_request_cannot_be_approved,
     an_expired_request_cannot_be_approved,
@@ -166,6 +165,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/secrets"),
     ("GET", "/secrets"),
     ("DELETE", "/secrets/{name}"),
+    ("POST", "/draft"),
     ("POST", "/permit"),
     ("GET", "/permit/{request_id}"),
     ("GET", "/approve/{request_id}"),
@@ -312,19 +312,6 @@ async fn permit_requests_need_exactly_one_of_capabilities_or_intent(backend: Bac
         let (status, body) = gateway.post("/permit", &agent, body).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
     }
-}
-
-async fn intents_are_a_501_without_a_drafter(backend: Backend) {
-    let gateway = TestGateway::start(backend).await;
-    let (_, agent) = gateway.signup("agent", "agent").await;
-    let body = json!({
-        "description": "triage issues",
-        "intent": [{"name": "github", "goal": "list open issues", "doc_urls": [format!("{}/openapi.json", gateway.stub.url())],
-                    "secret_hints": ["GITHUB_TOKEN"]}],
-    });
-    let (status, body) = gateway.post("/permit", &agent, body).await;
-    assert_error(status, &body, StatusCode::NOT_IMPLEMENTED, "drafter_unavailable");
-    assert!(body["error"]["message"].as_str().unwrap().contains("capabilities"), "{body}");
 }
 
 async fn approving_twice_is_idempotent(backend: Backend) {

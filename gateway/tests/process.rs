@@ -62,6 +62,9 @@ async fn runs_the_readme_quickstart_verbatim(backend: Backend) {
     let issues: serde_json::Value = serde_json::from_str(status["result"]["stdout"].as_str().unwrap()).unwrap();
     assert_eq!(issues[0]["title"], "Flaky test on CI");
     assert_eq!(status["result"]["calls"][0]["status"], 200);
+    // Drafted from the stub's OpenAPI document with zero config, shown to the owner.
+    assert!(stdout.contains(r#""drafter": "offline-openapi""#), "{stdout}");
+    assert!(stdout.contains(r#""path": "/repos/owner/repo/issues""#), "{stdout}");
     // The credential the owner stored is nowhere in what the agent saw.
     assert!(!stdout.contains("ghp_example_not_a_real_token"));
 }

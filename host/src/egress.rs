@@ -19,7 +19,7 @@ use rustls::pki_types::CertificateDer;
 use crate::call::{CallError, CallRecord, GuestCall, GuestResponse, Outbound};
 use crate::capabilities::{AuditSink, RateLimiter, Secret, SecretResolver};
 use crate::error::HostError;
-use guard::{AddressRefused, GuardedResolver};
+pub use guard::{AddressRefused, GuardedResolver};
 use scrub::Scrubber;
 
 /// Operator settings for egress.

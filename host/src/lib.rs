@@ -15,7 +15,7 @@ mod script;
 
 pub use call::{CallError, CallRecord, GuestCall, GuestResponse, Outbound};
 pub use capabilities::{AuditSink, MemoryRateLimiter, NoAudit, RateLimiter, Secret, SecretResolver, StaticSecrets};
-pub use egress::{BoundEgress, CallContext, Egress, EgressConfig};
+pub use egress::{AddressRefused, BoundEgress, CallContext, Egress, EgressConfig, GuardedResolver};
 pub use error::HostError;
 pub use limits::Limits;
 pub use outcome::{Outcome, RunError};

@@ -18,6 +18,7 @@ const ENDPOINTS: &[(&str, &str, &str, &str)] = &[
     ("POST", "/secrets", "owner", "{name, value}: store a secret (sealed; never returned)"),
     ("GET", "/secrets", "owner", "secret names and timestamps"),
     ("DELETE", "/secrets/{name}", "owner", "delete a secret"),
+    ("POST", "/draft", "agent or owner", "{intent}: preview the drafted spec, rationale, warnings, doc hashes"),
     ("POST", "/permit", "agent", "{description, capabilities?|intent?, permit_id?} → request_id, approval_url"),
     ("GET", "/permit/{request_id}", "agent or owner", "a permit request: status, spec, spec_hash, summary, WIT"),
     ("GET", "/approve/{request_id}", "owner", "what the owner is asked to approve"),

@@ -1,6 +1,7 @@
 //! The HTTP API: routes, the JSON body extractor, and the request-id,
 //! tracing and panic layers. Every error leaves through [`crate::Error`].
 
+mod draft;
 mod execute;
 mod meta;
 mod permits;
@@ -37,6 +38,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/invites", post(signup::create_invite))
         .route("/secrets", post(secrets::put).get(secrets::list))
         .route("/secrets/{name}", axum::routing::delete(secrets::delete))
+        .route("/draft", post(draft::draft))
         .route("/permit", post(permits::request))
         .route("/permit/{request_id}", get(permits::show_request))
         .route("/permits", get(permits::list))

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::Json;
 use crate::auth::{Agent, Auth, Caller, Owner, Role};
 use crate::db::{now_ms, rfc3339, rfc3339_opt};
-use crate::drafting::Intent;
+use crate::drafting::Intents;
 use crate::error::{Error, Result};
 use crate::keys::new_id;
 use crate::state::Gateway;
@@ -24,7 +24,7 @@ const MAX_EXPIRES_IN_SECS: u64 = 10 * 365 * 24 * 3600;
 pub struct PermitRequest {
     description: String,
     #[serde(default)]
-    intent: Option<Vec<Intent>>,
+    intent: Option<Intents>,
     #[serde(default)]
     capabilities: Option<Vec<Value>>,
     #[serde(default)]
@@ -42,6 +42,7 @@ struct RequestRow {
     spec_hash: String,
     base_spec_hash: Option<String>,
     drafter: Option<String>,
+    draft: Option<String>,
     status: String,
     created_at: i64,
     expires_at: i64,
@@ -78,15 +79,15 @@ pub async fn request(
     if description.is_empty() || description.len() > 4000 {
         return Err(Error::bad_request("invalid_request", "description: say what the permit is for (1–4000 bytes)"));
     }
-    let intent = body.intent.filter(|i| !i.is_empty());
+    let intent = body.intent.map(Intents::into_vec).filter(|i| !i.is_empty());
     let capabilities = body.capabilities.filter(|c| !c.is_empty());
-    let (proposed, drafter) = match (&intent, capabilities) {
+    let (proposed, provenance) = match (&intent, capabilities) {
         (Some(_), Some(_)) => {
             return Err(Error::bad_request("invalid_request", "give either `intent` or `capabilities`, not both"));
         }
         (Some(intents), None) => {
-            let draft = gateway.drafter.draft(intents).await?;
-            (draft.spec, Some(draft.drafter))
+            let draft = gateway.drafting.draft(intents).await?;
+            (draft.spec, Some(draft.provenance))
         }
         (None, Some(items)) => (PermitSpec::from_capabilities(items)?, None),
         (None, None) => {
@@ -109,6 +110,7 @@ pub async fn request(
     let spec_json =
         serde_json::to_string(compiled.spec()).map_err(|e| Error::Internal(format!("serialising a spec: {e}")))?;
     let spec_hash = compiled.spec_hash().to_string();
+    let provenance_view = serde_json::to_value(&provenance).unwrap_or(Value::Null);
 
     let now = now_ms();
     let request_id = new_id("req")?;
@@ -127,7 +129,8 @@ pub async fn request(
     }
     sqlx::query(
         "INSERT INTO permit_requests (id, permit_id, agent_id, description, intent, spec, spec_hash, base_spec_hash, \
-         drafter, status, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11)",
+         drafter, draft, status, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12)",
     )
     .bind(&request_id)
     .bind(&permit_id)
@@ -137,7 +140,8 @@ pub async fn request(
     .bind(&spec_json)
     .bind(&spec_hash)
     .bind(base.as_ref().and_then(|p| p.spec_hash.clone()))
-    .bind(drafter)
+    .bind(provenance.as_ref().map(|p| p.drafter.clone()))
+    .bind(provenance.as_ref().map(serde_json::to_string).transpose().map_err(|e| Error::Internal(e.to_string()))?)
     .bind(now)
     .bind(now + (gateway.config.request_ttl_secs as i64) * 1000)
     .execute(&mut *tx)
@@ -155,6 +159,7 @@ pub async fn request(
             "status_url": gateway.url(&format!("/permit/{request_id}")),
             "spec_hash": spec_hash,
             "capabilities": capabilities_json(&compiled),
+            "draft": provenance_view,
         })),
     ))
 }
@@ -432,7 +437,7 @@ pub async fn revoke(State(gateway): State<Arc<Gateway>>, owner: Owner, Path(id):
 async fn load_request(gateway: &Gateway, id: &str) -> Result<Option<RequestRow>> {
     Ok(sqlx::query_as(
         "SELECT r.id, r.permit_id, r.agent_id, r.description, r.intent, r.spec, r.spec_hash, r.base_spec_hash, \
-         r.drafter, r.status, r.created_at, r.expires_at, r.decided_at, r.decided_by, r.permit_expires_at, \
+         r.drafter, r.draft, r.status, r.created_at, r.expires_at, r.decided_at, r.decided_by, r.permit_expires_at, \
          p.owner_id AS permit_owner, p.status AS permit_status, p.spec_hash AS permit_spec_hash, \
          p.expires_at AS permit_current_expires_at \
          FROM permit_requests r JOIN permits p ON p.id = r.permit_id WHERE r.id = $1",
@@ -464,6 +469,7 @@ fn request_json(gateway: &Gateway, row: &RequestRow) -> Result<Value> {
     let status = if row.status == "pending" && row.expires_at <= now_ms() { "expired" } else { row.status.as_str() };
     let compiled = gateway.compiled(&row.spec_hash, &row.spec)?;
     let intent: Value = row.intent.as_deref().and_then(|i| serde_json::from_str(i).ok()).unwrap_or(Value::Null);
+    let draft: Value = row.draft.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(Value::Null);
     let mut view = json!({
         "request_id": row.id,
         "permit_id": row.permit_id,
@@ -472,6 +478,7 @@ fn request_json(gateway: &Gateway, row: &RequestRow) -> Result<Value> {
         "description": row.description,
         "intent": intent,
         "drafter": row.drafter,
+        "draft": draft,
         "extends": row.base_spec_hash,
         "created_at": rfc3339(row.created_at),
         "expires_at": rfc3339(row.expires_at),
@@ -509,7 +516,7 @@ async fn permit_json(gateway: &Gateway, permit: &PermitRow) -> Result<Value> {
 }
 
 /// The spec as the owner and agent see it: spec, hash, summary, WIT.
-fn spec_json(compiled: &CompiledPermit) -> Value {
+pub(super) fn spec_json(compiled: &CompiledPermit) -> Value {
     let summary = compiled.describe();
     json!({
         "spec": compiled.spec(),

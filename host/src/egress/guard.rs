@@ -10,17 +10,32 @@ use std::net::SocketAddr;
 use oauth3_policy::is_public_ip;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-/// Every address a name resolved to was refused.
+/// Every address a name resolved to was refused. Find it in a
+/// `reqwest::Error`'s source chain to tell a refusal from a network failure.
 #[derive(Debug, thiserror::Error)]
 #[error("{0} resolves only to non-public addresses")]
-pub(crate) struct AddressRefused(pub String);
+pub struct AddressRefused(
+    /// The host name, lower case.
+    pub String,
+);
 
-pub(crate) struct GuardedResolver {
+/// A `reqwest` DNS resolver that drops non-public addresses (see
+/// [`oauth3_policy::is_public_ip`]) unless the host name is allow-listed, and
+/// fails with [`AddressRefused`] when none is left.
+///
+/// It keys on host names alone and never sees IP literals (reqwest connects
+/// to those without resolving): callers check literals with `is_public_ip`
+/// themselves, and use a resolver with allow-listed names only for requests
+/// to an allow-listed host:port (a resolver with an empty list otherwise), so
+/// an allow-listed host is not reachable on another port.
+pub struct GuardedResolver {
     /// Lower-case host names (and bracketed IPv6) from the insecure list.
     insecure_hosts: HashSet<String>,
 }
 
 impl GuardedResolver {
+    /// A resolver letting `insecure_hosts` (lower-case names, as in
+    /// [`oauth3_policy::HostPort::host`]) resolve to any address.
     pub fn new(insecure_hosts: HashSet<String>) -> GuardedResolver {
         GuardedResolver { insecure_hosts }
     }

@@ -1,0 +1,204 @@
+//! Picking the documented operations a goal asks for.
+//!
+//! Each clause's noun groups are matched in turn against the operations
+//! that perform the clause's action. Candidates are ranked by, in order:
+//! how strongly the group's words (and the verb) name them (path words 3,
+//! operationId/tags 2, summary 1), the clause's other nouns, how many path
+//! parameters the goal's values fill, whether the shape fits (a
+//! collection for "list", one item for "get issue 42"), PATCH over PUT
+//! for updates, and fewer path words the goal does not name. A tie at the
+//! top between different operations is ambiguous and refused.
+
+use std::cmp::Reverse;
+
+use super::paths;
+use crate::drafting::goal::{Action, Clause, Goal};
+use crate::drafting::openapi::{ApiDoc, IN_IDENT, Operation, Vocab};
+
+/// One picked operation and why.
+#[derive(Debug, Clone)]
+pub(super) struct Pick<'a> {
+    /// The operation.
+    pub op: &'a Operation,
+    /// Its index in the document.
+    pub index: usize,
+    /// The clauses that asked for it (indices into `goal.clauses()`).
+    pub clauses: Vec<usize>,
+    /// Where the goal first asked for it: (clause, noun group).
+    at: (usize, usize),
+    /// One line for the rationale.
+    pub why: String,
+}
+
+/// Ranking key: larger is better.
+type Key = (u32, u32, usize, bool, u8, Reverse<usize>);
+
+/// Picks the operations `goal` asks for, in the order the goal asks
+/// (not document order, so that ranking alone decides).
+pub(super) fn select<'a>(api: &'a ApiDoc, goal: &Goal) -> Result<Vec<Pick<'a>>, String> {
+    let vocabs: Vec<Vocab> = api.operations.iter().map(Vocab::of).collect();
+    let mut picks: Vec<Pick<'a>> = Vec::new();
+    for (ci, clause) in goal.clauses().iter().enumerate() {
+        let mut covered: Vec<String> = Vec::new();
+        let mut found = false;
+        for (gi, group) in clause.groups.iter().enumerate() {
+            let nouns: Vec<&str> =
+                group.iter().map(String::as_str).filter(|n| !covered.iter().any(|c| c == n)).collect();
+            if nouns.is_empty() {
+                continue;
+            }
+            let mut ranked: Vec<(Key, usize)> = Vec::new();
+            for (index, vocab) in vocabs.iter().enumerate() {
+                if !vocab.actions.contains(&clause.action) {
+                    continue;
+                }
+                let strongest = nouns.iter().map(|n| vocab.strength(n)).max().unwrap_or(0);
+                // Later groups may be fields of what was already picked ("an
+                // issue with a title and labels"), and borrowed nouns ("… and
+                // delete it") are a guess: only a strong match counts for them.
+                if strongest == 0 || ((gi > 0 || clause.borrowed) && strongest < IN_IDENT) {
+                    continue;
+                }
+                ranked.push((key(&api.operations[index], vocab, clause, &nouns, goal), index));
+            }
+            ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            let Some(&(best, index)) = ranked.first() else { continue };
+            let tied: Vec<usize> = ranked.iter().take_while(|(k, _)| *k == best).map(|(_, i)| *i).collect();
+            if tied.len() > 1 {
+                return Err(ambiguous(api, clause, &nouns, &tied));
+            }
+            found = true;
+            let op = &api.operations[index];
+            let vocab = &vocabs[index];
+            covered.extend(nouns.iter().filter(|n| vocab.strength(n) > 0).map(|n| n.to_string()));
+            covered.extend(fields(op).into_iter().filter(|f| goal.mentions(f)));
+            match picks.iter_mut().find(|p| p.index == index) {
+                Some(pick) => pick.clauses.push(ci),
+                None => picks.push(Pick {
+                    op,
+                    index,
+                    clauses: vec![ci],
+                    at: (ci, gi),
+                    why: why(api, op, vocab, clause, &nouns),
+                }),
+            }
+        }
+        if !found {
+            return Err(no_match(api, clause));
+        }
+    }
+    picks.sort_by_key(|p| p.at);
+    Ok(picks)
+}
+
+fn key(op: &Operation, vocab: &Vocab, clause: &Clause, nouns: &[&str], goal: &Goal) -> Key {
+    let group: u32 = nouns.iter().map(|n| vocab.strength(n)).sum::<u32>() + vocab.strength(&clause.verb);
+    let all = clause.nouns();
+    let context: u32 = all.iter().filter(|n| !nouns.contains(n)).map(|n| vocab.strength(n)).sum();
+    let filled = paths::narrow(&op.path, goal).map(|n| n.filled()).unwrap_or(0);
+    let item = op.path.rsplit('/').next().is_some_and(|last| last.starts_with('{'));
+    let shape = item != clause.wants_collection();
+    let method = match (clause.action, op.method.as_str()) {
+        (Action::Update, "PATCH") => 2,
+        (Action::Update, "PUT") => 1,
+        _ => 0,
+    };
+    let mut words = all.clone();
+    words.push(&clause.verb);
+    (group, context, filled, shape, method, Reverse(vocab.unmatched_path_words(&words)))
+}
+
+/// Names of the body's top-level properties and the query parameters.
+fn fields(op: &Operation) -> Vec<String> {
+    let mut names: Vec<String> = op.query_params.iter().map(|p| p.name.clone()).collect();
+    if let Some(properties) = op.body.as_ref().and_then(|b| b.schema.get("properties")).and_then(|p| p.as_object()) {
+        names.extend(properties.keys().cloned());
+    }
+    names
+}
+
+fn why(api: &ApiDoc, op: &Operation, vocab: &Vocab, clause: &Clause, nouns: &[&str]) -> String {
+    let mut matched: Vec<String> = Vec::new();
+    for word in std::iter::once(clause.verb.as_str()).chain(nouns.iter().copied()) {
+        let at = match vocab.strength(word) {
+            3 => "path",
+            2 => "operationId",
+            1 => "summary/tags",
+            _ => continue,
+        };
+        let entry = format!("{word} ({at})");
+        if !matched.contains(&entry) {
+            matched.push(entry);
+        }
+    }
+    let mut line = format!(
+        "{}: \"{}\" asks to {} ({}); goal words matched: {}",
+        label(op),
+        clause.verb,
+        action_word(clause.action),
+        op.method,
+        matched.join(", ")
+    );
+    if op.method == "PATCH" && api.operations.iter().any(|o| o.method == "PUT" && o.path == op.path) {
+        line.push_str(&format!("; PATCH preferred over PUT, both documented for {}", op.path));
+    }
+    line
+}
+
+/// `GET /path (summary)` for messages.
+pub(super) fn label(op: &Operation) -> String {
+    match op.summary.as_deref().or(op.operation_id.as_deref()) {
+        Some(text) => format!("{} {} ({})", op.method, op.path, one_line(text, 80)),
+        None => format!("{} {}", op.method, op.path),
+    }
+}
+
+/// `text` on one line, at most `max` characters.
+pub(super) fn one_line(text: &str, max: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    let mut clipped: String = flat.chars().take(max.saturating_sub(1)).collect();
+    clipped.push('…');
+    clipped
+}
+
+fn action_word(action: Action) -> &'static str {
+    match action {
+        Action::Read => "read",
+        Action::Create => "create",
+        Action::Update => "update",
+        Action::Delete => "delete",
+    }
+}
+
+fn asked(clause: &Clause, nouns: &[&str]) -> String {
+    format!("{} {}", clause.verb, nouns.join(" ")).trim().to_owned()
+}
+
+fn ambiguous(api: &ApiDoc, clause: &Clause, nouns: &[&str], tied: &[usize]) -> String {
+    let mut names: Vec<String> = tied.iter().map(|&i| label(&api.operations[i])).collect();
+    names.sort_by_key(|n| n.split_once(' ').map(|(m, rest)| (rest.to_owned(), m.to_owned())));
+    format!(
+        "\"{}\" matches {} documented operations equally: {}; say which one you mean, with a word from its path or summary",
+        asked(clause, nouns),
+        tied.len(),
+        names.join("; ")
+    )
+}
+
+fn no_match(api: &ApiDoc, clause: &Clause) -> String {
+    const SHOWN: usize = 12;
+    let mut listed: Vec<String> = api.operations.iter().take(SHOWN).map(label).collect();
+    if api.operations.len() > SHOWN {
+        listed.push(format!("… {} more", api.operations.len() - SHOWN));
+    }
+    format!(
+        "no documented operation matches \"{}\" ({} → {}); name the resource the way the API does. It documents: {}",
+        asked(clause, &clause.nouns()),
+        clause.verb,
+        clause.action.methods().join("/"),
+        if listed.is_empty() { "no operations".to_owned() } else { listed.join("; ") }
+    )
+}

@@ -1,0 +1,139 @@
+//! OpenAPI 3.x and Swagger 2.0 documents, read into one small model: where
+//! the API lives, its operations, their parameters and JSON bodies, and its
+//! security schemes. Local `$ref`s are inlined; nothing is fetched.
+
+mod matching;
+mod read;
+mod schema;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+pub(crate) use matching::{IN_IDENT, Vocab};
+pub(crate) use read::is_json;
+
+/// An API description.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiDoc {
+    /// `openapi` or `swagger` version string as written.
+    pub version: String,
+    /// `info.title`.
+    pub title: Option<String>,
+    /// Where the API lives, absolute (relative server URLs resolved against
+    /// the document's URL, variables replaced by their defaults).
+    pub servers: Vec<Server>,
+    /// Every operation, in document order.
+    pub operations: Vec<Operation>,
+    /// `components.securitySchemes` / `securityDefinitions`, by name.
+    pub security_schemes: BTreeMap<String, SecurityScheme>,
+    /// Top-level `security`: alternatives, each a set of scheme names.
+    pub security: Vec<Vec<String>>,
+}
+
+/// One server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    /// Absolute URL.
+    pub url: String,
+    /// As written in the document.
+    pub declared: String,
+}
+
+/// One operation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operation {
+    /// Upper case.
+    pub method: String,
+    /// Path template as documented (`/repos/{owner}/{repo}/issues`).
+    pub path: String,
+    /// `operationId`.
+    pub operation_id: Option<String>,
+    /// `summary`.
+    pub summary: Option<String>,
+    /// `description`.
+    pub description: Option<String>,
+    /// `tags`.
+    pub tags: Vec<String>,
+    /// Path parameters (path-level and operation-level merged).
+    pub path_params: Vec<ParamDoc>,
+    /// Query parameters.
+    pub query_params: Vec<ParamDoc>,
+    /// The request body, if any.
+    pub body: Option<BodyDoc>,
+    /// Operation-level `security`, overriding the document's when present.
+    pub security: Option<Vec<Vec<String>>>,
+}
+
+/// One parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamDoc {
+    /// Name.
+    pub name: String,
+    /// `required`.
+    pub required: bool,
+    /// Allowed values when the schema has a string `enum`.
+    pub values: Option<Vec<String>>,
+}
+
+/// A request body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BodyDoc {
+    /// The media type chosen (JSON preferred).
+    pub content_type: String,
+    /// Its schema, local `$ref`s inlined (a cycle or more than 12 levels
+    /// becomes `{}`), reduced to validation keywords, `nullable` turned into
+    /// a type array with `"null"`, `readOnly` properties dropped. Form
+    /// bodies (Swagger `formData`, `application/x-www-form-urlencoded`)
+    /// describe their fields as an object schema all the same.
+    pub schema: Value,
+    /// `required`.
+    pub required: bool,
+}
+
+/// How the API authenticates.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SecurityScheme {
+    /// `Authorization: Bearer …`.
+    Bearer,
+    /// `Authorization: Basic …`.
+    Basic,
+    /// An API key in a header, query parameter or cookie.
+    ApiKey {
+        /// `header`, `query` or `cookie`.
+        location: String,
+        /// Header or parameter name.
+        name: String,
+    },
+    /// OAuth 2 or OpenID Connect (a bearer token in practice).
+    OAuth2,
+    /// Anything else, by its `type`.
+    Other(String),
+}
+
+impl ApiDoc {
+    /// Reads an OpenAPI 3.x or Swagger 2.0 document fetched from `doc_url`.
+    /// `Ok(None)` when `value` is not an API description at all.
+    /// `Err` when it claims to be one but cannot be read (an unsupported
+    /// version, `paths` not an object). Request bodies are normalised to
+    /// validation keywords only (see [`BodyDoc::schema`]).
+    pub fn from_value(value: &Value, doc_url: &url::Url) -> Result<Option<ApiDoc>, String> {
+        read::read(value, doc_url)
+    }
+
+    /// Every operation, the ones most relevant to `goal` first (document
+    /// order among equals, so all of them in document order when nothing
+    /// matches); used to trim docs for LLM prompts.
+    pub fn relevant_operations(&self, goal: &super::Goal) -> Vec<&Operation> {
+        let mut scored: Vec<(u32, &Operation)> =
+            self.operations.iter().map(|op| (matching::relevance(op, goal), op)).collect();
+        scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
+        scored.into_iter().map(|(_, op)| op).collect()
+    }
+
+    /// The security requirement alternatives that apply to `operation`:
+    /// its own when it declares them, else the document's.
+    pub fn security_for<'a>(&'a self, operation: &'a Operation) -> &'a [Vec<String>] {
+        operation.security.as_deref().unwrap_or(&self.security)
+    }
+}

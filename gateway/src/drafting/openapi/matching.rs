@@ -1,0 +1,101 @@
+//! The words an operation is known by, and how strongly a goal's word
+//! matches them: a literal path segment is the strongest evidence, then
+//! the operationId and tags, then the summary.
+
+use std::collections::BTreeSet;
+
+use super::Operation;
+use crate::drafting::goal::{Action, Goal, split_words};
+
+/// A word in a literal path segment (`/repos/{owner}/{repo}/issues`).
+pub(crate) const IN_PATH: u32 = 3;
+/// A word in the operationId (after its last `/`: `issues/list-for-repo`
+/// names list, for, repo).
+pub(crate) const IN_IDENT: u32 = 2;
+/// A word in the summary (or the description when there is none), a tag,
+/// or an operationId's namespace (`issues/…`).
+pub(crate) const IN_TEXT: u32 = 1;
+
+/// The words an operation is known by and the actions it performs.
+#[derive(Debug, Clone)]
+pub(crate) struct Vocab {
+    /// Words of the literal path segments, in order, with repeats.
+    pub path: Vec<String>,
+    ident: BTreeSet<String>,
+    text: BTreeSet<String>,
+    /// What the operation does: its method's action, or the verb an
+    /// RPC-style segment names (`/chat.delete` is a delete whatever its
+    /// method); a POST whose summary starts "Update" also updates.
+    pub actions: Vec<Action>,
+}
+
+impl Vocab {
+    /// Reads `operation`'s words.
+    pub(crate) fn of(operation: &Operation) -> Vocab {
+        let literals = operation.path.split('/').filter(|s| !s.is_empty() && !s.contains('{'));
+        let mut path = Vec::new();
+        let mut rpc = Vec::new();
+        for segment in literals {
+            let words = split_words(segment);
+            if words.len() > 1 {
+                rpc.extend(words.iter().filter_map(|w| Action::of_verb(w)));
+            }
+            path.extend(words);
+        }
+        let id = operation.operation_id.as_deref().unwrap_or_default();
+        let (namespace, name) = id.rsplit_once('/').unwrap_or(("", id));
+        let ident: BTreeSet<String> = split_words(name).into_iter().collect();
+        let summary = operation.summary.as_deref().or(operation.description.as_deref()).unwrap_or_default();
+        let summary: String = summary.chars().take(300).collect();
+        let text_words = split_words(&summary);
+        let mut text: BTreeSet<String> = text_words.iter().cloned().collect();
+        text.extend(split_words(namespace));
+        text.extend(operation.tags.iter().flat_map(|t| split_words(t)));
+        let mut actions = rpc;
+        if actions.is_empty() {
+            actions.extend(Action::of_method(&operation.method));
+            if operation.method == "POST" {
+                // Stripe-style updates and deletes by POST.
+                actions.extend(text_words.first().and_then(|w| Action::of_verb(w)));
+                let verbs = ident.iter().filter(|w| w.as_str() != "post").filter_map(|w| Action::of_verb(w));
+                actions.extend(verbs);
+            }
+        }
+        actions.sort();
+        actions.dedup();
+        Vocab { path, ident, text, actions }
+    }
+
+    /// How strongly `word` (singular, lower case) names this operation;
+    /// 0 when it does not.
+    pub(crate) fn strength(&self, word: &str) -> u32 {
+        if self.path.iter().any(|w| w == word) {
+            IN_PATH
+        } else if self.ident.contains(word) {
+            IN_IDENT
+        } else if self.text.contains(word) {
+            IN_TEXT
+        } else {
+            0
+        }
+    }
+
+    /// Path words none of `words` names: fewer means a closer fit.
+    pub(crate) fn unmatched_path_words(&self, words: &[&str]) -> usize {
+        let distinct: BTreeSet<&str> = self.path.iter().map(String::as_str).collect();
+        distinct.iter().filter(|w| !words.contains(w)).count()
+    }
+}
+
+/// How relevant `operation` is to `goal`: the strength of each goal noun
+/// and verb it matches, plus one when it performs an action asked for.
+pub(crate) fn relevance(operation: &Operation, goal: &Goal) -> u32 {
+    let vocab = Vocab::of(operation);
+    let mut words: Vec<&str> = goal.nouns();
+    words.extend(goal.clauses().iter().map(|c| c.verb.as_str()));
+    words.sort_unstable();
+    words.dedup();
+    let score: u32 = words.iter().map(|w| vocab.strength(w)).sum();
+    let acts = goal.actions().iter().any(|a| vocab.actions.contains(a));
+    score * 2 + u32::from(acts && score > 0)
+}

@@ -1,0 +1,175 @@
+//! The drafting pipeline: check the intents, fetch their docs once each,
+//! draft one integration per intent, ground every proposal.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use oauth3_policy::{CompileOptions, PermitSpec, SPEC_VERSION, is_secret_name};
+use serde::{Deserialize, Serialize};
+
+use super::{DocRecord, DocSource, DraftInput, Drafter, FetchedDoc, Intent, grounding};
+use crate::error::{Error, Result};
+
+/// Most intents in one request.
+pub const MAX_INTENTS: usize = 10;
+/// Most doc URLs per intent.
+pub const MAX_DOC_URLS: usize = 5;
+/// Longest goal, in bytes.
+pub const MAX_GOAL_BYTES: usize = 4000;
+
+/// The docs, the drafter and the checks, put together.
+pub struct Drafting {
+    docs: Arc<dyn DocSource>,
+    drafter: Arc<dyn Drafter>,
+    compile: CompileOptions,
+}
+
+/// A drafted spec and how it came about.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// The proposed spec.
+    pub spec: PermitSpec,
+    /// Which drafter produced it, and what the owner should know.
+    pub provenance: Provenance,
+}
+
+/// Who drafted a spec from what, and why it looks the way it does; stored
+/// with the request and shown to the owner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The drafter's name.
+    pub drafter: String,
+    /// The model, for LLM drafters.
+    pub model: Option<String>,
+    /// Per integration, in intent order.
+    pub integrations: Vec<IntegrationNotes>,
+}
+
+/// The rationale, warnings and docs for one drafted integration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntegrationNotes {
+    /// Integration name.
+    pub name: String,
+    /// One line per choice.
+    pub rationale: Vec<String>,
+    /// What the owner should look at twice.
+    pub warnings: Vec<String>,
+    /// The docs the drafter read, with their hashes.
+    pub docs: Vec<DocRecord>,
+}
+
+impl Drafting {
+    /// A pipeline over `docs` and `drafter`.
+    pub fn new(docs: Arc<dyn DocSource>, drafter: Arc<dyn Drafter>, compile: CompileOptions) -> Drafting {
+        Drafting { docs, drafter, compile }
+    }
+
+    /// The drafter's name.
+    pub fn drafter_name(&self) -> &str {
+        self.drafter.name()
+    }
+
+    /// Drafts one spec covering every intent, or says clearly why not.
+    pub async fn draft(&self, intents: &[Intent]) -> Result<Draft> {
+        check_intents(intents)?;
+        let mut fetched: HashMap<&str, FetchedDoc> = HashMap::new();
+        for url in intents.iter().flat_map(|i| &i.doc_urls) {
+            if !fetched.contains_key(url.as_str()) {
+                let doc = self.docs.fetch(url).await?;
+                fetched.insert(url, doc);
+            }
+        }
+        let mut integrations = Vec::with_capacity(intents.len());
+        let mut notes = Vec::with_capacity(intents.len());
+        for intent in intents {
+            let docs: Vec<FetchedDoc> = intent.doc_urls.iter().map(|u| fetched[u.as_str()].clone()).collect();
+            let input = DraftInput { intent, docs: &docs, compile: &self.compile };
+            let mut proposal = self.drafter.draft(input).await?;
+            // Facts the gateway knows are not left to the drafter.
+            proposal.integration.name = intent.name.clone();
+            proposal.integration.doc_urls = intent.doc_urls.clone();
+            let grounded = grounding::check(input, &proposal)?;
+            let mut warnings = proposal.warnings;
+            for warning in grounded {
+                if !warnings.contains(&warning) {
+                    warnings.push(warning);
+                }
+            }
+            notes.push(IntegrationNotes {
+                name: intent.name.clone(),
+                rationale: proposal.rationale,
+                warnings,
+                docs: docs.iter().map(FetchedDoc::record).collect(),
+            });
+            integrations.push(proposal.integration);
+        }
+        let spec = PermitSpec { version: SPEC_VERSION, integrations };
+        if let Err(error) = spec.compile(&self.compile) {
+            return Err(Error::unprocessable(
+                "draft_invalid",
+                format!("the {} drafter produced a spec that does not compile: {error}", self.drafter.name()),
+            ));
+        }
+        Ok(Draft {
+            spec,
+            provenance: Provenance {
+                drafter: self.drafter.name().to_owned(),
+                model: self.drafter.model().map(str::to_owned),
+                integrations: notes,
+            },
+        })
+    }
+}
+
+/// Refuses intents no drafter could ground, naming the field.
+fn check_intents(intents: &[Intent]) -> Result<()> {
+    let bad = |at: String, what: &str| Err(Error::bad_request("invalid_intent", format!("{at}: {what}")));
+    if intents.is_empty() || intents.len() > MAX_INTENTS {
+        return bad("intent".into(), &format!("give 1–{MAX_INTENTS} intents"));
+    }
+    let mut names = BTreeSet::new();
+    for (i, intent) in intents.iter().enumerate() {
+        let at = |field: &str| format!("intent[{i}].{field}");
+        if !valid_name(&intent.name) {
+            return bad(
+                at("name"),
+                "lower-case words joined by `_`, each starting with a letter (`github`, `slack_chat`)",
+            );
+        }
+        if !names.insert(intent.name.as_str()) {
+            return bad(at("name"), &format!("`{}` is named twice; one intent per integration", intent.name));
+        }
+        if intent.goal.trim().is_empty() || intent.goal.len() > MAX_GOAL_BYTES {
+            return bad(at("goal"), &format!("say what the agent will do with the API (1–{MAX_GOAL_BYTES} bytes)"));
+        }
+        if intent.doc_urls.is_empty() || intent.doc_urls.len() > MAX_DOC_URLS {
+            return bad(
+                at("doc_urls"),
+                &format!("give 1–{MAX_DOC_URLS} URLs of the API's documentation (an OpenAPI document works best)"),
+            );
+        }
+        for (j, url) in intent.doc_urls.iter().enumerate() {
+            if url::Url::parse(url).is_err() {
+                return bad(format!("intent[{i}].doc_urls[{j}]"), "not an absolute URL");
+            }
+        }
+        for (j, hint) in intent.secret_hints.iter().enumerate() {
+            if !is_secret_name(hint) {
+                return bad(
+                    format!("intent[{i}].secret_hints[{j}]"),
+                    "a secret name: letters, digits and `_`, not starting with a digit (`GITHUB_TOKEN`)",
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn valid_name(name: &str) -> bool {
+    name.len() <= 64
+        && name.split('_').all(|word| {
+            let mut chars = word.chars();
+            chars.next().is_some_and(|c| c.is_ascii_lowercase())
+                && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+}
