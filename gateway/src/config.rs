@@ -162,8 +162,8 @@ pub struct Config {
     #[arg(long, env = "OAUTH3_DRAFTER_TIMEOUT_SECS", default_value_t = 60)]
     pub drafter_timeout_secs: u64,
 
-    /// Largest API doc fetched for drafting, in bytes.
-    #[arg(long, env = "OAUTH3_DOC_MAX_BYTES", default_value_t = 2 << 20)]
+    /// Largest API doc fetched for drafting, in bytes (GitHub's published OpenAPI document is 13 MB).
+    #[arg(long, env = "OAUTH3_DOC_MAX_BYTES", default_value_t = 16 << 20)]
     pub doc_max_bytes: usize,
 
     /// Time limit for fetching each API doc, in seconds.

@@ -125,11 +125,24 @@ async fn bad_intents_are_a_400_naming_the_field(backend: Backend) {
     let gateway = TestGateway::start(backend).await;
     let (_, agent) = gateway.signup("agent", "agent").await;
     let good = intent(&gateway, "list the issues in owner/repo");
+    // A mistake inside an intent is named as itself.
+    let mut typo = good.clone();
+    typo["doc_url"] = typo["doc_urls"].take();
+    typo.as_object_mut().unwrap().remove("doc_urls");
+    let (status, body) = gateway.post("/draft", &agent, json!({"intent": [typo]})).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+    assert!(body["error"]["message"].as_str().unwrap().contains("unknown field `doc_url`"), "{body}");
+    let urls = |range: std::ops::Range<u16>| {
+        json!(range.map(|n| format!("https://docs{n}.example/api.json")).collect::<Vec<_>>())
+    };
     let with = |field: &str, value: Value| {
         let mut i = good.clone();
         i[field] = value;
         i
     };
+    // Nine distinct doc URLs over two intents.
+    let mut other = with("doc_urls", urls(5..9));
+    other["name"] = json!("other");
     for (intents, at) in [
         (json!([with("doc_urls", json!([]))]), "intent[0].doc_urls"),
         (json!([with("doc_urls", json!(["not a url"]))]), "intent[0].doc_urls[0]"),
@@ -138,6 +151,7 @@ async fn bad_intents_are_a_400_naming_the_field(backend: Backend) {
         (json!([with("name", json!("GitHub"))]), "intent[0].name"),
         (json!([good.clone(), good.clone()]), "intent[1].name"),
         (json!([]), "intent"),
+        (json!([with("doc_urls", urls(0..5)), other]), "intent"),
     ] {
         let (status, body) = gateway.post("/draft", &agent, json!({"intent": intents})).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_intent");

@@ -357,7 +357,7 @@ async fn unusual_choices_are_warnings_in_a_stable_order() {
         "any query parameters are allowed on `POST /repos/o/r/issues`, `GET /repos/o/r/labels`",
         "a value is injected as the query parameter `api_key`: it travels in URLs and upstream logs",
         "the header `X-Trace` is injected but does not look like a credential header",
-        "the rate limit of 100 calls per 60 s is high (over 600 calls per hour)",
+        "the rate limit of 100 calls per 60 s is high (over 3600 calls per hour)",
     ];
     let goal = "open an issue in o/r and list labels";
     assert_eq!(warnings(goal, vec![api_doc(), guide.clone()], spec.clone()).await, expected);

@@ -749,3 +749,211 @@ fn relevant_operations_put_matching_operations_first() {
     let in_order: Vec<_> = api.operations.iter().collect();
     assert_eq!(unranked, in_order);
 }
+
+// ---- Shapes seen in real-world API descriptions --------------------------------
+
+fn no_security_rule(doc: Value, goal: &str) -> Value {
+    let proposal = draft_docs(&[inline(doc)], goal, &[]).unwrap_or_else(|e| panic!("{goal}: {e}"));
+    serde_json::to_value(&proposal.integration.rules).unwrap()
+}
+
+#[test]
+fn the_resource_the_goal_names_beats_a_longer_operation_id_that_mentions_it() {
+    // GitHub: "Create reaction for a pull request review comment" repeats
+    // every goal word in its operationId; the pull request itself is `/pulls`.
+    let doc = tiny(json!({
+        "/repos/{owner}/{repo}/pulls": {
+            "get": {"operationId": "pulls/list", "summary": "List pull requests"},
+            "post": {"operationId": "pulls/create", "summary": "Create a pull request"},
+        },
+        "/repos/{owner}/{repo}/pulls/comments/{comment_id}/reactions": {
+            "post": {"operationId": "reactions/create-for-pull-request-review-comment",
+                     "summary": "Create reaction for a pull request review comment"},
+        },
+        "/repos/{owner}/{repo}/commits/{commit_sha}/pulls": {
+            "get": {"operationId": "repos/list-pull-requests-associated-with-commit",
+                    "summary": "List pull requests associated with a commit"},
+        },
+        "/repos/{owner}/{repo}/branches/{branch}/protection/required_pull_request_reviews": {
+            "get": {"operationId": "repos/get-pull-request-review-protection",
+                    "summary": "Get pull request review protection"},
+        },
+    }));
+    assert_eq!(
+        no_security_rule(doc.clone(), "create a pull request in acme/widgets"),
+        json!([{"method": "POST", "path": "/repos/acme/widgets/pulls", "query": {},
+                "description": "Create a pull request"}])
+    );
+    assert_eq!(
+        no_security_rule(doc, "list pull requests in acme/widgets"),
+        json!([{"method": "GET", "path": "/repos/acme/widgets/pulls", "query": {},
+                "description": "List pull requests"}])
+    );
+}
+
+#[test]
+fn verbs_inside_kebab_case_or_file_segments_do_not_change_what_a_method_does() {
+    // GitHub's `PUT …/bypass-list` adds users and Twilio's
+    // `POST …/CredentialListMappings.json` creates; neither lists anything.
+    let doc = tiny(json!({
+        "/repos/{owner}/{repo}/limits/bypass-list": {
+            "put": {"summary": "Add users to the bypass list"},
+            "get": {"summary": "Get the bypass list"},
+            "delete": {"summary": "Remove users from the bypass list"},
+        },
+        "/Accounts/{sid}/Calls/CredentialListMappings.json": {
+            "post": {"operationId": "CreateCallsCredentialListMapping"},
+        },
+        "/Accounts/{sid}/Calls.json": {"get": {"operationId": "ListCall"}},
+    }));
+    assert_eq!(
+        no_security_rule(doc.clone(), "get the bypass list"),
+        json!([{"method": "GET", "path": "/repos/*/*/limits/bypass-list", "query": {},
+                "description": "Get the bypass list"}])
+    );
+    assert_eq!(
+        no_security_rule(doc, "list calls for account AC1"),
+        json!([{"method": "GET", "path": "/Accounts/AC1/Calls.json", "query": {}, "description": "ListCall"}])
+    );
+}
+
+#[test]
+fn a_dual_word_after_an_article_is_the_object_not_a_second_action() {
+    // Slack: "add a reaction to a message" once also drafted a message
+    // search, because `message` opened a clause and `search.messages`
+    // counted as a create.
+    let doc = tiny(json!({
+        "/reactions.add": {"post": {"operationId": "reactions_add", "description": "Adds a reaction to an item."}},
+        "/search.messages": {"get": {"operationId": "search_messages", "description": "Searches for messages."}},
+        "/chat.postMessage": {"post": {"operationId": "chat_postMessage", "description": "Sends a message."}},
+    }));
+    assert_eq!(
+        no_security_rule(doc, "add a reaction to a message"),
+        json!([{"method": "POST", "path": "/reactions.add", "query": {}, "description": "reactions_add"}])
+    );
+    let goal = Goal::parse("add a reaction to a message");
+    assert_eq!(goal.clauses().len(), 1);
+    assert_eq!(goal.clauses()[0].groups, [vec!["reaction".to_owned(), "message".to_owned()]]);
+}
+
+#[test]
+fn a_post_described_in_html_as_an_update_updates_and_empty_form_bodies_are_no_body() {
+    // Stripe's published description: no summaries, HTML descriptions, and
+    // an optional empty form body on every GET and DELETE.
+    let empty = json!({"content": {"application/x-www-form-urlencoded": {"schema":
+        {"type": "object", "properties": {}, "additionalProperties": false}}}, "required": false});
+    let form = json!({"content": {"application/x-www-form-urlencoded": {"schema":
+        {"type": "object", "properties": {"email": {"type": "string"}}, "additionalProperties": false}}}});
+    let doc = tiny(json!({
+        "/v1/customers": {
+            "get": {"operationId": "GetCustomers", "description": "<p>Returns a list of your customers.</p>",
+                    "requestBody": empty.clone()},
+            "post": {"operationId": "PostCustomers", "description": "<p>Creates a new customer object.</p>",
+                     "requestBody": form.clone()},
+        },
+        "/v1/customers/{customer}": {
+            "get": {"operationId": "GetCustomersCustomer", "description": "<p>Retrieves a Customer.</p>",
+                    "requestBody": empty.clone()},
+            "post": {"operationId": "PostCustomersCustomer",
+                     "description": "<p>Updates the specified customer.</p>", "requestBody": form},
+            "delete": {"operationId": "DeleteCustomersCustomer",
+                       "description": "<p>Permanently deletes a customer.</p>", "requestBody": empty},
+        },
+    }));
+    let proposal = draft_docs(&[inline(doc.clone())], "update customer cus_123 and its email", &[]).unwrap();
+    assert_eq!(
+        serde_json::to_value(&proposal.integration.rules).unwrap(),
+        json!([{"method": "POST", "path": "/v1/customers/cus_123", "query": {},
+                "description": "PostCustomersCustomer"}])
+    );
+    // Creating does not pick the update, which the customer id would fill.
+    let proposal = draft_docs(&[inline(doc.clone())], "create customers and get customer cus_123", &[]).unwrap();
+    let rules: Vec<(&str, &str)> =
+        proposal.integration.rules.iter().map(|r| (r.method.as_str(), r.path.as_str())).collect();
+    assert_eq!(rules, [("POST", "/v1/customers"), ("GET", "/v1/customers/cus_123")]);
+    assert_eq!(proposal.warnings.len(), 1, "{:?}", proposal.warnings);
+    has_line(
+        &proposal.rationale,
+        "GET /v1/customers/{customer}: the documented application/x-www-form-urlencoded body is optional and has \
+         no fields; none is expected",
+    );
+    let proposal = draft_docs(&[inline(doc)], "list customers", &[]).unwrap();
+    assert!(proposal.warnings.is_empty(), "{:?}", proposal.warnings);
+}
+
+#[test]
+fn an_operation_named_by_its_path_beats_one_whose_operation_id_carries_the_verb() {
+    // DigitalOcean: "delete droplet" is `DELETE /v2/droplets/{droplet_id}`
+    // ("droplets_destroy"), not "firewalls_delete_droplets".
+    let doc = tiny(json!({
+        "/v2/droplets/{droplet_id}": {"delete": {"operationId": "droplets_destroy",
+                                                 "summary": "Delete an Existing Droplet"}},
+        "/v2/firewalls/{firewall_id}/droplets": {"delete": {"operationId": "firewalls_delete_droplets",
+                                                            "summary": "Remove Droplets from a Firewall"}},
+    }));
+    for (goal, path) in [("delete droplet 123", "/v2/droplets/123"), ("delete a droplet", "/v2/droplets/*")] {
+        assert_eq!(
+            no_security_rule(doc.clone(), goal),
+            json!([{"method": "DELETE", "path": path, "query": {}, "description": "Delete an Existing Droplet"}]),
+            "{goal}"
+        );
+    }
+}
+
+#[test]
+fn a_value_fills_only_the_parameter_of_the_thing_it_names() {
+    // Box: `get file 123` is `/files/123`, not `/files/123/versions/123`.
+    let doc = tiny(json!({
+        "/files/{file_id}": {"get": {"summary": "Get file information"}},
+        "/files/{file_id}/versions/{file_version_id}": {"get": {"summary": "Get file version"}},
+    }));
+    assert_eq!(
+        no_security_rule(doc, "get file 123"),
+        json!([{"method": "GET", "path": "/files/123", "query": {}, "description": "Get file information"}])
+    );
+}
+
+#[test]
+fn reads_prefer_get_when_a_post_search_is_also_documented() {
+    // Jira documents the same JQL search as GET and as POST.
+    let doc = tiny(json!({"/rest/api/3/search": {
+        "get": {"operationId": "searchForIssuesUsingJql", "summary": "Search for issues using JQL (GET)"},
+        "post": {"operationId": "searchForIssuesUsingJqlPost", "summary": "Search for issues using JQL (POST)"},
+    }}));
+    assert_eq!(
+        no_security_rule(doc, "search issues"),
+        json!([{"method": "GET", "path": "/rest/api/3/search", "query": {},
+                "description": "Search for issues using JQL (GET)"}])
+    );
+}
+
+#[test]
+fn merging_and_refunding_are_actions() {
+    let doc = tiny(json!({
+        "/repos/{owner}/{repo}/pulls/{pull_number}/merge": {"put": {"summary": "Merge a pull request"}},
+        "/v1/refunds": {"post": {"summary": "Create a refund"}, "get": {"summary": "List all refunds"}},
+    }));
+    assert_eq!(
+        no_security_rule(doc.clone(), "merge pull request 5 in acme/widgets"),
+        // `5` goes with "request", the last word, so `{pull_number}` stays open.
+        json!([{"method": "PUT", "path": "/repos/acme/widgets/pulls/*/merge", "query": {},
+                "description": "Merge a pull request"}])
+    );
+    assert_eq!(
+        no_security_rule(doc, "refund a charge"),
+        json!([{"method": "POST", "path": "/v1/refunds", "query": {}, "description": "Create a refund"}])
+    );
+}
+
+#[test]
+fn secret_hints_unused_because_the_docs_declare_no_security_are_warned_about() {
+    // GitHub's and OpenAI's published descriptions declare no security scheme.
+    let doc = tiny(json!({"/models": {"get": {"summary": "Lists the currently available models"}}}));
+    let proposal = draft_docs(&[inline(doc)], "list models", &["OPENAI_API_KEY"]).unwrap();
+    assert!(proposal.integration.inject.is_empty() && proposal.integration.secrets.is_empty());
+    assert_eq!(
+        proposal.warnings,
+        ["the docs declare no security scheme, so no credential is injected and the secret hint OPENAI_API_KEY is \
+          unused; if the API needs one, add it to `inject` by hand (e.g. `Authorization: Bearer {OPENAI_API_KEY}`)"]
+    );
+}

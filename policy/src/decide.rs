@@ -213,6 +213,12 @@ impl CompiledIntegration {
             .map_err(|why| deny(DenyCode::AmbiguousPath, format!("path {} {why}", quote(req.path))))?;
         self.check_headers(req.headers)?;
         for (name, _) in req.query {
+            if METHOD_OVERRIDE_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(name)) {
+                return Err(deny(
+                    DenyCode::QueryNotAllowed,
+                    format!("query parameter {} would override the HTTP method upstream", quote(name)),
+                ));
+            }
             if self.inject_query.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
                 return Err(deny(
                     DenyCode::QueryNotAllowed,
@@ -279,6 +285,12 @@ impl CompiledIntegration {
         Ok(())
     }
 }
+
+/// Query parameters web frameworks read as the request's real method (Rails,
+/// Laravel and Symfony take `_method`); refused like the override headers,
+/// whatever a rule allows, since they would turn an allowed GET or POST into
+/// another method upstream.
+const METHOD_OVERRIDE_PARAMS: &[&str] = &["_method", "x-http-method-override", "x-http-method", "x-method-override"];
 
 fn check_query(rule: &CompiledRule, query: &[(String, String)]) -> Result<(), Deny> {
     let Some(allowed) = &rule.query else { return Ok(()) };

@@ -227,6 +227,8 @@ cases! { assert_denied:
     denies_a_content_length_header: github("GET", "/repos/o/r/issues").header("Content-Length", "0") => DenyCode::HeaderNotAllowed;
     denies_proxy_headers: github("GET", "/repos/o/r/issues").header("Proxy-Authorization", "Basic x") => DenyCode::HeaderNotAllowed;
     denies_a_method_override_header: github("GET", "/repos/o/r/issues").header("X-HTTP-Method-Override", "DELETE") => DenyCode::HeaderNotAllowed;
+    denies_a_method_override_query_parameter_where_any_query_is_allowed:
+        github("GET", "/repos/o/r/contents").query("_METHOD", "DELETE") => DenyCode::QueryNotAllowed;
     denies_forwarding_headers: github("GET", "/repos/o/r/issues").header("X-Forwarded-Host", "evil.example") => DenyCode::HeaderNotAllowed;
     denies_header_values_with_line_breaks: github("GET", "/repos/o/r/issues").header("Accept", "x\r\nAuthorization: Bearer mine") => DenyCode::HeaderNotAllowed;
     denies_header_names_that_are_not_tokens: github("GET", "/repos/o/r/issues").header("Authorization ", "x") => DenyCode::HeaderNotAllowed;

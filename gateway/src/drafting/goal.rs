@@ -7,7 +7,8 @@
 //! first verb, or one after `and`, `,`, `then`, `to` …) opens a clause that
 //! owns the nouns after it until the next one. Inside a clause, `and` and
 //! `,` separate noun groups ("list issues and labels" asks for two things).
-//! A verb word elsewhere ("list *open* issues") is not an action.
+//! A verb word elsewhere ("list *open* issues", "add a reaction to *a
+//! message*") is not an action.
 
 mod words;
 
@@ -56,6 +57,8 @@ const VERBS: &[(&str, Action, bool)] = &[
     ("upload", Action::Create, true),
     ("reply", Action::Create, true),
     ("register", Action::Create, false),
+    ("refund", Action::Create, true),
+    ("invite", Action::Create, true),
     ("update", Action::Update, false),
     ("edit", Action::Update, false),
     ("close", Action::Update, false),
@@ -67,6 +70,7 @@ const VERBS: &[(&str, Action, bool)] = &[
     ("reopen", Action::Update, false),
     ("assign", Action::Update, false),
     ("replace", Action::Update, false),
+    ("merge", Action::Update, true),
     ("delete", Action::Delete, false),
     ("remove", Action::Delete, false),
     ("destroy", Action::Delete, false),
@@ -76,6 +80,10 @@ const VERBS: &[(&str, Action, bool)] = &[
 const CLAUSE_BREAKS: &[&str] = &["and", "or", "then", "also", "plus", "to", "but", "&"];
 /// Words that separate noun groups inside a clause.
 const GROUP_BREAKS: &[&str] = &["and", "&", "plus"];
+/// Words after which the next word is a noun ("add a reaction to *a
+/// message*"), never a verb opening a clause.
+const DETERMINERS: &[&str] =
+    &["a", "an", "the", "my", "our", "your", "their", "its", "this", "that", "these", "those", "each", "every"];
 /// Words skipped between a noun and its value (`issue number 42`).
 const VALUE_LEADS: &[&str] = &["number", "no", "id", "named", "called", "#"];
 /// Words that never name anything in an API.
@@ -302,10 +310,15 @@ struct Reader {
     group_start: bool,
     /// The last noun, for `issue 42`, until something else intervenes.
     last_noun: Option<String>,
+    /// The previous word was a determiner: this one is a noun.
+    after_determiner: bool,
 }
 
 impl Reader {
     fn read(&mut self, tokens: &[Token], i: usize, token: &Token) {
+        if !matches!(token, Token::Word(_)) {
+            self.after_determiner = false;
+        }
         match token {
             Token::Break => {
                 self.clause_start = true;
@@ -327,6 +340,7 @@ impl Reader {
     }
 
     fn read_word(&mut self, tokens: &[Token], i: usize, word: &str) {
+        let after_determiner = std::mem::replace(&mut self.after_determiner, DETERMINERS.contains(&word));
         if VALUE_LEADS.contains(&word) && self.last_noun.is_some() {
             return;
         }
@@ -337,7 +351,7 @@ impl Reader {
             return;
         }
         if let Some(action) = Action::of_verb(word) {
-            if self.clauses.is_empty() || self.clause_start {
+            if (self.clauses.is_empty() || self.clause_start) && !after_determiner {
                 self.clauses.push(Clause {
                     action,
                     verb: word.to_owned(),

@@ -10,23 +10,28 @@ mod text;
 
 use std::collections::BTreeSet;
 
-use oauth3_policy::{IntegrationSpec, Rule, Template};
+use oauth3_policy::{IntegrationSpec, PermitSpec, Rule, SPEC_VERSION, Template};
 use url::Url;
 
 use super::openapi::ApiDoc;
 use super::{DocContent, DraftInput, FetchedDoc, Goal, Proposal};
 use crate::error::{Error, Result};
 use paths::Coverage;
+pub(super) use text::is_invisible;
 
 /// Highest rate limit not flagged, in calls per hour.
-pub const HIGH_RATE_PER_HOUR: u64 = 600;
+pub const HIGH_RATE_PER_HOUR: u64 = 3600;
 
 /// Checks `proposal` against its input; returns the warnings for the owner.
 ///
 /// Every failed check is collected; any failure is
 /// `422 draft_not_grounded` listing them all.
 pub fn check(input: DraftInput<'_>, proposal: &Proposal) -> Result<Vec<String>> {
-    let spec = &proposal.integration;
+    // Judge the spec as it will be compiled and enforced (`delete` is
+    // `DELETE`, `https://API.x.com\\v1` is `https://api.x.com`), not as the
+    // drafter spelled it.
+    let normalized = normalize(&proposal.integration);
+    let spec = &normalized;
     let apis: Vec<&ApiDoc> = input
         .docs
         .iter()
@@ -37,7 +42,9 @@ pub fn check(input: DraftInput<'_>, proposal: &Proposal) -> Result<Vec<String>> 
         .collect();
     // Text addressed to the drafter does not count as asking for a change.
     let asked = text::without_addressed_sentences(&input.intent.goal);
-    let goal = Goal::parse(asked.as_deref().unwrap_or(&input.intent.goal));
+    // Nor does a verb the goal negates ("don't delete anything").
+    let (asked, negated) = text::without_negated_actions(asked.as_deref().unwrap_or(&input.intent.goal));
+    let goal = Goal::parse(&asked);
     let mut failures = Vec::new();
     let mut warnings = Vec::new();
 
@@ -56,7 +63,9 @@ pub fn check(input: DraftInput<'_>, proposal: &Proposal) -> Result<Vec<String>> 
         None => failures.push(format!("base_url `{}` is not an absolute URL with a host", spec.base_url)),
         Some(base) => check_base(base, input.docs, &apis, &mut failures, &mut warnings),
     }
-    let base_path = base.as_ref().map(|b| b.path().trim_end_matches('/').to_owned()).unwrap_or_default();
+    // The path prefix as the policy reads it: as written, not as `Url`
+    // resolves it.
+    let base_path = raw_base_path(&spec.base_url);
 
     let server_paths: Vec<Vec<String>> = apis.iter().map(|api| paths::server_paths(api)).collect();
     let ops = paths::documented_ops(&apis, &server_paths);
@@ -90,6 +99,19 @@ pub fn check(input: DraftInput<'_>, proposal: &Proposal) -> Result<Vec<String>> 
         if rule.query.is_none() {
             unrestricted_query.push(name);
         }
+    }
+    if !negated.is_empty() && spec.rules.iter().any(|r| is_write_method(&r.method)) {
+        let mut verbs = negated.clone();
+        verbs.dedup();
+        warnings.push(format!(
+            "the goal says not to {}; only the verbs it does not negate were read as asking for a change",
+            verbs.join(", ")
+        ));
+    }
+    if apis.is_empty() && !spec.rules.is_empty() {
+        warnings.push(
+            "no API description was read: the rules' paths were not checked against documented operations".into(),
+        );
     }
     if !unrestricted_query.is_empty() {
         warnings.push(format!("any query parameters are allowed on {}", unrestricted_query.join(", ")));
@@ -132,6 +154,15 @@ fn check_base(
             "is neither declared by the API description's servers nor mentioned in the docs"
         };
         failures.push(format!("base_url host `{host}` {unseen}; a host named only in the goal does not count"));
+    } else if same_host.is_empty()
+        && let Some(port) = base.port()
+    {
+        // A host the docs mention, on a port they never give: another
+        // service on the same machine.
+        let with_port = format!("{host}:{port}");
+        if !docs.iter().any(|d| doc_texts(d).iter().any(|t| text::mentions_host(t, &with_port))) {
+            failures.push(format!("base_url port {port} is not given by the docs for `{host}`"));
+        }
     }
     let doc_hosts: BTreeSet<String> =
         docs.iter().filter_map(|d| Url::parse(&d.url).ok()?.host_str().map(str::to_ascii_lowercase)).collect();
@@ -181,16 +212,72 @@ fn check_secrets(spec: &IntegrationSpec, hints: &[String], failures: &mut Vec<St
             failures.push(format!("secret `{name}` is not among the intent's secret_hints ({hinted})"));
         }
     }
-    for param in spec.inject.query.keys() {
-        warnings.push(format!(
-            "a value is injected as the query parameter `{param}`: it travels in URLs and upstream logs"
-        ));
+    for (param, value) in &spec.inject.query {
+        if METHOD_OVERRIDES.iter().any(|m| m.eq_ignore_ascii_case(param)) {
+            failures.push(format!(
+                "the injected query parameter `{param}` overrides the HTTP method upstream; the rules' methods \
+                 are what the owner approves"
+            ));
+        }
+        if fixed_value(value) {
+            warnings.push(format!(
+                "the query parameter `{param}` is injected with the fixed value `{}` on every call, not a secret",
+                clip(value)
+            ));
+        } else {
+            warnings.push(format!(
+                "a value is injected as the query parameter `{param}`: it travels in URLs and upstream logs"
+            ));
+        }
+    }
+    for (header, value) in &spec.inject.headers {
+        // A credential written into the spec itself (a non-credential
+        // header is flagged below either way).
+        if credential_header(header) && fixed_value(value) {
+            warnings.push(format!(
+                "the header `{header}` is injected with the fixed value `{}` on every call, not a secret",
+                clip(value)
+            ));
+        }
     }
     for header in spec.inject.headers.keys() {
         if !credential_header(header) {
             warnings.push(format!("the header `{header}` is injected but does not look like a credential header"));
         }
     }
+}
+
+/// Query parameters web frameworks read as the request's real method.
+const METHOD_OVERRIDES: &[&str] =
+    &["_method", "x-http-method-override", "x-http-method", "x-method-override", "_httpmethod", "httpmethod"];
+
+/// An inject template that names no secret (a value fixed in the spec).
+fn fixed_value(template: &str) -> bool {
+    Template::parse(template).is_ok_and(|t| t.secrets().next().is_none())
+}
+
+/// At most 60 characters, for a warning.
+fn clip(text: &str) -> String {
+    let mut out: String = text.chars().take(60).collect();
+    if text.chars().nth(60).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// The spec as the policy normalises it before compiling and hashing.
+pub(super) fn normalize(spec: &IntegrationSpec) -> IntegrationSpec {
+    let permit = PermitSpec { version: SPEC_VERSION, integrations: vec![spec.clone()] }.normalized();
+    permit.integrations.into_iter().next().unwrap_or_else(|| spec.clone())
+}
+
+/// The base URL's path prefix as the policy takes it: as written after the
+/// authority, without a trailing `/`.
+fn raw_base_path(base_url: &str) -> String {
+    let text = base_url.trim();
+    let after_scheme = &text[text.find("://").map_or(0, |i| i + 3)..];
+    let path = after_scheme.find('/').map_or("", |i| &after_scheme[i..]);
+    path.strip_suffix('/').unwrap_or(path).to_owned()
 }
 
 /// Methods that change state upstream.

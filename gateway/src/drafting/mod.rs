@@ -44,13 +44,33 @@ pub struct Intent {
 }
 
 /// One intent or several, as the API accepts them.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum Intents {
     /// `[{…}, {…}]`.
     Many(Vec<Intent>),
     /// `{…}`.
     One(Intent),
+}
+
+// By hand rather than `untagged`, so a mistake inside an intent is reported
+// as itself (`unknown field doc_url`), not as "matched no variant".
+impl<'de> Deserialize<'de> for Intents {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Intents;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an intent object or a list of them")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> std::result::Result<Intents, A::Error> {
+                Vec::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(Intents::Many)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> std::result::Result<Intents, A::Error> {
+                Intent::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Intents::One)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl Intents {

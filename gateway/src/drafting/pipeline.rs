@@ -16,12 +16,22 @@ pub const MAX_INTENTS: usize = 10;
 pub const MAX_DOC_URLS: usize = 5;
 /// Longest goal, in bytes.
 pub const MAX_GOAL_BYTES: usize = 4000;
+/// Most distinct doc URLs fetched for one request.
+pub const MAX_DOCS_PER_REQUEST: usize = 8;
+/// Drafts in progress at once; others wait. Docs can be large (GitHub's
+/// OpenAPI document is 13 MB, ~80 MB parsed), so this bounds memory.
+pub const MAX_CONCURRENT_DRAFTS: usize = 4;
+/// Longest doc URL, in bytes.
+pub const MAX_DOC_URL_BYTES: usize = 2048;
+/// Longest line of a drafter's rationale or warnings shown to the owner.
+const MAX_NOTE_CHARS: usize = 600;
 
 /// The docs, the drafter and the checks, put together.
 pub struct Drafting {
     docs: Arc<dyn DocSource>,
     drafter: Arc<dyn Drafter>,
     compile: CompileOptions,
+    running: tokio::sync::Semaphore,
 }
 
 /// A drafted spec and how it came about.
@@ -61,7 +71,7 @@ pub struct IntegrationNotes {
 impl Drafting {
     /// A pipeline over `docs` and `drafter`.
     pub fn new(docs: Arc<dyn DocSource>, drafter: Arc<dyn Drafter>, compile: CompileOptions) -> Drafting {
-        Drafting { docs, drafter, compile }
+        Drafting { docs, drafter, compile, running: tokio::sync::Semaphore::new(MAX_CONCURRENT_DRAFTS) }
     }
 
     /// The drafter's name.
@@ -72,6 +82,7 @@ impl Drafting {
     /// Drafts one spec covering every intent, or says clearly why not.
     pub async fn draft(&self, intents: &[Intent]) -> Result<Draft> {
         check_intents(intents)?;
+        let _running = self.running.acquire().await.map_err(|_| Error::Internal("drafting stopped".into()))?;
         let mut fetched: HashMap<&str, FetchedDoc> = HashMap::new();
         for url in intents.iter().flat_map(|i| &i.doc_urls) {
             if !fetched.contains_key(url.as_str()) {
@@ -85,19 +96,22 @@ impl Drafting {
             let docs: Vec<FetchedDoc> = intent.doc_urls.iter().map(|u| fetched[u.as_str()].clone()).collect();
             let input = DraftInput { intent, docs: &docs, compile: &self.compile };
             let mut proposal = self.drafter.draft(input).await?;
-            // Facts the gateway knows are not left to the drafter.
+            // Facts the gateway knows are not left to the drafter, and the
+            // spec is kept (and grounded) as it will be enforced.
             proposal.integration.name = intent.name.clone();
             proposal.integration.doc_urls = intent.doc_urls.clone();
-            let grounded = grounding::check(input, &proposal)?;
-            let mut warnings = proposal.warnings;
-            for warning in grounded {
-                if !warnings.contains(&warning) {
+            proposal.integration = grounding::normalize(&proposal.integration);
+            // The gateway's own warnings first: a drafter cannot bury them
+            // under its own lines, nor hide them with control characters.
+            let mut warnings = grounding::check(input, &proposal)?;
+            for warning in proposal.warnings.iter().map(|w| clean_line(w)) {
+                if !warning.is_empty() && !warnings.contains(&warning) {
                     warnings.push(warning);
                 }
             }
             notes.push(IntegrationNotes {
                 name: intent.name.clone(),
-                rationale: proposal.rationale,
+                rationale: proposal.rationale.iter().map(|r| clean_line(r)).filter(|r| !r.is_empty()).collect(),
                 warnings,
                 docs: docs.iter().map(FetchedDoc::record).collect(),
             });
@@ -149,8 +163,8 @@ fn check_intents(intents: &[Intent]) -> Result<()> {
             );
         }
         for (j, url) in intent.doc_urls.iter().enumerate() {
-            if url::Url::parse(url).is_err() {
-                return bad(format!("intent[{i}].doc_urls[{j}]"), "not an absolute URL");
+            if let Err(why) = check_doc_url(url) {
+                return bad(format!("intent[{i}].doc_urls[{j}]"), &why);
             }
         }
         for (j, hint) in intent.secret_hints.iter().enumerate() {
@@ -162,7 +176,55 @@ fn check_intents(intents: &[Intent]) -> Result<()> {
             }
         }
     }
+    let distinct: BTreeSet<&str> = intents.iter().flat_map(|i| &i.doc_urls).map(String::as_str).collect();
+    if distinct.len() > MAX_DOCS_PER_REQUEST {
+        return bad("intent".into(), &format!("at most {MAX_DOCS_PER_REQUEST} distinct doc URLs per request"));
+    }
     Ok(())
+}
+
+/// A doc URL is shown to the owner as given, so it must read as what is
+/// fetched: printable ASCII without spaces (the URL parser drops tabs and
+/// new lines, so `https://docs.x.com\n.evil.net/` would fetch from
+/// `docs.x.com.evil.net`), and a host written as it is resolved (no
+/// percent-encoding, numeric or octal IPv4, or non-ASCII look-alikes: IDNs
+/// are given in their `xn--` form).
+fn check_doc_url(text: &str) -> std::result::Result<(), String> {
+    if text.len() > MAX_DOC_URL_BYTES {
+        return Err(format!("at most {MAX_DOC_URL_BYTES} bytes"));
+    }
+    if !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("printable ASCII without spaces or control characters (percent-encode the rest; an IDN host in its xn-- form)".into());
+    }
+    let url = url::Url::parse(text).map_err(|_| "not an absolute URL".to_owned())?;
+    if let Some(host) = url.host_str()
+        && let Some((_, rest)) = text.split_once("://")
+    {
+        let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or_default();
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let written = match host_port.rfind(':') {
+            Some(colon) if !host_port[colon..].contains(']') => &host_port[..colon],
+            _ => host_port,
+        };
+        if !written.eq_ignore_ascii_case(host) {
+            return Err(format!("write the host as `{host}`, the way it is resolved"));
+        }
+    }
+    Ok(())
+}
+
+/// A drafter's line for the owner: control and invisible characters (bidi
+/// overrides, zero-width) dropped, whitespace collapsed, clipped.
+fn clean_line(text: &str) -> String {
+    let visible: String =
+        text.chars().map(|c| if c.is_control() { ' ' } else { c }).filter(|c| !grounding::is_invisible(*c)).collect();
+    let line = visible.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() <= MAX_NOTE_CHARS {
+        return line;
+    }
+    let mut clipped: String = line.chars().take(MAX_NOTE_CHARS - 1).collect();
+    clipped.push('…');
+    clipped
 }
 
 fn valid_name(name: &str) -> bool {

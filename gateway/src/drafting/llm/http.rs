@@ -120,10 +120,11 @@ impl Endpoint {
         if !status.is_success() {
             return Err(self.status_error(status, retry_after, &bytes));
         }
-        serde_json::from_slice(&bytes).map_err(|_| {
+        // Strict: a reply with duplicate keys could be read two ways.
+        super::output::strict_json(&bytes).map_err(|_| {
             Error::bad_gateway(
                 "drafter_failed",
-                format!("{} answered {status} with a body that is not JSON", self.label),
+                format!("{} answered {status} with a body that is not strict JSON", self.label),
             )
         })
     }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::prompt::clip;
+use crate::drafting::grounding::is_invisible;
 use crate::drafting::{DraftInput, Proposal, grounding};
 use crate::error::{Error, Result};
 
@@ -138,11 +139,81 @@ struct Submitted {
 /// Parses reply text strictly: the whole text (surrounding whitespace
 /// aside) must be one JSON value. No fence stripping, no brace hunting.
 pub(crate) fn parse_strict(text: &str) -> std::result::Result<Value, Problem> {
-    serde_json::from_str::<Value>(text.trim()).map_err(|e| {
+    strict_json(text.trim().as_bytes()).map_err(|e| {
         Problem::invalid(format!(
             "the output is not a single JSON value ({e}); send only the JSON object, with no prose or code fences"
         ))
     })
+}
+
+/// Parses JSON strictly: duplicate object keys (at any depth) and trailing
+/// data are refused, so no two readers of the same reply can disagree on
+/// which `"integration"` or `"method"` it holds. Nesting is capped by
+/// serde_json's recursion limit.
+pub(crate) fn strict_json(bytes: &[u8]) -> std::result::Result<Value, String> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = StrictValue::deserialize(&mut de).map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
+    Ok(value.0)
+}
+
+struct StrictValue(Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = StrictValue;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<StrictValue, E> {
+        Ok(StrictValue(Value::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<StrictValue, E> {
+        Ok(StrictValue(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<StrictValue, E> {
+        Ok(StrictValue(v.into()))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<StrictValue, E> {
+        serde_json::Number::from_f64(v)
+            .map(|n| StrictValue(Value::Number(n)))
+            .ok_or_else(|| E::custom("number is not finite"))
+    }
+    fn visit_str<E>(self, v: &str) -> std::result::Result<StrictValue, E> {
+        Ok(StrictValue(Value::String(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> std::result::Result<StrictValue, E> {
+        Ok(StrictValue(Value::String(v)))
+    }
+    fn visit_unit<E>(self) -> std::result::Result<StrictValue, E> {
+        Ok(StrictValue(Value::Null))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<StrictValue, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictValue(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(StrictValue(Value::Array(items)))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> std::result::Result<StrictValue, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            let StrictValue(value) = access.next_value()?;
+            if map.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!("duplicate key {key:?}")));
+            }
+            map.insert(key, value);
+        }
+        Ok(StrictValue(Value::Object(map)))
+    }
 }
 
 /// Checks one candidate output: schema, then the spec compiler (with the
@@ -170,6 +241,21 @@ pub(crate) fn evaluate(input: DraftInput<'_>, value: &Value) -> Result<std::resu
         }
     };
     let mut integration = submitted.integration;
+    // The owner reads each rule's description: no hidden or reordered text.
+    let hidden: Vec<String> = integration
+        .rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            r.description
+                .as_deref()
+                .is_some_and(|d| d.chars().any(|c| (c.is_control() && c != '\n' && c != '\t') || is_invisible(c)))
+        })
+        .map(|(i, _)| format!("/integration/rules/{i}/description: control or invisible characters are not allowed"))
+        .collect();
+    if !hidden.is_empty() {
+        return Ok(Err(Problem::Invalid(hidden)));
+    }
     // Facts the gateway knows are not left to the model.
     integration.name = input.intent.name.clone();
     integration.doc_urls = input.intent.doc_urls.clone();
@@ -328,5 +414,45 @@ mod tests {
         assert!(parse_strict("Here you go: {\"a\": 1}").is_err());
         assert!(parse_strict("```json\n{\"a\": 1}\n```").is_err());
         assert!(parse_strict("{\"a\": 1} {\"b\": 2}").is_err());
+    }
+
+    #[test]
+    fn duplicate_keys_trailing_data_and_deep_nesting_are_refused() {
+        let twice = r#"{"integration": {"name": "github"}, "rationale": [], "integration": {"name": "x"}}"#;
+        let Err(Problem::Invalid(problems)) = parse_strict(twice) else { panic!("duplicates accepted") };
+        assert!(problems[0].contains("duplicate key \"integration\""), "{problems:?}");
+        let nested = r#"{"integration": {"rules": [{"method": "GET", "method": "DELETE"}]}}"#;
+        assert!(strict_json(nested.as_bytes()).unwrap_err().contains("duplicate key \"method\""));
+        assert!(parse_strict(r#"{"a": 1} {"b": 2}"#).is_err());
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse_strict(&deep).is_err(), "no stack overflow, an error");
+        assert_eq!(strict_json(br#" {"a": [1, {"b": null}]} "#).unwrap(), json!({"a": [1, {"b": null}]}));
+    }
+
+    #[test]
+    fn hidden_text_in_a_rule_description_is_a_problem() {
+        for description in ["read\u{202e}etirw", "list\u{200b} issues", "a\u{1b}[2Jb"] {
+            let mut value = good();
+            value["integration"]["rules"][0]["description"] = json!(description);
+            let Err(Problem::Invalid(problems)) = check(&value) else { panic!("{description:?} accepted") };
+            assert!(problems[0].contains("invisible"), "{problems:?}");
+        }
+    }
+
+    #[test]
+    fn the_model_cannot_rename_the_integration_or_change_its_doc_urls() {
+        let mut value = good();
+        value["integration"]["name"] = json!("admin");
+        value["integration"]["doc_urls"] = json!(["https://evil.example/"]);
+        let proposal = check(&value).expect("valid");
+        assert_eq!(proposal.integration.name, "github");
+        assert_eq!(proposal.integration.doc_urls, vec!["https://docs.example.com/api".to_owned()]);
+    }
+
+    #[test]
+    fn a_lower_case_write_method_is_refused_by_the_schema() {
+        let mut value = good();
+        value["integration"]["rules"][0]["method"] = json!("delete");
+        assert!(matches!(check(&value), Err(Problem::Invalid(_))));
     }
 }

@@ -37,10 +37,22 @@ pub(super) fn auth(api: &ApiDoc, ops: &[&Operation], hints: &[String], suggest: 
         .filter(|alts| !alts.is_empty() && alts.iter().all(|a| !a.is_empty()))
         .collect();
     let Some(first) = needing.first() else {
-        return Ok(Auth {
+        let mut out = Auth {
             rationale: vec!["auth: none (the docs declare no security for these operations)".into()],
             ..Auth::default()
-        });
+        };
+        if !hints.is_empty() && api.security_schemes.is_empty() {
+            // GitHub's and OpenAI's published descriptions declare no scheme at all.
+            out.warnings.push(format!(
+                "the docs declare no security scheme, so no credential is injected and the secret hint{} {} {} \
+                 unused; if the API needs one, add it to `inject` by hand (e.g. `Authorization: Bearer {{{}}}`)",
+                if hints.len() == 1 { "" } else { "s" },
+                hints.join(", "),
+                if hints.len() == 1 { "is" } else { "are" },
+                hints[0]
+            ));
+        }
+        return Ok(out);
     };
     // Single-scheme alternatives every operation accepts, in document order.
     let names: Vec<&String> = first

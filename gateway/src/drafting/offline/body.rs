@@ -40,6 +40,16 @@ pub(super) struct Body {
 /// The rule body for `op`, asked for by clauses with `verbs`.
 pub(super) fn body(op: &Operation, label: &str, goal: &Goal, verbs: &[&str]) -> Body {
     let Some(doc) = &op.body else { return Body::default() };
+    if !doc.required && documents_no_fields(&doc.schema) {
+        // Stripe documents an empty optional form body on every GET and DELETE.
+        return Body {
+            rationale: Some(format!(
+                "{label}: the documented {} body is optional and has no fields; none is expected",
+                doc.content_type
+            )),
+            ..Body::default()
+        };
+    }
     if !is_json(&doc.content_type) {
         return Body {
             warning: Some(format!(
@@ -119,6 +129,12 @@ pub(super) fn body(op: &Operation, label: &str, goal: &Goal, verbs: &[&str]) -> 
         rationale: Some(line),
         warning: dropped.then(|| format!("{label}: body `pattern`s the gateway cannot run were dropped")),
     }
+}
+
+/// An object schema with no properties and no others allowed.
+fn documents_no_fields(schema: &Value) -> bool {
+    schema.get("properties").and_then(Value::as_object).is_some_and(Map::is_empty)
+        && schema.get("additionalProperties") == Some(&Value::Bool(false))
 }
 
 /// `allOf: [{properties…}, {properties…}]` read as one object, so the

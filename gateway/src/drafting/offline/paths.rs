@@ -116,8 +116,12 @@ fn fill_pairs(segments: &[Segment], goal: &Goal, out: &mut [Option<String>], fil
     }
 }
 
+/// Words that end a parameter's name without naming another thing.
+const ID_WORDS: &[&str] = &["id", "number", "no", "num", "key", "sid", "uuid", "slug", "name", "ref"];
+
 /// `issue 42` fills `{issue}`, `{issue_number}`, `{issue_id}`, or whatever
-/// parameter follows an `/issues/` segment.
+/// parameter follows an `/issues/` segment, but not `{issue_comment_id}`
+/// (`get file 123` is not file version 123).
 fn fill_named(segments: &[Segment], goal: &Goal, out: &mut [Option<String>], fills: &mut [Option<Fill>]) {
     for (i, segment) in segments.iter().enumerate() {
         let Segment::Param(name) = segment else { continue };
@@ -130,7 +134,7 @@ fn fill_named(segments: &[Segment], goal: &Goal, out: &mut [Option<String>], fil
             _ => None,
         };
         let found = goal.values().iter().find_map(|v| match v {
-            GoalValue::Named { noun, value } if own.first() == Some(noun) || after.as_ref() == Some(noun) => {
+            GoalValue::Named { noun, value } if names(&own, noun) || after.as_ref() == Some(noun) => {
                 Some((noun, value))
             }
             _ => None,
@@ -143,6 +147,15 @@ fn fill_named(segments: &[Segment], goal: &Goal, out: &mut [Option<String>], fil
         } else {
             fills[i] = Some(Fill::Open { param: name.to_string(), why: not_plain(value) });
         }
+    }
+}
+
+/// True when a parameter's words are `noun`, alone or with an id word.
+fn names(own: &[String], noun: &str) -> bool {
+    match own {
+        [one] => one == noun,
+        [one, id] => one == noun && ID_WORDS.contains(&id.as_str()),
+        _ => false,
     }
 }
 

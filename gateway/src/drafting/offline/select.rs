@@ -2,12 +2,19 @@
 //!
 //! Each clause's noun groups are matched in turn against the operations
 //! that perform the clause's action. Candidates are ranked by, in order:
-//! how strongly the group's words (and the verb) name them (path words 3,
-//! operationId/tags 2, summary 1), the clause's other nouns, how many path
-//! parameters the goal's values fill, whether the shape fits (a
-//! collection for "list", one item for "get issue 42"), PATCH over PUT
-//! for updates, and fewer path words the goal does not name. A tie at the
-//! top between different operations is ambiguous and refused.
+//! how many of the group's words name them at all (in the path, the
+//! operationId, the summary or tags); how fully the group (or the verb)
+//! names the last literal path segment, the resource acted on (`create a
+//! pull request` is `POST …/pulls`, not `POST …/pulls/comments/{id}/
+//! reactions`); the clause's other nouns; how many path parameters the
+//! goal's values fill; whether the shape fits (a collection for "list",
+//! one item for "get issue 42"); GET for reads and PATCH over PUT for
+//! updates; fewer path words the goal does not name (`DELETE /droplets/
+//! {id}` over `DELETE /firewalls/{id}/droplets`); and only then how
+//! strongly the words name them (path 3, operationId 2, summary/tags 1)
+//! and how strongly the verb does: a verbose operationId repeating the
+//! goal's words is weak evidence next to the path. A tie at
+//! the top between different operations is ambiguous and refused.
 
 use std::cmp::Reverse;
 
@@ -31,7 +38,7 @@ pub(super) struct Pick<'a> {
 }
 
 /// Ranking key: larger is better.
-type Key = (u32, u32, usize, bool, u8, Reverse<usize>);
+type Key = (usize, u8, u32, usize, bool, u8, Reverse<usize>, u32, u32);
 
 /// Picks the operations `goal` asks for, in the order the goal asks
 /// (not document order, so that ranking alone decides).
@@ -92,7 +99,11 @@ pub(super) fn select<'a>(api: &'a ApiDoc, goal: &Goal) -> Result<Vec<Pick<'a>>, 
 }
 
 fn key(op: &Operation, vocab: &Vocab, clause: &Clause, nouns: &[&str], goal: &Goal) -> Key {
-    let group: u32 = nouns.iter().map(|n| vocab.strength(n)).sum::<u32>() + vocab.strength(&clause.verb);
+    let mut named = nouns.to_vec();
+    named.push(&clause.verb);
+    let target = vocab.names_target(&named);
+    let covered = nouns.iter().filter(|n| vocab.strength(n) > 0).count();
+    let group: u32 = nouns.iter().map(|n| vocab.strength(n)).sum();
     let all = clause.nouns();
     let context: u32 = all.iter().filter(|n| !nouns.contains(n)).map(|n| vocab.strength(n)).sum();
     let filled = paths::narrow(&op.path, goal).map(|n| n.filled()).unwrap_or(0);
@@ -101,11 +112,13 @@ fn key(op: &Operation, vocab: &Vocab, clause: &Clause, nouns: &[&str], goal: &Go
     let method = match (clause.action, op.method.as_str()) {
         (Action::Update, "PATCH") => 2,
         (Action::Update, "PUT") => 1,
+        (Action::Read, "GET") => 1,
         _ => 0,
     };
     let mut words = all.clone();
     words.push(&clause.verb);
-    (group, context, filled, shape, method, Reverse(vocab.unmatched_path_words(&words)))
+    let unmatched = Reverse(vocab.unmatched_path_words(&words));
+    (covered, target, context, filled, shape, method, unmatched, group, vocab.strength(&clause.verb))
 }
 
 /// Names of the body's top-level properties and the query parameters.

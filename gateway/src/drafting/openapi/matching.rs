@@ -23,9 +23,12 @@ pub(crate) struct Vocab {
     pub path: Vec<String>,
     ident: BTreeSet<String>,
     text: BTreeSet<String>,
-    /// What the operation does: its method's action, or the verb an
-    /// RPC-style segment names (`/chat.delete` is a delete whatever its
-    /// method); a POST whose summary starts "Update" also updates.
+    /// Words of the last literal path segment: the resource acted on
+    /// (`comments` in `/issues/{n}/comments`), or an RPC method's name.
+    pub last: Vec<String>,
+    /// What the operation does: its method's action, or, for a POST, the
+    /// verb an RPC-style segment names (`POST /chat.delete` is a delete) or
+    /// its summary opens with ("Update a customer" updates, and only that).
     pub actions: Vec<Action>,
 }
 
@@ -33,37 +36,47 @@ impl Vocab {
     /// Reads `operation`'s words.
     pub(crate) fn of(operation: &Operation) -> Vocab {
         let literals = operation.path.split('/').filter(|s| !s.is_empty() && !s.contains('{'));
+        let last = literals.clone().next_back().map(split_words).unwrap_or_default();
         let mut path = Vec::new();
         let mut rpc = Vec::new();
         for segment in literals {
-            let words = split_words(segment);
-            if words.len() > 1 {
-                rpc.extend(words.iter().filter_map(|w| Action::of_verb(w)));
+            // RPC style (`/chat.postMessage`, `/reactions.add`): the method
+            // name after the last `.` opens with its verb. Only a POST is
+            // read this way: a PUT to `/bypass-list` or a POST to
+            // `/CredentialListMappings.json` lists nothing.
+            if operation.method == "POST"
+                && let Some((_, name)) = segment.rsplit_once('.')
+            {
+                rpc.extend(split_words(name).first().and_then(|w| Action::of_verb(w)));
             }
-            path.extend(words);
+            path.extend(split_words(segment));
         }
         let id = operation.operation_id.as_deref().unwrap_or_default();
         let (namespace, name) = id.rsplit_once('/').unwrap_or(("", id));
         let ident: BTreeSet<String> = split_words(name).into_iter().collect();
         let summary = operation.summary.as_deref().or(operation.description.as_deref()).unwrap_or_default();
-        let summary: String = summary.chars().take(300).collect();
+        let summary = without_markup(&summary.chars().take(300).collect::<String>());
         let text_words = split_words(&summary);
         let mut text: BTreeSet<String> = text_words.iter().cloned().collect();
         text.extend(split_words(namespace));
         text.extend(operation.tags.iter().flat_map(|t| split_words(t)));
         let mut actions = rpc;
-        if actions.is_empty() {
+        let said = text_words.first().and_then(|w| Action::of_verb(w));
+        if actions.is_empty() && operation.method == "POST" && said.is_some() {
+            // A POST whose summary opens with a verb does what it says:
+            // Stripe's "Update a customer" is no create.
+            actions.extend(said);
+        } else if actions.is_empty() {
             actions.extend(Action::of_method(&operation.method));
             if operation.method == "POST" {
                 // Stripe-style updates and deletes by POST.
-                actions.extend(text_words.first().and_then(|w| Action::of_verb(w)));
                 let verbs = ident.iter().filter(|w| w.as_str() != "post").filter_map(|w| Action::of_verb(w));
                 actions.extend(verbs);
             }
         }
         actions.sort();
         actions.dedup();
-        Vocab { path, ident, text, actions }
+        Vocab { path, last, ident, text, actions }
     }
 
     /// How strongly `word` (singular, lower case) names this operation;
@@ -80,11 +93,42 @@ impl Vocab {
         }
     }
 
+    /// How well `words` name the last literal path segment, what this
+    /// operation acts on: 2 when they name every word of it (`pulls` for
+    /// "pull request"), 1 some (`required_pull_request_reviews`), 0 none.
+    pub(crate) fn names_target(&self, words: &[&str]) -> u8 {
+        let named = self.last.iter().filter(|w| words.contains(&w.as_str())).count();
+        match named {
+            0 => 0,
+            n if n == self.last.len() => 2,
+            _ => 1,
+        }
+    }
+
     /// Path words none of `words` names: fewer means a closer fit.
     pub(crate) fn unmatched_path_words(&self, words: &[&str]) -> usize {
         let distinct: BTreeSet<&str> = self.path.iter().map(String::as_str).collect();
         distinct.iter().filter(|w| !words.contains(w)).count()
     }
+}
+
+/// `text` without HTML tags (`<p>Updates the customer</p>`), which
+/// descriptions often carry.
+fn without_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_tag = false;
+    for c in text.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push(' ');
+            }
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// How relevant `operation` is to `goal`: the strength of each goal noun
