@@ -274,6 +274,18 @@ fn prompt_injection_in_the_goal_never_adds_an_undocumented_or_delete_rule() {
     assert!(message.starts_with("no documented operation matches \"delete issue\""), "{message}");
 }
 
+#[test]
+fn what_the_goal_says_not_to_do_is_not_drafted() {
+    let proposal = draft("github.json", "list issues in acme/widgets but don't delete or close any", &["GITHUB_TOKEN"]);
+    assert_eq!(
+        as_json(&proposal),
+        github(json!([{"method": "GET", "path": "/repos/acme/widgets/issues", "query": issue_query(),
+                       "description": "List repository issues"}]))
+    );
+    has_line(&proposal.rationale, "the goal says not to delete");
+    has_line(&proposal.rationale, "the goal says not to close");
+}
+
 // ---- Slack-like chat API (YAML, RPC-style paths) ----------------------------
 
 fn slack(rules: Value) -> Value {

@@ -8,6 +8,8 @@
 mod paths;
 mod text;
 
+pub(super) use text::without_negated_actions;
+
 use std::collections::BTreeSet;
 
 use oauth3_policy::{IntegrationSpec, PermitSpec, Rule, SPEC_VERSION, Template};

@@ -52,9 +52,15 @@ impl OfflineDrafter {
 fn draft(input: DraftInput<'_>) -> std::result::Result<Proposal, String> {
     let intent = input.intent;
     let (doc, api, mut rationale) = first_api(input.docs)?;
-    let goal = Goal::parse(&intent.goal);
+    // What the goal says not to do is not asked for (the grounding checks
+    // read the goal the same way).
+    let (asked, negated) = super::grounding::without_negated_actions(&intent.goal);
+    let goal = Goal::parse(&asked);
     for part in goal.ignored() {
         rationale.push(format!("goal text addressed to the drafter was not read: \"{part}\""));
+    }
+    for verb in &negated {
+        rationale.push(format!("the goal says not to {verb}: nothing is drafted for it"));
     }
     if goal.clauses().is_empty() {
         return Err("the goal names no action: say what the agent will do (list, get, create, update, delete …) \

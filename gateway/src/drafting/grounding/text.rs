@@ -120,7 +120,7 @@ const NEGATION_ENDS: &[&str] = &["but", "then", "instead", "however", "rather", 
 /// clause (`,` `;` `.` `:` `!` `?`, a new line, or "but", "then", …), so
 /// "don't delete X and create Y" does not ask to create either: a goal read
 /// too narrowly refuses a write, one read too widely would allow it.
-pub(super) fn without_negated_actions(text: &str) -> (String, Vec<String>) {
+pub(crate) fn without_negated_actions(text: &str) -> (String, Vec<String>) {
     let mut out = text.to_owned();
     let mut negated = Vec::new();
     let mut in_scope = false;
