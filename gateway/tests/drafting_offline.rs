@@ -947,8 +947,8 @@ fn merging_and_refunding_are_actions() {
     }));
     assert_eq!(
         no_security_rule(doc.clone(), "merge pull request 5 in acme/widgets"),
-        // `5` goes with "request", the last word, so `{pull_number}` stays open.
-        json!([{"method": "PUT", "path": "/repos/acme/widgets/pulls/*/merge", "query": {},
+        // `5` goes with "pull request", which the path names by its first word.
+        json!([{"method": "PUT", "path": "/repos/acme/widgets/pulls/5/merge", "query": {},
                 "description": "Merge a pull request"}])
     );
     assert_eq!(
@@ -967,5 +967,69 @@ fn secret_hints_unused_because_the_docs_declare_no_security_are_warned_about() {
         proposal.warnings,
         ["the docs declare no security scheme, so no credential is injected and the secret hint OPENAI_API_KEY is \
           unused; if the API needs one, add it to `inject` by hand (e.g. `Authorization: Bearer {OPENAI_API_KEY}`)"]
+    );
+}
+
+#[test]
+fn a_goal_s_values_pick_the_operation_they_fill_through_an_abbreviated_path() {
+    let doc = tiny(json!({
+        "/repositories": {"get": {"summary": "List public repositories"}},
+        "/repos/{owner}/{repo}": {"get": {"summary": "Get a repository"}},
+        "/orgs/{org}": {"get": {"summary": "Get an organization"}},
+        "/organizations": {"get": {"summary": "List organizations"}},
+    }));
+    assert_eq!(
+        no_security_rule(doc.clone(), "get the repository acme/widgets"),
+        json!([{"method": "GET", "path": "/repos/acme/widgets", "query": {}, "description": "Get a repository"}])
+    );
+    // Without values, the path that writes the word out still wins.
+    assert_eq!(
+        no_security_rule(doc.clone(), "list repositories"),
+        json!([{"method": "GET", "path": "/repositories", "query": {}, "description": "List public repositories"}])
+    );
+    let proposal = draft_docs(&[inline(doc)], "get the organization `acme`", &[]).unwrap();
+    assert_eq!(proposal.integration.rules[0].path, "/orgs/acme");
+    has_line(&proposal.rationale, "goal words matched: get (summary/tags), organization (path, abbreviated)");
+}
+
+#[test]
+fn my_things_prefer_the_path_under_the_authenticated_user() {
+    let doc = tiny(json!({
+        "/repositories": {"get": {"summary": "List public repositories"}},
+        "/user/repos": {"get": {"summary": "List repositories for the authenticated user"}},
+        "/users/{username}/repos": {"get": {"summary": "List repositories for a user"}},
+        "/user/installations/{installation_id}/repositories": {"get": {"summary": "List installation repositories"}},
+        "/me/playlists": {"get": {"summary": "Get current user's playlists"}},
+        "/users/{user_id}/playlists": {"get": {"summary": "Get a user's playlists"}},
+    }));
+    assert_eq!(
+        no_security_rule(doc.clone(), "list my repositories"),
+        json!([{"method": "GET", "path": "/user/repos", "query": {},
+                "description": "List repositories for the authenticated user"}])
+    );
+    assert_eq!(
+        no_security_rule(doc.clone(), "get my playlists"),
+        json!([{"method": "GET", "path": "/me/playlists", "query": {}, "description": "Get current user's playlists"}])
+    );
+    // Without "my" there is no preference for the authenticated user's list.
+    assert!(refusal(&[inline(doc)], "get playlists", &[]).contains("matches 2 documented operations equally"));
+}
+
+#[test]
+fn a_value_after_a_compound_noun_fills_the_parameter_named_by_its_first_word() {
+    let doc = tiny(json!({
+        "/repos/{owner}/{repo}/pulls/{pull_number}/commits": {"get": {"summary": "List commits on a pull request"}},
+        "/repos/{owner}/{repo}/commits/{commit_sha}/pulls": {"get": {"summary": "List pull requests for a commit"}},
+        "/repos/{owner}/{repo}/issues/{issue_number}/comments": {"get": {"summary": "List issue comments"}},
+    }));
+    assert_eq!(
+        no_security_rule(doc.clone(), "list the commits of pull request 5 in acme/widgets"),
+        json!([{"method": "GET", "path": "/repos/acme/widgets/pulls/5/commits", "query": {},
+                "description": "List commits on a pull request"}])
+    );
+    // The path names "comment", so `7` is the comment's, not the issue's.
+    assert_eq!(
+        no_security_rule(doc, "list issue comment 7 in acme/widgets")[0]["path"],
+        json!("/repos/acme/widgets/issues/*/comments")
     );
 }

@@ -94,7 +94,7 @@ const STOPWORDS: &[&str] = &[
     "should", "would", "will", "be", "is", "are", "was", "new", "one", "ones", "only", "then", "also", "via", "using",
     "use", "so", "just", "like", "may", "might", "must", "when", "where", "which", "who", "what", "how", "if", "not",
     "no", "yes", "do", "does", "agent", "able", "allow", "api", "number", "id", "given", "specific", "single",
-    "existing", "but", "plus", "there", "here", "up", "out", "over", "under", "s",
+    "existing", "but", "plus", "there", "here", "up", "out", "over", "under", "s", "mine",
 ];
 
 impl Action {
@@ -178,6 +178,10 @@ pub enum GoalValue {
         noun: String,
         /// The value as written.
         value: String,
+        /// The word before the noun when the two make one compound noun
+        /// ("*pull* request 5", `pull_request 5`): APIs often name the thing
+        /// by that first word (`/pulls/{pull_number}`).
+        lead: Option<String>,
     },
 }
 
@@ -191,6 +195,9 @@ pub struct Goal {
     words: Vec<String>,
     ignored: Vec<String>,
 }
+
+/// Words for the authenticated user's own things.
+const MINE: &[&str] = &["my", "mine"];
 
 /// Words that tell a drafter to drop its instructions.
 const OVERRIDES: &[&str] = &["ignore", "disregard", "forget", "override", "bypass"];
@@ -286,6 +293,12 @@ impl Goal {
             && self.words.windows(parts.len()).any(|window| window.iter().zip(&parts).all(|(w, p)| singular(w) == *p))
     }
 
+    /// True when the goal speaks of the authenticated user's own things
+    /// ("list *my* repositories").
+    pub fn says_mine(&self) -> bool {
+        self.words.iter().any(|w| MINE.contains(&w.as_str()))
+    }
+
     /// True when the goal asks to create, change or delete something.
     pub fn asks_for_change(&self) -> bool {
         self.clauses.iter().any(|c| c.action != Action::Read)
@@ -310,6 +323,10 @@ struct Reader {
     group_start: bool,
     /// The last noun, for `issue 42`, until something else intervenes.
     last_noun: Option<String>,
+    /// The noun just before `last_noun` when the two make a compound.
+    lead: Option<String>,
+    /// The previous token was a noun.
+    noun_before: bool,
     /// The previous word was a determiner: this one is a noun.
     after_determiner: bool,
 }
@@ -319,6 +336,7 @@ impl Reader {
         if !matches!(token, Token::Word(_)) {
             self.after_determiner = false;
         }
+        let noun_before = std::mem::take(&mut self.noun_before);
         match token {
             Token::Break => {
                 self.clause_start = true;
@@ -331,15 +349,16 @@ impl Reader {
             }
             Token::Value(value) => {
                 if let Some(noun) = self.last_noun.take() {
-                    self.values.push(GoalValue::Named { noun, value: value.clone() });
+                    let lead = self.lead.take();
+                    self.values.push(GoalValue::Named { noun, value: value.clone(), lead });
                 }
             }
             Token::Other => self.last_noun = None,
-            Token::Word(word) => self.read_word(tokens, i, word),
+            Token::Word(word) => self.read_word(tokens, i, word, noun_before),
         }
     }
 
-    fn read_word(&mut self, tokens: &[Token], i: usize, word: &str) {
+    fn read_word(&mut self, tokens: &[Token], i: usize, word: &str, noun_before: bool) {
         let after_determiner = std::mem::replace(&mut self.after_determiner, DETERMINERS.contains(&word));
         if VALUE_LEADS.contains(&word) && self.last_noun.is_some() {
             return;
@@ -364,7 +383,7 @@ impl Reader {
                 self.group_start = true;
                 self.last_noun = None;
                 if is_dual(word) {
-                    self.noun(word, false);
+                    self.noun(word, false, false);
                 }
                 return;
             }
@@ -379,12 +398,20 @@ impl Reader {
         }
         self.clause_start = false;
         let plural = singular(word) != word && !matches!(tokens.get(i + 1), Some(Token::Value(_)));
-        self.noun(word, plural);
+        self.noun(word, plural, noun_before);
     }
 
-    fn noun(&mut self, word: &str, plural: bool) {
+    /// Reads a noun; `compound` when the previous token was a noun too
+    /// ("pull request").
+    fn noun(&mut self, word: &str, plural: bool, compound: bool) {
         let nouns = split_words(word);
+        self.lead = match nouns.len() {
+            0 | 1 if compound => self.last_noun.clone(),
+            0 | 1 => None,
+            n => Some(nouns[n - 2].clone()),
+        };
         self.last_noun = nouns.last().cloned();
+        self.noun_before = true;
         let Some(clause) = self.clauses.last_mut() else {
             self.preamble.extend(nouns);
             return;

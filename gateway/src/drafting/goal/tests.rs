@@ -26,7 +26,7 @@ fn verbs_in_other_positions_are_not_actions() {
     assert!(!goal.asks_for_change());
     let goal = Goal::parse("create a comment on issue #42");
     assert_eq!(groups(&goal), vec![(Action::Create, g(&[&["comment", "issue"]]))]);
-    assert_eq!(goal.values(), &[GoalValue::Named { noun: "issue".into(), value: "42".into() }]);
+    assert_eq!(goal.values(), &[GoalValue::Named { noun: "issue".into(), value: "42".into(), lead: None }]);
 }
 
 #[test]
@@ -44,7 +44,7 @@ fn and_separates_noun_groups() {
     let goal = Goal::parse("get issue number 42 and its comments");
     assert_eq!(groups(&goal), vec![(Action::Read, g(&[&["issue"], &["comment"]]))]);
     assert!(!goal.clauses()[0].wants_collection());
-    assert_eq!(goal.values(), &[GoalValue::Named { noun: "issue".into(), value: "42".into() }]);
+    assert_eq!(goal.values(), &[GoalValue::Named { noun: "issue".into(), value: "42".into(), lead: None }]);
 }
 
 #[test]
@@ -53,8 +53,8 @@ fn quoted_values_and_ids() {
     assert_eq!(
         goal.values(),
         &[
-            GoalValue::Named { noun: "label".into(), value: "good first issue".into() },
-            GoalValue::Named { noun: "customer".into(), value: "cus_123".into() },
+            GoalValue::Named { noun: "label".into(), value: "good first issue".into(), lead: None },
+            GoalValue::Named { noun: "customer".into(), value: "cus_123".into(), lead: None },
         ]
     );
 }
@@ -80,4 +80,21 @@ fn mentions_names_as_written_singular_or_in_words() {
     assert!(goal.mentions("labels"));
     assert!(goal.mentions("label"));
     assert!(!goal.mentions("blocks"));
+}
+
+#[test]
+fn a_value_after_a_compound_noun_keeps_the_compound_s_first_word() {
+    let named = |noun: &str, value: &str, lead: Option<&str>| GoalValue::Named {
+        noun: noun.into(),
+        value: value.into(),
+        lead: lead.map(str::to_owned),
+    };
+    let goal = Goal::parse("merge pull request 5 in acme/widgets");
+    assert_eq!(goal.values()[0], named("request", "5", Some("pull")));
+    let goal = Goal::parse("get pull_request number 5");
+    assert_eq!(goal.values(), &[named("request", "5", Some("pull"))]);
+    let goal = Goal::parse("comment on issue 7");
+    assert_eq!(goal.values(), &[named("issue", "7", None)]);
+    assert!(Goal::parse("list my repositories").says_mine());
+    assert!(!Goal::parse("list repositories").says_mine());
 }

@@ -2,6 +2,7 @@
 //! goal gives a value for become literal segments, the rest `*`.
 
 use crate::drafting::goal::{Goal, GoalValue, split_words};
+use crate::drafting::openapi::Vocab;
 
 /// What became of one path parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,8 +122,15 @@ const ID_WORDS: &[&str] = &["id", "number", "no", "num", "key", "sid", "uuid", "
 
 /// `issue 42` fills `{issue}`, `{issue_number}`, `{issue_id}`, or whatever
 /// parameter follows an `/issues/` segment, but not `{issue_comment_id}`
-/// (`get file 123` is not file version 123).
+/// (`get file 123` is not file version 123). A value after a compound noun
+/// ("pull request 5") fills by the compound's first word (`{pull_number}`,
+/// `/pulls/{…}`) when the path never names its last word.
 fn fill_named(segments: &[Segment], goal: &Goal, out: &mut [Option<String>], fills: &mut [Option<Fill>]) {
+    let literal_words: Vec<String> = segments
+        .iter()
+        .filter_map(|s| if let Segment::Literal(text) = s { Some(split_words(text)) } else { None })
+        .flatten()
+        .collect();
     for (i, segment) in segments.iter().enumerate() {
         let Segment::Param(name) = segment else { continue };
         if fills[i].is_some() {
@@ -133,9 +141,13 @@ fn fill_named(segments: &[Segment], goal: &Goal, out: &mut [Option<String>], fil
             Some(Segment::Literal(text)) => split_words(text).pop(),
             _ => None,
         };
+        let fits = |noun: &String| names(&own, noun) || after.as_ref().is_some_and(|a| Vocab::same_word(a, noun));
         let found = goal.values().iter().find_map(|v| match v {
-            GoalValue::Named { noun, value } if names(&own, noun) || after.as_ref() == Some(noun) => {
-                Some((noun, value))
+            GoalValue::Named { noun, value, .. } if fits(noun) => Some((noun.clone(), value)),
+            GoalValue::Named { noun, value, lead: Some(lead) }
+                if !literal_words.iter().any(|w| Vocab::same_word(w, noun)) && fits(lead) =>
+            {
+                Some((format!("{lead} {noun}"), value))
             }
             _ => None,
         });
@@ -150,11 +162,12 @@ fn fill_named(segments: &[Segment], goal: &Goal, out: &mut [Option<String>], fil
     }
 }
 
-/// True when a parameter's words are `noun`, alone or with an id word.
+/// True when a parameter's words are `noun` (or its abbreviation: `{org}`
+/// for "organization"), alone or with an id word.
 fn names(own: &[String], noun: &str) -> bool {
     match own {
-        [one] => one == noun,
-        [one, id] => one == noun && ID_WORDS.contains(&id.as_str()),
+        [one] => Vocab::same_word(one, noun),
+        [one, id] => Vocab::same_word(one, noun) && ID_WORDS.contains(&id.as_str()),
         _ => false,
     }
 }
@@ -196,6 +209,12 @@ mod tests {
         assert_eq!(glob("/v1/customers/{customer}", "get customer cus_123"), "/v1/customers/cus_123");
         assert_eq!(glob("/labels/{name}", "delete the label `bug`"), "/labels/bug");
         assert_eq!(glob("/", "list things"), "/");
+        let merge = "/repos/{owner}/{repo}/pulls/{pull_number}/merge";
+        assert_eq!(glob(merge, "merge pull request 5 in acme/widgets"), "/repos/acme/widgets/pulls/5/merge");
+        assert_eq!(glob("/pulls/{id}", "get pull request 5"), "/pulls/5");
+        assert_eq!(glob("/orgs/{org}/repos/{repo}", "get organization `acme` repository `w`"), "/orgs/acme/repos/w");
+        // The path names the compound's last word: the value is not the first word's.
+        assert_eq!(glob("/issues/{number}/comments", "get issue comment 5"), "/issues/*/comments");
     }
 
     #[test]

@@ -3,11 +3,15 @@
 //! Each clause's noun groups are matched in turn against the operations
 //! that perform the clause's action. Candidates are ranked by, in order:
 //! how many of the group's words name them at all (in the path, the
-//! operationId, the summary or tags); how fully the group (or the verb)
-//! names the last literal path segment, the resource acted on (`create a
-//! pull request` is `POST …/pulls`, not `POST …/pulls/comments/{id}/
-//! reactions`); the clause's other nouns; how many path parameters the
-//! goal's values fill; whether the shape fits (a collection for "list",
+//! operationId, the summary or tags, written out or abbreviated: `repos`
+//! for "repository"); how many path parameters the goal's values fill
+//! (`get the repository acme/widgets` is `/repos/{owner}/{repo}`, not
+//! `/repositories`); how fully the group (or the verb) names the last
+//! literal path segment, the resource acted on (`create a pull request`
+//! is `POST …/pulls`, not `POST …/pulls/comments/{id}/reactions`); the
+//! clause's other nouns; for "my …", a path under the authenticated user
+//! (`/user/repos`, `/me/playlists`) over global lists and paths with a
+//! user parameter; whether the shape fits (a collection for "list",
 //! one item for "get issue 42"); GET for reads and PATCH over PUT for
 //! updates; fewer path words the goal does not name (`DELETE /droplets/
 //! {id}` over `DELETE /firewalls/{id}/droplets`); and only then how
@@ -38,7 +42,7 @@ pub(super) struct Pick<'a> {
 }
 
 /// Ranking key: larger is better.
-type Key = (usize, u8, u32, usize, bool, u8, Reverse<usize>, u32, u32);
+type Key = (usize, usize, u8, u32, u8, bool, u8, Reverse<usize>, u32, u32);
 
 /// Picks the operations `goal` asks for, in the order the goal asks
 /// (not document order, so that ranking alone decides).
@@ -106,7 +110,10 @@ fn key(op: &Operation, vocab: &Vocab, clause: &Clause, nouns: &[&str], goal: &Go
     let group: u32 = nouns.iter().map(|n| vocab.strength(n)).sum();
     let all = clause.nouns();
     let context: u32 = all.iter().filter(|n| !nouns.contains(n)).map(|n| vocab.strength(n)).sum();
-    let filled = paths::narrow(&op.path, goal).map(|n| n.filled()).unwrap_or(0);
+    let narrowed = paths::narrow(&op.path, goal).ok();
+    let filled = narrowed.as_ref().map_or(0, |n| n.filled());
+    let open = narrowed.as_ref().map_or(0, |n| n.fills.len() - n.filled());
+    let mine = if goal.says_mine() { mine(&op.path, open) } else { 0 };
     let item = op.path.rsplit('/').next().is_some_and(|last| last.starts_with('{'));
     let shape = item != clause.wants_collection();
     let method = match (clause.action, op.method.as_str()) {
@@ -118,7 +125,19 @@ fn key(op: &Operation, vocab: &Vocab, clause: &Clause, nouns: &[&str], goal: &Go
     let mut words = all.clone();
     words.push(&clause.verb);
     let unmatched = Reverse(vocab.unmatched_path_words(&words));
-    (covered, target, context, filled, shape, method, unmatched, group, vocab.strength(&clause.verb))
+    (covered, filled, target, context, mine, shape, method, unmatched, group, vocab.strength(&clause.verb))
+}
+
+/// For a goal about "my" things: 2 for a path under the authenticated user
+/// (a literal `user` or `me` segment) with no parameter left open, 1 for
+/// one with some left open, 0 for any other path.
+fn mine(path: &str, open: usize) -> u8 {
+    let own = path.split('/').any(|s| s.eq_ignore_ascii_case("user") || s.eq_ignore_ascii_case("me"));
+    match (own, open) {
+        (false, _) => 0,
+        (true, 0) => 2,
+        (true, _) => 1,
+    }
 }
 
 /// Names of the body's top-level properties and the query parameters.
@@ -133,10 +152,13 @@ fn fields(op: &Operation) -> Vec<String> {
 fn why(api: &ApiDoc, op: &Operation, vocab: &Vocab, clause: &Clause, nouns: &[&str]) -> String {
     let mut matched: Vec<String> = Vec::new();
     for word in std::iter::once(clause.verb.as_str()).chain(nouns.iter().copied()) {
-        let at = match vocab.strength(word) {
-            3 => "path",
-            2 => "operationId",
-            1 => "summary/tags",
+        let (exact, short) = (vocab.exact_strength(word), vocab.abbreviated_strength(word));
+        let at = match (exact, short) {
+            (3, _) => "path",
+            (_, 2) => "path, abbreviated",
+            (2, _) => "operationId",
+            (_, 1) => "operationId, abbreviated",
+            (1, _) => "summary/tags",
             _ => continue,
         };
         let entry = format!("{word} ({at})");

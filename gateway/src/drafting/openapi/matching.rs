@@ -16,6 +16,23 @@ pub(crate) const IN_IDENT: u32 = 2;
 /// or an operationId's namespace (`issues/…`).
 pub(crate) const IN_TEXT: u32 = 1;
 
+/// Abbreviations APIs write for a goal's words (singular, lower case):
+/// `/repos/…` for "repository", `/orgs/…` for "organization". A match
+/// through one counts one step below the same match written out.
+const ABBREVIATIONS: &[(&str, &str)] = &[
+    ("repo", "repository"),
+    ("org", "organization"),
+    ("msg", "message"),
+    ("config", "configuration"),
+    ("auth", "authorization"),
+    ("auth", "authentication"),
+];
+
+/// True when `a` and `b` are the same word, or one abbreviates the other.
+fn same_word(a: &str, b: &str) -> bool {
+    a == b || ABBREVIATIONS.iter().any(|&(short, long)| (a, b) == (short, long) || (a, b) == (long, short))
+}
+
 /// The words an operation is known by and the actions it performs.
 #[derive(Debug, Clone)]
 pub(crate) struct Vocab {
@@ -81,7 +98,19 @@ impl Vocab {
 
     /// How strongly `word` (singular, lower case) names this operation;
     /// 0 when it does not.
+    /// A match through an abbreviation counts one step lower.
     pub(crate) fn strength(&self, word: &str) -> u32 {
+        self.exact_strength(word).max(self.abbreviated_strength(word))
+    }
+
+    /// True when `a` and `b` (singular, lower case) are the same word, or
+    /// one abbreviates the other (`repo`, "repository").
+    pub(crate) fn same_word(a: &str, b: &str) -> bool {
+        same_word(a, b)
+    }
+
+    /// How strongly `word` names this operation as written.
+    pub(crate) fn exact_strength(&self, word: &str) -> u32 {
         if self.path.iter().any(|w| w == word) {
             IN_PATH
         } else if self.ident.contains(word) {
@@ -93,11 +122,24 @@ impl Vocab {
         }
     }
 
+    /// The strength of `word` through an abbreviation (`repo` in the path
+    /// for "repository"), one step below the written-out match.
+    pub(crate) fn abbreviated_strength(&self, word: &str) -> u32 {
+        let other = |w: &String| w != word && same_word(w, word);
+        if self.path.iter().any(other) {
+            IN_PATH - 1
+        } else if self.ident.iter().any(other) {
+            IN_IDENT - 1
+        } else {
+            0
+        }
+    }
+
     /// How well `words` name the last literal path segment, what this
     /// operation acts on: 2 when they name every word of it (`pulls` for
     /// "pull request"), 1 some (`required_pull_request_reviews`), 0 none.
     pub(crate) fn names_target(&self, words: &[&str]) -> u8 {
-        let named = self.last.iter().filter(|w| words.contains(&w.as_str())).count();
+        let named = self.last.iter().filter(|w| words.iter().any(|g| same_word(g, w))).count();
         match named {
             0 => 0,
             n if n == self.last.len() => 2,
@@ -108,7 +150,7 @@ impl Vocab {
     /// Path words none of `words` names: fewer means a closer fit.
     pub(crate) fn unmatched_path_words(&self, words: &[&str]) -> usize {
         let distinct: BTreeSet<&str> = self.path.iter().map(String::as_str).collect();
-        distinct.iter().filter(|w| !words.contains(w)).count()
+        distinct.iter().filter(|w| !words.iter().any(|g| same_word(g, w))).count()
     }
 }
 
