@@ -4,7 +4,10 @@
 //! would widen past the grounding checks, method overrides by injection, and
 //! drafter notes that would hide the gateway's own warnings.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+#[path = "support/drafting.rs"]
+mod drafting;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,10 +17,11 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use drafting::{FixedDrafter, MemoryDocs};
 use oauth3_gateway::Error;
 use oauth3_gateway::drafting::{
-    ApiDoc, DocContent, DocKind, DocSource, DocsConfig, Draft, DraftInput, Drafter, Drafting, FetchedDoc, HttpDocs,
-    Intent, Operation, Proposal, Server,
+    ApiDoc, DocContent, DocKind, DocSource, DocsConfig, Draft, Drafting, FetchedDoc, HttpDocs, Intent, Operation,
+    Proposal, Server,
 };
 use oauth3_policy::{CompileOptions, HostPort, IntegrationSpec};
 use serde_json::{Value, json};
@@ -230,51 +234,8 @@ fn hex(text: &str) -> Vec<u8> {
 // ---------------------------------------------------------------------------
 // The pipeline: intents checked before any fetch, drafts grounded as enforced
 
-/// Serves prepared docs by URL and counts fetches.
-struct MemoryDocs {
-    docs: HashMap<String, FetchedDoc>,
-    fetches: AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl DocSource for MemoryDocs {
-    async fn fetch(&self, url: &str) -> oauth3_gateway::Result<FetchedDoc> {
-        self.fetches.fetch_add(1, Ordering::SeqCst);
-        self.docs.get(url).cloned().ok_or_else(|| Error::bad_gateway("doc_fetch_failed", format!("{url} answered 404")))
-    }
-}
-
-/// Returns the same proposal whatever it is asked.
-struct FixedDrafter(Proposal);
-
-#[async_trait::async_trait]
-impl Drafter for FixedDrafter {
-    fn name(&self) -> &str {
-        "fixed"
-    }
-
-    async fn draft(&self, _input: DraftInput<'_>) -> oauth3_gateway::Result<Proposal> {
-        Ok(self.0.clone())
-    }
-}
-
 const API_DOC_URL: &str = "https://docs.issues.example/openapi.json";
 const GUIDE_URL: &str = "https://docs.issues.example/guide";
-
-fn operation(method: &str, path: &str) -> Operation {
-    Operation {
-        method: method.into(),
-        path: path.into(),
-        operation_id: None,
-        summary: None,
-        description: None,
-        tags: vec![],
-        path_params: vec![],
-        query_params: vec![],
-        body: None,
-        security: None,
-    }
-}
 
 fn api_doc() -> FetchedDoc {
     let api = ApiDoc {
@@ -285,10 +246,10 @@ fn api_doc() -> FetchedDoc {
             declared: "https://api.issues.example/v1".into(),
         }],
         operations: vec![
-            operation("GET", "/repos/{owner}/{repo}/issues"),
-            operation("POST", "/repos/{owner}/{repo}/issues"),
-            operation("DELETE", "/repos/{owner}/{repo}"),
-            operation("GET", "/public/{page}"),
+            Operation::new("GET", "/repos/{owner}/{repo}/issues"),
+            Operation::new("POST", "/repos/{owner}/{repo}/issues"),
+            Operation::new("DELETE", "/repos/{owner}/{repo}"),
+            Operation::new("GET", "/public/{page}"),
         ],
         security_schemes: BTreeMap::new(),
         security: vec![],
@@ -337,10 +298,10 @@ fn intent(goal: &str, doc_urls: Vec<String>) -> Intent {
 }
 
 async fn run(intents: &[Intent], docs: Vec<FetchedDoc>, proposal: Proposal) -> (oauth3_gateway::Result<Draft>, usize) {
-    let docs = Arc::new(MemoryDocs { docs: docs.into_iter().map(|d| (d.url.clone(), d)).collect(), fetches: 0.into() });
+    let docs = Arc::new(MemoryDocs::new(docs));
     let drafting = Drafting::new(docs.clone(), Arc::new(FixedDrafter(proposal)), CompileOptions::default());
     let result = drafting.draft(intents).await;
-    (result, docs.fetches.load(Ordering::SeqCst))
+    (result, docs.fetches())
 }
 
 fn proposal(integration: IntegrationSpec) -> Proposal {

@@ -3,58 +3,22 @@
 //! descriptions built directly, not parsed), and the blocking checks and
 //! warnings the owner would see.
 
-use std::collections::{BTreeMap, HashMap};
+#[path = "support/drafting.rs"]
+mod drafting;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use drafting::{FixedDrafter, MemoryDocs};
 use oauth3_gateway::Error;
 use oauth3_gateway::drafting::{
-    ApiDoc, DocContent, DocKind, DocSource, Draft, DraftInput, Drafter, Drafting, FetchedDoc, Intent, Operation,
-    Proposal, Server,
+    ApiDoc, DocContent, DocKind, Draft, Drafting, FetchedDoc, Intent, Operation, Proposal, Server,
 };
 use oauth3_policy::{CompileOptions, IntegrationSpec};
 use serde_json::{Value, json};
 
 const API_DOC_URL: &str = "https://docs.issues.example/openapi.json";
 const GUIDE_URL: &str = "https://docs.issues.example/guide";
-
-/// Serves prepared docs by URL.
-struct MemoryDocs(HashMap<String, FetchedDoc>);
-
-#[async_trait::async_trait]
-impl DocSource for MemoryDocs {
-    async fn fetch(&self, url: &str) -> oauth3_gateway::Result<FetchedDoc> {
-        self.0.get(url).cloned().ok_or_else(|| Error::bad_gateway("doc_fetch_failed", format!("{url} answered 404")))
-    }
-}
-
-/// Returns the same integration whatever it is asked.
-struct FixedDrafter(IntegrationSpec);
-
-#[async_trait::async_trait]
-impl Drafter for FixedDrafter {
-    fn name(&self) -> &str {
-        "fixed"
-    }
-
-    async fn draft(&self, _input: DraftInput<'_>) -> oauth3_gateway::Result<Proposal> {
-        Ok(Proposal { integration: self.0.clone(), rationale: vec![], warnings: vec![] })
-    }
-}
-
-fn operation(method: &str, path: &str) -> Operation {
-    Operation {
-        method: method.into(),
-        path: path.into(),
-        operation_id: None,
-        summary: None,
-        description: None,
-        tags: vec![],
-        path_params: vec![],
-        query_params: vec![],
-        body: None,
-        security: None,
-    }
-}
 
 /// An OpenAPI description of an issues API at https://api.issues.example/v1.
 fn api_doc() -> FetchedDoc {
@@ -66,10 +30,10 @@ fn api_doc() -> FetchedDoc {
             declared: "https://api.issues.example/v1".into(),
         }],
         operations: vec![
-            operation("GET", "/repos/{owner}/{repo}/issues"),
-            operation("POST", "/repos/{owner}/{repo}/issues"),
-            operation("GET", "/repos/{owner}/{repo}/labels"),
-            operation("DELETE", "/repos/{owner}/{repo}"),
+            Operation::new("GET", "/repos/{owner}/{repo}/issues"),
+            Operation::new("POST", "/repos/{owner}/{repo}/issues"),
+            Operation::new("GET", "/repos/{owner}/{repo}/labels"),
+            Operation::new("DELETE", "/repos/{owner}/{repo}"),
         ],
         security_schemes: BTreeMap::new(),
         security: vec![],
@@ -117,8 +81,9 @@ async fn draft(goal: &str, docs: Vec<FetchedDoc>, spec: IntegrationSpec) -> oaut
         doc_urls: docs.iter().map(|d| d.url.clone()).collect(),
         secret_hints: vec!["ISSUES_TOKEN".into()],
     };
-    let docs = MemoryDocs(docs.into_iter().map(|d| (d.url.clone(), d)).collect());
-    let drafting = Drafting::new(Arc::new(docs), Arc::new(FixedDrafter(spec)), CompileOptions::default());
+    let proposal = Proposal { integration: spec, rationale: vec![], warnings: vec![] };
+    let drafting =
+        Drafting::new(Arc::new(MemoryDocs::new(docs)), Arc::new(FixedDrafter(proposal)), CompileOptions::default());
     drafting.draft(&[intent]).await
 }
 

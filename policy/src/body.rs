@@ -42,8 +42,10 @@ impl BodySchema {
     }
 }
 
-/// Parses JSON, refusing duplicate object keys and trailing data.
-pub(crate) fn parse_strict(bytes: &[u8]) -> Result<Value, String> {
+/// Parses JSON strictly: duplicate object keys (at any depth) and trailing
+/// data are refused, so no two readers of the same bytes can disagree on
+/// what they hold. Nesting is capped by serde_json's recursion limit.
+pub fn parse_strict(bytes: &[u8]) -> Result<Value, String> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = StrictValue::deserialize(&mut de).map_err(|e| e.to_string())?;
     de.end().map_err(|e| e.to_string())?;

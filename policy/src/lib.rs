@@ -65,6 +65,7 @@ mod spec;
 mod template;
 mod wit;
 
+pub use body::parse_strict as parse_strict_json;
 pub use canonical::SpecHash;
 pub use compile::{Ceilings, CompileOptions, CompiledIntegration, CompiledPermit, CompiledRule, EffectiveLimits};
 pub use decide::{Allow, Decision, Deny, DenyCode, OutboundRequest, Redirect};
@@ -75,6 +76,8 @@ pub use headers::is_reserved as is_reserved_header;
 pub use origin::{HostPort, Origin, Scheme, is_public_ip};
 pub use rate::{Gcra, RateDecision, RateKey};
 pub use schema::permit_json_schema;
-pub use spec::{Inject, IntegrationSpec, Limits, METHODS, PermitSpec, QueryParam, RateLimit, Rule, SPEC_VERSION};
+pub use spec::{
+    Inject, IntegrationSpec, Limits, METHODS, PermitSpec, QueryParam, RateLimit, Rule, SPEC_VERSION, is_write_method,
+};
 pub use template::{MissingSecret, Template, is_secret_name};
 pub use wit::SCOPED_FETCH_WIT;

@@ -289,6 +289,5 @@ fn fetch_error(given: &str, hop: usize, error: reqwest::Error) -> Error {
 
 /// SHA-256 of `bytes`, lower-case hex.
 fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::keys::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }

@@ -12,7 +12,7 @@ pub(super) use text::without_negated_actions;
 
 use std::collections::BTreeSet;
 
-use oauth3_policy::{IntegrationSpec, PermitSpec, Rule, SPEC_VERSION, Template};
+use oauth3_policy::{IntegrationSpec, PermitSpec, Rule, SPEC_VERSION, Template, is_write_method};
 use url::Url;
 
 use super::openapi::ApiDoc;
@@ -280,11 +280,6 @@ fn raw_base_path(base_url: &str) -> String {
     let after_scheme = &text[text.find("://").map_or(0, |i| i + 3)..];
     let path = after_scheme.find('/').map_or("", |i| &after_scheme[i..]);
     path.strip_suffix('/').unwrap_or(path).to_owned()
-}
-
-/// Methods that change state upstream.
-fn is_write_method(method: &str) -> bool {
-    matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
 }
 
 /// `Authorization` and the usual API-key and token headers.

@@ -111,6 +111,25 @@ pub enum SecurityScheme {
     Other(String),
 }
 
+impl Operation {
+    /// An operation with nothing documented but its method and path
+    /// (drafters and tests build richer ones field by field).
+    pub fn new(method: &str, path: &str) -> Operation {
+        Operation {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            operation_id: None,
+            summary: None,
+            description: None,
+            tags: vec![],
+            path_params: vec![],
+            query_params: vec![],
+            body: None,
+            security: None,
+        }
+    }
+}
+
 impl ApiDoc {
     /// Reads an OpenAPI 3.x or Swagger 2.0 document fetched from `doc_url`.
     /// `Ok(None)` when `value` is not an API description at all.

@@ -74,11 +74,6 @@ impl Drafting {
         Drafting { docs, drafter, compile, running: tokio::sync::Semaphore::new(MAX_CONCURRENT_DRAFTS) }
     }
 
-    /// The drafter's name.
-    pub fn drafter_name(&self) -> &str {
-        self.drafter.name()
-    }
-
     /// Drafts one spec covering every intent, or says clearly why not.
     pub async fn draft(&self, intents: &[Intent]) -> Result<Draft> {
         check_intents(intents)?;
@@ -218,13 +213,7 @@ fn check_doc_url(text: &str) -> std::result::Result<(), String> {
 fn clean_line(text: &str) -> String {
     let visible: String =
         text.chars().map(|c| if c.is_control() { ' ' } else { c }).filter(|c| !grounding::is_invisible(*c)).collect();
-    let line = visible.split_whitespace().collect::<Vec<_>>().join(" ");
-    if line.chars().count() <= MAX_NOTE_CHARS {
-        return line;
-    }
-    let mut clipped: String = line.chars().take(MAX_NOTE_CHARS - 1).collect();
-    clipped.push('…');
-    clipped
+    super::llm::clip(&visible.split_whitespace().collect::<Vec<_>>().join(" "), MAX_NOTE_CHARS)
 }
 
 fn valid_name(name: &str) -> bool {

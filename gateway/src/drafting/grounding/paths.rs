@@ -146,21 +146,7 @@ mod tests {
             version: "3.0.0".into(),
             title: None,
             servers: servers.iter().map(|s| Server { url: (*s).into(), declared: (*s).into() }).collect(),
-            operations: ops
-                .iter()
-                .map(|(method, path)| Operation {
-                    method: (*method).into(),
-                    path: (*path).into(),
-                    operation_id: None,
-                    summary: None,
-                    description: None,
-                    tags: vec![],
-                    path_params: vec![],
-                    query_params: vec![],
-                    body: None,
-                    security: None,
-                })
-                .collect(),
+            operations: ops.iter().map(|(method, path)| Operation::new(method, path)).collect(),
             security_schemes: Default::default(),
             security: vec![],
         }

@@ -121,7 +121,7 @@ impl Endpoint {
             return Err(self.status_error(status, retry_after, &bytes));
         }
         // Strict: a reply with duplicate keys could be read two ways.
-        super::output::strict_json(&bytes).map_err(|_| {
+        oauth3_policy::parse_strict_json(&bytes).map_err(|_| {
             Error::bad_gateway(
                 "drafter_failed",
                 format!("{} answered {status} with a body that is not strict JSON", self.label),

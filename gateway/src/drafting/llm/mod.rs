@@ -21,6 +21,7 @@ mod prompt;
 
 pub use anthropic::AnthropicDrafter;
 pub use openai::OpenAiDrafter;
+pub(super) use prompt::clip;
 
 use std::time::Duration;
 

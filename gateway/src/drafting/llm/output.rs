@@ -139,81 +139,11 @@ struct Submitted {
 /// Parses reply text strictly: the whole text (surrounding whitespace
 /// aside) must be one JSON value. No fence stripping, no brace hunting.
 pub(crate) fn parse_strict(text: &str) -> std::result::Result<Value, Problem> {
-    strict_json(text.trim().as_bytes()).map_err(|e| {
+    oauth3_policy::parse_strict_json(text.trim().as_bytes()).map_err(|e| {
         Problem::invalid(format!(
             "the output is not a single JSON value ({e}); send only the JSON object, with no prose or code fences"
         ))
     })
-}
-
-/// Parses JSON strictly: duplicate object keys (at any depth) and trailing
-/// data are refused, so no two readers of the same reply can disagree on
-/// which `"integration"` or `"method"` it holds. Nesting is capped by
-/// serde_json's recursion limit.
-pub(crate) fn strict_json(bytes: &[u8]) -> std::result::Result<Value, String> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = StrictValue::deserialize(&mut de).map_err(|e| e.to_string())?;
-    de.end().map_err(|e| e.to_string())?;
-    Ok(value.0)
-}
-
-struct StrictValue(Value);
-
-impl<'de> Deserialize<'de> for StrictValue {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        d.deserialize_any(StrictVisitor)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> serde::de::Visitor<'de> for StrictVisitor {
-    type Value = StrictValue;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_bool<E>(self, v: bool) -> std::result::Result<StrictValue, E> {
-        Ok(StrictValue(Value::Bool(v)))
-    }
-    fn visit_i64<E>(self, v: i64) -> std::result::Result<StrictValue, E> {
-        Ok(StrictValue(v.into()))
-    }
-    fn visit_u64<E>(self, v: u64) -> std::result::Result<StrictValue, E> {
-        Ok(StrictValue(v.into()))
-    }
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<StrictValue, E> {
-        serde_json::Number::from_f64(v)
-            .map(|n| StrictValue(Value::Number(n)))
-            .ok_or_else(|| E::custom("number is not finite"))
-    }
-    fn visit_str<E>(self, v: &str) -> std::result::Result<StrictValue, E> {
-        Ok(StrictValue(Value::String(v.to_owned())))
-    }
-    fn visit_string<E>(self, v: String) -> std::result::Result<StrictValue, E> {
-        Ok(StrictValue(Value::String(v)))
-    }
-    fn visit_unit<E>(self) -> std::result::Result<StrictValue, E> {
-        Ok(StrictValue(Value::Null))
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<StrictValue, A::Error> {
-        let mut items = Vec::new();
-        while let Some(StrictValue(item)) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(StrictValue(Value::Array(items)))
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> std::result::Result<StrictValue, A::Error> {
-        let mut map = Map::new();
-        while let Some(key) = access.next_key::<String>()? {
-            let StrictValue(value) = access.next_value()?;
-            if map.contains_key(&key) {
-                return Err(serde::de::Error::custom(format_args!("duplicate key {key:?}")));
-            }
-            map.insert(key, value);
-        }
-        Ok(StrictValue(Value::Object(map)))
-    }
 }
 
 /// Checks one candidate output: schema, then the spec compiler (with the
@@ -422,11 +352,14 @@ mod tests {
         let Err(Problem::Invalid(problems)) = parse_strict(twice) else { panic!("duplicates accepted") };
         assert!(problems[0].contains("duplicate key \"integration\""), "{problems:?}");
         let nested = r#"{"integration": {"rules": [{"method": "GET", "method": "DELETE"}]}}"#;
-        assert!(strict_json(nested.as_bytes()).unwrap_err().contains("duplicate key \"method\""));
+        assert!(oauth3_policy::parse_strict_json(nested.as_bytes()).unwrap_err().contains("duplicate key \"method\""));
         assert!(parse_strict(r#"{"a": 1} {"b": 2}"#).is_err());
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         assert!(parse_strict(&deep).is_err(), "no stack overflow, an error");
-        assert_eq!(strict_json(br#" {"a": [1, {"b": null}]} "#).unwrap(), json!({"a": [1, {"b": null}]}));
+        assert_eq!(
+            oauth3_policy::parse_strict_json(br#" {"a": [1, {"b": null}]} "#).unwrap(),
+            json!({"a": [1, {"b": null}]})
+        );
     }
 
     #[test]

@@ -343,16 +343,10 @@ mod tests {
 
     fn op(method: &str, path: &str, summary: &str) -> Operation {
         Operation {
-            method: method.into(),
-            path: path.into(),
             operation_id: Some(summary.replace(' ', "_")),
             summary: Some(summary.into()),
-            description: None,
-            tags: vec![],
-            path_params: vec![],
             query_params: vec![ParamDoc { name: "state".into(), required: false, values: Some(vec!["open".into()]) }],
-            body: None,
-            security: None,
+            ..Operation::new(method, path)
         }
     }
 
