@@ -1,5 +1,6 @@
-//! Authentication: HS256 JWTs with expiry, issuer and audience checked, and
-//! one extractor, [`Auth`], that checks the caller's role for a handler.
+//! Authentication: HS256 JWTs with expiry, issuer and audience checked, not
+//! revoked ([`authenticate`]: one indexed read per request), and one
+//! extractor, [`Auth`], that checks the caller's role for a handler.
 
 use std::marker::PhantomData;
 use std::ops::Deref;
@@ -56,6 +57,14 @@ struct Claims {
     aud: String,
     iat: u64,
     exp: u64,
+    /// Token id, to revoke this one token. Tokens issued before revocation
+    /// existed have none; they are known by their hash instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
+    /// The tenant's token generation when the token was issued; revoking
+    /// all of a tenant's tokens moves the generation on.
+    #[serde(default, rename = "gen")]
+    generation: i64,
 }
 
 /// An authenticated tenant.
@@ -65,6 +74,19 @@ pub struct Caller {
     pub id: String,
     /// Its role.
     pub role: Role,
+    /// The token it presented.
+    pub token: TokenId,
+}
+
+/// Which token a caller presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenId {
+    /// Its `jti`, or for older tokens without one, the SHA-256 of the token.
+    pub id: String,
+    /// When it expires, in Unix milliseconds.
+    pub expires_at_ms: i64,
+    /// The tenant's token generation it was issued in.
+    pub generation: i64,
 }
 
 /// Issues and verifies tokens with one HS256 key.
@@ -87,8 +109,9 @@ impl Tokens {
         Tokens { encoding: EncodingKey::from_secret(key), decoding: DecodingKey::from_secret(key), validation, ttl }
     }
 
-    /// A token for `tenant_id` acting as `role`.
-    pub fn issue(&self, tenant_id: &str, role: Role) -> Result<String> {
+    /// A token for `tenant_id` acting as `role`, in the tenant's token
+    /// `generation` (see [`revoke_all`]).
+    pub fn issue(&self, tenant_id: &str, role: Role, generation: i64) -> Result<String> {
         let iat = (now_ms() / 1000) as u64;
         let claims = Claims {
             sub: tenant_id.to_owned(),
@@ -97,12 +120,15 @@ impl Tokens {
             aud: AUDIENCE.into(),
             iat,
             exp: iat + self.ttl.as_secs(),
+            jti: Some(crate::keys::new_id("tok")?),
+            generation,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| Error::Crypto(format!("signing a token: {e}")))
     }
 
-    /// The caller a token stands for.
+    /// The caller a token stands for, if its signature and claims hold.
+    /// This does not check revocation: [`authenticate`] does both.
     pub fn verify(&self, token: &str) -> Result<Caller> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
@@ -111,22 +137,76 @@ impl Tokens {
                 _ => "invalid token".into(),
             })
         })?;
-        Ok(Caller { id: data.claims.sub, role: data.claims.role })
-    }
-
-    /// The caller from an `Authorization: Bearer` header value.
-    pub fn verify_header(&self, value: Option<&str>) -> Result<Caller> {
-        let Some(value) = value else {
-            return Err(Error::Unauthorized(
-                "missing token: send Authorization: Bearer <token from POST /signup>".into(),
-            ));
+        let claims = data.claims;
+        let id = match claims.jti {
+            Some(jti) => jti,
+            None => crate::keys::hex(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref()),
         };
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .ok_or_else(|| Error::Unauthorized("the Authorization header must be `Bearer <token>`".into()))?;
-        self.verify(token.trim())
+        let token =
+            TokenId { id, expires_at_ms: (claims.exp as i64).saturating_mul(1000), generation: claims.generation };
+        Ok(Caller { id: claims.sub, role: claims.role, token })
     }
+}
+
+/// The token in an `Authorization: Bearer` header value.
+pub fn bearer(value: Option<&str>) -> Result<&str> {
+    let Some(value) = value else {
+        return Err(Error::Unauthorized("missing token: send Authorization: Bearer <token from POST /signup>".into()));
+    };
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or_else(|| Error::Unauthorized("the Authorization header must be `Bearer <token>`".into()))?;
+    Ok(token.trim())
+}
+
+/// The caller `token` stands for: signature and claims checked, then, in
+/// one indexed read, that its tenant still exists, that all of the tenant's
+/// tokens were not revoked since it was issued, and that it was not revoked
+/// itself. Every authenticated request goes through here.
+pub async fn authenticate(gateway: &Gateway, token: &str) -> Result<Caller> {
+    let caller = gateway.tokens.verify(token)?;
+    let state: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT token_generation, (SELECT COUNT(*) FROM revoked_tokens WHERE jti = $2) FROM tenants WHERE id = $1",
+    )
+    .bind(&caller.id)
+    .bind(&caller.token.id)
+    .fetch_optional(&gateway.db.pool)
+    .await?;
+    match state {
+        None => Err(Error::Unauthorized("the token's account no longer exists".into())),
+        Some((generation, revoked)) if generation != caller.token.generation || revoked > 0 => {
+            Err(Error::Unauthorized("the token has been revoked; use a newer one".into()))
+        }
+        Some(_) => Ok(caller),
+    }
+}
+
+/// Revokes one token until it would have expired anyway.
+pub async fn revoke(gateway: &Gateway, caller: &Caller) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO revoked_tokens (jti, tenant_id, revoked_at, expires_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (jti) DO NOTHING",
+    )
+    .bind(&caller.token.id)
+    .bind(&caller.id)
+    .bind(now_ms())
+    .bind(caller.token.expires_at_ms)
+    .execute(&gateway.db.pool)
+    .await?;
+    Ok(())
+}
+
+/// Revokes every token of the caller's tenant (one statement: the tenant's
+/// token generation moves on) and returns a fresh token for it.
+pub async fn revoke_all(gateway: &Gateway, caller: &Caller) -> Result<String> {
+    let generation: i64 = sqlx::query_scalar(
+        "UPDATE tenants SET token_generation = token_generation + 1 WHERE id = $1 RETURNING token_generation",
+    )
+    .bind(&caller.id)
+    .fetch_one(&gateway.db.pool)
+    .await?;
+    gateway.tokens.issue(&caller.id, caller.role, generation)
 }
 
 /// Which callers a handler accepts.
@@ -188,6 +268,6 @@ impl<R: Requirement + Send + Sync> FromRequestParts<Arc<Gateway>> for Auth<R> {
 
     async fn from_request_parts(parts: &mut Parts, gateway: &Arc<Gateway>) -> Result<Self> {
         let header = parts.headers.get(AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
-        Auth::check(gateway.tokens.verify_header(header)?)
+        Auth::check(authenticate(gateway, bearer(header)?).await?)
     }
 }

@@ -84,9 +84,10 @@ pub struct Config {
     #[arg(long, env = "OAUTH3_INSECURE_UPSTREAMS", value_delimiter = ',', default_value = "")]
     pub insecure_upstreams: Vec<String>,
 
-    /// Who may sign up as an owner.
-    #[arg(long, env = "OAUTH3_SIGNUP", value_enum, default_value = "open")]
-    pub signup: SignupMode,
+    /// Who may sign up as an owner [default: `invite` when the gateway listens on a non-loopback
+    /// address or its public URL is https, `open` otherwise].
+    #[arg(long, env = "OAUTH3_SIGNUP", value_enum)]
+    pub signup: Option<SignupMode>,
 
     /// Fuel (roughly, Wasm instructions) per execution.
     #[arg(long, env = "OAUTH3_FUEL", default_value_t = 5_000_000_000)]
@@ -103,6 +104,10 @@ pub struct Config {
     /// Executions run at once by this process (the worker pool size).
     #[arg(long, env = "OAUTH3_MAX_CONCURRENT", default_value_t = 64)]
     pub max_concurrent: usize,
+
+    /// Calls out of the sandbox per execution.
+    #[arg(long, env = "OAUTH3_MAX_CALLS", default_value_t = 100)]
+    pub max_calls: u32,
 
     /// Executions one agent may have queued or running at once.
     #[arg(long, env = "OAUTH3_MAX_EXECUTIONS_PER_AGENT", default_value_t = 256)]
@@ -127,6 +132,19 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "OAUTH3_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    /// On SIGTERM or SIGINT, how long running executions may take to finish, in seconds; those still
+    /// running then are marked failed (`interrupted`). Queued ones stay queued for the next start.
+    #[arg(long, env = "OAUTH3_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+
+    /// Delete audit records older than this many days [default: keep them].
+    #[arg(long, env = "OAUTH3_AUDIT_RETENTION_DAYS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub audit_retention_days: Option<u64>,
+
+    /// Delete finished executions (and their results) older than this many days [default: keep them].
+    #[arg(long, env = "OAUTH3_EXECUTION_RETENTION_DAYS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub execution_retention_days: Option<u64>,
 
     /// Which drafter turns intents into specs. `auto`: Anthropic when ANTHROPIC_API_KEY is set, else an
     /// OpenAI-compatible server when OPENAI_BASE_URL or OPENAI_API_KEY is set, else the offline OpenAPI drafter.
@@ -223,12 +241,16 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "OAUTH3_MEMORY_MB",
     "OAUTH3_TIMEOUT_SECS",
     "OAUTH3_MAX_CONCURRENT",
+    "OAUTH3_MAX_CALLS",
     "OAUTH3_MAX_EXECUTIONS_PER_AGENT",
     "OAUTH3_MAX_BODY_BYTES",
     "OAUTH3_TOKEN_TTL_SECS",
     "OAUTH3_REQUEST_TTL_SECS",
     "OAUTH3_CACHE_DIR",
     "OAUTH3_LOG_FORMAT",
+    "OAUTH3_SHUTDOWN_GRACE_SECS",
+    "OAUTH3_AUDIT_RETENTION_DAYS",
+    "OAUTH3_EXECUTION_RETENTION_DAYS",
     "OAUTH3_DRAFTER",
     "OAUTH3_DRAFTER_TIMEOUT_SECS",
     "OAUTH3_DOC_MAX_BYTES",
@@ -338,6 +360,58 @@ impl Config {
         }
     }
 
+    /// Whether other machines may reach the gateway: it listens on a
+    /// non-loopback address, or its public URL is https or names a host
+    /// other than this one (a proxy in front).
+    pub fn is_exposed(&self) -> bool {
+        let public = self.public_url.as_deref().filter(|u| !u.trim().is_empty()).map(|u| url::Url::parse(u.trim()));
+        let public_is_local = |url: &url::Url| {
+            url.scheme() == "http"
+                && match url.host() {
+                    Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    None => false,
+                }
+        };
+        // A public URL that names another machine, or https, means a proxy
+        // in front (an unparsable one counts as exposed: fail safe).
+        !self.listen.ip().is_loopback() || public.is_some_and(|url| !url.as_ref().is_ok_and(public_is_local))
+    }
+
+    /// Who may sign up as an owner: as set, else `invite` on an exposed
+    /// gateway ([`Config::is_exposed`]) and `open` on a local one.
+    pub fn signup_mode(&self) -> SignupMode {
+        self.signup.unwrap_or(if self.is_exposed() { SignupMode::Invite } else { SignupMode::Open })
+    }
+
+    /// Settings that are unsafe where they are used, each as a warning for
+    /// the operator (logged at start).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let exposed = || match &self.public_url {
+            Some(url) if !self.listen.ip().is_loopback() => format!("it listens on {} (public URL {url})", self.listen),
+            Some(url) => format!("its public URL is {url}"),
+            None => format!("it listens on {}", self.listen),
+        };
+        if self.signup == Some(SignupMode::Open) && self.is_exposed() {
+            warnings.push(format!(
+                "OAUTH3_SIGNUP=open on a gateway other machines can reach ({}): anyone who reaches it can sign up \
+                 as an owner and approve permits. Use OAUTH3_SIGNUP=invite unless this is a throwaway test.",
+                exposed()
+            ));
+        }
+        let insecure = self.insecure_upstreams.iter().any(|u| !u.trim().is_empty());
+        if insecure && !self.listen.ip().is_loopback() {
+            warnings.push(format!(
+                "OAUTH3_INSECURE_UPSTREAMS is set on a gateway listening on {}: specs may reach those upstreams \
+                 over plain http and past the private-address guard. It is meant for local development and tests.",
+                self.listen
+            ));
+        }
+        warnings
+    }
+
     /// Wall-clock limit per execution.
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_secs)
@@ -414,6 +488,39 @@ mod tests {
         for shown in [format!("{config:?}"), format!("{llm:?}")] {
             assert!(!shown.contains("fake-key-do-not-print"), "{shown}");
         }
+    }
+
+    #[test]
+    fn signup_defaults_to_invite_where_other_machines_can_reach_the_gateway() {
+        let mut config = Config::for_data_dir("/d");
+        assert_eq!(config.signup_mode(), SignupMode::Open, "loopback and http: a local gateway");
+        assert!(config.warnings().is_empty());
+        config.listen = "0.0.0.0:3737".parse().unwrap();
+        assert_eq!(config.signup_mode(), SignupMode::Invite);
+        config.listen = "[::]:3737".parse().unwrap();
+        assert_eq!(config.signup_mode(), SignupMode::Invite);
+        config.listen = "[::1]:3737".parse().unwrap();
+        assert_eq!(config.signup_mode(), SignupMode::Open);
+        config.public_url = Some("http://127.0.0.1:3737".into());
+        assert_eq!(config.signup_mode(), SignupMode::Open, "a local public URL");
+        config.public_url = Some("http://gateway.internal.example".into());
+        assert_eq!(config.signup_mode(), SignupMode::Invite, "behind a proxy");
+        config.public_url = Some("HTTPS://oauth3.example.com".into());
+        assert_eq!(config.signup_mode(), SignupMode::Invite, "behind a TLS proxy");
+        config.signup = Some(SignupMode::Open);
+        assert_eq!(config.signup_mode(), SignupMode::Open, "an explicit choice wins");
+        assert!(config.warnings()[0].contains("OAUTH3_SIGNUP=open"), "{:?}", config.warnings());
+    }
+
+    #[test]
+    fn insecure_upstreams_on_an_exposed_listener_are_warned_about() {
+        let mut config = Config::for_data_dir("/d");
+        config.insecure_upstreams = vec!["127.0.0.1:8080".into()];
+        assert!(config.warnings().is_empty(), "fine on loopback");
+        config.listen = "0.0.0.0:3737".parse().unwrap();
+        let warnings = config.warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("OAUTH3_INSECURE_UPSTREAMS"), "{warnings:?}");
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! An execution is claimed once (`queued` → `running` by exactly one worker
 //! of one replica). After a crash, `running` executions are marked failed
 //! with `interrupted` and never re-run: their calls may have had side effects.
+//! On a graceful shutdown ([`Workers::stop`]) nothing new is claimed, running
+//! executions may finish within the grace period, and the rest are marked
+//! the same way; queued ones stay queued for the next start.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +19,7 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::capabilities::OwnerSecrets;
 use crate::db::{Db, now_ms};
 use crate::error::{Error, Result};
-use crate::state::Gateway;
+use crate::state::{Gateway, Phase};
 
 /// A replica whose heartbeat is older than this is presumed dead.
 const REPLICA_TIMEOUT_MS: i64 = 60_000;
@@ -35,6 +38,21 @@ pub async fn recover(db: &Db, replica_id: &str) -> Result<u64> {
     .execute(&db.pool)
     .await?;
     fail_interrupted(db, Some(replica_id)).await
+}
+
+/// Marks this replica's running executions interrupted (a shutdown whose
+/// grace period ran out). Returns how many were marked.
+async fn fail_own_running(db: &Db, replica_id: &str) -> Result<u64> {
+    let marked = sqlx::query(
+        "UPDATE executions SET status = 'failed', finished_at = $1, result = $2 WHERE status = 'running' AND worker = $3",
+    )
+    .bind(now_ms())
+    .bind(interrupted_result().to_string())
+    .bind(replica_id)
+    .execute(&db.pool)
+    .await?
+    .rows_affected();
+    Ok(marked)
 }
 
 async fn fail_interrupted(db: &Db, replica_id: Option<&str>) -> Result<u64> {
@@ -67,17 +85,59 @@ fn failure(code: &str, message: &str) -> Value {
            "error": {"code": code, "message": message}})
 }
 
-/// Starts the worker pool and the sweeper. `queue` receives ids of queued
-/// executions; the sweeper also finds ones the channel missed.
-pub fn start(gateway: Arc<Gateway>, queue: mpsc::Receiver<String>) {
-    tokio::spawn(dispatch(Arc::clone(&gateway), queue));
-    tokio::spawn(sweep(gateway));
+/// The running worker pool: one slot per execution it may run at once.
+pub struct Workers {
+    slots: Arc<Semaphore>,
+    size: u32,
 }
 
-async fn dispatch(gateway: Arc<Gateway>, mut queue: mpsc::Receiver<String>) {
-    let slots = Arc::new(Semaphore::new(gateway.config.max_concurrent.max(1)));
-    while let Some(id) = queue.recv().await {
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
+/// Starts the worker pool and the sweeper. `queue` receives ids of queued
+/// executions; the sweeper also finds ones the channel missed. Both end
+/// when the gateway begins to stop.
+pub fn start(gateway: Arc<Gateway>, queue: mpsc::Receiver<String>) -> Workers {
+    let size = gateway.config.max_concurrent.clamp(1, u32::MAX as usize) as u32;
+    let slots = Arc::new(Semaphore::new(size as usize));
+    tokio::spawn(dispatch(Arc::clone(&gateway), queue, Arc::clone(&slots)));
+    tokio::spawn(sweep(gateway));
+    Workers { slots, size }
+}
+
+impl Workers {
+    /// Ends the pool once [`crate::state::Stopping::begin`] was called:
+    /// waits until `deadline` for running executions to finish, then marks
+    /// this replica's remaining ones interrupted. Returns how many were.
+    pub async fn stop(&self, gateway: &Gateway, deadline: tokio::time::Instant) -> Result<u64> {
+        let all = tokio::time::timeout_at(deadline, self.slots.acquire_many(self.size)).await;
+        if all.is_ok() {
+            return Ok(0);
+        }
+        // Abandon the rest: each run is dropped, so its calls not yet sent
+        // never are, before it is reported interrupted.
+        gateway.stopping.advance(Phase::Aborting);
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.slots.acquire_many(self.size)).await;
+        fail_own_running(&gateway.db, &gateway.replica_id).await
+    }
+
+    /// Executions running in this process now.
+    pub fn running(&self) -> usize {
+        self.size as usize - self.slots.available_permits()
+    }
+}
+
+async fn dispatch(gateway: Arc<Gateway>, mut queue: mpsc::Receiver<String>, slots: Arc<Semaphore>) {
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = gateway.stopping.wait() => return,
+            next = queue.recv() => next,
+        };
+        let Some(id) = next else { return };
+        let slot = tokio::select! {
+            biased;
+            () = gateway.stopping.wait() => return,
+            slot = Arc::clone(&slots).acquire_owned() => slot,
+        };
+        let Ok(slot) = slot else { return };
         let gateway = Arc::clone(&gateway);
         tokio::spawn(async move {
             let task = tokio::spawn(execute(Arc::clone(&gateway), id.clone()));
@@ -96,13 +156,22 @@ async fn sweep(gateway: Arc<Gateway>) {
     let mut tick = tokio::time::interval(Duration::from_millis(1000));
     let mut last_heartbeat = tokio::time::Instant::now();
     loop {
-        tick.tick().await;
+        // The heartbeat goes on while draining, so that other replicas do
+        // not take this one for dead during a long grace period.
+        tokio::select! {
+            biased;
+            () = gateway.stopping.reached(Phase::Stopped) => return,
+            _ = tick.tick() => {}
+        }
         if last_heartbeat.elapsed() >= HEARTBEAT {
             last_heartbeat = tokio::time::Instant::now();
             let beat = async { heartbeat(&gateway).await.and(fail_interrupted(&gateway.db, None).await) };
             if let Err(error) = beat.await {
                 tracing::warn!(%error, "heartbeat failed");
             }
+        }
+        if gateway.stopping.is_stopping() {
+            continue;
         }
         let queued: Result<Vec<String>, _> = sqlx::query_scalar(
             "SELECT id FROM executions WHERE status = 'queued' AND created_at < $1 ORDER BY created_at LIMIT 256",
@@ -133,6 +202,9 @@ async fn heartbeat(gateway: &Gateway) -> Result<u64> {
 }
 
 async fn execute(gateway: Arc<Gateway>, id: String) {
+    if gateway.stopping.is_stopping() {
+        return; // stays queued for the next start
+    }
     let claimed = sqlx::query(
         "UPDATE executions SET status = 'running', started_at = $1, worker = $2 WHERE id = $3 AND status = 'queued'",
     )
@@ -149,7 +221,13 @@ async fn execute(gateway: Arc<Gateway>, id: String) {
             return;
         }
     }
-    let (status, result) = match run(&gateway, &id).await {
+    let ran = tokio::select! {
+        biased;
+        // Past the grace period: dropped here, marked interrupted by `Workers::stop`.
+        () = gateway.stopping.reached(Phase::Aborting) => return,
+        ran = run(&gateway, &id) => ran,
+    };
+    let (status, result) = match ran {
         Ok(Ended::Ran(outcome)) => (if outcome.is_ok() { "completed" } else { "failed" }, outcome_json(&outcome)),
         Ok(Ended::Refused(code, message)) => ("failed", failure(code, &message)),
         Err(error) => {
@@ -213,6 +291,7 @@ async fn run(gateway: &Gateway, id: &str) -> Result<Ended> {
         secrets: Arc::new(OwnerSecrets::new(gateway.db.clone(), Arc::clone(&gateway.sealer), owner)),
     };
     let limits = Limits::default()
+        .max_calls(gateway.config.max_calls)
         .fuel(gateway.config.fuel)
         .memory_bytes(gateway.config.memory_mb << 20)
         .wall_time(gateway.config.timeout());

@@ -13,6 +13,7 @@ pub mod drafting;
 mod error;
 mod executor;
 pub mod keys;
+pub mod retention;
 mod server;
 mod state;
 

@@ -34,26 +34,47 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(config: Config) -> oauth3_gateway::Result<()> {
+    let grace = std::time::Duration::from_secs(config.shutdown_grace_secs);
     let server = Server::start(config).await?;
     // A plain line on stdout, for people and scripts waiting for the port.
     println!("oauth3 listening on http://{} (public URL {})", server.addr(), server.public_url());
-    tokio::select! {
-        result = async { tokio::signal::ctrl_c().await } => {
-            if result.is_ok() { tracing::info!("shutting down"); }
-            server.shutdown().await
-        }
-        result = terminate() => {
-            let _ = result;
-            tracing::info!("shutting down");
-            server.shutdown().await
-        }
-    }
+    let mut signals = Signals::new();
+    signals.next().await;
+    tracing::info!(grace_secs = grace.as_secs(), "shutting down (a second SIGINT or SIGTERM stops at once)");
+    server.shutdown_within(grace, signals.next()).await
 }
 
-async fn terminate() -> std::io::Result<()> {
-    let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    signal.recv().await;
-    Ok(())
+/// SIGINT (Ctrl-C) and SIGTERM, as one stream.
+struct Signals {
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+        if let Err(error) = &terminate {
+            tracing::warn!(%error, "cannot listen for SIGTERM");
+        }
+        Signals { terminate: terminate.ok() }
+    }
+
+    async fn next(&mut self) {
+        let terminate = async {
+            match &mut self.terminate {
+                Some(signal) => drop(signal.recv().await),
+                None => std::future::pending().await,
+            }
+        };
+        let interrupt = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = interrupt => {}
+            () = terminate => {}
+        }
+    }
 }
 
 fn init_logging(config: &Config) {

@@ -1,5 +1,6 @@
 //! Starting the gateway: data dir, database and migrations, recovery of
-//! interrupted executions, keys, sandbox, egress, workers, HTTP listener.
+//! interrupted executions, keys, sandbox, egress, workers, retention, HTTP
+//! listener; and stopping it gracefully.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -19,9 +20,10 @@ use crate::drafting::{
     AnthropicDrafter, DocSource, DocsConfig, Drafter, Drafting, HttpDocs, OfflineDrafter, OpenAiDrafter,
 };
 use crate::error::{Error, Result};
+use crate::executor::Workers;
 use crate::keys::{KeyProvider, KeyPurpose, LocalKeyFile, Sealer, new_id};
-use crate::state::Gateway;
-use crate::{api, executor};
+use crate::state::{Gateway, Phase};
+use crate::{api, executor, retention};
 
 /// Capabilities injected into a gateway; [`Capabilities::local`] is the default.
 pub struct Capabilities {
@@ -56,6 +58,9 @@ impl Capabilities {
 pub struct Server {
     addr: SocketAddr,
     gateway: Arc<Gateway>,
+    workers: Workers,
+    /// Held while this process runs (see `replica_id`).
+    _replica_lock: Option<std::fs::File>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -76,13 +81,16 @@ impl Server {
             config.cache_dir = Some(std::path::absolute(cache).map_err(Error::io("resolving the cache dir"))?);
         }
         let insecure_upstreams = config.insecure_upstreams().map_err(Error::Config)?;
+        for warning in config.warnings() {
+            tracing::warn!("WARNING: {warning}");
+        }
         let db = Db::connect(&config.database_url()).await?;
-        let replica_id = replica_id(&config.data_dir)?;
+        let (replica_id, replica_lock) = replica_id(&config.data_dir)?;
         let interrupted = executor::recover(&db, &replica_id).await?;
         if interrupted > 0 {
             tracing::warn!(count = interrupted, "marked executions interrupted by a previous stop as failed");
         }
-        if config.signup == SignupMode::Invite
+        if config.signup_mode() == SignupMode::Invite
             && let Some(code) = api::first_invite(&db).await?
         {
             // Printed once, to the console only (never to the log).
@@ -128,8 +136,10 @@ impl Server {
             queue,
             finished: Default::default(),
             permits: Default::default(),
+            stopping: Default::default(),
         });
-        executor::start(Arc::clone(&gateway), queued);
+        let workers = executor::start(Arc::clone(&gateway), queued);
+        retention::start(Arc::clone(&gateway));
 
         let (shutdown, stop) = oneshot::channel::<()>();
         let app = api::router(Arc::clone(&gateway));
@@ -140,8 +150,8 @@ impl Server {
                 })
                 .await
         });
-        tracing::info!(%addr, public_url = %gateway.public_url, "oauth3 listening");
-        Ok(Server { addr, gateway, shutdown: Some(shutdown), task })
+        tracing::info!(%addr, public_url = %gateway.public_url, signup = ?gateway.config.signup_mode(), "oauth3 listening");
+        Ok(Server { addr, gateway, workers, _replica_lock: replica_lock, shutdown: Some(shutdown), task })
     }
 
     /// The address bound.
@@ -163,12 +173,52 @@ impl Server {
         }
     }
 
-    /// Stops accepting requests and waits for open ones to finish.
-    pub async fn shutdown(mut self) -> Result<()> {
+    /// Stops gracefully within `OAUTH3_SHUTDOWN_GRACE_SECS` ([`Server::shutdown_within`]).
+    pub async fn shutdown(self) -> Result<()> {
+        let grace = Duration::from_secs(self.gateway.config.shutdown_grace_secs);
+        self.shutdown_within(grace, std::future::pending()).await
+    }
+
+    /// Stops gracefully: no new connections, no new executions claimed
+    /// (queued ones stay queued for the next start), long-polls answered
+    /// with the current status; running executions may finish until `grace`
+    /// has passed or `hurry` resolves (a second signal), and those still
+    /// running then are marked failed with `interrupted`. Open requests get
+    /// what is left of the grace period.
+    pub async fn shutdown_within(mut self, grace: Duration, hurry: impl Future<Output = ()>) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + grace;
+        self.gateway.stopping.begin();
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
-        self.wait().await
+        let running = self.workers.running();
+        if running > 0 {
+            tracing::info!(running, grace_secs = grace.as_secs(), "waiting for running executions to finish");
+        }
+        let stopped = tokio::select! {
+            stopped = self.workers.stop(&self.gateway, deadline) => stopped,
+            () = hurry => {
+                tracing::warn!("stopping now");
+                self.workers.stop(&self.gateway, tokio::time::Instant::now()).await
+            }
+        };
+        match stopped {
+            Ok(0) => {}
+            Ok(marked) => tracing::warn!(count = marked, "marked executions still running as interrupted"),
+            Err(error) => tracing::error!(%error, "could not mark running executions as interrupted"),
+        }
+        let deadline = deadline.max(tokio::time::Instant::now() + Duration::from_millis(500));
+        let served = tokio::time::timeout_at(deadline, &mut self.task).await;
+        self.gateway.stopping.advance(Phase::Stopped);
+        match served {
+            Ok(Ok(io)) => io.map_err(Error::io("serving")),
+            Ok(Err(e)) => Err(Error::Internal(format!("server task: {e}"))),
+            Err(_) => {
+                tracing::warn!("open requests did not finish within the grace period");
+                self.task.abort();
+                Ok(())
+            }
+        }
     }
 }
 
@@ -186,16 +236,44 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// This data dir's replica id: executions it left running are its own to
-/// mark interrupted at the next start.
-fn replica_id(dir: &Path) -> Result<String> {
+/// This process's replica id, and the lock that holds it. The data dir's
+/// `replica-id` file stays locked while the process runs: when the lock is
+/// free, the process before this one on the data dir has stopped, and the
+/// executions it left running are this one's to mark interrupted (same id).
+/// When another live process holds it (two on one data dir, as in an
+/// overlapping restart), this one takes a fresh id and leaves the other's
+/// executions alone; should it die, the heartbeat sweep recovers its own.
+fn replica_id(dir: &Path) -> Result<(String, Option<std::fs::File>)> {
+    use std::io::{Read, Seek, Write};
     let path = dir.join("replica-id");
-    match std::fs::read_to_string(&path) {
-        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
-        _ => {
-            let id = new_id("rep")?;
-            std::fs::write(&path, &id).map_err(Error::io(format!("writing {}", path.display())))?;
-            Ok(id)
+    let io = |what: &str| Error::io(format!("{what} {}", path.display()));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io("opening"))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            tracing::warn!(path = %path.display(), "another oauth3 process uses this data dir; taking a fresh replica id");
+            return Ok((new_id("rep")?, None));
         }
+        Err(std::fs::TryLockError::Error(error)) => return Err(io("locking")(error)),
     }
+    let mut id = String::new();
+    file.read_to_string(&mut id).map_err(io("reading"))?;
+    let id = match id.trim() {
+        "" => {
+            let id = new_id("rep")?;
+            file.set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| file.write_all(id.as_bytes()))
+                .map_err(io("writing"))?;
+            id
+        }
+        id => id.to_owned(),
+    };
+    Ok((id, Some(file)))
 }

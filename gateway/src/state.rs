@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use oauth3_host::{Egress, Runtime};
 use oauth3_policy::{CompileOptions, CompiledPermit, PermitSpec};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::auth::Tokens;
 use crate::config::Config;
@@ -43,6 +43,8 @@ pub struct Gateway {
     pub finished: Finished,
     /// Compiled specs (approved or requested), by hash.
     pub permits: PermitCache,
+    /// Set once the gateway begins to shut down.
+    pub stopping: Stopping,
 }
 
 impl Gateway {
@@ -79,6 +81,66 @@ pub struct PermitCache(Mutex<HashMap<String, Arc<CompiledPermit>>>);
 impl PermitCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<CompiledPermit>>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// How far a shutdown has gone. Workers stop claiming executions and
+/// long-polls return once it is `Draining`; running executions are dropped
+/// (their calls' gates closing) once it is `Aborting`; the heartbeat ends
+/// once it is `Stopped`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// Serving.
+    Running,
+    /// No new work; running executions may finish.
+    Draining,
+    /// The grace period is over: running executions are abandoned.
+    Aborting,
+    /// Done.
+    Stopped,
+}
+
+/// The gateway's shutdown [`Phase`], observed by workers and handlers.
+pub struct Stopping(watch::Sender<Phase>);
+
+impl Default for Stopping {
+    fn default() -> Self {
+        Stopping(watch::channel(Phase::Running).0)
+    }
+}
+
+impl Stopping {
+    /// Begins the shutdown (`Draining`).
+    pub fn begin(&self) {
+        self.advance(Phase::Draining);
+    }
+
+    /// Moves to `phase` (never back) and wakes those waiting for it.
+    pub fn advance(&self, phase: Phase) {
+        self.0.send_if_modified(|current| {
+            let later = phase > *current;
+            if later {
+                *current = phase;
+            }
+            later
+        });
+    }
+
+    /// True once the shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        *self.0.borrow() >= Phase::Draining
+    }
+
+    /// Resolves once the shutdown has begun.
+    pub async fn wait(&self) {
+        self.reached(Phase::Draining).await;
+    }
+
+    /// Resolves once the shutdown has reached `phase`.
+    pub async fn reached(&self, phase: Phase) {
+        let mut changes = self.0.subscribe();
+        // The sender lives as long as the gateway, so this only ends at `phase`.
+        let _ = changes.wait_for(|current| *current >= phase).await;
     }
 }
 

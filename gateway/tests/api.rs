@@ -162,6 +162,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/health"),
     ("POST", "/signup"),
     ("POST", "/invites"),
+    ("POST", "/tokens/revoke"),
     ("POST", "/secrets"),
     ("GET", "/secrets"),
     ("DELETE", "/secrets/{name}"),

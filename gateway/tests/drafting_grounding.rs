@@ -308,7 +308,7 @@ async fn unusual_choices_are_warnings_in_a_stable_order() {
     let spec = spec(json!({
         "base_url": "https://api.issues.example:8443/v1",
         "rules": [
-            {"method": "POST", "path": "/repos/o/r/issues"},
+            {"method": "POST", "path": "/repos/o/r/issues", "body": true},
             {"method": "GET", "path": "/repos/o/r/labels"}
         ],
         "inject": {"headers": {"X-Trace": "on", "X-Api-Key": "{ISSUES_TOKEN}"}, "query": {"api_key": "{ISSUES_TOKEN}"}},
@@ -318,7 +318,7 @@ async fn unusual_choices_are_warnings_in_a_stable_order() {
         "base_url host `api.issues.example` is not the host of any doc URL (docs.issues.example)",
         "base_url uses https://api.issues.example:8443 but the API description declares https://api.issues.example:443",
         "`POST /repos/o/r/issues` changes data upstream",
-        "`POST /repos/o/r/issues` has no body schema: any body is allowed",
+        "`POST /repos/o/r/issues` takes any body: it is not checked",
         "any query parameters are allowed on `POST /repos/o/r/issues`, `GET /repos/o/r/labels`",
         "a value is injected as the query parameter `api_key`: it travels in URLs and upstream logs",
         "the header `X-Trace` is injected but does not look like a credential header",

@@ -380,7 +380,7 @@ fn form_encoded_bodies_are_not_checked_and_say_so() {
     assert_eq!(
         as_json(&proposal),
         stripe(json!([
-            {"method": "POST", "path": "/v1/customers", "query": {}, "description": "Create a customer"},
+            {"method": "POST", "path": "/v1/customers", "query": {}, "body": true, "description": "Create a customer"},
             {"method": "GET", "path": "/v1/customers/cus_123", "query": {"expand": {}},
              "description": "Retrieve a customer"},
         ]))
@@ -415,7 +415,7 @@ fn updates_by_post_on_the_item_path_and_lists_refunds() {
     assert_eq!(
         as_json(&proposal),
         stripe(json!([
-            {"method": "POST", "path": "/v1/customers/cus_123", "query": {}, "description": "Update a customer"},
+            {"method": "POST", "path": "/v1/customers/cus_123", "query": {}, "body": true, "description": "Update a customer"},
             {"method": "GET", "path": "/v1/refunds", "query": {"charge": {}, "limit": {}},
              "description": "List all refunds"},
         ]))
@@ -488,7 +488,7 @@ fn swagger_2_form_data_is_not_checked_and_fills_the_station() {
     let proposal = draft("weather.yaml", goal, &["WEATHER_API_KEY"]);
     assert_eq!(
         as_json(&proposal)["rules"],
-        json!([{"method": "POST", "path": "/stations/st-9/measurements", "query": {},
+        json!([{"method": "POST", "path": "/stations/st-9/measurements", "query": {}, "body": true,
                 "description": "Send a measurement from a station"}])
     );
     has_line(&proposal.warnings, "the request body is application/x-www-form-urlencoded");
@@ -875,7 +875,7 @@ fn a_post_described_in_html_as_an_update_updates_and_empty_form_bodies_are_no_bo
     let proposal = draft_docs(&[inline(doc.clone())], "update customer cus_123 and its email", &[]).unwrap();
     assert_eq!(
         serde_json::to_value(&proposal.integration.rules).unwrap(),
-        json!([{"method": "POST", "path": "/v1/customers/cus_123", "query": {},
+        json!([{"method": "POST", "path": "/v1/customers/cus_123", "query": {}, "body": true,
                 "description": "PostCustomersCustomer"}])
     );
     // Creating does not pick the update, which the customer id would fill.

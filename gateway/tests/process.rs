@@ -85,16 +85,8 @@ fn env_for(backend: &Backend, stub: &Stub) -> Vec<(&'static str, String)> {
     env
 }
 
-/// Signs up an agent and an owner, stores `secret` as GITHUB_TOKEN and
-/// approves a permit for the stub: (agent token, owner token, permit id).
+/// The quickstart's permit for the stub, approved: (agent token, owner token, permit id).
 async fn approved_permit(url: &str, stub: &Stub, secret: &str) -> (String, String, String) {
-    let token = |body: &Value| body["token"].as_str().unwrap().to_owned();
-    let (_, agent) = call(url, "POST", "/signup", None, Some(json!({"name": "a", "role": "agent"}))).await;
-    let (_, owner) = call(url, "POST", "/signup", None, Some(json!({"name": "o", "role": "owner"}))).await;
-    let (agent, owner) = (token(&agent), token(&owner));
-    let (status, _) =
-        call(url, "POST", "/secrets", Some(&owner), Some(json!({"name": "GITHUB_TOKEN", "value": secret}))).await;
-    assert_eq!(status, StatusCode::CREATED);
     let spec = json!({
         "name": "github",
         "base_url": stub.url(),
@@ -102,13 +94,7 @@ async fn approved_permit(url: &str, stub: &Stub, secret: &str) -> (String, Strin
         "inject": {"headers": {"Authorization": "Bearer {GITHUB_TOKEN}"}},
         "secrets": ["GITHUB_TOKEN"]
     });
-    let body = json!({"description": "test", "capabilities": [spec]});
-    let (status, request) = call(url, "POST", "/permit", Some(&agent), Some(body)).await;
-    assert_eq!(status, StatusCode::CREATED, "{request}");
-    let path = format!("/approve/{}", request["request_id"].as_str().unwrap());
-    let (status, approved) = call(url, "POST", &path, Some(&owner), Some(json!({"action": "approve"}))).await;
-    assert_eq!(status, StatusCode::OK, "{approved}");
-    (agent, owner, request["permit_id"].as_str().unwrap().to_owned())
+    binary::approved_permit(url, spec, secret).await
 }
 
 async fn submit(url: &str, agent: &str, permit: &str, action: &str, code: &str) -> String {

@@ -4,7 +4,7 @@
 //! 1,000 concurrent runs, each against its goal.
 //!
 //! `cargo bench -p oauth3-host --bench sandbox [-- SECTION...]` (sections:
-//! startup, hello, calls, egress, compile, concurrent). Everything runs on a
+//! startup, hello, calls, egress, compile, scrub, concurrent). Everything runs on a
 //! 2-worker tokio runtime. Peak RSS of the concurrent batches is `VmHWM`
 //! after resetting it (`/proc/self/clear_refs`). The stub listens with
 //! tokio's default backlog (128), so 1,000 new connections at once overflow
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use oauth3_host::{
     CallContext, Egress, EgressConfig, GuestCall, Limits, MemoryRateLimiter, NoAudit, Outbound, RunContext, Runtime,
-    RuntimeConfig, StaticSecrets,
+    RuntimeConfig, Scrubber, StaticSecrets,
 };
 use oauth3_policy::{CompileOptions, CompiledPermit, PermitSpec};
 use serde_json::json;
@@ -262,7 +262,7 @@ async fn concurrent_runs(runtime: &Runtime, world: &Arc<World>) -> Concurrent {
 }
 
 /// Whether a section was asked for: `cargo bench ... -- hello calls` runs
-/// only those (sections: startup, hello, calls, egress, compile, concurrent);
+/// only those (sections: startup, hello, calls, egress, compile, scrub, concurrent);
 /// no names runs all.
 fn wants(section: &str) -> bool {
     let names: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
@@ -379,6 +379,11 @@ async fn bench() -> Vec<Row> {
     }
     drop(runtime);
 
+    // 6. Scrubbing a response (every Egress::call does it once per body).
+    if wants("scrub") {
+        rows.extend(scrub_rows());
+    }
+
     // 5. 1,000 concurrent runs each awaiting a 1 s upstream, with the
     // pooling allocator (the default) and without it; each first with no
     // upstream connections open, then again with the 1,000 keep-alive
@@ -428,6 +433,59 @@ async fn bench() -> Vec<Row> {
     }
 
     let _ = std::fs::remove_dir_all(&cache);
+    rows
+}
+
+/// The scrubber over GitHub-like issue lists (URLs with query strings, JSON
+/// escapes, HTML entities: the escapes its decoded views undo), clean and
+/// with the token reflected JSON-escaped ten times.
+fn scrub_rows() -> Vec<Row> {
+    let token = "ghp_fake0123456789abcdefghijklmnopqrstuv";
+    let bearer = format!("Bearer {token}");
+    let scrubber = Scrubber::new([token, bearer.as_str()].into_iter());
+    let issue = r#"{"url":"https:\/\/api.example.com\/repos\/o\/r\/issues\/1?per_page=100&page=2","title":"Caf\u00e9 &amp; bar 100% done","body":"line\nline","labels":[{"name":"bug","color":"d73a4a"}],"user":{"login":"octocat","avatar_url":"https://avatars.example.com/u/1?v=4"}},"#;
+    let escaped: String = bearer.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+    let mut rows = Vec::new();
+    let mut builds = Vec::new();
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        std::hint::black_box(Scrubber::new([token, bearer.as_str()].into_iter()));
+        builds.push(started.elapsed());
+    }
+    rows.push(Row {
+        what: "Scrubber::new: token + injected value (per call)".into(),
+        measured: micros(p50(builds)),
+        goal: "-",
+    });
+    for (label, size) in [("64 KiB", 64 << 10), ("1 MiB", 1 << 20)] {
+        let mut clean = b"[".to_vec();
+        while clean.len() < size {
+            clean.extend_from_slice(issue.as_bytes());
+        }
+        let mut echoed = clean.clone();
+        for i in 0..10 {
+            let at = echoed.len() * i / 10;
+            let at = echoed[..at].iter().rposition(|&b| b == b'{').unwrap_or(0);
+            echoed.splice(at..at, format!(r#"{{"authorization":"{escaped}"}},"#).into_bytes());
+        }
+        for (kind, body) in [("clean", &clean), ("10 escaped echoes", &echoed)] {
+            let runs = if size > 100_000 { 30 } else { 300 };
+            let mut times = Vec::new();
+            for _ in 0..runs {
+                let started = Instant::now();
+                let out = scrubber.scrub_bytes(body);
+                times.push(started.elapsed());
+                assert_eq!(out.is_some(), kind != "clean", "{kind}");
+            }
+            let p50 = p50(times);
+            let mb_s = body.len() as f64 / p50.as_secs_f64() / (1 << 20) as f64;
+            rows.push(Row {
+                what: format!("scrub {label} JSON, {kind} (p50 of {runs})"),
+                measured: format!("{} ({mb_s:.0} MiB/s)", micros(p50)),
+                goal: "-",
+            });
+        }
+    }
     rows
 }
 

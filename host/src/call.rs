@@ -1,6 +1,8 @@
 //! One call out of the sandbox: what the guest asks for, what it gets back,
 //! and what is recorded about it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use oauth3_policy::{DenyCode, OutboundRequest};
@@ -94,6 +96,10 @@ pub enum CallError {
     /// Connecting or talking to the upstream failed.
     #[error("upstream_error: {0}")]
     Upstream(String),
+    /// The run ended (it finished, failed or was cut off) before this call
+    /// was sent, so it was not sent.
+    #[error("run_ended: the run ended before this call was sent")]
+    RunEnded,
 }
 
 impl CallError {
@@ -108,6 +114,7 @@ impl CallError {
             CallError::Timeout(_) => "timeout",
             CallError::CallLimit(_) => "call_limit",
             CallError::Upstream(_) => "upstream_error",
+            CallError::RunEnded => "run_ended",
         }
     }
 }
@@ -181,6 +188,66 @@ mod unix_millis {
 /// records it. [`crate::Egress`] bound to a run's context is the real one.
 #[async_trait::async_trait]
 pub trait Outbound: Send + Sync {
-    /// Performs one call.
-    async fn call(&self, call: GuestCall) -> (Result<GuestResponse, CallError>, CallRecord);
+    /// Performs one call. It must not be sent once `gate` is closed (answer
+    /// [`CallError::RunEnded`] instead); a call already sent may finish.
+    async fn call(&self, call: GuestCall, gate: &CallGate) -> (Result<GuestResponse, CallError>, CallRecord);
+
+    /// Records a call the sandbox refused itself (past the run's call
+    /// limit), so that whatever keeps the audit log sees every call the
+    /// outcome lists. Does nothing by default.
+    async fn refused(&self, _record: &CallRecord) {}
+}
+
+/// Whether a run's calls may still leave the sandbox. Open while the run
+/// lasts; the runtime closes it when the run ends, for any reason, and from
+/// then on a call that has not been sent is not sent.
+#[derive(Clone, Default)]
+pub struct CallGate(Arc<Gate>);
+
+#[derive(Default)]
+struct Gate {
+    closed: AtomicBool,
+    changed: tokio::sync::Notify,
+}
+
+impl CallGate {
+    /// An open gate.
+    pub fn new() -> CallGate {
+        CallGate::default()
+    }
+
+    /// True until [`CallGate::close`].
+    pub fn is_open(&self) -> bool {
+        !self.0.closed.load(Ordering::SeqCst)
+    }
+
+    /// Closes the gate for good and wakes every [`CallGate::closed`].
+    pub fn close(&self) {
+        self.0.closed.store(true, Ordering::SeqCst);
+        self.0.changed.notify_waiters();
+    }
+
+    /// Resolves once the gate is closed.
+    pub async fn closed(&self) {
+        loop {
+            let changed = self.0.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if !self.is_open() {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    /// `Err(RunEnded)` once closed: what egress asks right before sending.
+    pub fn check(&self) -> Result<(), CallError> {
+        if self.is_open() { Ok(()) } else { Err(CallError::RunEnded) }
+    }
+}
+
+impl std::fmt::Debug for CallGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallGate").field("open", &self.is_open()).finish()
+    }
 }

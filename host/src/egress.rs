@@ -16,11 +16,14 @@ use oauth3_policy::{CompiledIntegration, CompiledPermit, Decision, DenyCode, Hos
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use rustls::pki_types::CertificateDer;
 
-use crate::call::{CallError, CallRecord, GuestCall, GuestResponse, Outbound};
+use crate::call::{CallError, CallGate, CallRecord, GuestCall, GuestResponse, Outbound};
 use crate::capabilities::{AuditSink, RateLimiter, Secret, SecretResolver};
 use crate::error::HostError;
 pub use guard::{AddressRefused, GuardedResolver};
-use scrub::Scrubber;
+pub use scrub::Scrubber;
+
+/// Bodies this large and more are scrubbed on a blocking thread.
+const SCRUB_IN_PLACE_BELOW: usize = 128 << 10;
 
 /// Operator settings for egress.
 #[derive(Debug, Clone)]
@@ -115,15 +118,31 @@ impl Egress {
         BoundEgress { egress: Arc::clone(self), context }
     }
 
-    /// Performs one guest call end to end and records it (also in the audit
+    /// Performs one call end to end and records it (also in the audit
     /// sink). Never panics; every failure is a [`CallError`] safe for the guest.
     pub async fn call(&self, ctx: &CallContext, call: &GuestCall) -> (Result<GuestResponse, CallError>, CallRecord) {
+        self.call_within(ctx, call, &CallGate::new()).await
+    }
+
+    /// [`Egress::call`] for a call of a run: once `gate` closes, the call is
+    /// not sent (nor is a redirect hop of it); work before sending (rate
+    /// limit, secrets) is abandoned at once, and the call answers
+    /// [`CallError::RunEnded`]. A request already sent finishes.
+    pub async fn call_within(
+        &self,
+        ctx: &CallContext,
+        call: &GuestCall,
+        gate: &CallGate,
+    ) -> (Result<GuestResponse, CallError>, CallRecord) {
         let clock = Instant::now();
         let mut record = CallRecord::started(call);
-        let result = self.perform(ctx, call, &mut record).await;
+        let result = self.perform(ctx, call, &mut record, gate).await;
         if let Err(e) = &result {
-            let refused_before_sending =
-                matches!(e, CallError::Denied { .. } | CallError::RateLimited { .. } | CallError::SecretMissing(_));
+            let refused_before_sending = match e {
+                CallError::Denied { .. } | CallError::RateLimited { .. } | CallError::SecretMissing(_) => true,
+                CallError::RunEnded => record.status.is_none(),
+                _ => false,
+            };
             if refused_before_sending {
                 record.decision = "deny";
             }
@@ -148,6 +167,7 @@ impl Egress {
         ctx: &CallContext,
         call: &GuestCall,
         record: &mut CallRecord,
+        gate: &CallGate,
     ) -> Result<GuestResponse, CallError> {
         let allow = match ctx.permit.decide(&call.as_request()) {
             Decision::Allow(allow) => allow,
@@ -156,11 +176,49 @@ impl Egress {
         let integration = &ctx.permit.integrations()[allow.integration];
         record.url = redacted_url(integration, &call.path, &call.query);
 
+        // The rate limit and the secrets may wait on a database; a run that
+        // ends meanwhile stops the call here, before anything is sent.
+        let (injected, scrubber) = tokio::select! {
+            biased;
+            () = gate.closed() => return Err(CallError::RunEnded),
+            prepared = self.prepare(ctx, call, integration) => prepared?,
+        };
+
+        let timeout = Duration::from_millis(integration.limits().timeout_ms);
+        let sent = tokio::time::timeout(
+            timeout,
+            self.send_following_redirects(ctx, integration, call, &injected, record, gate),
+        );
+        let mut response = match sent.await {
+            Ok(result) => result.map_err(|e| scrub_error(e, &scrubber))?,
+            Err(_) => return Err(CallError::Timeout(timeout)),
+        };
+        record.response_bytes = response.body.len() as u64;
+        if response.body.len() < SCRUB_IN_PLACE_BELOW {
+            scrubber.scrub_response(&mut response);
+            return Ok(response);
+        }
+        // Scrubbing runs at ~50 MiB/s on escape-dense text: off the async
+        // workers for a large body.
+        let scrubbed = tokio::task::spawn_blocking(move || {
+            scrubber.scrub_response(&mut response);
+            response
+        });
+        scrubbed.await.map_err(|_| CallError::Upstream("the response could not be scrubbed".into()))
+    }
+
+    /// Charges the rate limit and fills in the secrets: everything a call
+    /// needs before it can be sent.
+    async fn prepare(
+        &self,
+        ctx: &CallContext,
+        call: &GuestCall,
+        integration: &CompiledIntegration,
+    ) -> Result<(Injected, Scrubber), CallError> {
         if let Some(limit) = integration.rate_limit() {
             let key = RateKey { permit_id: ctx.permit_id.clone(), integration: call.integration.clone() };
             self.rate.acquire(&key, limit).await.map_err(|retry_after| CallError::RateLimited { retry_after })?;
         }
-
         let mut secrets: HashMap<&str, Secret> = HashMap::new();
         for name in integration.secrets() {
             let value = ctx.secrets.resolve(name).await.ok_or_else(|| CallError::SecretMissing(name.to_owned()))?;
@@ -168,17 +226,7 @@ impl Egress {
         }
         let injected = Injected::render(integration, &secrets)?;
         let scrubber = Scrubber::new(secrets.values().map(Secret::expose).chain(injected.values()));
-
-        let timeout = Duration::from_millis(integration.limits().timeout_ms);
-        let sent =
-            tokio::time::timeout(timeout, self.send_following_redirects(ctx, integration, call, &injected, record));
-        let mut response = match sent.await {
-            Ok(result) => result.map_err(|e| scrub_error(e, &scrubber))?,
-            Err(_) => return Err(CallError::Timeout(timeout)),
-        };
-        record.response_bytes = response.body.len() as u64;
-        scrubber.scrub_response(&mut response);
-        Ok(response)
+        Ok((injected, scrubber))
     }
 
     /// Sends, then follows redirects the permit allows, up to `max_redirects`.
@@ -189,9 +237,12 @@ impl Egress {
         call: &GuestCall,
         injected: &Injected,
         record: &mut CallRecord,
+        gate: &CallGate,
     ) -> Result<GuestResponse, CallError> {
         let mut hop = call.clone();
         for _ in 0..=self.config.max_redirects {
+            // The last moment a run's end can stop the request (or hop).
+            gate.check()?;
             let response = self.send_once(integration, &hop, injected, record).await?;
             let location = response.header("location").filter(|_| (300..400).contains(&response.status));
             let Some(location) = location else { return Ok(response) };
@@ -288,8 +339,12 @@ impl Egress {
 
 #[async_trait::async_trait]
 impl Outbound for BoundEgress {
-    async fn call(&self, call: GuestCall) -> (Result<GuestResponse, CallError>, CallRecord) {
-        self.egress.call(&self.context, &call).await
+    async fn call(&self, call: GuestCall, gate: &CallGate) -> (Result<GuestResponse, CallError>, CallRecord) {
+        self.egress.call_within(&self.context, &call, gate).await
+    }
+
+    async fn refused(&self, record: &CallRecord) {
+        self.egress.audit.record(&self.context.permit_id, &self.context.execution_id, record).await;
     }
 }
 
@@ -300,6 +355,12 @@ struct Injected {
 }
 
 impl Injected {
+    /// Every injected value, for the scrubber.
+    fn values(&self) -> impl Iterator<Item = &str> {
+        let headers = self.headers.iter().filter_map(|(_, v)| v.to_str().ok());
+        headers.chain(self.query.iter().map(|(_, v)| v.as_str()))
+    }
+
     fn render(integration: &CompiledIntegration, secrets: &HashMap<&str, Secret>) -> Result<Injected, CallError> {
         let fill = |t: &oauth3_policy::Template| {
             t.render(|name| secrets.get(name).map(Secret::expose))
@@ -321,12 +382,6 @@ impl Injected {
             .map(|(name, template)| Ok((name.clone(), fill(template)?)))
             .collect::<Result<_, CallError>>()?;
         Ok(Injected { headers, query })
-    }
-
-    /// Every injected value, for the scrubber.
-    fn values(&self) -> impl Iterator<Item = &str> {
-        let headers = self.headers.iter().filter_map(|(_, v)| v.to_str().ok());
-        headers.chain(self.query.iter().map(|(_, v)| v.as_str()))
     }
 }
 

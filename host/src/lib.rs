@@ -13,9 +13,9 @@ mod runtime;
 mod sandbox;
 mod script;
 
-pub use call::{CallError, CallRecord, GuestCall, GuestResponse, Outbound};
+pub use call::{CallError, CallGate, CallRecord, GuestCall, GuestResponse, Outbound};
 pub use capabilities::{AuditSink, MemoryRateLimiter, NoAudit, RateLimiter, Secret, SecretResolver, StaticSecrets};
-pub use egress::{AddressRefused, BoundEgress, CallContext, Egress, EgressConfig, GuardedResolver};
+pub use egress::{AddressRefused, BoundEgress, CallContext, Egress, EgressConfig, GuardedResolver, Scrubber};
 pub use error::HostError;
 pub use limits::Limits;
 pub use outcome::{Outcome, RunError};

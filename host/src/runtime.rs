@@ -38,9 +38,6 @@ use crate::script::Script;
 /// The guest runtime component as built by `build.rs` (before its snapshot).
 const GUEST_RUNTIME: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/guest_runtime.wasm"));
 
-/// Names a script cannot use for an integration: the runtime's own globals.
-const RESERVED: &[&str] = &["args", "console", "globalThis"];
-
 /// How a [`Runtime`] is built. `RuntimeConfig::default()` suits most embedders.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -350,11 +347,8 @@ impl Runtime {
         context: RunContext,
     ) -> Result<Outcome, HostError> {
         for name in &context.integrations {
-            let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
-            if !valid || RESERVED.contains(&name.as_str()) {
-                return Err(HostError::InvalidContext(format!("{name:?} cannot be an integration's function name")));
-            }
+            // The spec's one grammar: each name is a JavaScript function and a WIT interface.
+            oauth3_policy::check_integration_name(name).map_err(HostError::InvalidContext)?;
         }
         let args = serde_json::to_string(&context.args).map_err(|e| HostError::InvalidContext(e.to_string()))?;
         let mut limits = context.limits;
@@ -374,7 +368,7 @@ impl Runtime {
             Ok(Err(js)) => Some(uncaught(js)),
             Err(error) => Some(error),
         };
-        Ok(session.finish(error, started.elapsed()))
+        Ok(session.finish(error, started).await)
     }
 
     fn scripts(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<[u8]>>> {
@@ -470,10 +464,17 @@ impl Session {
         }
     }
 
-    fn finish(mut self, error: Option<RunError>, duration: Duration) -> Outcome {
+    /// The outcome, once the run's calls have settled: nothing not yet sent
+    /// leaves after this, and calls on the wire are awaited (each within its
+    /// integration's timeout) so the outcome lists every call. The instance
+    /// and its memory are released before that wait.
+    async fn finish(mut self, error: Option<RunError>, started: Instant) -> Outcome {
         let fuel_used = self.limits.fuel.saturating_sub(self.store.get_fuel().unwrap_or(0));
-        let calls = self.store.data_mut().take_records();
-        Outcome { stdout: self.stdout.contents(), stderr: self.stderr.contents(), error, calls, fuel_used, duration }
+        let settling = self.store.data_mut().end_calls();
+        let (stdout, stderr) = (self.stdout.contents(), self.stderr.contents());
+        drop(self);
+        let calls = settling.settle().await;
+        Outcome { stdout, stderr, error, calls, fuel_used, duration: started.elapsed() }
     }
 }
 

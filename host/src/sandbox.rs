@@ -17,7 +17,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::call::{CallError, CallRecord, GuestCall, GuestResponse, Outbound};
+use crate::call::{CallError, CallGate, CallRecord, GuestCall, GuestResponse, Outbound};
 
 #[allow(missing_docs, clippy::all)]
 pub(crate) mod bindings {
@@ -56,12 +56,15 @@ pub(crate) struct State {
 
 struct Calls {
     outbound: Arc<dyn Outbound>,
+    /// Open while the run lasts; closed when it ends, so that calls not yet
+    /// sent are not sent.
+    gate: CallGate,
     /// The calls started and not yet completed, in start order. `wait-call`
     /// drives them on the run's own task (handing each to another task would
-    /// cost thread wake-ups worth several times a local call); whatever is
-    /// left when the run ends first (timeout, trap, the run dropped) becomes
-    /// a detached task on `handle` (see `Drop`), so a call the guest made
-    /// still completes and reaches the audit sink.
+    /// cost thread wake-ups worth several times a local call). Whatever is
+    /// left when the run ends is settled before its outcome ([`Settling`]),
+    /// or, if the run itself is dropped, becomes a detached task on `handle`
+    /// (see `Drop`); either way with the gate closed first.
     pending: Vec<CallFuture>,
     /// Calls that finished when first polled, in start order, not yet
     /// handed to the guest.
@@ -72,6 +75,8 @@ struct Calls {
     started: u32,
     max_calls: u32,
     records: Vec<CallRecord>,
+    /// Calls the sandbox refused itself, not yet reported to `outbound`.
+    refused: Vec<CallRecord>,
 }
 
 /// The bounds [`State::new`] needs.
@@ -102,6 +107,7 @@ impl State {
             limiter: Limiter { memory_bytes: limits.memory_bytes, exceeded: false },
             calls: Calls {
                 outbound,
+                gate: CallGate::new(),
                 pending: Vec::new(),
                 completed: Vec::new(),
                 handle: None,
@@ -110,26 +116,80 @@ impl State {
                 started: 0,
                 max_calls: limits.max_calls,
                 records: Vec::new(),
+                refused: Vec::new(),
             },
             stop: None,
         }
     }
 
-    /// The records of the calls that completed, in completion order.
-    pub(crate) fn take_records(&mut self) -> Vec<CallRecord> {
-        let unclaimed = self.calls.completed.drain(..).map(|(_, _, record)| record);
-        let mut records = std::mem::take(&mut self.calls.records);
-        records.extend(unclaimed);
-        records
+    /// Ends the run's calls: closes the gate, so nothing not yet sent is
+    /// sent, and hands over what is still in flight to be settled.
+    pub(crate) fn end_calls(&mut self) -> Settling {
+        let calls = &mut self.calls;
+        calls.gate.close();
+        let mut records = std::mem::take(&mut calls.records);
+        records.extend(calls.completed.drain(..).map(|(_, _, record)| record));
+        Settling {
+            outbound: Arc::clone(&calls.outbound),
+            pending: std::mem::take(&mut calls.pending),
+            records,
+            refused: std::mem::take(&mut calls.refused),
+        }
+    }
+}
+
+/// A run's calls after the run ended: those in flight finish (the ones not
+/// yet sent are refused at the closed gate, the ones on the wire complete),
+/// and calls the sandbox refused are reported, so the outcome's list and
+/// the audit log agree.
+pub(crate) struct Settling {
+    outbound: Arc<dyn Outbound>,
+    pending: Vec<CallFuture>,
+    records: Vec<CallRecord>,
+    refused: Vec<CallRecord>,
+}
+
+impl Settling {
+    /// Every call's record, in completion order, once none is in flight.
+    pub(crate) async fn settle(mut self) -> Vec<CallRecord> {
+        let mut pending = std::mem::take(&mut self.pending);
+        let records = &mut self.records;
+        std::future::poll_fn(|cx| {
+            pending.retain_mut(|call| match call.as_mut().poll(cx) {
+                Poll::Ready((_, _, record)) => {
+                    records.push(record);
+                    false
+                }
+                Poll::Pending => true,
+            });
+            if pending.is_empty() { Poll::Ready(()) } else { Poll::Pending }
+        })
+        .await;
+        for record in &self.refused {
+            self.outbound.refused(record).await;
+        }
+        self.records
     }
 }
 
 impl Drop for Calls {
     fn drop(&mut self) {
+        // Only when the run itself was dropped before it settled.
+        self.gate.close();
         let Some(handle) = &self.handle else { return };
         for call in self.pending.drain(..) {
-            // The run is over; the audit sink has the record regardless.
+            // Refused at the closed gate, or finishing on the wire; the audit
+            // sink has the record either way.
             drop(handle.spawn(call));
+        }
+        let outbound = Arc::clone(&self.outbound);
+        let refused = std::mem::take(&mut self.refused);
+        if !refused.is_empty() {
+            drop(handle.spawn(async move {
+                for record in &refused {
+                    outbound.refused(record).await;
+                }
+            }));
         }
     }
 }
@@ -155,7 +215,9 @@ impl calls::Host for State {
         };
         if calls.started >= calls.max_calls {
             let request_bytes = call.body.as_ref().map_or(0, |b| b.len() as u64);
-            calls.records.push(CallRecord { request_bytes, ..CallRecord::refused(&call, "call_limit") });
+            let record = CallRecord { request_bytes, ..CallRecord::refused(&call, "call_limit") };
+            calls.refused.push(record.clone());
+            calls.records.push(record);
             self.stop = Some(Stop::Calls);
             wasmtime::bail!("call limit of {} calls exceeded", calls.max_calls);
         }
@@ -167,10 +229,16 @@ impl calls::Host for State {
         calls.next_id = calls.next_id.wrapping_add(1);
         let outbound = calls.outbound.clone();
         let concurrency = calls.concurrency.clone();
+        let gate = calls.gate.clone();
         let mut future: CallFuture = Box::pin(async move {
-            // The semaphore is never closed.
-            let _permit = concurrency.acquire_owned().await.ok();
-            let (result, record) = outbound.call(call).await;
+            // The semaphore is never closed. A run that ends while the call
+            // waits for a slot does not wait on: the closed gate refuses it.
+            let _permit = tokio::select! {
+                biased;
+                permit = concurrency.acquire_owned() => permit.ok(),
+                () = gate.closed() => None,
+            };
+            let (result, record) = outbound.call(call, &gate).await;
             (id, result, record)
         });
         // Take the call as far as it goes now (decision, rate limit, secrets,
@@ -339,7 +407,7 @@ pub(crate) struct NoOutbound;
 
 #[async_trait::async_trait]
 impl Outbound for NoOutbound {
-    async fn call(&self, call: GuestCall) -> (Result<GuestResponse, CallError>, CallRecord) {
+    async fn call(&self, call: GuestCall, _gate: &CallGate) -> (Result<GuestResponse, CallError>, CallRecord) {
         let record = CallRecord::refused(&call, "call_limit");
         (Err(CallError::CallLimit("no calls are allowed here".into())), record)
     }

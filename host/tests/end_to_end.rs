@@ -10,6 +10,7 @@ mod stub;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use oauth3_host::{
     CallContext, Egress, EgressConfig, Limits, MemoryRateLimiter, NoAudit, Outcome, RunContext, RunError, Runtime,
     RuntimeConfig, StaticSecrets,
@@ -90,6 +91,80 @@ async fn a_reflecting_upstream_does_not_leak_the_secret_into_stdout() {
     let outcome = w.run("const r = await github('GET', '/echo'); console.log(JSON.stringify(r));").await;
     assert_ok(&outcome);
     assert!(outcome.stdout.contains("[REDACTED]"), "{}", outcome.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reflecting_upstream_cannot_hand_the_secret_back_in_any_reversible_encoding() {
+    let w = world(None).await;
+    // Each reflection decoded the way an agent would, raw text beside it.
+    let outcome = w
+        .run(
+            r#"const raw = {}, out = {};
+               for (const e of ['json-unicode', 'json-mixed', 'html', 'percent', 'hex', 'basic', 'utf16', 'gzip-file', 'upper'])
+                 raw[e] = await github('GET', '/reflect/' + e);
+               out.json_unicode = raw['json-unicode'].auth;
+               out.json_mixed = raw['json-mixed'].auth;
+               out.html = raw.html.replace(/&#(\d+);/g, (_, d) => String.fromCharCode(+d));
+               out.percent = decodeURIComponent(raw.percent);
+               out.hex = (raw.hex.match(/[0-9A-F]{2}/g) || []).map(h => String.fromCharCode(parseInt(h, 16))).join('');
+               console.log(JSON.stringify({raw, out}));"#,
+        )
+        .await;
+    assert_ok(&outcome);
+    let printed: serde_json::Value = serde_json::from_str(&outcome.stdout).unwrap();
+    let token = &w.token;
+    for (name, value) in printed["out"].as_object().unwrap() {
+        assert!(!value.to_string().contains(token.as_str()), "{name} decoded to the token");
+    }
+    let raw = &printed["raw"];
+    for (name, value) in raw.as_object().unwrap() {
+        let text = value.to_string();
+        assert!(text.contains("[REDACTED]") || text.contains("W1JFREFDVEVEXQ"), "{name} was not redacted: {text}");
+    }
+    // What an agent would decode from the base64 and binary answers.
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let basic = b64.decode(raw["basic"].as_str().unwrap().replace("[REDACTED]", "")).unwrap_or_default();
+    assert!(!String::from_utf8_lossy(&basic).contains(token.as_str()));
+    for binary in ["utf16", "gzip-file"] {
+        let data = raw[binary]["data"].as_str().map(|d| b64.decode(d).unwrap()).unwrap_or_default();
+        assert_eq!(data, b"[REDACTED]", "{binary}: the whole body is withheld");
+    }
+    assert!(!outcome.stdout.to_lowercase().contains(&token.to_lowercase()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_past_the_call_limit_sends_nothing_after_the_run_ends() {
+    let w = world(None).await;
+    let runtime = runtime().await;
+    let script = runtime
+        .compile_js(
+            "const all = []; for (let i = 0; i < 10000; i++) all.push(github('GET', '/sleep/20')); await Promise.all(all);",
+        )
+        .await
+        .unwrap();
+    let context = CallContext {
+        permit_id: "permit".into(),
+        execution_id: "burst".into(),
+        permit: Arc::clone(&w.permit),
+        secrets: Arc::new(StaticSecrets::default().with("GITHUB_TOKEN", &w.token)),
+    };
+    let limits = Limits::default().max_calls(50).wall_time(Duration::from_secs(10));
+    let run = RunContext::for_permit(&w.permit).limits(limits);
+    let outcome = runtime.run(&script, Arc::new(w.egress.bind(context)), run).await.unwrap();
+    let hits_at_the_end = w.stub.hits();
+    assert!(matches!(outcome.error, Some(RunError::CallLimit { limit: 50 })), "{:?}", outcome.error);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(w.stub.hits(), hits_at_the_end, "calls reached the upstream after the run ended");
+    let sent = outcome.calls.iter().filter(|c| c.status.is_some()).count();
+    assert_eq!(sent, hits_at_the_end, "the outcome lists every call that was sent");
+    assert_eq!(outcome.calls.len(), 51, "50 started (sent or refused at the end) and the one past the limit");
+    assert!(
+        outcome
+            .calls
+            .iter()
+            .filter(|c| c.status.is_none())
+            .all(|c| matches!(c.reason, Some("run_ended" | "call_limit")))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use oauth3_host::{
-    CallError, CallRecord, GuestCall, GuestResponse, HostError, Limits, Outbound, Outcome, RunContext, RunError,
-    Runtime, RuntimeConfig,
+    CallError, CallGate, CallRecord, GuestCall, GuestResponse, HostError, Limits, Outbound, Outcome, RunContext,
+    RunError, Runtime, RuntimeConfig,
 };
 use oauth3_policy::DenyCode;
 use serde_json::{Value, json};
@@ -54,7 +54,7 @@ fn json_response(status: u16, body: Value) -> GuestResponse {
 
 #[async_trait::async_trait]
 impl Outbound for Echo {
-    async fn call(&self, call: GuestCall) -> (Result<GuestResponse, CallError>, CallRecord) {
+    async fn call(&self, call: GuestCall, _gate: &CallGate) -> (Result<GuestResponse, CallError>, CallRecord) {
         tokio::time::sleep(self.delay).await;
         if call.path == "/deny" {
             let error = CallError::Denied { code: DenyCode::PathNotAllowed, message: "no rule matches /deny".into() };
@@ -392,36 +392,106 @@ async fn compiled_scripts_are_cached_by_source_hash() {
     assert_eq!(a.source_hash().len(), 64);
 }
 
-/// Counts the calls that ran to the end (as an audit sink would see them).
-struct Completes {
-    delay: Duration,
-    done: Arc<std::sync::atomic::AtomicU32>,
+/// Behaves as egress does around a run's end: `prepare` (rate limit,
+/// secrets) is abandoned when the gate closes, the gate is checked right
+/// before sending, and a call once sent takes `on_wire` and completes.
+/// Records when each call was sent and what the sandbox reported refused.
+struct Wire {
+    prepare: Duration,
+    on_wire: Duration,
+    sent: std::sync::Mutex<Vec<Instant>>,
+    reported: std::sync::atomic::AtomicU32,
+}
+
+impl Wire {
+    fn new(prepare: Duration, on_wire: Duration) -> Arc<Wire> {
+        Arc::new(Wire { prepare, on_wire, sent: Default::default(), reported: Default::default() })
+    }
+
+    fn sent(&self) -> Vec<Instant> {
+        self.sent.lock().unwrap().clone()
+    }
 }
 
 #[async_trait::async_trait]
-impl Outbound for Completes {
-    async fn call(&self, call: GuestCall) -> (Result<GuestResponse, CallError>, CallRecord) {
-        tokio::time::sleep(self.delay).await;
-        self.done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+impl Outbound for Wire {
+    async fn call(&self, call: GuestCall, gate: &CallGate) -> (Result<GuestResponse, CallError>, CallRecord) {
+        let prepared = self.prepare.is_zero()
+            || tokio::select! {
+                biased;
+                () = gate.closed() => false,
+                () = tokio::time::sleep(self.prepare) => true,
+            };
+        if !prepared || gate.check().is_err() {
+            return (Err(CallError::RunEnded), record(&call, "deny", Some("run_ended"), None));
+        }
+        self.sent.lock().unwrap().push(Instant::now());
+        tokio::time::sleep(self.on_wire).await;
         (Ok(json_response(200, json!({}))), record(&call, "allow", None, Some(200)))
+    }
+
+    async fn refused(&self, _record: &CallRecord) {
+        self.reported.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_call_made_before_the_run_is_cut_off_still_completes() {
-    let done = Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let outbound: Arc<dyn Outbound> = Arc::new(Completes { delay: Duration::from_millis(300), done: done.clone() });
+async fn calls_on_the_wire_when_the_run_is_cut_off_finish_before_the_outcome() {
+    let wire = Wire::new(Duration::ZERO, Duration::from_millis(300));
     let limits = Limits::default().wall_time(Duration::from_millis(100));
-    // One call the run waits on, one it never awaits while it spins.
-    let outcome = run_with(
-        "github('GET', '/a'); await github('GET', '/b');",
-        outbound.clone(),
-        RunContext::new(["github"]).limits(limits),
-    )
-    .await;
+    // One call the run waits on, one it never awaits; then one it never
+    // awaits while it spins.
+    for code in ["github('GET', '/a'); await github('GET', '/b');", "github('GET', '/c'); for (;;) {}"] {
+        let outcome = run_with(code, wire.clone(), RunContext::new(["github"]).limits(limits)).await;
+        assert!(matches!(outcome.error, Some(RunError::Timeout { .. })), "got {:?}", outcome.error);
+        assert!(outcome.calls.iter().all(|c| c.status == Some(200)), "{:?}", outcome.calls);
+        assert!(outcome.duration >= Duration::from_millis(300), "the outcome waited for the calls on the wire");
+    }
+    assert_eq!(wire.sent().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_not_yet_sent_when_the_run_ends_is_never_sent() {
+    let wire = Wire::new(Duration::from_millis(200), Duration::ZERO);
+    // The run is cut off while the call is still preparing (a rate limit, a secret).
+    let limits = Limits::default().wall_time(Duration::from_millis(100));
+    let outcome =
+        run_with("github('GET', '/a'); for (;;) {}", wire.clone(), RunContext::new(["github"]).limits(limits)).await;
     assert!(matches!(outcome.error, Some(RunError::Timeout { .. })), "got {:?}", outcome.error);
-    let spun = run_with("github('GET', '/c'); for (;;) {}", outbound, RunContext::new(["github"]).limits(limits)).await;
-    assert!(matches!(spun.error, Some(RunError::Timeout { .. })), "got {:?}", spun.error);
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(done.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(outcome.calls.len(), 1);
+    assert_eq!(outcome.calls[0].reason, Some("run_ended"));
+    assert_eq!(outcome.calls[0].decision, "deny");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(wire.sent().is_empty(), "a call left after its run ended");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_past_the_call_limit_sends_nothing_after_the_run_ends() {
+    let wire = Wire::new(Duration::from_millis(5), Duration::from_millis(20));
+    let limits = Limits::default().max_calls(50).max_concurrent_calls(8);
+    let code =
+        "const all = []; for (let i = 0; i < 10000; i++) all.push(github('GET', '/x/' + i)); await Promise.all(all);";
+    let outcome = run_with(code, wire.clone(), RunContext::new(["github"]).limits(limits)).await;
+    let ended = Instant::now();
+    assert!(matches!(outcome.error, Some(RunError::CallLimit { limit: 50 })), "got {:?}", outcome.error);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = wire.sent();
+    assert!(
+        sent.iter().all(|at| *at < ended),
+        "{} of {} calls left after the run ended",
+        sent.iter().filter(|at| **at >= ended).count(),
+        sent.len()
+    );
+    // 50 started (each sent or refused at the gate) and the one past the limit.
+    assert_eq!(outcome.calls.len(), 51, "{:?}", outcome.calls);
+    let sent_records = outcome.calls.iter().filter(|c| c.status.is_some()).count();
+    assert_eq!(sent_records, sent.len(), "every call sent is in the outcome");
+    assert!(
+        outcome
+            .calls
+            .iter()
+            .filter(|c| c.status.is_none())
+            .all(|c| matches!(c.reason, Some("run_ended" | "call_limit")))
+    );
+    assert_eq!(wire.reported.load(std::sync::atomic::Ordering::SeqCst), 1, "the sandbox's own refusal is reported");
 }

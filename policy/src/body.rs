@@ -42,6 +42,123 @@ impl BodySchema {
     }
 }
 
+/// True for a JSON media type: `application/json` or `application/*+json`
+/// (`application/vnd.github+json`), parameters ignored, any letter case.
+/// The one definition every crate uses.
+pub fn is_json_media_type(value: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// The method-override parameter a body carries, if any: a top-level key of
+/// a JSON object, a form field (`application/x-www-form-urlencoded`), or a
+/// multipart part's name. Frameworks read `_method` from all three (Laravel
+/// even from JSON), turning an allowed POST into a DELETE upstream.
+pub(crate) fn method_override_in(bytes: &[u8], content_type: Option<&str>, json: Option<&Value>) -> Option<String> {
+    let essence = content_type.map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let keys = match json {
+        Some(Value::Object(map)) => map.keys().cloned().collect(),
+        Some(_) => Vec::new(),
+        // Not strict JSON (a duplicate key, an out-of-range number, data
+        // after it): PHP's json_decode may still read it, so read its keys.
+        None => top_level_keys(bytes),
+    };
+    if let Some(key) = keys.into_iter().find(|k| crate::headers::is_method_override(k)) {
+        return Some(key);
+    }
+    match essence.as_deref() {
+        Some("application/x-www-form-urlencoded") => url::form_urlencoded::parse(bytes)
+            .map(|(name, _)| name)
+            .find(|name| crate::headers::is_method_override(name))
+            .map(|name| name.into_owned()),
+        Some("multipart/form-data") => multipart_names(bytes).find(|name| crate::headers::is_method_override(name)),
+        _ => None,
+    }
+}
+
+/// The keys of a JSON object's top level, duplicates included, read as
+/// leniently as serde_json allows (values are skipped, not converted);
+/// empty for anything else.
+fn top_level_keys(bytes: &[u8]) -> Vec<String> {
+    struct Keys(Vec<String>);
+    impl<'de> Deserialize<'de> for Keys {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct KeysVisitor;
+            impl<'de> Visitor<'de> for KeysVisitor {
+                type Value = Keys;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Keys, A::Error> {
+                    let mut keys = Vec::new();
+                    while let Some(key) = access.next_key::<String>()? {
+                        access.next_value::<de::IgnoredAny>()?;
+                        keys.push(key);
+                    }
+                    Ok(Keys(keys))
+                }
+            }
+            d.deserialize_map(KeysVisitor)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    Keys::deserialize(&mut de).map(|k| k.0).unwrap_or_default()
+}
+
+/// The names of a multipart body's parts: every `name` parameter, read
+/// leniently (quoted with `\` escapes or bare, spaces around `=`, and RFC 2231
+/// `name*=UTF-8''…` and `name*0=…; name*1=…` continuations, joined), so a
+/// part an upstream would see is never missed.
+fn multipart_names(bytes: &[u8]) -> impl Iterator<Item = String> {
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let lower = text.to_ascii_lowercase();
+    let mut names = Vec::new();
+    let mut continued = String::new();
+    for (at, _) in lower.match_indices("name") {
+        // `filename` and the like are other parameters.
+        if at > 0 && !matches!(lower.as_bytes()[at - 1], b';' | b' ' | b'\t' | b'\r' | b'\n') {
+            continue;
+        }
+        let mut rest = &text[at + 4..];
+        let extended = rest.starts_with('*');
+        let segment = rest.trim_start_matches('*').chars().next().is_some_and(|c| c.is_ascii_digit());
+        rest = rest.trim_start_matches(|c: char| c == '*' || c.is_ascii_digit()).trim_start_matches([' ', '\t']);
+        let Some(rest) = rest.strip_prefix('=') else { continue };
+        let rest = rest.trim_start_matches([' ', '\t']);
+        let mut value = match rest.strip_prefix('"') {
+            Some(quoted) => {
+                let mut value = String::new();
+                let mut chars = quoted.chars();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => value.extend(chars.next()),
+                        c => value.push(c),
+                    }
+                }
+                value
+            }
+            None => rest.split([';', '\r', '\n', ' ', '\t']).next().unwrap_or("").to_owned(),
+        };
+        if extended {
+            // charset'language'percent-encoded
+            let encoded = value.rsplit('\'').next().unwrap_or("").to_owned();
+            value = url::form_urlencoded::parse(format!("v={}", encoded.replace('+', "%2B")).as_bytes())
+                .map(|(_, v)| v.into_owned())
+                .next()
+                .unwrap_or_default();
+        }
+        if segment {
+            continued.push_str(&value);
+            names.push(continued.clone());
+        } else {
+            continued.clear();
+        }
+        names.push(value);
+    }
+    names.into_iter()
+}
+
 /// Parses JSON strictly: duplicate object keys (at any depth) and trailing
 /// data are refused, so no two readers of the same bytes can disagree on
 /// what they hold. Nesting is capped by serde_json's recursion limit.

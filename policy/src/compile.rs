@@ -3,8 +3,11 @@
 
 use std::collections::{BTreeSet, HashSet};
 
+use serde_json::Value;
+
 use crate::body::BodySchema;
 use crate::glob::PathGlob;
+use crate::names::check_integration_name;
 use crate::origin::{BaseUrl, HostPort, Origin};
 use crate::spec::{IntegrationSpec, METHODS, PermitSpec, RateLimit, Rule};
 use crate::template::{Template, is_secret_name, mentions_template};
@@ -82,7 +85,18 @@ pub struct CompiledRule {
     pub(crate) method: String,
     pub(crate) glob: PathGlob,
     pub(crate) query: Option<Vec<(String, Option<Vec<String>>)>>,
-    pub(crate) body: Option<BodySchema>,
+    pub(crate) body: BodyRule,
+}
+
+/// What body a rule lets a request carry.
+#[derive(Debug)]
+pub(crate) enum BodyRule {
+    /// No body (the rule names none, or says `false`).
+    None,
+    /// Any body, unchecked (`true`).
+    Any,
+    /// A JSON body that validates.
+    Json(BodySchema),
 }
 
 impl PermitSpec {
@@ -138,7 +152,7 @@ fn compile_integration(
     let before = issues.len();
     let mut issue = |field: &str, message: String| issues.push(Issue::new(format!("{at}.{field}"), message));
 
-    if let Err(why) = check_name(&spec.name) {
+    if let Err(why) = check_integration_name(&spec.name) {
         issue("name", why);
     }
     let insecure = |hp: &HostPort| options.insecure_upstreams.contains(hp);
@@ -198,8 +212,8 @@ fn compile_integration(
             issue(&field, "is not a valid header name".into());
         } else if headers::is_reserved(name) {
             issue(&field, "is set by the gateway itself (Host, Connection, Content-Length, Proxy-*, ...)".into());
-        } else if !seen_headers.insert(name.to_ascii_lowercase()) {
-            issue(&field, "is injected twice (header names ignore letter case)".into());
+        } else if !seen_headers.insert(name.to_ascii_lowercase().replace('_', "-")) {
+            issue(&field, "is injected twice (header names ignore letter case, and '_' reads as '-')".into());
         }
     }
     for name in spec.inject.query.keys().filter(|n| n.is_empty() || mentions_template(n)) {
@@ -302,7 +316,7 @@ fn compile_rule(
             if name.is_empty() {
                 fail(&field, "query parameter names must not be empty".into());
             }
-            if injected_query.keys().any(|k| k.eq_ignore_ascii_case(name)) {
+            if injected_query.keys().any(|k| crate::headers::same_parameter(k, name)) {
                 fail(&field, "is injected by the gateway; the agent may not set it".into());
             }
             let values = param.values.iter().flatten();
@@ -315,8 +329,9 @@ fn compile_rule(
         }
     }
     let body = match &rule.body {
-        Some(schema) => BodySchema::compile(schema).map_err(|why| fail("body", why)).ok(),
-        None => None,
+        None | Some(Value::Bool(false)) => Some(BodyRule::None),
+        Some(Value::Bool(true)) => Some(BodyRule::Any),
+        Some(schema) => BodySchema::compile(schema).map(BodyRule::Json).map_err(|why| fail("body", why)).ok(),
     };
     if rule.description.as_ref().is_some_and(|d| d.len() > 2000) {
         fail("description", "must be at most 2000 bytes".into());
@@ -325,97 +340,8 @@ fn compile_rule(
         return None;
     }
     let query = rule.query.as_ref().map(|q| q.iter().map(|(name, p)| (name.clone(), p.values.clone())).collect());
-    Some(CompiledRule { method: rule.method.clone(), glob: glob?, query, body })
+    Some(CompiledRule { method: rule.method.clone(), glob: glob?, query, body: body? })
 }
-
-/// Lower-case words joined by `_` (so the WIT name is the same words joined by
-/// `-`), not a JavaScript reserved word or a sandbox global.
-fn check_name(name: &str) -> Result<(), String> {
-    let words_ok = !name.is_empty()
-        && name.len() <= 64
-        && name.split('_').all(|w| {
-            w.starts_with(|c: char| c.is_ascii_lowercase())
-                && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        });
-    if !words_ok {
-        return Err(format!(
-            "'{name}' is not allowed: use lower-case words joined by '_', each starting with a letter (e.g. github, slack_chat), at most 64 bytes"
-        ));
-    }
-    if RESERVED_NAMES.contains(&name) {
-        return Err(format!("'{name}' is a JavaScript reserved word or a sandbox global; choose another name"));
-    }
-    Ok(())
-}
-
-const RESERVED_NAMES: &[&str] = &[
-    // JavaScript reserved words and literals
-    "arguments",
-    "async",
-    "await",
-    "break",
-    "case",
-    "catch",
-    "class",
-    "const",
-    "continue",
-    "debugger",
-    "default",
-    "delete",
-    "do",
-    "else",
-    "enum",
-    "eval",
-    "export",
-    "extends",
-    "false",
-    "finally",
-    "for",
-    "function",
-    "if",
-    "implements",
-    "import",
-    "in",
-    "instanceof",
-    "interface",
-    "let",
-    "new",
-    "null",
-    "of",
-    "package",
-    "private",
-    "protected",
-    "public",
-    "return",
-    "static",
-    "super",
-    "switch",
-    "this",
-    "throw",
-    "true",
-    "try",
-    "typeof",
-    "undefined",
-    "var",
-    "void",
-    "while",
-    "with",
-    "yield",
-    // sandbox globals, and names agents might expect to find there
-    "args",
-    "console",
-    "escape",
-    "exports",
-    "fetch",
-    "global",
-    "module",
-    "oauth3",
-    "process",
-    "require",
-    "self",
-    "unescape",
-    "window",
-];
 
 impl CompiledIntegration {
     /// The integration's name (its sandbox function).

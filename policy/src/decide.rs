@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use url::Url;
 
-use crate::compile::{CompiledIntegration, CompiledPermit, CompiledRule};
+use crate::compile::{BodyRule, CompiledIntegration, CompiledPermit, CompiledRule};
 use crate::origin::Scheme;
 use crate::spec::METHODS;
 use crate::{body, headers, path};
@@ -213,13 +213,13 @@ impl CompiledIntegration {
             .map_err(|why| deny(DenyCode::AmbiguousPath, format!("path {} {why}", quote(req.path))))?;
         self.check_headers(req.headers)?;
         for (name, _) in req.query {
-            if METHOD_OVERRIDE_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(name)) {
+            if headers::is_routing_query_name(name) {
                 return Err(deny(
                     DenyCode::QueryNotAllowed,
-                    format!("query parameter {} would override the HTTP method upstream", quote(name)),
+                    format!("query parameter {} would override the method or route upstream", quote(name)),
                 ));
             }
-            if self.inject_query.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            if self.inject_query.iter().any(|(n, _)| headers::same_parameter(n, name)) {
                 return Err(deny(
                     DenyCode::QueryNotAllowed,
                     format!("query parameter {} is set by the gateway", quote(name)),
@@ -275,7 +275,7 @@ impl CompiledIntegration {
                 "has a control character (CR, LF, NUL, ...) in its value"
             } else if headers::is_reserved(name) {
                 "is set by the gateway, not the agent"
-            } else if self.inject_headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            } else if self.inject_headers.iter().any(|(n, _)| headers::same_header(n, name)) {
                 "is injected by the gateway and cannot be set or overridden"
             } else {
                 continue;
@@ -285,12 +285,6 @@ impl CompiledIntegration {
         Ok(())
     }
 }
-
-/// Query parameters web frameworks read as the request's real method (Rails,
-/// Laravel and Symfony take `_method`); refused like the override headers,
-/// whatever a rule allows, since they would turn an allowed GET or POST into
-/// another method upstream.
-const METHOD_OVERRIDE_PARAMS: &[&str] = &["_method", "x-http-method-override", "x-http-method", "x-method-override"];
 
 fn check_query(rule: &CompiledRule, query: &[(String, String)]) -> Result<(), Deny> {
     let Some(allowed) = &rule.query else { return Ok(()) };
@@ -323,23 +317,45 @@ fn check_body(
     req: &OutboundRequest<'_>,
     parsed: &mut Option<Result<Value, String>>,
 ) -> Result<(), Deny> {
-    let Some(schema) = &rule.body else { return Ok(()) };
-    let Some(bytes) = req.body else {
-        return Err(deny(DenyCode::BodyInvalid, "this call needs a JSON body matching the rule's schema"));
+    // An empty body carries nothing: it counts as none.
+    let bytes = req.body.filter(|b| !b.is_empty());
+    let mut content_types = req.headers.iter().filter(|(n, _)| headers::same_header(n, "content-type"));
+    let content_type = content_types.next().map(|(_, v)| v.as_str());
+    if bytes.is_some() && content_types.next().is_some() {
+        // Which one an upstream reads is up to it: the body is checked as neither.
+        return Err(deny(DenyCode::BodyInvalid, "Content-Type is given more than once"));
+    }
+    let (schema, bytes) = match (&rule.body, bytes) {
+        (BodyRule::Any | BodyRule::None, None) => return Ok(()),
+        (BodyRule::None, Some(_)) => {
+            return Err(deny(DenyCode::BodyInvalid, "this call takes no body; the permit's rule allows none"));
+        }
+        (BodyRule::Json(_), None) => {
+            return Err(deny(DenyCode::BodyInvalid, "this call needs a JSON body matching the rule's schema"));
+        }
+        (BodyRule::Any, Some(bytes)) => return no_method_override(bytes, content_type, None),
+        (BodyRule::Json(schema), Some(bytes)) => (schema, bytes),
     };
-    let content_types = req.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("content-type"));
-    if content_types.clone().any(|(_, v)| !is_json_media_type(v)) {
+    if content_type.is_some_and(|v| !body::is_json_media_type(v)) {
         return Err(deny(DenyCode::BodyInvalid, "this call takes a JSON body; Content-Type must be application/json"));
     }
     match parsed.get_or_insert_with(|| body::parse_strict(bytes)) {
         Err(e) => Err(deny(DenyCode::BodyInvalid, format!("body is not valid JSON: {e}"))),
-        Ok(value) => schema.check(value).map_err(|why| deny(DenyCode::BodyInvalid, clip(why))),
+        Ok(value) => {
+            schema.check(value).map_err(|why| deny(DenyCode::BodyInvalid, clip(why)))?;
+            no_method_override(bytes, content_type, Some(value))
+        }
     }
 }
 
-fn is_json_media_type(value: &str) -> bool {
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+fn no_method_override(bytes: &[u8], content_type: Option<&str>, json: Option<&Value>) -> Result<(), Deny> {
+    match body::method_override_in(bytes, content_type, json) {
+        Some(name) => Err(deny(
+            DenyCode::BodyInvalid,
+            format!("the body sets {}, which would override the HTTP method upstream", quote(&name)),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn clip(mut text: String) -> String {

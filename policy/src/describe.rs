@@ -6,9 +6,9 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::compile::{CompiledIntegration, CompiledPermit, CompiledRule};
+use crate::compile::{BodyRule, CompiledIntegration, CompiledPermit, CompiledRule};
 use crate::origin::Scheme;
-use crate::spec::{RateLimit, Rule, is_write_method};
+use crate::spec::{RateLimit, Rule, is_write_method, may_carry_body};
 
 /// A permit described for its owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -47,8 +47,8 @@ pub enum Risk {
     WriteMethod,
     /// The path uses `**`, which matches any sub-path.
     DoubleStar,
-    /// A POST, PUT or PATCH that sends any body.
-    WriteWithoutBodySchema,
+    /// The rule lets any body through unchecked (`true`, or `{}`: any JSON).
+    UncheckedBody,
     /// Calls are not rate limited.
     NoRateLimit,
     /// Calls go over plain http (operator allow-listed).
@@ -61,7 +61,7 @@ impl Risk {
         match self {
             Risk::WriteMethod => "changes data",
             Risk::DoubleStar => "'**' matches any sub-path",
-            Risk::WriteWithoutBodySchema => "sends any body: no body schema",
+            Risk::UncheckedBody => "the body is not checked",
             Risk::NoRateLimit => "no rate limit",
             Risk::InsecureUpstream => "plain http, not https",
         }
@@ -86,7 +86,7 @@ fn describe_integration(integration: &CompiledIntegration, specs: &[Rule]) -> In
         .zip(specs)
         .map(|(rule, spec)| {
             let mut clauses = Vec::new();
-            clauses.extend(body_clause(spec.body.as_ref()));
+            clauses.extend(body_clause(&rule.method, spec.body.as_ref()));
             clauses.extend(query_clause(rule));
             clauses.extend(shared.iter().cloned());
             let mut text = format!("{} {}{}", rule.method, integration.base_url(), rule.glob);
@@ -104,8 +104,10 @@ fn describe_integration(integration: &CompiledIntegration, specs: &[Rule]) -> In
             if rule.glob.has_double_star() {
                 risks.push(Risk::DoubleStar);
             }
-            if matches!(rule.method.as_str(), "POST" | "PUT" | "PATCH") && rule.body.is_none() {
-                risks.push(Risk::WriteWithoutBodySchema);
+            if matches!(rule.body, BodyRule::Any)
+                || spec.body.as_ref().and_then(Value::as_object).is_some_and(|o| o.is_empty())
+            {
+                risks.push(Risk::UncheckedBody);
             }
             RuleSummary { text, risks }
         })
@@ -180,10 +182,13 @@ fn query_clause(rule: &CompiledRule) -> Option<String> {
     Some(format!("query: {}", params.join(", ")))
 }
 
-fn body_clause(schema: Option<&Value>) -> Option<String> {
-    let schema = schema?;
+fn body_clause(method: &str, schema: Option<&Value>) -> Option<String> {
+    let Some(schema) = schema.filter(|s| **s != Value::Bool(false)) else {
+        // Worth saying only where a body would be expected.
+        return may_carry_body(method).then(|| "no body".into());
+    };
     let Some(object) = schema.as_object() else {
-        return Some(if schema == &Value::Bool(false) { "no body accepted".into() } else { "body: any JSON".into() });
+        return Some("any body, not checked".into());
     };
     let Some(properties) = object.get("properties").and_then(Value::as_object) else {
         return Some(if object.is_empty() { "body: any JSON".into() } else { "body: JSON matching a schema".into() });

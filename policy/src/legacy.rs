@@ -1,11 +1,13 @@
 //! The legacy `scoped-fetch` format agents already speak, normalised into the
 //! current model: `scope` globs × `methods` become rules, `auth` becomes an
-//! injected header, `body_schema` key lists become a JSON Schema.
+//! injected header, `body_schema` key lists become a JSON Schema on every
+//! method that carries a body (without `body_schema` those methods take any
+//! body; GET, HEAD and OPTIONS take none).
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::spec::{Inject, IntegrationSpec, Limits, RateLimit, Rule};
+use crate::spec::{Inject, IntegrationSpec, Limits, RateLimit, Rule, may_carry_body};
 use crate::template::Template;
 
 #[derive(Debug, Deserialize)]
@@ -50,17 +52,37 @@ struct LegacyBody {
 
 pub(crate) fn to_current(legacy: LegacySpec) -> IntegrationSpec {
     let methods = if legacy.methods.is_empty() { vec!["GET".to_owned()] } else { legacy.methods };
-    let body = legacy.body_schema.map(body_schema);
+    // The legacy format has no per-method bodies: its constraints (or, with
+    // no `body_schema`, "any body") hold for every method that carries one.
+    let constraint = legacy.body_schema.map(body_schema);
     let mut rules = Vec::new();
+    let description = legacy.description;
     for glob in &legacy.scope {
         // Legacy globs may omit the leading '/' and carry a trailing one.
         let trimmed = glob.trim().trim_end_matches('/');
         let path = format!("/{}", trimmed.trim_start_matches('/'));
         for method in &methods {
             let method = method.trim().to_ascii_uppercase();
-            // A key list restricts bodies; it only applies where bodies are sent.
-            let body = matches!(method.as_str(), "POST" | "PUT" | "PATCH").then(|| body.clone()).flatten();
-            rules.push(Rule { method, path: path.clone(), query: None, body, description: legacy.description.clone() });
+            let rule = |body| Rule {
+                method: method.clone(),
+                path: path.clone(),
+                query: None,
+                body,
+                description: description.clone(),
+            };
+            if !may_carry_body(&method) {
+                rules.push(rule(None));
+                continue;
+            }
+            match &constraint {
+                None => rules.push(rule(Some(Value::Bool(true)))),
+                // A schema requires a body; DELETE is also allowed without one.
+                Some(schema) if method == "DELETE" => {
+                    rules.push(rule(None));
+                    rules.push(rule(Some(schema.clone())));
+                }
+                Some(schema) => rules.push(rule(Some(schema.clone()))),
+            }
         }
     }
     let mut inject = Inject::default();

@@ -142,6 +142,9 @@ impl BaseUrl {
         let after_scheme = &text[text.find("://").map_or(0, |i| i + 3)..];
         let raw_path = after_scheme.find('/').map_or("", |i| &after_scheme[i..]);
         let raw_path = raw_path.strip_suffix('/').unwrap_or(raw_path);
+        if raw_path.ends_with('/') {
+            return Err("path has an empty segment ('//' or more than one trailing '/')".into());
+        }
         if !raw_path.is_empty() {
             path::segments(raw_path).map_err(|why| format!("path {why}"))?;
         }

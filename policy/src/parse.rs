@@ -99,6 +99,10 @@ impl IntegrationSpec {
             if !rule.path.starts_with('/') {
                 rule.path.insert(0, '/');
             }
+            // `false` and no body mean the same: none.
+            if rule.body == Some(Value::Bool(false)) {
+                rule.body = None;
+            }
         }
         self.secrets.sort();
         self.secrets.dedup();
@@ -118,7 +122,11 @@ fn normalize_base_url(text: &str) -> Option<String> {
     if let Some(port) = url.port() {
         out.push_str(&format!(":{port}"));
     }
-    out.push_str(path.strip_suffix('/').unwrap_or(path));
+    let path = path.strip_suffix('/').unwrap_or(path);
+    if path.ends_with('/') {
+        return None; // `//`: left as written, for validation to refuse
+    }
+    out.push_str(path);
     Some(out)
 }
 

@@ -114,17 +114,15 @@ fn is_confusable(c: char) -> bool {
     use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
     matches!(
         c.general_category(),
-        GeneralCategory::Control
-            | GeneralCategory::Format
-            | GeneralCategory::LineSeparator
-            | GeneralCategory::ParagraphSeparator
-    ) || matches!(
-        c,
-        '\u{2215}' | '\u{2044}' | '\u{29f8}' | '\u{1735}' | '\u{2571}' | '\u{27cb}' // solidus look-alikes
+        GeneralCategory::Control | GeneralCategory::LineSeparator | GeneralCategory::ParagraphSeparator
+    ) || crate::text::is_invisible(c)
+        || matches!(
+            c,
+            '\u{2215}' | '\u{2044}' | '\u{29f8}' | '\u{1735}' | '\u{2571}' | '\u{27cb}' // solidus look-alikes
         | '\u{29f5}' | '\u{29f9}' | '\u{2572}' | '\u{27cd}'                         // reverse solidus look-alikes
         | '\u{3002}' | '\u{2e31}'                                                   // full stop look-alikes
         | '\u{2030}' | '\u{066a}' | '\u{2052}'
-    ) // percent look-alikes
+        ) // percent look-alikes
 }
 
 #[cfg(test)]

@@ -67,13 +67,26 @@ pub struct Rule {
     /// Allowed query parameters. Absent: any; `{}`: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<BTreeMap<String, QueryParam>>,
-    /// JSON Schema the request body must satisfy. When present, the body
-    /// must be JSON and valid; absent: any body.
+    /// The request body the call may carry. Absent (or `false`): no body.
+    /// `true`: any body, not checked (any content type). A JSON Schema
+    /// object: a JSON body that validates is required (`{}`: any JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<BodyField>")]
     pub body: Option<Value>,
     /// Why this rule exists, for the owner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+/// The shape of [`Rule::body`] in the JSON Schema: a boolean or a schema object.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum BodyField {
+    /// `true`: any body; `false`: none.
+    Any(bool),
+    /// A JSON Schema the body must satisfy.
+    Schema(serde_json::Map<String, Value>),
 }
 
 /// One allowed query parameter.
@@ -145,5 +158,11 @@ pub const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
 
 /// Methods that change state upstream; flagged for the owner.
 pub fn is_write_method(method: &str) -> bool {
+    matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
+}
+
+/// Methods whose requests carry a body in practice (DELETE included: some
+/// APIs take one). The legacy format's body constraints apply to these.
+pub fn may_carry_body(method: &str) -> bool {
     matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
 }

@@ -18,7 +18,7 @@ static PERMIT: LazyLock<CompiledPermit> = LazyLock::new(|| {
             {"method": "POST", "path": "/repos/o/r/issues",
              "body": {"type": "object", "required": ["title"], "additionalProperties": false,
                       "properties": {"title": {"type": "string"}, "body": {"type": "string"}}}},
-            {"method": "PATCH", "path": "/repos/o/r/issues/*"},
+            {"method": "PATCH", "path": "/repos/o/r/issues/*", "body": true},
             {"method": "GET", "path": "/repos/o/r/contents/**"},
             {"method": "GET", "path": "/search/issues", "query": {}}
           ],
@@ -122,7 +122,9 @@ cases! { assert_allowed:
     allows_a_json_content_type_with_parameters:
         github("POST", "/repos/o/r/issues").header("content-type", "application/json; charset=utf-8").body(r#"{"title":"t"}"#) => 2;
     allows_agent_headers_that_are_not_injected: github("GET", "/repos/o/r/issues").header("Accept", "application/vnd.github+json") => 0;
-    allows_any_body_where_the_rule_has_no_schema: github("PATCH", "/repos/o/r/issues/1").body("anything") => 3;
+    allows_any_body_where_the_rule_says_true: github("PATCH", "/repos/o/r/issues/1").body("anything") => 3;
+    allows_no_body_where_the_rule_says_true: github("PATCH", "/repos/o/r/issues/1") => 3;
+    allows_an_empty_body_where_the_rule_names_none: github("GET", "/repos/o/r/issues/1").body("") => 1;
     allows_query_parameters_the_weather_rule_lists: github("GET", "/forecast").on("weather").query("city", "Paris") => 0;
 }
 
@@ -205,6 +207,11 @@ cases! { assert_denied:
     denies_a_body_with_a_wrongly_typed_value: github("POST", "/repos/o/r/issues").body(r#"{"title":5}"#) => DenyCode::BodyInvalid;
     denies_duplicate_keys_that_could_smuggle_a_second_value:
         github("POST", "/repos/o/r/issues").body(r#"{"title":"t","title":{"x":1}}"#) => DenyCode::BodyInvalid;
+    denies_a_json_body_on_a_get_whose_rule_names_no_body:
+        github("GET", "/repos/o/r/issues").body(r#"{"assignees":["mallory"]}"#) => DenyCode::BodyInvalid;
+    denies_any_body_on_a_rule_that_names_none: github("GET", "/repos/o/r/issues/1").body("x") => DenyCode::BodyInvalid;
+    denies_a_body_on_a_json_content_type_where_the_rule_names_none:
+        github("GET", "/repos/o/r/issues/1").header("Content-Type", "application/json").body("{}") => DenyCode::BodyInvalid;
     denies_a_missing_body_where_the_rule_has_a_schema: github("POST", "/repos/o/r/issues") => DenyCode::BodyInvalid;
     denies_a_form_encoded_body_where_the_rule_has_a_schema: github("POST", "/repos/o/r/issues").body("title=t") => DenyCode::BodyInvalid;
     denies_json_sent_as_another_content_type:
@@ -232,6 +239,65 @@ cases! { assert_denied:
     denies_forwarding_headers: github("GET", "/repos/o/r/issues").header("X-Forwarded-Host", "evil.example") => DenyCode::HeaderNotAllowed;
     denies_header_values_with_line_breaks: github("GET", "/repos/o/r/issues").header("Accept", "x\r\nAuthorization: Bearer mine") => DenyCode::HeaderNotAllowed;
     denies_header_names_that_are_not_tokens: github("GET", "/repos/o/r/issues").header("Authorization ", "x") => DenyCode::HeaderNotAllowed;
+    denies_an_x_original_url_header: github("GET", "/repos/o/r/issues").header("X-Original-URL", "/user/emails") => DenyCode::HeaderNotAllowed;
+    denies_an_x_rewrite_url_header: github("GET", "/repos/o/r/issues").header("X-Rewrite-URL", "/user/emails") => DenyCode::HeaderNotAllowed;
+    denies_an_underscored_spelling_of_a_path_override: github("GET", "/repos/o/r/issues").header("X_Original_URL", "/user/emails") => DenyCode::HeaderNotAllowed;
+    denies_an_underscored_forwarding_header: github("GET", "/repos/o/r/issues").header("X_Forwarded_Host", "evil.example") => DenyCode::HeaderNotAllowed;
+    denies_a_forwarded_prefix_header: github("GET", "/repos/o/r/issues").header("X-Forwarded-Prefix", "/admin") => DenyCode::HeaderNotAllowed;
+    denies_an_rfc_7239_forwarded_header: github("GET", "/repos/o/r/issues").header("Forwarded", "host=evil.example;proto=http") => DenyCode::HeaderNotAllowed;
+    denies_an_x_http_method_header: github("GET", "/repos/o/r/issues").header("X-HTTP-Method", "DELETE") => DenyCode::HeaderNotAllowed;
+    denies_an_envoy_original_path_header: github("GET", "/repos/o/r/issues").header("x-envoy-original-path", "/admin") => DenyCode::HeaderNotAllowed;
+    denies_a_client_ip_override: github("GET", "/repos/o/r/issues").header("True-Client-IP", "10.0.0.1") => DenyCode::HeaderNotAllowed;
+    denies_a_scheme_override: github("GET", "/repos/o/r/issues").header("X-Url-Scheme", "http") => DenyCode::HeaderNotAllowed;
+    denies_a_routing_query_parameter_where_any_query_is_allowed:
+        github("GET", "/repos/o/r/contents").query("rest_route", "/wp/v2/users") => DenyCode::QueryNotAllowed;
+    denies_a_phalcon_url_query_parameter: github("GET", "/repos/o/r/contents").query("_url", "/admin") => DenyCode::QueryNotAllowed;
+    denies_a_method_override_header_spelled_as_a_query_parameter:
+        github("GET", "/repos/o/r/contents").query("X-HTTP-Method-Override", "DELETE") => DenyCode::QueryNotAllowed;
+    denies_a_method_override_in_a_json_body: github("PATCH", "/repos/o/r/issues/1").body(r#"{"_method":"DELETE"}"#) => DenyCode::BodyInvalid;
+    denies_a_method_override_in_a_form_body:
+        github("PATCH", "/repos/o/r/issues/1").header("Content-Type", "application/x-www-form-urlencoded").body("a=1&_method=DELETE") => DenyCode::BodyInvalid;
+    denies_a_method_override_in_a_multipart_body:
+        github("PATCH", "/repos/o/r/issues/1").header("Content-Type", "multipart/form-data; boundary=b").body("--b\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nDELETE\r\n--b--") => DenyCode::BodyInvalid;
+}
+
+cases! { assert_denied:
+    denies_a_php_spelling_of_method_with_a_dot: github("GET", "/repos/o/r/contents").query(".method", "DELETE") => DenyCode::QueryNotAllowed;
+    denies_a_php_spelling_of_method_with_a_leading_space: github("GET", "/repos/o/r/contents").query(" _method", "DELETE") => DenyCode::QueryNotAllowed;
+    denies_a_php_spelling_of_method_with_a_bracket: github("GET", "/repos/o/r/contents").query("[method", "DELETE") => DenyCode::QueryNotAllowed;
+    denies_a_php_spelling_of_rest_route: github("GET", "/repos/o/r/contents").query("rest.route", "/wp/v2/users") => DenyCode::QueryNotAllowed;
+    denies_a_percent_encoded_dot_method_in_a_form_body:
+        github("PATCH", "/repos/o/r/issues/1").header("Content-Type", "application/x-www-form-urlencoded").body("%2Emethod=DELETE") => DenyCode::BodyInvalid;
+    denies_a_plus_space_method_in_a_form_body:
+        github("PATCH", "/repos/o/r/issues/1").header("Content-Type", "application/x-www-form-urlencoded").body("+_method=DELETE") => DenyCode::BodyInvalid;
+    denies_an_unquoted_dotted_multipart_part:
+        github("PATCH", "/repos/o/r/issues/1").header("Content-Type", "multipart/form-data; boundary=b").body("--b\r\nContent-Disposition: form-data; name=.method\r\n\r\nDELETE\r\n--b--") => DenyCode::BodyInvalid;
+    denies_a_method_override_cut_at_a_nul: github("GET", "/repos/o/r/contents").query("_method\0", "DELETE") => DenyCode::QueryNotAllowed;
+    denies_a_method_override_as_a_php_array: github("GET", "/repos/o/r/contents").query("_method[]", "DELETE") => DenyCode::QueryNotAllowed;
+    denies_a_nul_cut_method_in_a_form_body:
+        github("PATCH", "/repos/o/r/issues/1").header("Content-Type", "application/x-www-form-urlencoded").body("_method%00=DELETE") => DenyCode::BodyInvalid;
+    denies_a_duplicated_method_override_key_in_json:
+        github("PATCH", "/repos/o/r/issues/1").header("Content-Type", "application/json").body(r#"{"_method":"DELETE","_method":"DELETE"}"#) => DenyCode::BodyInvalid;
+    denies_a_method_override_beside_an_out_of_range_number:
+        github("PATCH", "/repos/o/r/issues/1").body(r#"{"_method":"DELETE","x":1e400}"#) => DenyCode::BodyInvalid;
+    denies_an_rfc_2231_multipart_name:
+        github("PATCH", "/repos/o/r/issues/1").header("Content-Type", "multipart/form-data; boundary=b").body("--b\r\nContent-Disposition: form-data; name*=UTF-8''_method\r\n\r\nDELETE\r\n--b--") => DenyCode::BodyInvalid;
+    denies_a_multipart_name_split_over_continuations:
+        github("PATCH", "/repos/o/r/issues/1").header("Content-Type", "multipart/form-data; boundary=b").body("--b\r\nContent-Disposition: form-data; name*0=_met; name*1=hod\r\n\r\nDELETE\r\n--b--") => DenyCode::BodyInvalid;
+    denies_a_multipart_name_with_spaces_around_the_equals_sign:
+        github("PATCH", "/repos/o/r/issues/1").header("Content-Type", "multipart/form-data; boundary=b").body("--b\r\nContent-Disposition: form-data; name = \"_\\method\"\r\n\r\nDELETE\r\n--b--") => DenyCode::BodyInvalid;
+    denies_a_lighttpd_spelling_of_a_forwarding_header: github("GET", "/repos/o/r/issues").header("X.Forwarded.For", "127.0.0.1") => DenyCode::HeaderNotAllowed;
+    denies_the_nextjs_middleware_bypass_header: github("GET", "/repos/o/r/issues").header("x-middleware-subrequest", "middleware") => DenyCode::HeaderNotAllowed;
+    denies_a_body_sent_with_two_content_types:
+        github("PATCH", "/repos/o/r/issues/1").header("Content-Type", "application/json").header("content_type", "application/x-www-form-urlencoded").body("_method=DELETE") => DenyCode::BodyInvalid;
+}
+
+cases! { assert_allowed:
+    allows_a_form_body_without_an_override_where_any_body_is_allowed:
+        github("PATCH", "/repos/o/r/issues/1").header("Content-Type", "application/x-www-form-urlencoded").body("state=closed&method=x") => 3;
+    allows_headers_that_merely_resemble_reserved_ones: github("GET", "/repos/o/r/issues").header("X-Forwardedness", "x").header("X-Originally", "y") => 0;
+    allows_a_multipart_file_whose_filename_mentions_method:
+        github("PATCH", "/repos/o/r/issues/1").header("Content-Type", "multipart/form-data; boundary=b").body("--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"_method\"\r\n\r\nx\r\n--b--") => 3;
 }
 
 #[test]

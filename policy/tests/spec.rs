@@ -121,6 +121,96 @@ fn legacy_deny_keys_alone_forbid_only_those_keys() {
 }
 
 #[test]
+fn legacy_body_constraints_hold_for_every_method_that_carries_a_body() {
+    let spec = PermitSpec::from_value(json!({"type": "scoped-fetch", "name": "api",
+        "base_url": "https://api.example.com", "scope": ["/items/*"], "methods": ["GET", "PUT", "DELETE"],
+        "body_schema": {"allow_keys": ["name"]}}))
+    .unwrap();
+    let permit = compile(&spec);
+    let call = |method: &'static str, body: Option<&'static str>| {
+        let request = OutboundRequest::new("api", method, "/items/1");
+        permit.decide(&body.map_or(request, |b| request.with_body(b.as_bytes())))
+    };
+    assert!(call("GET", None).is_allow());
+    assert_eq!(call("GET", Some(r#"{"name":"x"}"#)).deny_code(), Some(DenyCode::BodyInvalid), "GET takes no body");
+    assert!(call("PUT", Some(r#"{"name":"x"}"#)).is_allow());
+    assert_eq!(call("PUT", Some(r#"{"admin":true}"#)).deny_code(), Some(DenyCode::BodyInvalid));
+    assert!(call("DELETE", None).is_allow(), "a DELETE may still go without a body");
+    assert!(call("DELETE", Some(r#"{"name":"x"}"#)).is_allow());
+    assert_eq!(
+        call("DELETE", Some(r#"{"admin":true}"#)).deny_code(),
+        Some(DenyCode::BodyInvalid),
+        "the key list holds for DELETE bodies too"
+    );
+}
+
+#[test]
+fn legacy_specs_without_a_body_schema_take_any_body_only_on_methods_that_carry_one() {
+    let spec = PermitSpec::from_value(json!({"type": "scoped-fetch", "name": "api",
+        "base_url": "https://api.example.com", "scope": ["/items"], "methods": ["GET", "POST"]}))
+    .unwrap();
+    let bodies: Vec<(&str, Option<&serde_json::Value>)> =
+        spec.integrations[0].rules.iter().map(|r| (r.method.as_str(), r.body.as_ref())).collect();
+    assert_eq!(bodies, [("GET", None), ("POST", Some(&json!(true)))]);
+    let permit = compile(&spec);
+    let with_body = |method| OutboundRequest::new("api", method, "/items").with_body(b"name=x");
+    assert!(permit.decide(&with_body("POST")).is_allow());
+    assert_eq!(permit.decide(&with_body("GET")).deny_code(), Some(DenyCode::BodyInvalid));
+}
+
+#[test]
+fn a_false_body_means_none_and_hashes_like_no_body() {
+    let with_false = permit(json!({"name": "api", "base_url": "https://api.example.com",
+        "rules": [{"method": "POST", "path": "/ping", "body": false}]}));
+    let without = permit(json!({"name": "api", "base_url": "https://api.example.com",
+        "rules": [{"method": "POST", "path": "/ping"}]}));
+    assert_eq!(with_false.spec_hash(), without.spec_hash());
+    let compiled = compile(&with_false);
+    assert!(compiled.decide(&OutboundRequest::new("api", "POST", "/ping")).is_allow());
+    let with_body = OutboundRequest::new("api", "POST", "/ping").with_body(b"{}");
+    assert_eq!(compiled.decide(&with_body).deny_code(), Some(DenyCode::BodyInvalid));
+}
+
+#[test]
+fn describes_what_body_each_rule_takes() {
+    let spec = permit(
+        json!({"name": "api", "base_url": "https://api.example.com", "rate_limit": {"max_calls": 1, "window_seconds": 1},
+        "rules": [{"method": "POST", "path": "/none"}, {"method": "POST", "path": "/any", "body": true},
+                  {"method": "POST", "path": "/json", "body": {}}, {"method": "GET", "path": "/read"}]}),
+    );
+    let summary = compile(&spec).describe();
+    let rules = &summary.integrations[0].rules;
+    assert!(rules[0].text.contains("— no body;"), "{}", rules[0].text);
+    assert!(!rules[0].risks.contains(&Risk::UncheckedBody));
+    assert!(rules[1].text.contains("any body, not checked"), "{}", rules[1].text);
+    assert!(rules[1].risks.contains(&Risk::UncheckedBody));
+    assert!(rules[2].text.contains("body: any JSON"), "{}", rules[2].text);
+    assert!(rules[2].risks.contains(&Risk::UncheckedBody));
+    assert!(!rules[3].text.contains("body"), "a GET says nothing about bodies: {}", rules[3].text);
+}
+
+#[test]
+fn a_base_url_with_more_than_one_trailing_slash_is_refused_and_its_hash_is_stable() {
+    for base in [
+        "https://api.github.com//",
+        "https://api.github.com///",
+        "https://api.github.com////",
+        "https://x.example/v1//",
+    ] {
+        let spec = permit(json!({"name": "gh", "base_url": base, "rules": [{"method": "GET", "path": "/repos/*"}]}));
+        let again = PermitSpec::from_json(&spec.canonical_json()).unwrap();
+        assert_eq!(again.spec_hash(), spec.spec_hash(), "{base}: the canonical form hashes alike");
+        assert_eq!(spec.normalized(), spec.normalized().normalized(), "{base}");
+        let err = spec.compile(&CompileOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("empty segment"), "{base}: {err}");
+    }
+    let one = permit(
+        json!({"name": "gh", "base_url": "https://api.github.com/v1/", "rules": [{"method": "GET", "path": "/x"}]}),
+    );
+    assert_eq!(compile(&one).integrations()[0].base_url(), "https://api.github.com/v1");
+}
+
+#[test]
 fn legacy_and_current_forms_of_one_spec_hash_alike() {
     let legacy =
         PermitSpec::from_value(json!({"type": "scoped-fetch", "name": "github", "base_url": "https://api.github.com/",
@@ -401,12 +491,12 @@ fn describes_each_rule_in_plain_language() {
 #[test]
 fn flags_risky_rules() {
     let risky = json!({"name": "api", "base_url": "https://api.example.com",
-        "rules": [{"method": "PUT", "path": "/files/**", "query": {"mode": {"values": ["a", "b"]}}},
+        "rules": [{"method": "PUT", "path": "/files/**", "query": {"mode": {"values": ["a", "b"]}}, "body": true},
                   {"method": "GET", "path": "/search", "query": {}}],
         "inject": {"query": {"key": "{K}"}, "headers": {"Accept": "application/json"}}, "secrets": ["K"]});
     let summary = compile(&permit(risky)).describe();
     let integration = &summary.integrations[0];
-    assert_eq!(integration.rules[0].risks, [Risk::WriteMethod, Risk::DoubleStar, Risk::WriteWithoutBodySchema]);
+    assert_eq!(integration.rules[0].risks, [Risk::WriteMethod, Risk::DoubleStar, Risk::UncheckedBody]);
     assert_eq!(integration.risks, [Risk::NoRateLimit]);
     assert!(integration.rules[0].text.contains("query: mode (a or b)"), "{}", integration.rules[0].text);
     assert!(integration.rules[1].text.contains("no query parameters"));

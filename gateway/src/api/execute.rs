@@ -53,45 +53,90 @@ pub async fn submit(
     }
     // Syntax errors are reported now, with line and column.
     gateway.runtime.compile_js(&body.code).await?;
-    let in_flight: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE agent_id = $1 AND status IN ('queued', 'running')")
-            .bind(&agent.id)
-            .fetch_one(&gateway.db.pool)
-            .await?;
     let args = body.args.clone().unwrap_or(Value::Null).to_string();
-    if in_flight as u64 >= gateway.config.max_executions_per_agent {
-        // A retry of an action already accepted still gets its id.
-        if let Ok((id, status)) = existing_action(&gateway, &agent.id, &body, &args).await {
+    let cap = gateway.config.max_executions_per_agent.clamp(1, i64::MAX as u64) as i64;
+    // Usually a random slot is free: one plain insert. The unique index
+    // refuses it if not, and the search below takes over.
+    let id = new_id("exe")?;
+    let guess = (u64::from_le_bytes(crate::keys::random_bytes::<8>()?) % cap as u64) as i64;
+    if insert_at(&gateway, &id, &agent.id, &body, &args, Slot::Exactly(guess)).await? {
+        let _ = gateway.queue.try_send(id.clone());
+        return Ok(accepted(&gateway, id, "queued".to_owned()));
+    }
+    for _ in 0..SLOT_ATTEMPTS {
+        let id = new_id("exe")?;
+        if insert_at(&gateway, &id, &agent.id, &body, &args, Slot::AnyFreeBelow(cap)).await? {
+            // A full channel is fine: the sweeper finds queued executions.
+            let _ = gateway.queue.try_send(id.clone());
+            return Ok(accepted(&gateway, id, "queued".to_owned()));
+        }
+        // Nothing inserted: the action exists already (a retry gets its
+        // execution, even at the cap), every slot is taken, or another
+        // submission took the free slot this one chose.
+        if let Some((id, status)) = existing_action(&gateway, &agent.id, &body, &args).await? {
             return Ok(accepted(&gateway, id, status));
         }
-        return Err(Error::TooManyRequests(format!(
-            "you have {in_flight} executions queued or running; wait for some to finish"
-        )));
+        let in_flight: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM executions WHERE agent_id = $1 AND status IN ('queued', 'running')",
+        )
+        .bind(&agent.id)
+        .fetch_one(&gateway.db.pool)
+        .await?;
+        if in_flight >= cap {
+            return Err(Error::TooManyRequests(format!(
+                "you have {in_flight} executions queued or running; wait for some to finish"
+            )));
+        }
     }
+    Err(Error::TooManyRequests("too many submissions at once; try again".into()))
+}
 
-    let id = new_id("exe")?;
-    let inserted = sqlx::query(
-        "INSERT INTO executions (id, permit_id, agent_id, action_id, code, args, status, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7) ON CONFLICT (agent_id, permit_id, action_id) DO NOTHING",
-    )
-    .bind(&id)
-    .bind(&body.permit_id)
-    .bind(&agent.id)
-    .bind(&body.action_id)
-    .bind(&body.code)
-    .bind(&args)
-    .bind(now_ms())
-    .execute(&gateway.db.pool)
-    .await?
-    .rows_affected();
-    let (id, status) = if inserted == 1 {
-        // A full channel is fine: the sweeper finds queued executions.
-        let _ = gateway.queue.try_send(id.clone());
-        (id, "queued".to_owned())
-    } else {
-        existing_action(&gateway, &agent.id, &body, &args).await?
+/// Tries before a burst of submissions racing for the same free slots gives up.
+const SLOT_ATTEMPTS: usize = 8;
+
+/// Which of the agent's slots an insert takes.
+enum Slot {
+    /// This one (below the cap).
+    Exactly(i64),
+    /// A free one below the cap, chosen at random so parallel submissions
+    /// rarely collide.
+    AnyFreeBelow(i64),
+}
+
+/// Inserts the execution queued, holding a slot, in one statement. The
+/// unique index on (agent, slot) over queued and running executions is what
+/// enforces the cap: no two can hold a slot, however many race. False when
+/// nothing was inserted (the slot is taken or none is free, or the action
+/// exists).
+async fn insert_at(gateway: &Gateway, id: &str, agent: &str, body: &Submit, args: &str, slot: Slot) -> Result<bool> {
+    let (sql, slot) = match slot {
+        Slot::Exactly(n) => (
+            "INSERT INTO executions (id, permit_id, agent_id, action_id, code, args, status, created_at, slot) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8) ON CONFLICT DO NOTHING",
+            n,
+        ),
+        Slot::AnyFreeBelow(cap) => (
+            "WITH RECURSIVE slots(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM slots WHERE n + 1 < $8), \
+             free AS (SELECT n FROM slots WHERE n NOT IN (SELECT slot FROM executions WHERE agent_id = $3 \
+               AND status IN ('queued', 'running') AND slot IS NOT NULL) ORDER BY random() LIMIT 1) \
+             INSERT INTO executions (id, permit_id, agent_id, action_id, code, args, status, created_at, slot) \
+             SELECT $1, $2, $3, $4, $5, $6, 'queued', $7, free.n FROM free WHERE true ON CONFLICT DO NOTHING",
+            cap,
+        ),
     };
-    Ok(accepted(&gateway, id, status))
+    let inserted = sqlx::query(sql)
+        .bind(id)
+        .bind(&body.permit_id)
+        .bind(agent)
+        .bind(&body.action_id)
+        .bind(&body.code)
+        .bind(args)
+        .bind(now_ms())
+        .bind(slot)
+        .execute(&gateway.db.pool)
+        .await?
+        .rows_affected();
+    Ok(inserted == 1)
 }
 
 fn accepted(gateway: &Gateway, id: String, status: String) -> (StatusCode, Json<Value>) {
@@ -99,16 +144,22 @@ fn accepted(gateway: &Gateway, id: String, status: String) -> (StatusCode, Json<
     (StatusCode::ACCEPTED, Json(json!({"request_id": id, "status": status, "status_url": status_url})))
 }
 
-/// The execution already made for this action: (id, status).
-async fn existing_action(gateway: &Gateway, agent: &str, body: &Submit, args: &str) -> Result<(String, String)> {
+/// The execution already made for this action, if any: (id, status).
+async fn existing_action(
+    gateway: &Gateway,
+    agent: &str,
+    body: &Submit,
+    args: &str,
+) -> Result<Option<(String, String)>> {
     let row = sqlx::query(
         "SELECT id, code, args, status FROM executions WHERE agent_id = $1 AND permit_id = $2 AND action_id = $3",
     )
     .bind(agent)
     .bind(&body.permit_id)
     .bind(&body.action_id)
-    .fetch_one(&gateway.db.pool)
+    .fetch_optional(&gateway.db.pool)
     .await?;
+    let Some(row) = row else { return Ok(None) };
     let same_args = row.try_get::<String, _>("args")? == args;
     if row.try_get::<String, _>("code")? != body.code || !same_args {
         return Err(Error::conflict(
@@ -116,7 +167,7 @@ async fn existing_action(gateway: &Gateway, agent: &str, body: &Submit, args: &s
             "this action_id was already used with different code or args; use a new action_id",
         ));
     }
-    Ok((row.try_get("id")?, row.try_get("status")?))
+    Ok(Some((row.try_get("id")?, row.try_get("status")?)))
 }
 
 #[derive(Deserialize)]
@@ -155,8 +206,14 @@ pub async fn status(
         if done || now >= deadline {
             break view;
         }
+        if gateway.stopping.is_stopping() {
+            break view; // the current status; the client asks again elsewhere
+        }
         // Local executions wake us; other replicas' are seen by re-reading.
-        let _ = tokio::time::timeout((deadline - now).min(Duration::from_secs(1)), woken).await;
+        tokio::select! {
+            _ = tokio::time::timeout((deadline - now).min(Duration::from_secs(1)), woken) => {}
+            () = gateway.stopping.wait() => {}
+        }
     };
     gateway.finished.unsubscribe(&id, notify);
     Ok(Json(result?))

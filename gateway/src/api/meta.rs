@@ -15,6 +15,12 @@ const ENDPOINTS: &[(&str, &str, &str, &str)] = &[
     ("GET", "/health", "none", "liveness and database check"),
     ("POST", "/signup", "none", "{name, role?: agent|owner, invite?} → {tenant_id, name, role, token}"),
     ("POST", "/invites", "owner", "a single-use invite code for another owner"),
+    (
+        "POST",
+        "/tokens/revoke",
+        "any",
+        "{all?} → revokes this token, or with all: true every token of the account and returns a fresh one",
+    ),
     ("POST", "/secrets", "owner", "{name, value}: store a secret (sealed; never returned)"),
     ("GET", "/secrets", "owner", "secret names and timestamps"),
     ("DELETE", "/secrets/{name}", "owner", "delete a secret"),

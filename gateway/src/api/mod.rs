@@ -7,6 +7,7 @@ mod meta;
 mod permits;
 mod secrets;
 mod signup;
+mod tokens;
 
 pub use signup::first_invite;
 
@@ -36,6 +37,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/health", get(meta::health))
         .route("/signup", post(signup::signup))
         .route("/invites", post(signup::create_invite))
+        .route("/tokens/revoke", post(tokens::revoke))
         .route("/secrets", post(secrets::put).get(secrets::list))
         .route("/secrets/{name}", axum::routing::delete(secrets::delete))
         .route("/draft", post(draft::draft))
@@ -94,30 +96,55 @@ impl<T: DeserializeOwned> FromRequest<Arc<Gateway>> for Json<T> {
     type Rejection = Error;
 
     async fn from_request(request: Request, gateway: &Arc<Gateway>) -> Result<Self, Error> {
-        if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
-            let essence =
-                content_type.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-            if essence != "application/json" && !essence.ends_with("+json") {
-                return Err(Error::UnsupportedMediaType);
-            }
-        }
-        let limit = gateway.config.max_body_bytes;
-        let bytes = axum::body::to_bytes(request.into_body(), limit).await.map_err(|_| Error::TooLarge(limit))?;
-        let deserializer = &mut serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut *deserializer).map(Json).map_err(|e| {
-            let inner = e.inner();
-            if inner.is_syntax() || inner.is_eof() {
-                Error::MalformedJson(inner.to_string())
-            } else {
-                let path = e.path().to_string();
-                let at = if path == "." { String::new() } else { format!("{path}: ") };
-                Error::bad_request("invalid_request", format!("{at}{inner}"))
-            }
-        })?;
-        // Only whitespace may follow the value.
-        deserializer.end().map_err(|e| Error::MalformedJson(e.to_string()))?;
-        Ok(value)
+        let bytes = json_bytes(request, gateway).await?;
+        decode(&bytes).map(Json)
     }
+}
+
+/// A JSON body that may be left out (no bytes at all): then `T::default()`.
+pub struct JsonOrEmpty<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<Arc<Gateway>> for JsonOrEmpty<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, gateway: &Arc<Gateway>) -> Result<Self, Error> {
+        let bytes = json_bytes(request, gateway).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonOrEmpty(T::default()));
+        }
+        decode(&bytes).map(JsonOrEmpty)
+    }
+}
+
+/// The body of a request that should be JSON: 415 for another Content-Type
+/// (none is accepted), 413 past the configured size.
+async fn json_bytes(request: Request, gateway: &Gateway) -> Result<axum::body::Bytes, Error> {
+    if let Some(content_type) = request.headers().get(header::CONTENT_TYPE)
+        && !oauth3_policy::is_json_media_type(content_type.to_str().unwrap_or(""))
+    {
+        return Err(Error::UnsupportedMediaType);
+    }
+    let limit = gateway.config.max_body_bytes;
+    axum::body::to_bytes(request.into_body(), limit).await.map_err(|_| Error::TooLarge(limit))
+}
+
+/// One JSON value and nothing after it: 400 `malformed_json` for bad JSON,
+/// 400 `invalid_request` naming the field for wrong content.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut *deserializer).map_err(|e| {
+        let inner = e.inner();
+        if inner.is_syntax() || inner.is_eof() {
+            Error::MalformedJson(inner.to_string())
+        } else {
+            let path = e.path().to_string();
+            let at = if path == "." { String::new() } else { format!("{path}: ") };
+            Error::bad_request("invalid_request", format!("{at}{inner}"))
+        }
+    })?;
+    // Only whitespace may follow the value.
+    deserializer.end().map_err(|e| Error::MalformedJson(e.to_string()))?;
+    Ok(value)
 }
 
 /// A query string: 400 with the reason when it does not parse.

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Json;
-use crate::auth::{Agent, Auth, Caller, Owner, Role};
+use crate::auth::{self, Agent, Auth, Caller, Owner, Role};
 use crate::db::{now_ms, rfc3339, rfc3339_opt};
 use crate::drafting::Intents;
 use crate::error::{Error, Result};
@@ -245,11 +245,12 @@ pub async fn approve(
 ) -> Result<Json<Value>> {
     // The Authorization header wins; `owner_token` in the body is the
     // quickstart's form.
-    let caller = match (headers.get(AUTHORIZATION), &body.owner_token) {
-        (Some(value), _) => gateway.tokens.verify_header(Some(value.to_str().unwrap_or("")))?,
-        (None, Some(token)) => gateway.tokens.verify(token)?,
-        (None, None) => gateway.tokens.verify_header(None)?,
+    let token = match (headers.get(AUTHORIZATION), &body.owner_token) {
+        (Some(value), _) => auth::bearer(Some(value.to_str().unwrap_or("")))?,
+        (None, Some(token)) => token.as_str(),
+        (None, None) => auth::bearer(None)?,
     };
+    let caller = auth::authenticate(&gateway, token).await?;
     let owner = Owner::check(caller)?;
     let approve = match body.action.as_str() {
         "approve" => true,

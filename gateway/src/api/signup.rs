@@ -42,7 +42,7 @@ pub async fn signup(
     let id = new_id(role.as_str())?;
     let now = now_ms();
     let mut tx = gateway.db.pool.begin().await?;
-    if role == Role::Owner && gateway.config.signup == SignupMode::Invite {
+    if role == Role::Owner && gateway.config.signup_mode() == SignupMode::Invite {
         let code = body.invite.as_deref().ok_or_else(|| {
             Error::Forbidden(
                 "owner signup needs an invite code (`invite`): this gateway runs with OAUTH3_SIGNUP=invite".into(),
@@ -68,7 +68,7 @@ pub async fn signup(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    let token = gateway.tokens.issue(&id, role)?;
+    let token = gateway.tokens.issue(&id, role, 0)?;
     tracing::info!(tenant = %id, role = role.as_str(), "signed up");
     Ok((StatusCode::CREATED, Json(json!({"tenant_id": id, "name": name, "role": role.as_str(), "token": token}))))
 }

@@ -13,13 +13,13 @@ pub(super) use text::without_negated_actions;
 use std::collections::BTreeSet;
 
 use oauth3_policy::{IntegrationSpec, PermitSpec, Rule, SPEC_VERSION, Template, is_write_method};
+use serde_json::Value;
 use url::Url;
 
 use super::openapi::ApiDoc;
 use super::{DocContent, DraftInput, FetchedDoc, Goal, Proposal};
 use crate::error::{Error, Result};
 use paths::Coverage;
-pub(super) use text::is_invisible;
 
 /// Highest rate limit not flagged, in calls per hour.
 pub const HIGH_RATE_PER_HOUR: u64 = 3600;
@@ -187,9 +187,13 @@ fn check_base(
 fn rule_warnings(rule: &Rule, name: &str, double_star: bool, has_api: bool, warnings: &mut Vec<String>) {
     if is_write_method(&rule.method) {
         warnings.push(format!("{name} changes data upstream"));
-        if rule.method != "DELETE" && rule.body.is_none() {
-            warnings.push(format!("{name} has no body schema: any body is allowed"));
+    }
+    match &rule.body {
+        Some(Value::Bool(true)) => warnings.push(format!("{name} takes any body: it is not checked")),
+        Some(Value::Object(schema)) if schema.is_empty() => {
+            warnings.push(format!("{name} takes any JSON body: it is not checked"))
         }
+        _ => {}
     }
     if double_star {
         warnings.push(if has_api {
@@ -215,10 +219,15 @@ fn check_secrets(spec: &IntegrationSpec, hints: &[String], failures: &mut Vec<St
         }
     }
     for (param, value) in &spec.inject.query {
-        if METHOD_OVERRIDES.iter().any(|m| m.eq_ignore_ascii_case(param)) {
+        if oauth3_policy::is_method_override(param) {
             failures.push(format!(
                 "the injected query parameter `{param}` overrides the HTTP method upstream; the rules' methods \
                  are what the owner approves"
+            ));
+        } else if oauth3_policy::is_routing_query_name(param) {
+            failures.push(format!(
+                "the injected query parameter `{param}` chooses the route upstream; the rules' paths are what \
+                 the owner approves"
             ));
         }
         if fixed_value(value) {
@@ -248,10 +257,6 @@ fn check_secrets(spec: &IntegrationSpec, hints: &[String], failures: &mut Vec<St
         }
     }
 }
-
-/// Query parameters web frameworks read as the request's real method.
-const METHOD_OVERRIDES: &[&str] =
-    &["_method", "x-http-method-override", "x-http-method", "x-method-override", "_httpmethod", "httpmethod"];
 
 /// An inject template that names no secret (a value fixed in the spec).
 fn fixed_value(template: &str) -> bool {

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 pub(crate) use matching::{IN_IDENT, Vocab};
-pub(crate) use read::is_json;
 
 /// An API description.
 #[derive(Debug, Clone, PartialEq)]

@@ -139,11 +139,8 @@ fn check_intents(intents: &[Intent]) -> Result<()> {
     let mut names = BTreeSet::new();
     for (i, intent) in intents.iter().enumerate() {
         let at = |field: &str| format!("intent[{i}].{field}");
-        if !valid_name(&intent.name) {
-            return bad(
-                at("name"),
-                "lower-case words joined by `_`, each starting with a letter (`github`, `slack_chat`)",
-            );
+        if let Err(why) = oauth3_policy::check_integration_name(&intent.name) {
+            return bad(at("name"), &why);
         }
         if !names.insert(intent.name.as_str()) {
             return bad(at("name"), &format!("`{}` is named twice; one intent per integration", intent.name));
@@ -211,16 +208,10 @@ fn check_doc_url(text: &str) -> std::result::Result<(), String> {
 /// A drafter's line for the owner: control and invisible characters (bidi
 /// overrides, zero-width) dropped, whitespace collapsed, clipped.
 fn clean_line(text: &str) -> String {
-    let visible: String =
-        text.chars().map(|c| if c.is_control() { ' ' } else { c }).filter(|c| !grounding::is_invisible(*c)).collect();
+    let visible: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .filter(|c| !oauth3_policy::is_invisible(*c))
+        .collect();
     super::llm::clip(&visible.split_whitespace().collect::<Vec<_>>().join(" "), MAX_NOTE_CHARS)
-}
-
-fn valid_name(name: &str) -> bool {
-    name.len() <= 64
-        && name.split('_').all(|word| {
-            let mut chars = word.chars();
-            chars.next().is_some_and(|c| c.is_ascii_lowercase())
-                && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        })
 }

@@ -65,6 +65,25 @@ impl Binary {
         self.child.wait().unwrap();
     }
 
+    /// Sends SIGTERM (or SIGINT) and waits up to `within` for the process
+    /// to exit; its exit status. Panics if it does not exit in time.
+    pub fn signal_and_wait(&mut self, signal: &str, within: Duration) -> std::process::ExitStatus {
+        let sent = Command::new("kill").args([format!("-{signal}"), self.child.id().to_string()]).status().unwrap();
+        assert!(sent.success(), "kill -{signal} failed");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "oauth3 did not exit within {within:?} of SIG{signal}:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Everything the process wrote so far.
     pub fn output(&self) -> String {
         let out = std::fs::read_to_string(&self.stdout).unwrap_or_default();
@@ -91,4 +110,26 @@ pub async fn call(
     use super::support::{Body, bearer, http_client, send};
     let reply = send(&http_client(), url, method, path, bearer(token), body.map(Body::Json)).await;
     (reply.status, reply.body)
+}
+
+/// Signs up an agent and an owner, stores `secret` as the owner's
+/// GITHUB_TOKEN, and has the agent request and the owner approve a permit
+/// for the integration `spec`: (agent token, owner token, permit id).
+pub async fn approved_permit(url: &str, spec: serde_json::Value, secret: &str) -> (String, String, String) {
+    use reqwest::StatusCode;
+    use serde_json::json;
+    let token = |body: &serde_json::Value| body["token"].as_str().unwrap().to_owned();
+    let (_, agent) = call(url, "POST", "/signup", None, Some(json!({"name": "a", "role": "agent"}))).await;
+    let (_, owner) = call(url, "POST", "/signup", None, Some(json!({"name": "o", "role": "owner"}))).await;
+    let (agent, owner) = (token(&agent), token(&owner));
+    let body = json!({"name": "GITHUB_TOKEN", "value": secret});
+    let (status, _) = call(url, "POST", "/secrets", Some(&owner), Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let body = json!({"description": "test", "capabilities": [spec]});
+    let (status, request) = call(url, "POST", "/permit", Some(&agent), Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{request}");
+    let path = format!("/approve/{}", request["request_id"].as_str().unwrap());
+    let (status, approved) = call(url, "POST", &path, Some(&owner), Some(json!({"action": "approve"}))).await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    (agent, owner, request["permit_id"].as_str().unwrap().to_owned())
 }

@@ -35,6 +35,7 @@ pub fn permit(stub: &Stub, github_extra: Value) -> CompiledPermit {
                       "properties": {"title": {"type": "string"}}}},
             {"method": "GET", "path": "/repos/o/r/contents/**"},
             {"method": "GET", "path": "/echo"},
+            {"method": "GET", "path": "/reflect/*"},
             {"method": "GET", "path": "/gzip"},
             {"method": "GET", "path": "/redirect/**"},
             {"method": "GET", "path": "/big"},

@@ -16,6 +16,39 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 
+/// A hostile upstream: the `Authorization` header handed back in one
+/// reversible encoding, each the way some real server or proxy writes it.
+fn reflect(encoding: &str, auth: &str) -> Response {
+    let escape = |f: &dyn Fn(char) -> String| auth.chars().map(f).collect::<String>();
+    let gzip = |data: &[u8]| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    };
+    let (content_type, body): (&str, Vec<u8>) = match encoding {
+        "json-unicode" => (
+            "application/json",
+            format!(r#"{{"auth": "{}"}}"#, escape(&|c| format!("\\u{:04x}", c as u32))).into_bytes(),
+        ),
+        "json-mixed" => ("application/json", {
+            let mixed = escape(&|c| if c.is_ascii_digit() { format!("\\u{:04X}", c as u32) } else { c.to_string() });
+            format!(r#"{{"auth": "{}"}}"#, mixed.replace('_', "\\u005f")).into_bytes()
+        }),
+        "html" => ("text/html", format!("<p>{}</p>", escape(&|c| format!("&#{};", c as u32))).into_bytes()),
+        "percent" => ("text/plain", escape(&|c| format!("%{:02x}", c as u32)).into_bytes()),
+        "hex" => ("text/plain", auth.bytes().map(|b| format!("{b:02X}")).collect::<String>().into_bytes()),
+        "basic" => {
+            let blob = format!("user:{auth}");
+            ("text/plain", base64::engine::general_purpose::STANDARD.encode(blob).into_bytes())
+        }
+        "utf16" => ("application/octet-stream", auth.encode_utf16().flat_map(u16::to_le_bytes).collect()),
+        "gzip-file" => ("application/octet-stream", gzip(format!("captured: {auth}").as_bytes())),
+        "upper" => ("text/plain", auth.to_uppercase().into_bytes()),
+        _ => return (StatusCode::NOT_FOUND, "unknown encoding").into_response(),
+    };
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
 /// What the stub last received.
 #[derive(Debug, Clone, Default)]
 pub struct Seen {
@@ -121,6 +154,7 @@ async fn handle(
             ([(header::CONTENT_ENCODING, "gzip"), (header::CONTENT_TYPE, "text/plain")], encoder.finish().unwrap())
                 .into_response()
         }
+        ("GET", path) if path.starts_with("/reflect/") => reflect(&path["/reflect/".len()..], &auth),
         ("GET", "/redirect/same") => (StatusCode::FOUND, [(header::LOCATION, "/repos/o/r/issues")]).into_response(),
         ("GET", path) if path.starts_with("/redirect/to/") => {
             let target = format!("http://{}/steal", &path["/redirect/to/".len()..]);

@@ -1,6 +1,8 @@
 //! Text searches for the grounding checks: a host named in prose (as a whole
 //! host name), and phrases addressed to the drafter rather than the reader.
 
+use oauth3_policy::is_invisible;
+
 use crate::drafting::goal::Action;
 
 /// Phrases that address an LLM drafter, lower case, single-spaced.
@@ -76,13 +78,6 @@ pub(super) fn addressed_to_drafter(text: &str) -> Option<String> {
         quote.push('…');
     }
     Some(quote)
-}
-
-/// Zero-width, soft-hyphen, word-joiner and bidirectional-control
-/// characters: they change how text reads, not what it says.
-pub(crate) fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{ad}' | '\u{34f}' | '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
-        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}')
 }
 
 /// Words that negate the verbs after them, up to the end of the clause

@@ -10,9 +10,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::prompt::clip;
-use crate::drafting::grounding::is_invisible;
 use crate::drafting::{DraftInput, Proposal, grounding};
 use crate::error::{Error, Result};
+use oauth3_policy::is_invisible;
 
 /// Most problems reported per reply.
 const MAX_PROBLEMS: usize = 20;

@@ -39,6 +39,9 @@ concrete value the goal names, or `*` for one segment.
 - Give EVERY rule a `description`: one short sentence saying which part of the goal it serves.
 - Restrict query parameters (`query`) and JSON bodies (`body`, a JSON Schema with \
 `additionalProperties: false` and only the properties the goal needs) where the docs describe them.
+- A rule without `body` allows NO request body. Give a JSON Schema for a JSON body; use \
+`\"body\": true` (any body, unchecked) only for a body the docs describe in another format \
+(e.g. form-encoded), and say so in `warnings`.
 - Write methods (POST, PUT, PATCH, DELETE) only when the goal asks to create, change or delete \
 something.
 - `base_url` must be a URL the docs themselves give for the API (https). Never invent one and \
@@ -286,14 +289,12 @@ fn neutralize(text: &str) -> String {
         out.push_str(&rest[..at]);
         let after = &rest[at + bracket.len_utf8()..];
         let tag = after.trim_start_matches(|c: char| {
-            c.is_whitespace()
-                || matches!(c, '/' | '∕' | '⁄' | '／' | '\\')
-                || crate::drafting::grounding::is_invisible(c)
+            c.is_whitespace() || matches!(c, '/' | '∕' | '⁄' | '／' | '\\') || oauth3_policy::is_invisible(c)
         });
         // Full-width letters (`ｄｏｃ`) read as their ASCII twins.
         let lower: String = tag
             .chars()
-            .filter(|c| !crate::drafting::grounding::is_invisible(*c))
+            .filter(|c| !oauth3_policy::is_invisible(*c))
             .take(6)
             .map(|c| match c {
                 '\u{ff01}'..='\u{ff5e}' => char::from_u32(c as u32 - 0xfee0).unwrap_or(c),

@@ -4,7 +4,9 @@
 use serde_json::{Map, Value, json};
 
 use crate::drafting::goal::Goal;
-use crate::drafting::openapi::{Operation, is_json};
+use oauth3_policy::is_json_media_type;
+
+use crate::drafting::openapi::Operation;
 
 /// Properties a verb implies even when the goal does not name them:
 /// closing an issue sets its `state`, posting a message needs its text.
@@ -50,8 +52,9 @@ pub(super) fn body(op: &Operation, label: &str, goal: &Goal, verbs: &[&str]) -> 
             ..Body::default()
         };
     }
-    if !is_json(&doc.content_type) {
+    if !is_json_media_type(&doc.content_type) {
         return Body {
+            schema: Some(Value::Bool(true)),
             warning: Some(format!(
                 "{label}: the request body is {}, which the spec cannot check (a `body` schema needs JSON); \
                  any body is allowed",

@@ -1,5 +1,6 @@
 //! Reading OpenAPI 3.x and Swagger 2.0 documents into [`ApiDoc`].
 
+use oauth3_policy::is_json_media_type;
 use serde_json::{Map, Value, json};
 use url::Url;
 
@@ -204,7 +205,7 @@ impl Reader<'_> {
         let content = body.get("content")?.as_object()?;
         let (content_type, media) = content
             .iter()
-            .find(|(t, _)| is_json(t))
+            .find(|(t, _)| is_json_media_type(t))
             .or_else(|| content.iter().find(|(t, _)| t.starts_with("application/x-www-form-urlencoded")))
             .or_else(|| content.iter().next())?;
         Some(BodyDoc {
@@ -222,7 +223,8 @@ impl Reader<'_> {
             consumes = consumes_of(self.root.get("consumes"));
         }
         if let Some(body) = body {
-            let content_type = consumes.iter().find(|t| is_json(t)).cloned().unwrap_or("application/json".into());
+            let content_type =
+                consumes.iter().find(|t| is_json_media_type(t)).cloned().unwrap_or("application/json".into());
             return Some(BodyDoc {
                 content_type,
                 schema: body.get("schema").map(|s| self.schemas.normalise(s)).unwrap_or_else(|| json!({})),
@@ -275,10 +277,4 @@ fn consumes_of(value: Option<&Value>) -> Vec<String> {
         .and_then(Value::as_array)
         .map(|c| c.iter().filter_map(Value::as_str).map(str::to_owned).collect())
         .unwrap_or_default()
-}
-
-/// `application/json`, `application/vnd.x+json`, `application/json; charset=utf-8`.
-pub(crate) fn is_json(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    essence == "application/json" || essence.ends_with("+json")
 }

@@ -1,0 +1,104 @@
+//! Retention: a periodic task deletes audit records and finished executions
+//! older than the operator's `OAUTH3_AUDIT_RETENTION_DAYS` and
+//! `OAUTH3_EXECUTION_RETENTION_DAYS` (both off by default: keep everything),
+//! and revocations of tokens that have expired anyway. It deletes in small
+//! batches, each its own statement, so it never holds the database (SQLite's
+//! one writer, or Postgres row locks) for long.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::db::{Db, now_ms};
+use crate::error::Result;
+use crate::state::Gateway;
+
+/// How often the task runs (and once at start).
+const EVERY: Duration = Duration::from_secs(3600);
+/// Rows per delete statement.
+const BATCH: i64 = 500;
+/// A pause between batches, so requests get the database in between.
+const PAUSE: Duration = Duration::from_millis(20);
+const DAY_MS: i64 = 86_400_000;
+
+/// What a sweep deleted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Deleted {
+    /// Audit records.
+    pub audit: u64,
+    /// Finished executions.
+    pub executions: u64,
+    /// Expired token revocations.
+    pub revocations: u64,
+}
+
+/// Starts the task: a sweep now, then every hour, until the gateway stops.
+pub fn start(gateway: Arc<Gateway>) {
+    tokio::spawn(async move {
+        loop {
+            match sweep(&gateway.db, gateway.config.audit_retention_days, gateway.config.execution_retention_days).await
+            {
+                Ok(deleted) if deleted != Deleted::default() => tracing::info!(
+                    audit = deleted.audit,
+                    executions = deleted.executions,
+                    revocations = deleted.revocations,
+                    "retention: deleted old records"
+                ),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "retention: could not delete old records"),
+            }
+            tokio::select! {
+                () = gateway.stopping.wait() => return,
+                () = tokio::time::sleep(EVERY) => {}
+            }
+        }
+    });
+}
+
+/// Deletes what is past retention now: audit records that started more than
+/// `audit_days` ago, executions that finished more than `execution_days` ago
+/// (queued and running ones are never touched), and revocations of tokens
+/// past their expiry.
+pub async fn sweep(db: &Db, audit_days: Option<u64>, execution_days: Option<u64>) -> Result<Deleted> {
+    let now = now_ms();
+    let before = |days: u64| now.saturating_sub((days as i64).saturating_mul(DAY_MS));
+    let mut deleted = Deleted::default();
+    if let Some(days) = audit_days {
+        deleted.audit = in_batches(
+            db,
+            "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE started_at < $1 ORDER BY id LIMIT $2)",
+            before(days),
+        )
+        .await?;
+    }
+    if let Some(days) = execution_days {
+        deleted.executions = in_batches(
+            db,
+            "DELETE FROM executions WHERE id IN (SELECT id FROM executions \
+             WHERE status IN ('completed', 'failed') AND finished_at < $1 LIMIT $2)",
+            before(days),
+        )
+        .await?;
+    }
+    // A revoked token past its expiry is refused anyway (with the verifier's leeway).
+    deleted.revocations = in_batches(
+        db,
+        "DELETE FROM revoked_tokens WHERE jti IN (SELECT jti FROM revoked_tokens WHERE expires_at < $1 LIMIT $2)",
+        now - 120_000,
+    )
+    .await?;
+    Ok(deleted)
+}
+
+/// Runs `statement` (with `$1` = the cut-off, `$2` = the batch size) until a
+/// batch deletes fewer rows than it could.
+async fn in_batches(db: &Db, statement: &str, cutoff: i64) -> Result<u64> {
+    let mut total = 0;
+    loop {
+        let rows = sqlx::query(statement).bind(cutoff).bind(BATCH).execute(&db.pool).await?.rows_affected();
+        total += rows;
+        if rows < BATCH as u64 {
+            return Ok(total);
+        }
+        tokio::time::sleep(PAUSE).await;
+    }
+}
