@@ -658,7 +658,13 @@ async fn long_polls_return_as_soon_as_the_execution_ends(backend: Backend) {
 }
 
 async fn long_polls_return_the_current_status_at_their_timeout(backend: Backend) {
-    let gateway = TestGateway::start_with(backend, |c| c.timeout_secs = 3).await;
+    // Unlimited fuel: the spin must outlast the 0.3 s poll (5e9 units can
+    // run out in under 0.3 s on a fast machine), ended by the 3 s limit.
+    let gateway = TestGateway::start_with(backend, |c| {
+        c.timeout_secs = 3;
+        c.fuel = u64::MAX;
+    })
+    .await;
     let (agent, _owner, permit) = gateway.approved_permit(&fake_secret()).await;
     let (status, body) = gateway.submit(&agent, &permit, "act-1", "while (true) {}").await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
