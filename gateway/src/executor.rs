@@ -40,21 +40,9 @@ pub async fn recover(db: &Db, replica_id: &str) -> Result<u64> {
     fail_interrupted(db, Some(replica_id)).await
 }
 
-/// Marks this replica's running executions interrupted (a shutdown whose
-/// grace period ran out). Returns how many were marked.
-async fn fail_own_running(db: &Db, replica_id: &str) -> Result<u64> {
-    let marked = sqlx::query(
-        "UPDATE executions SET status = 'failed', finished_at = $1, result = $2 WHERE status = 'running' AND worker = $3",
-    )
-    .bind(now_ms())
-    .bind(interrupted_result().to_string())
-    .bind(replica_id)
-    .execute(&db.pool)
-    .await?
-    .rows_affected();
-    Ok(marked)
-}
-
+/// Marks running executions failed with `interrupted`: those of
+/// `replica_id`, those no worker holds, and those of replicas whose
+/// heartbeat stopped. Returns how many were marked.
 async fn fail_interrupted(db: &Db, replica_id: Option<&str>) -> Result<u64> {
     let now = now_ms();
     let marked = sqlx::query(
@@ -92,8 +80,9 @@ pub struct Workers {
 }
 
 /// Starts the worker pool and the sweeper. `queue` receives ids of queued
-/// executions; the sweeper also finds ones the channel missed. Both end
-/// when the gateway begins to stop.
+/// executions; the sweeper also finds ones the channel missed. Dispatch ends
+/// when the gateway begins to stop; the sweeper's heartbeat goes on until
+/// it has stopped.
 pub fn start(gateway: Arc<Gateway>, queue: mpsc::Receiver<String>) -> Workers {
     let size = gateway.config.max_concurrent.clamp(1, u32::MAX as usize) as u32;
     let slots = Arc::new(Semaphore::new(size as usize));
@@ -104,8 +93,9 @@ pub fn start(gateway: Arc<Gateway>, queue: mpsc::Receiver<String>) -> Workers {
 
 impl Workers {
     /// Ends the pool once [`crate::state::Stopping::begin`] was called:
-    /// waits until `deadline` for running executions to finish, then marks
-    /// this replica's remaining ones interrupted. Returns how many were.
+    /// waits until `deadline` for running executions to finish, then drops
+    /// the rest and marks them interrupted (with any a dead replica left).
+    /// Returns how many were marked.
     pub async fn stop(&self, gateway: &Gateway, deadline: tokio::time::Instant) -> Result<u64> {
         let all = tokio::time::timeout_at(deadline, self.slots.acquire_many(self.size)).await;
         if all.is_ok() {
@@ -115,7 +105,7 @@ impl Workers {
         // never are, before it is reported interrupted.
         gateway.stopping.advance(Phase::Aborting);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.slots.acquire_many(self.size)).await;
-        fail_own_running(&gateway.db, &gateway.replica_id).await
+        fail_interrupted(&gateway.db, Some(&gateway.replica_id)).await
     }
 
     /// Executions running in this process now.

@@ -46,8 +46,13 @@ impl BodySchema {
 /// (`application/vnd.github+json`), parameters ignored, any letter case.
 /// The one definition every crate uses.
 pub fn is_json_media_type(value: &str) -> bool {
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = essence(value);
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// A media type without its parameters, lower case.
+fn essence(value: &str) -> String {
+    value.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
 /// The method-override parameter a body carries, if any: a top-level key of
@@ -55,7 +60,7 @@ pub fn is_json_media_type(value: &str) -> bool {
 /// multipart part's name. Frameworks read `_method` from all three (Laravel
 /// even from JSON), turning an allowed POST into a DELETE upstream.
 pub(crate) fn method_override_in(bytes: &[u8], content_type: Option<&str>, json: Option<&Value>) -> Option<String> {
-    let essence = content_type.map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let essence = content_type.map(essence);
     let keys = match json {
         Some(Value::Object(map)) => map.keys().cloned().collect(),
         Some(_) => Vec::new(),

@@ -212,7 +212,7 @@ fn compile_integration(
             issue(&field, "is not a valid header name".into());
         } else if headers::is_reserved(name) {
             issue(&field, "is set by the gateway itself (Host, Connection, Content-Length, Proxy-*, ...)".into());
-        } else if !seen_headers.insert(name.to_ascii_lowercase().replace('_', "-")) {
+        } else if !seen_headers.insert(headers::canonical(name)) {
             issue(&field, "is injected twice (header names ignore letter case, and '_' reads as '-')".into());
         }
     }

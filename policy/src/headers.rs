@@ -2,9 +2,12 @@
 //! value may hold. The lists here are the one definition of "reserved":
 //! egress, the drafters and the fuzz invariants all use them.
 //!
-//! Names are compared as upstreams compare them: ASCII letter case ignored,
-//! and `_` equal to `-`, because CGI-style servers (PHP, WSGI, Rack, …) expose
-//! both `X-Original-URL` and `X_Original_URL` as `HTTP_X_ORIGINAL_URL`.
+//! Header names are compared as upstreams compare them: ASCII letter case
+//! ignored, and every character other than a letter or digit equal to `-`,
+//! because CGI-style servers (PHP, WSGI, Rack, lighttpd, …) expose
+//! `X-Original-URL`, `X_Original_URL` (and on lighttpd `X.Original.URL`) as
+//! one `HTTP_X_ORIGINAL_URL`. Parameter names are compared as PHP reads them
+//! ([`same_parameter`]).
 
 /// Headers only the gateway sets, by exact name (lower case, `-` form):
 /// framing and hop-by-hop headers, and headers that upstream frameworks and
@@ -160,7 +163,7 @@ pub fn same_header(a: &str, b: &str) -> bool {
 /// The name as upstreams compare it: lower case, and every other character
 /// than a letter or digit as `-` (CGI servers map `-` and `_`, lighttpd every
 /// non-alphanumeric character, to `_` in `HTTP_X_FORWARDED_FOR`).
-fn canonical(name: &str) -> String {
+pub(crate) fn canonical(name: &str) -> String {
     name.bytes().map(|b| fold(b) as char).collect()
 }
 

@@ -78,7 +78,7 @@ pub use headers::{
     METHOD_OVERRIDE_NAMES, RESERVED_HEADER_PREFIXES, RESERVED_HEADERS, ROUTING_QUERY_NAMES, is_method_override,
     is_reserved as is_reserved_header, is_routing_query_name, same_header, same_parameter,
 };
-pub use names::{RESERVED_INTEGRATION_NAMES, check_integration_name, is_integration_name};
+pub use names::{RESERVED_INTEGRATION_NAMES, check_integration_name};
 pub use origin::{HostPort, Origin, Scheme, is_public_ip};
 pub use rate::{Gcra, RateDecision, RateKey};
 pub use schema::permit_json_schema;

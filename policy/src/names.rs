@@ -1,11 +1,6 @@
 //! Integration names: one grammar, used by the spec, the sandbox (each name
 //! is a JavaScript function and a WIT interface) and the drafters.
 
-/// True when `name` may name an integration (see [`check_integration_name`]).
-pub fn is_integration_name(name: &str) -> bool {
-    check_integration_name(name).is_ok()
-}
-
 /// Lower-case words joined by `_` (so the WIT name is the same words joined by
 /// `-`), not a JavaScript reserved word or a sandbox global.
 pub fn check_integration_name(name: &str) -> Result<(), String> {

@@ -107,12 +107,7 @@ impl Scrubber {
         if self.finders.is_empty() {
             return None;
         }
-        let withheld = match inflate(bytes) {
-            Some(Inflated::Whole(inflated)) => self.contains(&inflated, 1),
-            Some(Inflated::TooLarge) => true,
-            None => false,
-        };
-        if withheld {
+        if self.withheld(bytes, 0) {
             return Some(REDACTED.to_vec());
         }
         let mut spans = self.spans(bytes);
@@ -139,12 +134,18 @@ impl Scrubber {
     /// Whether `bytes` (or what they inflate to) holds a value in any form,
     /// or cannot be checked (inflates past the limit).
     fn contains(&self, bytes: &[u8], depth: usize) -> bool {
-        !self.spans(bytes).is_empty()
-            || match inflate(bytes) {
-                Some(Inflated::Whole(inflated)) => depth < 3 && self.contains(&inflated, depth + 1),
-                Some(Inflated::TooLarge) => true,
-                None => false,
-            }
+        !self.spans(bytes).is_empty() || self.withheld(bytes, depth)
+    }
+
+    /// Whether `bytes` is compressed data to withhold whole: it inflates to
+    /// text holding a value (compression nested up to three deep), or past
+    /// the limit.
+    fn withheld(&self, bytes: &[u8], depth: usize) -> bool {
+        match inflate(bytes) {
+            Some(Inflated::Whole(inflated)) => depth < 3 && self.contains(&inflated, depth + 1),
+            Some(Inflated::TooLarge) => true,
+            None => false,
+        }
     }
 
     /// Every range of `bytes` that is, or decodes to, a form of a value.
