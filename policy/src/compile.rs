@@ -213,7 +213,11 @@ fn compile_integration(
         } else if headers::is_reserved(name) {
             issue(&field, "is set by the gateway itself (Host, Connection, Content-Length, Proxy-*, ...)".into());
         } else if !seen_headers.insert(headers::canonical(name)) {
-            issue(&field, "is injected twice (header names ignore letter case, and '_' reads as '-')".into());
+            issue(
+                &field,
+                "is injected twice (header names ignore letter case, and '_', '.' and other symbols read as '-')"
+                    .into(),
+            );
         }
     }
     for name in spec.inject.query.keys().filter(|n| n.is_empty() || mentions_template(n)) {
