@@ -123,7 +123,7 @@ impl AuditSink for DbAudit {
         .bind(&record.integration)
         .bind(&record.method)
         .bind(&record.url)
-        .bind(record.decision)
+        .bind(record.decision.as_str())
         .bind(record.reason)
         .bind(record.status.map(i64::from))
         .bind(record.request_bytes as i64)

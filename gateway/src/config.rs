@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use oauth3_policy::HostPort;
 
-use crate::drafting::LlmConfig;
+use oauth3_drafting::LlmConfig;
 
 /// Command line of the `oauth3` binary.
 #[derive(Debug, Parser)]

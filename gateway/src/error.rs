@@ -4,6 +4,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use oauth3_drafting::{DraftError, ProviderFailure};
 use oauth3_host::HostError;
 use oauth3_policy::PolicyError;
 use serde_json::json;
@@ -59,49 +60,19 @@ pub enum Error {
         /// What is missing and what to do instead.
         message: String,
     },
-    /// The request is understood but cannot be done as asked: a draft the
-    /// drafter could not make, or one that failed its grounding checks.
-    #[error("{message}")]
-    Unprocessable {
-        /// Stable snake_case code.
-        code: &'static str,
-        /// What went wrong and what to change.
-        message: String,
-    },
-    /// A service the gateway relies on (a doc host, the drafter's LLM) failed.
-    #[error("{message}")]
-    BadGateway {
-        /// Stable snake_case code.
-        code: &'static str,
-        /// What failed.
-        message: String,
-    },
-    /// The drafter's LLM is overloaded or rate-limited; retry later.
-    #[error("{message}")]
-    Unavailable {
-        /// Stable snake_case code.
-        code: &'static str,
-        /// What is unavailable.
-        message: String,
-        /// Seconds to wait, when the provider said.
-        retry_after: Option<u64>,
-    },
-    /// A doc host or the drafter's LLM did not answer in time.
-    #[error("{message}")]
-    GatewayTimeout {
-        /// Stable snake_case code.
-        code: &'static str,
-        /// What timed out.
-        message: String,
-    },
+    /// Drafting failed: a bad intent, a doc that could not be fetched or
+    /// read, a draft that could not be made or was not grounded, or the
+    /// drafter's LLM failed.
+    #[error(transparent)]
+    Draft(#[from] DraftError),
     /// A spec could not be read or compiled.
     #[error(transparent)]
     Spec(#[from] PolicyError),
     /// The database failed.
-    #[error("database: {0}")]
+    #[error("database")]
     Database(#[from] sqlx::Error),
     /// Applying migrations failed.
-    #[error("migrations: {0}")]
+    #[error("migrations")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The sandbox runtime failed.
     #[error(transparent)]
@@ -110,7 +81,7 @@ pub enum Error {
     #[error("crypto: {0}")]
     Crypto(String),
     /// Reading or writing the data dir failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         /// What was being done.
         context: String,
@@ -136,25 +107,17 @@ impl Error {
         Error::Conflict { code, message: message.into() }
     }
 
-    /// A 422 with a code and a message.
-    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Error {
-        Error::Unprocessable { code, message: message.into() }
-    }
-
-    /// A 502 with a code and a message.
-    pub fn bad_gateway(code: &'static str, message: impl Into<String>) -> Error {
-        Error::BadGateway { code, message: message.into() }
-    }
-
-    /// A 504 with a code and a message.
-    pub fn gateway_timeout(code: &'static str, message: impl Into<String>) -> Error {
-        Error::GatewayTimeout { code, message: message.into() }
-    }
-
     /// An I/O error with what was being done.
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
         let context = context.into();
         move |source| Error::Io { context, source }
+    }
+
+    /// The message with every cause after it, `: `-joined (a cause its
+    /// predecessor already quotes is skipped): what logs and the binary's
+    /// exit message show.
+    pub fn chain(&self) -> impl std::fmt::Display + '_ {
+        Chain(self)
     }
 
     /// HTTP status, stable code, and whether the details stay in the log.
@@ -171,10 +134,10 @@ impl Error {
             Error::Conflict { code, .. } => (StatusCode::CONFLICT, code, false),
             Error::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_executions", false),
             Error::NotImplemented { code, .. } => (StatusCode::NOT_IMPLEMENTED, code, false),
-            Error::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code, false),
-            Error::BadGateway { code, .. } => (StatusCode::BAD_GATEWAY, code, false),
-            Error::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code, false),
-            Error::GatewayTimeout { code, .. } => (StatusCode::GATEWAY_TIMEOUT, code, false),
+            Error::Draft(error) => match draft_status(error) {
+                Some(status) => (status, error.code(), false),
+                None => (StatusCode::INTERNAL_SERVER_ERROR, "internal", true),
+            },
             Error::Spec(_) => (StatusCode::BAD_REQUEST, "invalid_spec", false),
             Error::Host(HostError::Syntax { .. }) => (StatusCode::BAD_REQUEST, "syntax_error", false),
             Error::Host(HostError::ScriptTooLarge { .. }) => (StatusCode::PAYLOAD_TOO_LARGE, "script_too_large", false),
@@ -189,15 +152,39 @@ impl Error {
     }
 }
 
+/// The status of a drafting failure: the caller's (400, 422), a service
+/// the drafter relies on (502, 503, 504), or `None` for the gateway's own
+/// (configuration, a bug), shown as internal.
+fn draft_status(error: &DraftError) -> Option<StatusCode> {
+    Some(match error {
+        DraftError::InvalidIntent { .. } | DraftError::DocUrlNotAllowed(_) => StatusCode::BAD_REQUEST,
+        DraftError::DocTooLarge(_)
+        | DraftError::DocUnusable(_)
+        | DraftError::Undraftable(_)
+        | DraftError::DoesNotCompile { .. }
+        | DraftError::NotGrounded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        DraftError::DocFetchFailed(_) => StatusCode::BAD_GATEWAY,
+        DraftError::DocFetchTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        DraftError::Provider { failure, .. } => match failure {
+            ProviderFailure::RateLimited { .. } | ProviderFailure::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProviderFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ProviderFailure::Unreachable | ProviderFailure::Failed | ProviderFailure::InvalidOutput => {
+                StatusCode::BAD_GATEWAY
+            }
+        },
+        _ => return None,
+    })
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, code, internal) = self.parts();
         let retry_after = match &self {
-            Error::Unavailable { retry_after, .. } => *retry_after,
+            Error::Draft(error) => error.retry_after(),
             _ => None,
         };
         let message = if internal {
-            tracing::error!(error = %self, "request failed");
+            tracing::error!(error = %self.chain(), "request failed");
             "internal error; the gateway's log has the details".to_owned()
         } else {
             self.to_string()
@@ -215,3 +202,80 @@ impl IntoResponse for Error {
 
 /// The gateway's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// See [`Error::chain`].
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut previous = self.0.to_string();
+        f.write_str(&previous)?;
+        let mut cause = self.0.source();
+        while let Some(error) = cause {
+            let text = error.to_string();
+            if !previous.contains(&text) {
+                write!(f, ": {text}")?;
+            }
+            previous = text;
+            cause = error.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_and_code(error: DraftError) -> (u16, &'static str) {
+        let (status, code, _) = Error::Draft(error).parts();
+        (status.as_u16(), code)
+    }
+
+    #[test]
+    fn drafting_failures_map_to_the_status_of_whoever_failed() {
+        let text = || "x".to_owned();
+        let provider = |failure| DraftError::Provider { failure, message: text() };
+        let cases = [
+            (DraftError::InvalidIntent { field: text(), problem: text() }, 400, "invalid_intent"),
+            (DraftError::DocUrlNotAllowed(text()), 400, "doc_url_not_allowed"),
+            (DraftError::DocTooLarge(text()), 422, "doc_too_large"),
+            (DraftError::DocUnusable(text()), 422, "doc_unusable"),
+            (DraftError::Undraftable(text()), 422, "draft_failed"),
+            (DraftError::NotGrounded { integration: text(), failures: vec![] }, 422, "draft_not_grounded"),
+            (DraftError::DocFetchFailed(text()), 502, "doc_fetch_failed"),
+            (DraftError::DocFetchTimeout(text()), 504, "doc_fetch_timeout"),
+            (provider(ProviderFailure::RateLimited { retry_after: Some(3) }), 503, "drafter_rate_limited"),
+            (provider(ProviderFailure::Overloaded { retry_after: None }), 503, "drafter_overloaded"),
+            (provider(ProviderFailure::Timeout), 504, "drafter_timeout"),
+            (provider(ProviderFailure::Unreachable), 502, "drafter_unreachable"),
+            (provider(ProviderFailure::Failed), 502, "drafter_failed"),
+            (provider(ProviderFailure::InvalidOutput), 502, "drafter_invalid_output"),
+            (DraftError::Config(text()), 500, "internal"),
+            (DraftError::Internal(text()), 500, "internal"),
+        ];
+        for (error, status, code) in cases {
+            let shown = format!("{error:?}");
+            assert_eq!(status_and_code(error), (status, code), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_rate_limited_drafter_answers_with_retry_after() {
+        let error = DraftError::Provider {
+            failure: ProviderFailure::RateLimited { retry_after: Some(17) },
+            message: "slow down".into(),
+        };
+        let response = Error::Draft(error).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "17");
+    }
+
+    #[test]
+    fn the_chain_names_each_cause_once() {
+        let io = std::io::Error::other("disk full");
+        let error = Error::Io { context: "writing jwt.key".into(), source: io };
+        assert_eq!(error.to_string(), "writing jwt.key");
+        assert_eq!(error.chain().to_string(), "writing jwt.key: disk full");
+    }
+}

@@ -221,7 +221,7 @@ async fn execute(gateway: Arc<Gateway>, id: String) {
         Ok(Ended::Ran(outcome)) => (if outcome.is_ok() { "completed" } else { "failed" }, outcome_json(&outcome)),
         Ok(Ended::Refused(code, message)) => ("failed", failure(code, &message)),
         Err(error) => {
-            tracing::error!(execution = %id, %error, "execution could not run");
+            tracing::error!(execution = %id, error = %error.chain(), "execution could not run");
             ("failed", failure("internal", "the gateway could not run this execution"))
         }
     };

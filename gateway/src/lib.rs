@@ -9,7 +9,6 @@ pub mod auth;
 mod capabilities;
 pub mod config;
 pub mod db;
-pub mod drafting;
 mod error;
 mod executor;
 pub mod keys;

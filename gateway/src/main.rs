@@ -26,8 +26,8 @@ async fn main() -> std::process::ExitCode {
     match run(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(%error, "oauth3 stopped");
-            eprintln!("oauth3: {error}");
+            tracing::error!(error = %error.chain(), "oauth3 stopped");
+            eprintln!("oauth3: {}", error.chain());
             std::process::ExitCode::FAILURE
         }
     }

@@ -12,13 +12,14 @@ use oauth3_policy::CompileOptions;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use oauth3_drafting::{
+    AnthropicDrafter, DocSource, DocsConfig, Drafter, Drafting, HttpDocs, OfflineDrafter, OpenAiDrafter,
+};
+
 use crate::auth::Tokens;
 use crate::capabilities::{DbAudit, DbRateLimiter};
 use crate::config::{Config, DrafterSettings, SignupMode};
 use crate::db::Db;
-use crate::drafting::{
-    AnthropicDrafter, DocSource, DocsConfig, Drafter, Drafting, HttpDocs, OfflineDrafter, OpenAiDrafter,
-};
 use crate::error::{Error, Result};
 use crate::executor::Workers;
 use crate::keys::{KeyProvider, KeyPurpose, LocalKeyFile, Sealer, new_id};

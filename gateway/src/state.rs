@@ -11,9 +11,9 @@ use tokio::sync::{Notify, mpsc, watch};
 use crate::auth::Tokens;
 use crate::config::Config;
 use crate::db::Db;
-use crate::drafting::Drafting;
 use crate::error::Result;
 use crate::keys::Sealer;
+use oauth3_drafting::Drafting;
 
 /// The running gateway's shared state.
 pub struct Gateway {

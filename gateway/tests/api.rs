@@ -2,6 +2,8 @@
 
 mod support;
 
+use oauth3_e2e::on_both_databases;
+
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;

@@ -4,6 +4,8 @@
 
 mod support;
 
+use oauth3_e2e::on_both_databases;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};

@@ -2,11 +2,11 @@
 //! intent, with zero config (the offline OpenAPI drafter reading the stub's
 //! `/openapi.json`), on SQLite and on Postgres.
 
-#[path = "support/fake_llm.rs"]
-mod fake_llm;
 mod support;
 
-use fake_llm::{FakeLlm, Reply, fake_key};
+use oauth3_e2e::on_both_databases;
+
+use oauth3_e2e::fake_llm::{FakeLlm, Reply, fake_key};
 use oauth3_gateway::config::{ApiKey, DrafterChoice};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

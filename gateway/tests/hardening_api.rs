@@ -4,6 +4,8 @@
 
 mod support;
 
+use oauth3_e2e::on_both_databases;
+
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use oauth3_policy::{DenyCode, OutboundRequest};
+use oauth3_policy::{DenyCode, OutboundRequest, Verdict};
 use serde::Serialize;
 
 /// A request as the guest made it (`github('GET', '/repos/o/r/issues', {query})`).
@@ -131,8 +131,8 @@ pub struct CallRecord {
     /// Upstream URL (or the guest's path when the call was refused before
     /// a URL existed), injected values redacted.
     pub url: String,
-    /// `allow` or `deny`.
-    pub decision: &'static str,
+    /// Whether the call went ahead (`allow`) or was refused (`deny`).
+    pub decision: Verdict,
     /// Deny or failure code (`path_not_allowed`, `rate_limited`, `timeout`, ...).
     pub reason: Option<&'static str>,
     /// Upstream status, when a response arrived.
@@ -156,7 +156,7 @@ impl CallRecord {
             integration: call.integration.clone(),
             method: call.method.clone(),
             url: call.path.clone(),
-            decision: "allow",
+            decision: Verdict::Allow,
             reason: None,
             status: None,
             request_bytes: 0,
@@ -168,7 +168,7 @@ impl CallRecord {
 
     /// A record of `call` refused for `reason` before anything was sent.
     pub fn refused(call: &GuestCall, reason: &'static str) -> CallRecord {
-        CallRecord { decision: "deny", reason: Some(reason), ..CallRecord::started(call) }
+        CallRecord { decision: Verdict::Deny, reason: Some(reason), ..CallRecord::started(call) }
     }
 }
 

@@ -5,21 +5,21 @@
 //! redirects, each hop decided again → refuse non-public addresses after DNS →
 //! read at most the response limit → scrub every secret value → record.
 
-mod guard;
 mod scrub;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oauth3_policy::{CompiledIntegration, CompiledPermit, Decision, DenyCode, HostPort, RateKey, Redirect, Scheme};
+use oauth3_netguard::{AddressRefused, GuardedResolver, tls_config};
+use oauth3_policy::{
+    CompiledIntegration, CompiledPermit, Decision, DenyCode, HostPort, RateKey, Redirect, Scheme, Verdict,
+};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use rustls::pki_types::CertificateDer;
 
 use crate::call::{CallError, CallGate, CallRecord, GuestCall, GuestResponse, Outbound};
 use crate::capabilities::{AuditSink, RateLimiter, Secret, SecretResolver};
 use crate::error::HostError;
-pub use guard::{AddressRefused, GuardedResolver};
 pub use scrub::Scrubber;
 
 /// Bodies this large and more are scrubbed on a blocking thread.
@@ -89,17 +89,7 @@ impl Egress {
         rate: Arc<dyn RateLimiter>,
         audit: Arc<dyn AuditSink>,
     ) -> Result<Egress, HostError> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        for der in &config.extra_roots {
-            roots.add(CertificateDer::from(der.clone())).map_err(|e| HostError::Client(format!("extra root: {e}")))?;
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| HostError::Client(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = tls_config(&config.extra_roots).map_err(HostError::Client)?;
         let insecure_hosts = config.insecure_upstreams.iter().map(|hp| hp.host().to_owned()).collect();
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
@@ -109,7 +99,7 @@ impl Egress {
             .connect_timeout(config.connect_timeout)
             .user_agent(config.user_agent.clone())
             .build()
-            .map_err(|e| HostError::Client(e.to_string()))?;
+            .map_err(HostError::HttpClient)?;
         Ok(Egress { client, rate, audit, config })
     }
 
@@ -144,7 +134,7 @@ impl Egress {
                 _ => false,
             };
             if refused_before_sending {
-                record.decision = "deny";
+                record.decision = Verdict::Deny;
             }
             record.reason = Some(e.code());
         }
@@ -153,7 +143,7 @@ impl Egress {
             integration = %record.integration,
             method = %record.method,
             url = %record.url,
-            decision = record.decision,
+            decision = record.decision.as_str(),
             reason = record.reason,
             status = record.status,
             "egress call"

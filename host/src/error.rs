@@ -5,26 +5,37 @@
 
 use std::path::PathBuf;
 
-/// Why the host could not build, compile or start something.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+use crate::RunError;
+
+/// A wrapped failure from wasmtime, whose error type converts to this.
+pub type BoxedError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why the host could not build, compile or start something. Wrapped
+/// failures are kept as the [`std::error::Error::source`]; the message says
+/// what was being done.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HostError {
-    /// Building egress's HTTP client failed (TLS configuration).
-    #[error("http client: {0}")]
-    Client(String),
+    /// Egress's TLS configuration is invalid (an extra root, the provider).
+    #[error("http client TLS configuration")]
+    Client(#[source] rustls::Error),
+    /// Building egress's HTTP client failed.
+    #[error("http client")]
+    HttpClient(#[source] reqwest::Error),
     /// Configuring or creating the wasmtime engine failed.
-    #[error("engine: {0}")]
-    Engine(String),
+    #[error("engine")]
+    Engine(#[source] BoxedError),
     /// Snapshotting, compiling or linking the guest runtime failed.
-    #[error("guest runtime: {0}")]
-    GuestRuntime(String),
+    #[error("guest runtime")]
+    GuestRuntime(#[source] BoxedError),
     /// Reading or writing the on-disk cache failed.
-    #[error("cache {path}: {message}")]
+    #[error("cache {path}")]
     Cache {
         /// The file or directory.
         path: PathBuf,
         /// What went wrong.
-        message: String,
+        #[source]
+        source: std::io::Error,
     },
     /// A run's context is invalid (integration name, args).
     #[error("invalid run context: {0}")]
@@ -48,6 +59,6 @@ pub enum HostError {
         limit: usize,
     },
     /// The compiler ran out of fuel, memory or time.
-    #[error("compiling the script failed: {0}")]
-    CompileFailed(String),
+    #[error("compiling the script failed")]
+    CompileFailed(#[source] RunError),
 }

@@ -15,8 +15,8 @@ mod script;
 
 pub use call::{CallError, CallGate, CallRecord, GuestCall, GuestResponse, Outbound};
 pub use capabilities::{AuditSink, MemoryRateLimiter, NoAudit, RateLimiter, Secret, SecretResolver, StaticSecrets};
-pub use egress::{AddressRefused, BoundEgress, CallContext, Egress, EgressConfig, GuardedResolver, Scrubber};
-pub use error::HostError;
+pub use egress::{BoundEgress, CallContext, Egress, EgressConfig, Scrubber};
+pub use error::{BoxedError, HostError};
 pub use limits::Limits;
 pub use outcome::{Outcome, RunError};
 pub use runtime::{RunContext, Runtime, RuntimeConfig};

@@ -28,7 +28,7 @@ use wasmtime::{
 };
 
 use crate::call::Outbound;
-use crate::error::HostError;
+use crate::error::{BoxedError, HostError};
 use crate::limits::Limits;
 use crate::outcome::{Outcome, RunError};
 use crate::sandbox::bindings::{JsError, Sandbox, SandboxPre};
@@ -188,12 +188,12 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
-fn engine_err(e: impl std::fmt::Display) -> HostError {
-    HostError::Engine(e.to_string())
+fn engine_err(e: impl Into<BoxedError>) -> HostError {
+    HostError::Engine(e.into())
 }
 
-fn guest_err(e: impl std::fmt::Debug) -> HostError {
-    HostError::GuestRuntime(format!("{e:?}"))
+fn guest_err(e: impl Into<BoxedError>) -> HostError {
+    HostError::GuestRuntime(e.into())
 }
 
 fn sha256(parts: &[&[u8]]) -> [u8; 32] {
@@ -245,13 +245,13 @@ impl Runtime {
         let cache_dir = config.cache_path();
         let compiled_dir = cache_dir.join("compiled");
         std::fs::create_dir_all(&compiled_dir)
-            .map_err(|e| HostError::Cache { path: compiled_dir.clone(), message: e.to_string() })?;
+            .map_err(|source| HostError::Cache { path: compiled_dir.clone(), source })?;
         // The host loads whatever it finds here: keep it private to this user.
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&cache_dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| HostError::Cache { path: cache_dir.clone(), message: e.to_string() })?;
+                .map_err(|source| HostError::Cache { path: cache_dir.clone(), source })?;
         }
         let mut cache_config = CacheConfig::new();
         cache_config.with_directory(&compiled_dir);
@@ -321,7 +321,7 @@ impl Runtime {
                 let message = if e.name.is_empty() { e.message } else { format!("{}: {}", e.name, e.message) };
                 return Err(HostError::Syntax { message, line: e.line.unwrap_or(0), column: e.column.unwrap_or(0) });
             }
-            Err(error) => return Err(HostError::CompileFailed(error.to_string())),
+            Err(error) => return Err(HostError::CompileFailed(error)),
         };
 
         let mut scripts = self.scripts();
@@ -348,7 +348,7 @@ impl Runtime {
     ) -> Result<Outcome, HostError> {
         for name in &context.integrations {
             // The spec's one grammar: each name is a JavaScript function and a WIT interface.
-            oauth3_policy::check_integration_name(name).map_err(HostError::InvalidContext)?;
+            oauth3_policy::IntegrationName::parse(name).map_err(HostError::InvalidContext)?;
         }
         let args = serde_json::to_string(&context.args).map_err(|e| HostError::InvalidContext(e.to_string()))?;
         let mut limits = context.limits;

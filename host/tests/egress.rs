@@ -123,7 +123,7 @@ async fn assert_denied_before_sending(path: &str, code: DenyCode) {
     assert!(matches!(&err, CallError::Denied { code: c, .. } if *c == code), "{path}: {err}");
     assert_eq!(w.stub.hits(), 0, "{path} reached the upstream");
     let audit = w.audit.0.lock().unwrap();
-    assert_eq!((audit.len(), audit[0].decision, audit[0].reason), (1, "deny", Some(code.as_str())));
+    assert_eq!((audit.len(), audit[0].decision.as_str(), audit[0].reason), (1, "deny", Some(code.as_str())));
 }
 
 #[tokio::test]
@@ -314,5 +314,5 @@ async fn error_statuses_are_responses_not_failures() {
     let response = w.call(get("/missing")).await.unwrap();
     assert_eq!(response.status, 404);
     let audit = w.audit.0.lock().unwrap();
-    assert_eq!((audit[0].status, audit[0].decision, audit[0].reason), (Some(404), "allow", None));
+    assert_eq!((audit[0].status, audit[0].decision.as_str(), audit[0].reason), (Some(404), "allow", None));
 }

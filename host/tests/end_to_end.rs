@@ -82,7 +82,7 @@ async fn the_quickstart_script_lists_issues_with_the_owners_token() {
     let seen = w.stub.last().unwrap();
     assert!(seen.headers.contains(&("authorization".into(), format!("Bearer {}", w.token))));
     assert_eq!(outcome.calls.len(), 1);
-    assert_eq!((outcome.calls[0].decision, outcome.calls[0].status), ("allow", Some(200)));
+    assert_eq!((outcome.calls[0].decision.as_str(), outcome.calls[0].status), ("allow", Some(200)));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,7 +8,7 @@ use oauth3_host::{
     CallError, CallGate, CallRecord, GuestCall, GuestResponse, HostError, Limits, Outbound, Outcome, RunContext,
     RunError, Runtime, RuntimeConfig,
 };
-use oauth3_policy::DenyCode;
+use oauth3_policy::{DenyCode, Verdict};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
@@ -29,7 +29,7 @@ struct Echo {
     delay: Duration,
 }
 
-fn record(call: &GuestCall, decision: &'static str, reason: Option<&'static str>, status: Option<u16>) -> CallRecord {
+fn record(call: &GuestCall, decision: Verdict, reason: Option<&'static str>, status: Option<u16>) -> CallRecord {
     CallRecord {
         integration: call.integration.clone(),
         method: call.method.clone(),
@@ -58,7 +58,7 @@ impl Outbound for Echo {
         tokio::time::sleep(self.delay).await;
         if call.path == "/deny" {
             let error = CallError::Denied { code: DenyCode::PathNotAllowed, message: "no rule matches /deny".into() };
-            return (Err(error), record(&call, "deny", Some("path_not_allowed"), None));
+            return (Err(error), record(&call, Verdict::Deny, Some("path_not_allowed"), None));
         }
         let response = if let Some(status) = call.path.strip_prefix("/status/") {
             json_response(status.parse().unwrap(), json!({"message": "Not Found"}))
@@ -91,7 +91,7 @@ impl Outbound for Echo {
             )
         };
         let status = response.status;
-        (Ok(response), record(&call, "allow", None, Some(status)))
+        (Ok(response), record(&call, Verdict::Allow, None, Some(status)))
     }
 }
 
@@ -214,7 +214,7 @@ async fn a_denied_call_throws_an_error_with_the_deny_code() {
         outcome.stdout,
         "path_not_allowed undefined github('GET', '/deny') failed: path_not_allowed: no rule matches /deny\n"
     );
-    assert_eq!(outcome.calls[0].decision, "deny");
+    assert_eq!(outcome.calls[0].decision.as_str(), "deny");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -423,11 +423,11 @@ impl Outbound for Wire {
                 () = tokio::time::sleep(self.prepare) => true,
             };
         if !prepared || gate.check().is_err() {
-            return (Err(CallError::RunEnded), record(&call, "deny", Some("run_ended"), None));
+            return (Err(CallError::RunEnded), record(&call, Verdict::Deny, Some("run_ended"), None));
         }
         self.sent.lock().unwrap().push(Instant::now());
         tokio::time::sleep(self.on_wire).await;
-        (Ok(json_response(200, json!({}))), record(&call, "allow", None, Some(200)))
+        (Ok(json_response(200, json!({}))), record(&call, Verdict::Allow, None, Some(200)))
     }
 
     async fn refused(&self, _record: &CallRecord) {
@@ -460,7 +460,7 @@ async fn a_call_not_yet_sent_when_the_run_ends_is_never_sent() {
     assert!(matches!(outcome.error, Some(RunError::Timeout { .. })), "got {:?}", outcome.error);
     assert_eq!(outcome.calls.len(), 1);
     assert_eq!(outcome.calls[0].reason, Some("run_ended"));
-    assert_eq!(outcome.calls[0].decision, "deny");
+    assert_eq!(outcome.calls[0].decision.as_str(), "deny");
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(wire.sent().is_empty(), "a call left after its run ended");
 }

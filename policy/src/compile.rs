@@ -7,9 +7,10 @@ use serde_json::Value;
 
 use crate::body::BodySchema;
 use crate::glob::PathGlob;
-use crate::names::check_integration_name;
+use crate::method::Method;
+use crate::names::IntegrationName;
 use crate::origin::{BaseUrl, HostPort, Origin};
-use crate::spec::{IntegrationSpec, METHODS, PermitSpec, RateLimit, Rule};
+use crate::spec::{IntegrationSpec, PermitSpec, RateLimit, Rule};
 use crate::template::{Template, is_secret_name, mentions_template};
 use crate::{Issue, PolicyError, SpecHash, headers};
 
@@ -69,7 +70,7 @@ pub struct CompiledPermit {
 /// One compiled integration.
 #[derive(Debug)]
 pub struct CompiledIntegration {
-    pub(crate) name: String,
+    pub(crate) name: IntegrationName,
     pub(crate) base: BaseUrl,
     pub(crate) insecure: bool,
     pub(crate) rules: Box<[CompiledRule]>,
@@ -82,7 +83,7 @@ pub struct CompiledIntegration {
 /// One compiled rule.
 #[derive(Debug)]
 pub struct CompiledRule {
-    pub(crate) method: String,
+    pub(crate) method: Method,
     pub(crate) glob: PathGlob,
     pub(crate) query: Option<Vec<(String, Option<Vec<String>>)>>,
     pub(crate) body: BodyRule,
@@ -152,9 +153,7 @@ fn compile_integration(
     let before = issues.len();
     let mut issue = |field: &str, message: String| issues.push(Issue::new(format!("{at}.{field}"), message));
 
-    if let Err(why) = check_integration_name(&spec.name) {
-        issue("name", why);
-    }
+    let name = IntegrationName::parse(&spec.name).map_err(|why| issue("name", why)).ok();
     let insecure = |hp: &HostPort| options.insecure_upstreams.contains(hp);
     let base = if mentions_template(&spec.base_url) {
         issue("base_url", "must not contain {SECRET} templates; secrets go only in inject".into());
@@ -286,10 +285,10 @@ fn compile_integration(
     if issues.len() > before {
         return None;
     }
-    let base = base?;
+    let (name, base) = (name?, base?);
     let insecure = options.insecure_upstreams.contains(&base.origin.host_port());
     Some(CompiledIntegration {
-        name: spec.name.clone(),
+        name,
         base,
         insecure,
         rules: rules.into(),
@@ -310,9 +309,7 @@ fn compile_rule(
         ok = false;
         issue(field, message);
     };
-    if !METHODS.contains(&rule.method.as_str()) {
-        fail("method", format!("'{}' is not allowed; use one of {}", rule.method, METHODS.join(", ")));
-    }
+    let method = rule.method.parse::<Method>().map_err(|unknown| fail("method", unknown.to_string())).ok();
     let glob = PathGlob::parse(&rule.path).map_err(|why| fail("path", format!("'{}' {why}", rule.path))).ok();
     if let Some(query) = &rule.query {
         for (name, param) in query {
@@ -344,13 +341,13 @@ fn compile_rule(
         return None;
     }
     let query = rule.query.as_ref().map(|q| q.iter().map(|(name, p)| (name.clone(), p.values.clone())).collect());
-    Some(CompiledRule { method: rule.method.clone(), glob: glob?, query, body: body? })
+    Some(CompiledRule { method: method?, glob: glob?, query, body: body? })
 }
 
 impl CompiledIntegration {
     /// The integration's name (its sandbox function).
     pub fn name(&self) -> &str {
-        &self.name
+        self.name.as_str()
     }
 
     /// Where calls go.

@@ -10,8 +10,8 @@ use serde_json::Value;
 use url::Url;
 
 use crate::compile::{BodyRule, CompiledIntegration, CompiledPermit, CompiledRule};
+use crate::method::{METHODS, Method};
 use crate::origin::Scheme;
-use crate::spec::METHODS;
 use crate::{body, headers, path};
 
 /// One outbound call as the guest asked for it. The query is decoded
@@ -76,6 +76,42 @@ impl Decision {
             Decision::Deny(d) => Some(d.code),
             Decision::Allow(_) => None,
         }
+    }
+
+    /// Allow or deny, without the details.
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            Decision::Allow(_) => Verdict::Allow,
+            Decision::Deny(_) => Verdict::Deny,
+        }
+    }
+}
+
+/// Allow or deny, as audit records keep it (`"allow"`, `"deny"`): the
+/// policy's [`Decision`], or a call refused after it (rate limit, a missing
+/// secret, the run ending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The call went ahead.
+    Allow,
+    /// The call was refused.
+    Deny,
+}
+
+impl Verdict {
+    /// `allow` or `deny`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -199,7 +235,7 @@ impl CompiledIntegration {
                 ),
             ));
         }
-        if !METHODS.contains(&req.method) {
+        let Ok(method) = req.method.parse::<Method>() else {
             let hint = match METHODS.iter().find(|m| m.eq_ignore_ascii_case(req.method)) {
                 Some(m) => format!("methods are case-sensitive: write '{m}'"),
                 None => format!("use one of {}", METHODS.join(", ")),
@@ -208,7 +244,7 @@ impl CompiledIntegration {
                 DenyCode::MethodNotAllowed,
                 format!("method {} is not allowed; {hint}", quote(req.method)),
             ));
-        }
+        };
         let segments = path::segments(req.path)
             .map_err(|why| deny(DenyCode::AmbiguousPath, format!("path {} {why}", quote(req.path))))?;
         self.check_headers(req.headers)?;
@@ -235,7 +271,7 @@ impl CompiledIntegration {
                 continue;
             }
             path_matched = true;
-            if rule.method != req.method {
+            if rule.method != method {
                 continue;
             }
             match check_query(rule, req.query).and_then(|()| check_body(rule, req, &mut parsed_body)) {

@@ -7,8 +7,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::compile::{BodyRule, CompiledIntegration, CompiledPermit, CompiledRule};
+use crate::method::Method;
 use crate::origin::Scheme;
-use crate::spec::{RateLimit, Rule, is_write_method, may_carry_body};
+use crate::spec::{RateLimit, Rule};
 
 /// A permit described for its owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -86,7 +87,7 @@ fn describe_integration(integration: &CompiledIntegration, specs: &[Rule]) -> In
         .zip(specs)
         .map(|(rule, spec)| {
             let mut clauses = Vec::new();
-            clauses.extend(body_clause(&rule.method, spec.body.as_ref()));
+            clauses.extend(body_clause(rule.method, spec.body.as_ref()));
             clauses.extend(query_clause(rule));
             clauses.extend(shared.iter().cloned());
             let mut text = format!("{} {}{}", rule.method, integration.base_url(), rule.glob);
@@ -98,7 +99,7 @@ fn describe_integration(integration: &CompiledIntegration, specs: &[Rule]) -> In
                 text.push_str(&format!(" (why: {why})"));
             }
             let mut risks = Vec::new();
-            if is_write_method(&rule.method) {
+            if rule.method.is_write() {
                 risks.push(Risk::WriteMethod);
             }
             if rule.glob.has_double_star() {
@@ -119,7 +120,7 @@ fn describe_integration(integration: &CompiledIntegration, specs: &[Rule]) -> In
     if integration.origin().scheme == Scheme::Http {
         risks.push(Risk::InsecureUpstream);
     }
-    IntegrationSummary { name: integration.name.clone(), signature: integration.signature(), rules, risks }
+    IntegrationSummary { name: integration.name.to_string(), signature: integration.signature(), rules, risks }
 }
 
 /// Clauses that hold for every rule of an integration: rate limit, injection.
@@ -182,10 +183,10 @@ fn query_clause(rule: &CompiledRule) -> Option<String> {
     Some(format!("query: {}", params.join(", ")))
 }
 
-fn body_clause(method: &str, schema: Option<&Value>) -> Option<String> {
+fn body_clause(method: Method, schema: Option<&Value>) -> Option<String> {
     let Some(schema) = schema.filter(|s| **s != Value::Bool(false)) else {
         // Worth saying only where a body would be expected.
-        return may_carry_body(method).then(|| "no body".into());
+        return method.may_carry_body().then(|| "no body".into());
     };
     let Some(object) = schema.as_object() else {
         return Some("any body, not checked".into());

@@ -7,7 +7,8 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::spec::{Inject, IntegrationSpec, Limits, RateLimit, Rule, may_carry_body};
+use crate::method::Method;
+use crate::spec::{Inject, IntegrationSpec, Limits, RateLimit, Rule};
 use crate::template::Template;
 
 #[derive(Debug, Deserialize)]
@@ -70,14 +71,16 @@ pub(crate) fn to_current(legacy: LegacySpec) -> IntegrationSpec {
                 body,
                 description: description.clone(),
             };
-            if !may_carry_body(&method) {
+            // An unknown method is kept as written, for the compiler to refuse.
+            let parsed = method.parse::<Method>().ok();
+            if !parsed.is_some_and(Method::may_carry_body) {
                 rules.push(rule(None));
                 continue;
             }
             match &constraint {
                 None => rules.push(rule(Some(Value::Bool(true)))),
                 // A schema requires a body; DELETE is also allowed without one.
-                Some(schema) if method == "DELETE" => {
+                Some(schema) if parsed == Some(Method::Delete) => {
                     rules.push(rule(None));
                     rules.push(rule(Some(schema.clone())));
                 }

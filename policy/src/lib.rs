@@ -56,6 +56,7 @@ mod error;
 mod glob;
 mod headers;
 mod legacy;
+mod method;
 mod names;
 mod origin;
 mod parse;
@@ -70,7 +71,7 @@ mod wit;
 pub use body::{is_json_media_type, parse_strict as parse_strict_json};
 pub use canonical::SpecHash;
 pub use compile::{Ceilings, CompileOptions, CompiledIntegration, CompiledPermit, CompiledRule, EffectiveLimits};
-pub use decide::{Allow, Decision, Deny, DenyCode, OutboundRequest, Redirect};
+pub use decide::{Allow, Decision, Deny, DenyCode, OutboundRequest, Redirect, Verdict};
 pub use describe::{IntegrationSummary, Risk, RuleSummary, Summary};
 pub use error::{Issue, PolicyError};
 pub use glob::PathGlob;
@@ -78,14 +79,12 @@ pub use headers::{
     METHOD_OVERRIDE_NAMES, RESERVED_HEADER_PREFIXES, RESERVED_HEADERS, ROUTING_QUERY_NAMES, is_method_override,
     is_reserved as is_reserved_header, is_routing_query_name, same_header, same_parameter,
 };
-pub use names::{RESERVED_INTEGRATION_NAMES, check_integration_name};
+pub use method::{METHODS, Method, UnknownMethod};
+pub use names::{IntegrationName, RESERVED_INTEGRATION_NAMES};
 pub use origin::{HostPort, Origin, Scheme, is_public_ip};
 pub use rate::{Gcra, RateDecision, RateKey};
 pub use schema::permit_json_schema;
-pub use spec::{
-    Inject, IntegrationSpec, Limits, METHODS, PermitSpec, QueryParam, RateLimit, Rule, SPEC_VERSION, is_write_method,
-    may_carry_body,
-};
+pub use spec::{Inject, IntegrationSpec, Limits, PermitSpec, QueryParam, RateLimit, Rule, SPEC_VERSION};
 pub use template::{MissingSecret, Template, is_secret_name};
 pub use text::is_invisible;
 pub use wit::SCOPED_FETCH_WIT;

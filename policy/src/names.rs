@@ -1,9 +1,73 @@
 //! Integration names: one grammar, used by the spec, the sandbox (each name
 //! is a JavaScript function and a WIT interface) and the drafters.
 
-/// Lower-case words joined by `_` (so the WIT name is the same words joined by
-/// `-`), not a JavaScript reserved word or a sandbox global.
-pub fn check_integration_name(name: &str) -> Result<(), String> {
+use std::fmt;
+use std::str::FromStr;
+
+/// An integration's name, parsed once in the one grammar: lower-case words
+/// joined by `_` (so the WIT name is the same words joined by `-`), at most
+/// 64 bytes, not a JavaScript reserved word or a sandbox global.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IntegrationName(String);
+
+impl IntegrationName {
+    /// `text` as a name, or why it is not one (quoting it).
+    pub fn parse(text: &str) -> Result<IntegrationName, String> {
+        check(text).map(|()| IntegrationName(text.to_owned()))
+    }
+
+    /// The name as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for IntegrationName {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<IntegrationName, String> {
+        IntegrationName::parse(text)
+    }
+}
+
+impl fmt::Display for IntegrationName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for IntegrationName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for IntegrationName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl AsRef<str> for IntegrationName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl serde::Serialize for IntegrationName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for IntegrationName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<IntegrationName, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        IntegrationName::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+fn check(name: &str) -> Result<(), String> {
     let words_ok = !name.is_empty()
         && name.len() <= 64
         && name.split('_').all(|w| {

@@ -152,17 +152,3 @@ impl Limits {
         *self == Limits::default()
     }
 }
-
-/// HTTP methods a rule may name.
-pub const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
-
-/// Methods that change state upstream; flagged for the owner.
-pub fn is_write_method(method: &str) -> bool {
-    matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
-}
-
-/// Methods whose requests carry a body in practice (DELETE included: some
-/// APIs take one). The legacy format's body constraints apply to these.
-pub fn may_carry_body(method: &str) -> bool {
-    matches!(method, "POST" | "PUT" | "PATCH" | "DELETE")
-}

@@ -16,7 +16,7 @@ impl CompiledPermit {
         let mut out = String::from("package oauth3:permit;\n");
         let summary = self.describe();
         for (integration, described) in self.integrations.iter().zip(&summary.integrations) {
-            let name = wit_name(&integration.name);
+            let name = wit_name(integration.name.as_str());
             let _ =
                 writeln!(out, "\n/// `{}`: calls to {}.\n///\n/// Allowed:", integration.name, integration.base_url());
             for rule in &described.rules {
@@ -32,7 +32,7 @@ impl CompiledPermit {
         }
         let _ = writeln!(out, "\n/// A component for permit {}.\nworld permit {{", self.hash);
         for integration in self.integrations.iter() {
-            let _ = writeln!(out, "    import {};", wit_name(&integration.name));
+            let _ = writeln!(out, "    import {};", wit_name(integration.name.as_str()));
         }
         out.push_str("    /// Runs the component: `args` is the execution's arguments as JSON;\n");
         out.push_str("    /// the result is its output.\n");

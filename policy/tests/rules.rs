@@ -3,8 +3,8 @@
 //! conscious change (update the list, this test and the README together).
 
 use oauth3_policy::{
-    CompileOptions, DenyCode, METHOD_OVERRIDE_NAMES, OutboundRequest, PermitSpec, RESERVED_HEADER_PREFIXES,
-    RESERVED_HEADERS, RESERVED_INTEGRATION_NAMES, ROUTING_QUERY_NAMES, check_integration_name, is_invisible,
+    CompileOptions, DenyCode, IntegrationName, METHOD_OVERRIDE_NAMES, OutboundRequest, PermitSpec,
+    RESERVED_HEADER_PREFIXES, RESERVED_HEADERS, RESERVED_INTEGRATION_NAMES, ROUTING_QUERY_NAMES, is_invisible,
     is_json_media_type, is_method_override, is_reserved_header, is_routing_query_name, same_header,
 };
 
@@ -199,16 +199,16 @@ fn the_json_media_types_are_pinned() {
 #[test]
 fn the_integration_name_grammar_is_pinned() {
     for ok in ["github", "slack_chat", "a1", "x_y2", &"a".repeat(64)] {
-        assert!(check_integration_name(ok).is_ok(), "{ok}");
+        assert!(IntegrationName::parse(ok).is_ok(), "{ok}");
     }
     for bad in ["", "x_2y", "GitHub", "git-hub", "_github", "github_", "a__b", "1github", "gh$", "ghé", &"a".repeat(65)]
     {
-        assert!(check_integration_name(bad).is_err(), "{bad:?} must be refused");
+        assert!(IntegrationName::parse(bad).is_err(), "{bad:?} must be refused");
     }
     assert_eq!(RESERVED_INTEGRATION_NAMES.len(), 64);
     for reserved in ["console", "args", "fetch", "delete", "eval", "oauth3", "undefined"] {
         assert!(RESERVED_INTEGRATION_NAMES.contains(&reserved));
-        assert!(check_integration_name(reserved).unwrap_err().contains("reserved"), "{reserved}");
+        assert!(IntegrationName::parse(reserved).unwrap_err().contains("reserved"), "{reserved}");
     }
 }
 

@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use super::Json;
 use super::permits::spec_json;
 use crate::auth::Auth;
-use crate::drafting::Intents;
 use crate::error::Result;
 use crate::state::Gateway;
+use oauth3_drafting::Intents;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

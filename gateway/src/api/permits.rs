@@ -12,10 +12,10 @@ use serde_json::{Value, json};
 use super::Json;
 use crate::auth::{self, Agent, Auth, Caller, Owner, Role};
 use crate::db::{now_ms, rfc3339, rfc3339_opt};
-use crate::drafting::Intents;
 use crate::error::{Error, Result};
 use crate::keys::new_id;
 use crate::state::Gateway;
+use oauth3_drafting::Intents;
 
 const MAX_EXPIRES_IN_SECS: u64 = 10 * 365 * 24 * 3600;
 

@@ -1,0 +1,192 @@
+//! Does a rule correspond to a documented operation? Full paths are compared
+//! segment by segment (base_url path + rule glob against server path +
+//! template): a literal matches the same literal or a `{param}`, `*` matches
+//! only a whole `{param}`, and `**` matches any rest.
+
+use url::Url;
+
+use crate::openapi::ApiDoc;
+
+/// One segment of a rule's full path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RuleSeg<'a> {
+    Literal(&'a str),
+    Star,
+    DoubleStar,
+}
+
+/// One segment of a documented operation's full path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DocSeg<'a> {
+    Literal(&'a str),
+    /// `{param}` (empty prefix and suffix) or `v{n}.json`-like.
+    Param {
+        prefix: &'a str,
+        suffix: &'a str,
+    },
+}
+
+/// One documented operation under one of its servers.
+pub(super) struct DocumentedOp<'a> {
+    method: &'a str,
+    segments: Vec<DocSeg<'a>>,
+    /// `GET /v1/users/{id}`, for messages.
+    display: String,
+}
+
+/// How a rule relates to the documented operations.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Coverage {
+    /// It allows only documented paths (up to `**`).
+    Documented,
+    /// It would match the named operation if its `*` did not stand for a
+    /// literal segment there: it allows undocumented paths.
+    StarOverLiteral(String),
+    /// No operation of that method matches.
+    Undocumented,
+}
+
+/// Every operation in `apis`, under each of its servers' paths (under `/`
+/// when it declares none).
+pub(super) fn documented_ops<'a>(apis: &[&'a ApiDoc], server_paths: &'a [Vec<String>]) -> Vec<DocumentedOp<'a>> {
+    let mut ops = Vec::new();
+    for (api, prefixes) in apis.iter().zip(server_paths) {
+        for prefix in prefixes {
+            for op in &api.operations {
+                let mut segments: Vec<DocSeg<'a>> = split(prefix).map(DocSeg::Literal).collect();
+                segments.extend(split(&op.path).map(doc_seg));
+                let display = format!("{} {}{}", op.method, prefix, op.path);
+                ops.push(DocumentedOp { method: &op.method, segments, display });
+            }
+        }
+    }
+    ops
+}
+
+/// The path prefixes of `api`'s servers (`""` for none or `/`).
+pub(super) fn server_paths(api: &ApiDoc) -> Vec<String> {
+    let mut paths: Vec<String> = api
+        .servers
+        .iter()
+        .filter_map(|s| Url::parse(&s.url).ok())
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .collect();
+    if paths.is_empty() {
+        paths.push(String::new());
+    }
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// How `method` on `base_path` + `rule_path` relates to `ops`.
+pub(super) fn coverage(method: &str, base_path: &str, rule_path: &str, ops: &[DocumentedOp<'_>]) -> Coverage {
+    let rule: Vec<RuleSeg<'_>> = split(base_path)
+        .map(RuleSeg::Literal)
+        .chain(split(rule_path).map(|s| match s {
+            "*" => RuleSeg::Star,
+            "**" => RuleSeg::DoubleStar,
+            _ => RuleSeg::Literal(s),
+        }))
+        .collect();
+    let same_method = || ops.iter().filter(|op| op.method == method);
+    if same_method().any(|op| matches(&rule, &op.segments, false)) {
+        return Coverage::Documented;
+    }
+    match same_method().find(|op| matches(&rule, &op.segments, true)) {
+        Some(op) => Coverage::StarOverLiteral(op.display.clone()),
+        None => Coverage::Undocumented,
+    }
+}
+
+fn split(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty())
+}
+
+fn doc_seg(segment: &str) -> DocSeg<'_> {
+    match (segment.find('{'), segment.rfind('}')) {
+        (Some(open), Some(close)) if open < close => {
+            DocSeg::Param { prefix: &segment[..open], suffix: &segment[close + 1..] }
+        }
+        _ => DocSeg::Literal(segment),
+    }
+}
+
+/// True when every path `rule` allows is one `doc` documents (`**` aside);
+/// `lax` also lets `*` stand for a literal or a partial parameter.
+fn matches(rule: &[RuleSeg<'_>], doc: &[DocSeg<'_>], lax: bool) -> bool {
+    match rule.split_first() {
+        None => doc.is_empty(),
+        Some((RuleSeg::DoubleStar, rest)) => (0..=doc.len()).any(|skip| matches(rest, &doc[skip..], lax)),
+        Some((seg, rest)) => {
+            doc.split_first().is_some_and(|(first, tail)| segment_ok(*seg, *first, lax) && matches(rest, tail, lax))
+        }
+    }
+}
+
+fn segment_ok(rule: RuleSeg<'_>, doc: DocSeg<'_>, lax: bool) -> bool {
+    match (rule, doc) {
+        (RuleSeg::Literal(a), DocSeg::Literal(b)) => a == b,
+        (RuleSeg::Literal(a), DocSeg::Param { prefix, suffix }) => {
+            a.len() > prefix.len() + suffix.len() && a.starts_with(prefix) && a.ends_with(suffix)
+        }
+        (RuleSeg::Star, DocSeg::Param { prefix: "", suffix: "" }) => true,
+        (RuleSeg::Star, _) => lax,
+        (RuleSeg::DoubleStar, _) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openapi::{Operation, Server};
+
+    fn api(servers: &[&str], ops: &[(&str, &str)]) -> ApiDoc {
+        ApiDoc {
+            version: "3.0.0".into(),
+            title: None,
+            servers: servers.iter().map(|s| Server { url: (*s).into(), declared: (*s).into() }).collect(),
+            operations: ops.iter().map(|(method, path)| Operation::new(method, path)).collect(),
+            security_schemes: Default::default(),
+            security: vec![],
+        }
+    }
+
+    fn cov(doc: &ApiDoc, method: &str, base: &str, rule: &str) -> Coverage {
+        let paths = vec![server_paths(doc)];
+        let ops = documented_ops(&[doc], &paths);
+        coverage(method, base, rule, &ops)
+    }
+
+    #[test]
+    fn segments_compare_as_documented() {
+        let doc = api(
+            &["https://api.x.com/v1"],
+            &[
+                ("GET", "/repos/{owner}/{repo}/issues"),
+                ("GET", "/repos/{owner}/{repo}/issues/comments"),
+                ("GET", "/files/{name}.json"),
+            ],
+        );
+        assert_eq!(cov(&doc, "GET", "/v1", "/repos/o/r/issues"), Coverage::Documented);
+        assert_eq!(cov(&doc, "GET", "", "/v1/repos/*/*/issues"), Coverage::Documented);
+        assert_eq!(cov(&doc, "GET", "/v1", "/files/a.json"), Coverage::Documented);
+        assert_eq!(cov(&doc, "GET", "/v1", "/files/*"), Coverage::StarOverLiteral("GET /v1/files/{name}.json".into()));
+        assert_eq!(
+            cov(&doc, "GET", "/v1", "/repos/o/r/issues/*"),
+            Coverage::StarOverLiteral("GET /v1/repos/{owner}/{repo}/issues/comments".into())
+        );
+        assert_eq!(cov(&doc, "POST", "/v1", "/repos/o/r/issues"), Coverage::Undocumented);
+        assert_eq!(cov(&doc, "GET", "", "/repos/o/r/issues"), Coverage::Undocumented);
+        assert_eq!(cov(&doc, "GET", "/v1", "/repos/o/r"), Coverage::Undocumented);
+    }
+
+    #[test]
+    fn double_star_needs_a_documented_operation_under_its_prefix() {
+        let doc = api(&[], &[("GET", "/repos/{owner}/{repo}/issues")]);
+        assert_eq!(cov(&doc, "GET", "", "/repos/**"), Coverage::Documented);
+        assert_eq!(cov(&doc, "GET", "", "/**"), Coverage::Documented);
+        assert_eq!(cov(&doc, "GET", "", "/users/**"), Coverage::Undocumented);
+        assert_eq!(cov(&doc, "DELETE", "", "/**"), Coverage::Undocumented);
+    }
+}

@@ -1,0 +1,202 @@
+//! The credential: which security scheme the picked operations accept, and
+//! which of the intent's secret hints fills it.
+
+use oauth3_policy::Inject;
+
+use crate::goal::split_words;
+use crate::openapi::{ApiDoc, Operation, SecurityScheme};
+
+/// How the credential is injected.
+#[derive(Debug, Default)]
+pub(super) struct Auth {
+    /// Headers and query parameters added by egress.
+    pub inject: Inject,
+    /// The secret used.
+    pub secrets: Vec<String>,
+    /// The query parameter carrying the key, never allowed to the agent.
+    pub query_name: Option<String>,
+    /// Rationale lines.
+    pub rationale: Vec<String>,
+    /// Warnings.
+    pub warnings: Vec<String>,
+}
+
+/// Where a scheme puts the secret.
+enum Place {
+    Header(String, String),
+    Query(String),
+}
+
+/// Derives the injection for `ops`; `suggest` is an example secret name
+/// for the error when no hint is given.
+pub(super) fn auth(api: &ApiDoc, ops: &[&Operation], hints: &[String], suggest: &str) -> Result<Auth, String> {
+    // Operations with an empty alternative (`{}`) may be called without credentials.
+    let needing: Vec<&[Vec<String>]> = ops
+        .iter()
+        .map(|op| api.security_for(op))
+        .filter(|alts| !alts.is_empty() && alts.iter().all(|a| !a.is_empty()))
+        .collect();
+    let Some(first) = needing.first() else {
+        let mut out = Auth {
+            rationale: vec!["auth: none (the docs declare no security for these operations)".into()],
+            ..Auth::default()
+        };
+        if !hints.is_empty() && api.security_schemes.is_empty() {
+            // GitHub's and OpenAI's published descriptions declare no scheme at all.
+            out.warnings.push(format!(
+                "the docs declare no security scheme, so no credential is injected and the secret hint{} {} {} \
+                 unused; if the API needs one, add it to `inject` by hand (e.g. `Authorization: Bearer {{{}}}`)",
+                if hints.len() == 1 { "" } else { "s" },
+                hints.join(", "),
+                if hints.len() == 1 { "is" } else { "are" },
+                hints[0]
+            ));
+        }
+        return Ok(out);
+    };
+    // Single-scheme alternatives every operation accepts, in document order.
+    let names: Vec<&String> = first
+        .iter()
+        .filter(|alt| alt.len() == 1)
+        .map(|alt| &alt[0])
+        .filter(|name| needing.iter().all(|alts| alts.iter().any(|a| a.len() == 1 && &a[0] == *name)))
+        .collect();
+    if names.is_empty() {
+        let all: Vec<String> = first.iter().map(|alt| alt.join(" + ")).collect();
+        return Err(format!(
+            "the operations need credentials one secret cannot supply ({}); ask for them in separate intents",
+            all.join(" or ")
+        ));
+    }
+    let mut rationale = Vec::new();
+    let mut usable: Vec<(u8, &String, &SecurityScheme)> = Vec::new();
+    for name in &names {
+        match api.security_schemes.get(*name) {
+            None => rationale.push(format!("auth: scheme `{name}` is required but not defined; skipped")),
+            Some(SecurityScheme::Basic) => {
+                rationale.push(format!(
+                    "auth: `{name}` (http basic) skipped: it needs base64, which an inject template cannot express"
+                ));
+            }
+            Some(scheme @ (SecurityScheme::Bearer | SecurityScheme::OAuth2)) => usable.push((0, name, scheme)),
+            Some(scheme @ SecurityScheme::ApiKey { location, .. }) if location == "header" => {
+                usable.push((0, name, scheme))
+            }
+            Some(scheme @ SecurityScheme::ApiKey { location, .. }) if location == "query" => {
+                usable.push((1, name, scheme))
+            }
+            Some(other) => rationale.push(format!("auth: `{name}` ({}) cannot be injected; skipped", kind(other))),
+        }
+    }
+    // Headers before query keys (which leak into logs); document order otherwise.
+    usable.sort_by_key(|(rank, ..)| *rank);
+    let Some(&(_, name, scheme)) = usable.first() else {
+        let offered: Vec<String> = names
+            .iter()
+            .map(|n| format!("`{n}` ({})", api.security_schemes.get(*n).map_or("undefined", kind)))
+            .collect();
+        return Err(format!(
+            "the API only offers {}, which the spec cannot inject (http basic needs base64; a template cannot \
+             compute it); give the docs of an API that accepts a bearer token or an API key",
+            offered.join(", ")
+        ));
+    };
+    let hint = choose_hint(api, name, hints, suggest, scheme)?;
+    let mut out = Auth { secrets: vec![hint.clone()], rationale, ..Auth::default() };
+    let how = match place(scheme) {
+        Place::Header(header, value) => {
+            let value = value.replace("{}", &format!("{{{hint}}}"));
+            let shown = format!("{header}: {value}");
+            out.inject.headers.insert(header, value);
+            shown
+        }
+        Place::Query(param) => {
+            out.warnings.push(format!(
+                "the API key travels in the URL (query parameter `{param}`), where upstream logs and proxies may \
+                 record it"
+            ));
+            out.inject.query.insert(param.clone(), format!("{{{hint}}}"));
+            out.query_name = Some(param.clone());
+            format!("query parameter {param}={{{hint}}}")
+        }
+    };
+    let from =
+        if hints.len() == 1 { "the only secret hint" } else { "the secret hint matching the scheme or API name" };
+    out.rationale.push(format!("auth: `{name}` ({}) → {how}; secret {hint} is {from}", kind(scheme)));
+    Ok(out)
+}
+
+fn place(scheme: &SecurityScheme) -> Place {
+    match scheme {
+        SecurityScheme::ApiKey { location, name } if location == "query" => Place::Query(name.clone()),
+        SecurityScheme::ApiKey { name, .. } => Place::Header(name.clone(), "{}".into()),
+        _ => Place::Header("Authorization".into(), "Bearer {}".into()),
+    }
+}
+
+fn kind(scheme: &SecurityScheme) -> &str {
+    match scheme {
+        SecurityScheme::Bearer => "http bearer",
+        SecurityScheme::Basic => "http basic",
+        SecurityScheme::ApiKey { location, .. } if location == "query" => "API key in the query",
+        SecurityScheme::ApiKey { location, .. } if location == "header" => "API key in a header",
+        SecurityScheme::ApiKey { .. } => "API key in a cookie",
+        SecurityScheme::OAuth2 => "OAuth 2 / OpenID Connect bearer token",
+        SecurityScheme::Other(kind) => kind,
+    }
+}
+
+/// The hint to use: the only one, or the one whose words best match the
+/// scheme's name and the API's title.
+fn choose_hint(
+    api: &ApiDoc,
+    scheme_name: &str,
+    hints: &[String],
+    suggest: &str,
+    scheme: &SecurityScheme,
+) -> Result<String, String> {
+    let valid = |h: &String| {
+        h.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if let Some(bad) = hints.iter().find(|h| !valid(h)) {
+        let shown: String = bad.chars().take(40).collect();
+        return Err(format!("secret hint `{shown}` is not a secret name (letters, digits and `_`)"));
+    }
+    match hints {
+        [] => Err(format!(
+            "the API requires a credential (`{scheme_name}`, {}); name the owner's secret in secret_hints, e.g. \
+             [\"{suggest}\"]",
+            kind(scheme)
+        )),
+        [one] => Ok(one.clone()),
+        many => {
+            // "GitHub" is one word to a hint (GITHUB_TOKEN), two to camelCase.
+            let whole = |text: &str| -> Vec<String> {
+                let mut words: Vec<String> = text
+                    .split(|c: char| !c.is_ascii_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_ascii_lowercase)
+                    .collect();
+                words.extend(split_words(text));
+                words
+            };
+            let mut known = whole(scheme_name);
+            known.extend(api.title.iter().flat_map(|t| whole(t)));
+            let score = |h: &String| {
+                h.split('_').filter(|w| !w.is_empty()).filter(|w| known.contains(&w.to_ascii_lowercase())).count()
+            };
+            let best = many.iter().map(score).max().unwrap_or(0);
+            let top: Vec<&String> = many.iter().filter(|h| score(h) == best).collect();
+            match top.as_slice() {
+                [one] if best > 0 => Ok((*one).clone()),
+                _ => Err(format!(
+                    "ambiguous secret hints: {} — none matches the scheme `{scheme_name}` or the API title{} better \
+                     than the others; give only the secret this API uses",
+                    many.join(", "),
+                    api.title.as_deref().map(|t| format!(" \"{t}\"")).unwrap_or_default()
+                )),
+            }
+        }
+    }
+}

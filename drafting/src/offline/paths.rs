@@ -1,0 +1,237 @@
+//! Narrowing a documented path template to a glob: path parameters the
+//! goal gives a value for become literal segments, the rest `*`.
+
+use crate::goal::{Goal, GoalValue, split_words};
+use crate::openapi::Vocab;
+
+/// What became of one path parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Fill {
+    /// Filled with a value the goal gives; `from` quotes where.
+    Value { param: String, value: String, from: String },
+    /// Left as `*`, and why.
+    Open { param: String, why: String },
+}
+
+/// A path template narrowed for one goal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Narrowed {
+    /// The rule's path glob.
+    pub glob: String,
+    /// Each parameter, in path order.
+    pub fills: Vec<Fill>,
+}
+
+impl Narrowed {
+    /// How many parameters the goal filled.
+    pub(super) fn filled(&self) -> usize {
+        self.fills.iter().filter(|f| matches!(f, Fill::Value { .. })).count()
+    }
+
+    /// One line for the rationale, e.g. "{owner} = `acme`, {repo} = … ".
+    pub(super) fn describe(&self) -> String {
+        let parts: Vec<String> = self
+            .fills
+            .iter()
+            .map(|fill| match fill {
+                Fill::Value { param, value, from } => format!("{{{param}}} = `{value}` (from {from})"),
+                Fill::Open { param, why } => format!("{{{param}}} left as `*` ({why})"),
+            })
+            .collect();
+        parts.join(", ")
+    }
+}
+
+enum Segment<'a> {
+    Literal(&'a str),
+    Param(&'a str),
+    /// Partly templated (`issue-{id}`): only `*` can stand for it.
+    Partial(&'a str),
+}
+
+/// Narrows `template` (`/repos/{owner}/{repo}/issues`) with the goal's
+/// values. `Err` when a literal segment cannot be written in normal form.
+pub(super) fn narrow(template: &str, goal: &Goal) -> Result<Narrowed, String> {
+    let segments: Vec<Segment> = template
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(name) if !name.contains(['{', '}']) => Segment::Param(name),
+            _ if s.contains('{') => Segment::Partial(s),
+            _ => Segment::Literal(s),
+        })
+        .collect();
+    let mut out: Vec<Option<String>> = vec![None; segments.len()];
+    let mut fills: Vec<Option<Fill>> = vec![None; segments.len()];
+    fill_pairs(&segments, goal, &mut out, &mut fills);
+    fill_named(&segments, goal, &mut out, &mut fills);
+    let mut parts = Vec::with_capacity(segments.len());
+    let mut done = Vec::new();
+    for (i, segment) in segments.iter().enumerate() {
+        match segment {
+            Segment::Literal(text) => {
+                if !literal_ok(text) {
+                    return Err(format!("`{template}` has a segment the spec format cannot match literally: `{text}`"));
+                }
+                parts.push(text.to_string());
+            }
+            Segment::Partial(text) => {
+                parts.push("*".into());
+                done.push(Fill::Open { param: text.to_string(), why: "a partly templated segment".into() });
+            }
+            Segment::Param(name) => {
+                parts.push(out[i].take().unwrap_or_else(|| "*".into()));
+                done.push(fills[i].take().unwrap_or_else(|| Fill::Open {
+                    param: name.to_string(),
+                    why: format!("the goal names no {}", name.replace('_', " ")),
+                }));
+            }
+        }
+    }
+    Ok(Narrowed { glob: format!("/{}", parts.join("/")), fills: done })
+}
+
+/// `owner/repo` fills two consecutive parameters, pairs in goal order.
+fn fill_pairs(segments: &[Segment], goal: &Goal, out: &mut [Option<String>], fills: &mut [Option<Fill>]) {
+    let mut pairs = goal.values().iter().filter_map(|v| match v {
+        GoalValue::Pair(a, b) => Some((a, b)),
+        GoalValue::Named { .. } => None,
+    });
+    let mut i = 0;
+    while i + 1 < segments.len() {
+        let (Segment::Param(first), Segment::Param(second)) = (&segments[i], &segments[i + 1]) else {
+            i += 1;
+            continue;
+        };
+        let Some((a, b)) = pairs.next() else { return };
+        let from = format!("`{a}/{b}` in the goal");
+        for (at, param, value) in [(i, first, a), (i + 1, second, b)] {
+            if plain_segment(value) {
+                out[at] = Some(value.clone());
+                fills[at] = Some(Fill::Value { param: param.to_string(), value: value.clone(), from: from.clone() });
+            } else {
+                fills[at] = Some(Fill::Open { param: param.to_string(), why: not_plain(value) });
+            }
+        }
+        i += 2;
+    }
+}
+
+/// Words that end a parameter's name without naming another thing.
+const ID_WORDS: &[&str] = &["id", "number", "no", "num", "key", "sid", "uuid", "slug", "name", "ref"];
+
+/// `issue 42` fills `{issue}`, `{issue_number}`, `{issue_id}`, or whatever
+/// parameter follows an `/issues/` segment, but not `{issue_comment_id}`
+/// (`get file 123` is not file version 123). A value after a compound noun
+/// ("pull request 5") fills by the compound's first word (`{pull_number}`,
+/// `/pulls/{…}`) when the path never names its last word.
+fn fill_named(segments: &[Segment], goal: &Goal, out: &mut [Option<String>], fills: &mut [Option<Fill>]) {
+    let literal_words: Vec<String> = segments
+        .iter()
+        .filter_map(|s| if let Segment::Literal(text) = s { Some(split_words(text)) } else { None })
+        .flatten()
+        .collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let Segment::Param(name) = segment else { continue };
+        if fills[i].is_some() {
+            continue;
+        }
+        let own = split_words(name);
+        let after = match i.checked_sub(1).map(|j| &segments[j]) {
+            Some(Segment::Literal(text)) => split_words(text).pop(),
+            _ => None,
+        };
+        let fits = |noun: &String| names(&own, noun) || after.as_ref().is_some_and(|a| Vocab::same_word(a, noun));
+        let found = goal.values().iter().find_map(|v| match v {
+            GoalValue::Named { noun, value, .. } if fits(noun) => Some((noun.clone(), value)),
+            GoalValue::Named { noun, value, lead: Some(lead) }
+                if !literal_words.iter().any(|w| Vocab::same_word(w, noun)) && fits(lead) =>
+            {
+                Some((format!("{lead} {noun}"), value))
+            }
+            _ => None,
+        });
+        let Some((noun, value)) = found else { continue };
+        if plain_segment(value) {
+            out[i] = Some(value.clone());
+            let from = format!("`{noun} {value}` in the goal");
+            fills[i] = Some(Fill::Value { param: name.to_string(), value: value.clone(), from });
+        } else {
+            fills[i] = Some(Fill::Open { param: name.to_string(), why: not_plain(value) });
+        }
+    }
+}
+
+/// True when a parameter's words are `noun` (or its abbreviation: `{org}`
+/// for "organization"), alone or with an id word.
+fn names(own: &[String], noun: &str) -> bool {
+    match own {
+        [one] => Vocab::same_word(one, noun),
+        [one, id] => Vocab::same_word(one, noun) && ID_WORDS.contains(&id.as_str()),
+        _ => false,
+    }
+}
+
+fn not_plain(value: &str) -> String {
+    let shown: String = value.chars().take(40).collect();
+    format!("the goal's value `{shown}` is not a plain path segment")
+}
+
+/// Unreserved characters only, and not `.` or `..`: the same bytes in every
+/// spelling of the path.
+fn plain_segment(value: &str) -> bool {
+    !value.is_empty()
+        && value != "."
+        && value != ".."
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+/// A literal segment the policy's normal form accepts as it is (no `*`,
+/// which would be a glob).
+fn literal_ok(text: &str) -> bool {
+    text != "." && text != ".." && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()+,=:@".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn glob(template: &str, goal: &str) -> String {
+        narrow(template, &Goal::parse(goal)).unwrap().glob
+    }
+
+    #[test]
+    fn pairs_and_named_values_fill_parameters() {
+        let t = "/repos/{owner}/{repo}/issues/{issue_number}/comments";
+        assert_eq!(glob(t, "comment on issue #42 in acme/widgets"), "/repos/acme/widgets/issues/42/comments");
+        assert_eq!(glob(t, "list comments in acme/widgets"), "/repos/acme/widgets/issues/*/comments");
+        assert_eq!(glob(t, "list comments"), "/repos/*/*/issues/*/comments");
+        assert_eq!(glob("/v1/customers/{customer}", "get customer cus_123"), "/v1/customers/cus_123");
+        assert_eq!(glob("/labels/{name}", "delete the label `bug`"), "/labels/bug");
+        assert_eq!(glob("/", "list things"), "/");
+        let merge = "/repos/{owner}/{repo}/pulls/{pull_number}/merge";
+        assert_eq!(glob(merge, "merge pull request 5 in acme/widgets"), "/repos/acme/widgets/pulls/5/merge");
+        assert_eq!(glob("/pulls/{id}", "get pull request 5"), "/pulls/5");
+        assert_eq!(glob("/orgs/{org}/repos/{repo}", "get organization `acme` repository `w`"), "/orgs/acme/repos/w");
+        // The path names the compound's last word: the value is not the first word's.
+        assert_eq!(glob("/issues/{number}/comments", "get issue comment 5"), "/issues/*/comments");
+    }
+
+    #[test]
+    fn values_that_are_not_plain_segments_stay_open() {
+        let narrowed = narrow("/labels/{name}", &Goal::parse("delete the label `good first issue`")).unwrap();
+        assert_eq!(narrowed.glob, "/labels/*");
+        assert_eq!(
+            narrowed.describe(),
+            "{name} left as `*` (the goal's value `good first issue` is not a plain path segment)"
+        );
+        assert_eq!(glob("/files/{name}", "get file `..`"), "/files/*");
+    }
+
+    #[test]
+    fn partial_segments_are_stars_and_odd_literals_refused() {
+        assert_eq!(glob("/items/item-{id}", "get item 4"), "/items/*");
+        assert!(narrow("/a b/{x}", &Goal::parse("get a")).is_err());
+        assert!(narrow("/a/*", &Goal::parse("get a")).is_err());
+    }
+}

@@ -1,0 +1,27 @@
+//! `oauth3-e2e`: the end-to-end tests (in `tests/`, against the real
+//! `oauth3` binary), and the harness every crate's tests share.
+
+pub mod binary;
+mod client;
+mod database;
+pub mod fake_llm;
+pub mod hostile;
+mod stub;
+
+pub use binary::{Binary, approved_permit, call, oauth3_binary};
+pub use client::{Body, Reply, assert_error, bearer, http_client, send};
+pub use database::{Backend, postgres};
+pub use stub::{Stub, shared_cache_dir};
+
+/// An obviously fake secret, different every time.
+pub fn fake_secret() -> String {
+    format!("fake-secret-{}", random_hex(16))
+}
+
+/// `bytes` random bytes, as lower-case hex.
+pub fn random_hex(bytes: usize) -> String {
+    use ring::rand::SecureRandom;
+    let mut buffer = vec![0u8; bytes];
+    ring::rand::SystemRandom::new().fill(&mut buffer).expect("the system's random source");
+    buffer.iter().map(|b| format!("{b:02x}")).collect()
+}
