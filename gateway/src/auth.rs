@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::now_ms;
 use crate::error::{Error, Result};
 use crate::state::Gateway;
+use crate::store::tenants;
 
 const ISSUER: &str = "oauth3-gateway";
 const AUDIENCE: &str = "oauth3-api";
@@ -166,16 +167,9 @@ pub fn bearer(value: Option<&str>) -> Result<&str> {
 /// itself. Every authenticated request goes through here.
 pub async fn authenticate(gateway: &Gateway, token: &str) -> Result<Caller> {
     let caller = gateway.tokens.verify(token)?;
-    let state: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT token_generation, (SELECT COUNT(*) FROM revoked_tokens WHERE jti = $2) FROM tenants WHERE id = $1",
-    )
-    .bind(&caller.id)
-    .bind(&caller.token.id)
-    .fetch_optional(&gateway.db.pool)
-    .await?;
-    match state {
+    match tenants::token_state(&gateway.db, &caller.id, &caller.token.id).await? {
         None => Err(Error::Unauthorized("the token's account no longer exists".into())),
-        Some((generation, revoked)) if generation != caller.token.generation || revoked > 0 => {
+        Some((generation, revoked)) if generation != caller.token.generation || revoked => {
             Err(Error::Unauthorized("the token has been revoked; use a newer one".into()))
         }
         Some(_) => Ok(caller),
@@ -184,28 +178,13 @@ pub async fn authenticate(gateway: &Gateway, token: &str) -> Result<Caller> {
 
 /// Revokes one token until it would have expired anyway.
 pub async fn revoke(gateway: &Gateway, caller: &Caller) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO revoked_tokens (jti, tenant_id, revoked_at, expires_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (jti) DO NOTHING",
-    )
-    .bind(&caller.token.id)
-    .bind(&caller.id)
-    .bind(now_ms())
-    .bind(caller.token.expires_at_ms)
-    .execute(&gateway.db.pool)
-    .await?;
-    Ok(())
+    tenants::revoke_token(&gateway.db, caller, now_ms()).await
 }
 
 /// Revokes every token of the caller's tenant (one statement: the tenant's
 /// token generation moves on) and returns a fresh token for it.
 pub async fn revoke_all(gateway: &Gateway, caller: &Caller) -> Result<String> {
-    let generation: i64 = sqlx::query_scalar(
-        "UPDATE tenants SET token_generation = token_generation + 1 WHERE id = $1 RETURNING token_generation",
-    )
-    .bind(&caller.id)
-    .fetch_one(&gateway.db.pool)
-    .await?;
+    let generation = tenants::next_token_generation(&gateway.db, &caller.id).await?;
     gateway.tokens.issue(&caller.id, caller.role, generation)
 }
 

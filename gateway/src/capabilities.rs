@@ -8,8 +8,9 @@ use std::time::Duration;
 use oauth3_host::{AuditSink, CallRecord, RateLimiter, Secret, SecretResolver};
 use oauth3_policy::{Gcra, RateDecision, RateKey, RateLimit};
 
-use crate::db::{Db, now_ms, unix_ms};
+use crate::db::{Db, now_ms};
 use crate::keys::Sealer;
+use crate::store::{audit, secrets};
 
 /// GCRA state in the `rate_state` table, shared by every execution and
 /// replica. Each call is one atomic conditional update that applies
@@ -112,27 +113,7 @@ impl DbAudit {
 #[async_trait::async_trait]
 impl AuditSink for DbAudit {
     async fn record(&self, permit_id: &str, execution_id: &str, record: &CallRecord) {
-        let started = unix_ms(record.started_at);
-        let result = sqlx::query(
-            "INSERT INTO audit (permit_id, execution_id, integration, method, url, decision, reason, status, \
-             request_bytes, response_bytes, started_at, duration_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(permit_id)
-        .bind(execution_id)
-        .bind(&record.integration)
-        .bind(&record.method)
-        .bind(&record.url)
-        .bind(record.decision.as_str())
-        .bind(record.reason)
-        .bind(record.status.map(i64::from))
-        .bind(record.request_bytes as i64)
-        .bind(record.response_bytes as i64)
-        .bind(started)
-        .bind(record.duration.as_millis() as i64)
-        .execute(&self.db.pool)
-        .await;
-        if let Err(error) = result {
+        if let Err(error) = audit::insert(&self.db, permit_id, execution_id, record).await {
             tracing::error!(%error, permit_id, execution_id, "could not write an audit record");
         }
     }
@@ -155,15 +136,11 @@ impl OwnerSecrets {
 #[async_trait::async_trait]
 impl SecretResolver for OwnerSecrets {
     async fn resolve(&self, name: &str) -> Option<Secret> {
-        let sealed: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT sealed FROM secrets WHERE owner_id = $1 AND name = $2")
-                .bind(&self.owner_id)
-                .bind(name)
-                .fetch_optional(&self.db.pool)
-                .await
-                .inspect_err(|error| tracing::error!(%error, "could not read a secret"))
-                .ok()
-                .flatten();
+        let sealed = secrets::sealed(&self.db, &self.owner_id, name)
+            .await
+            .inspect_err(|error| tracing::error!(error = %error.chain(), "could not read a secret"))
+            .ok()
+            .flatten();
         let plain = self
             .sealer
             .open(&self.owner_id, name, &sealed?)

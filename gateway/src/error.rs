@@ -69,10 +69,10 @@ pub enum Error {
     #[error(transparent)]
     Spec(#[from] PolicyError),
     /// The database failed.
-    #[error("database")]
+    #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     /// Applying migrations failed.
-    #[error("migrations")]
+    #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The sandbox runtime failed.
     #[error(transparent)]
@@ -81,7 +81,7 @@ pub enum Error {
     #[error("crypto: {0}")]
     Crypto(String),
     /// Reading or writing the data dir failed.
-    #[error("{context}")]
+    #[error("{context}: {source}")]
     Io {
         /// What was being done.
         context: String,
@@ -275,7 +275,12 @@ mod tests {
     fn the_chain_names_each_cause_once() {
         let io = std::io::Error::other("disk full");
         let error = Error::Io { context: "writing jwt.key".into(), source: io };
-        assert_eq!(error.to_string(), "writing jwt.key");
-        assert_eq!(error.chain().to_string(), "writing jwt.key: disk full");
+        assert_eq!(error.to_string(), "writing jwt.key: disk full");
+        assert_eq!(error.chain().to_string(), "writing jwt.key: disk full", "the cause is not repeated");
+        let host = Error::Host(oauth3_host::HostError::Cache {
+            path: "/cache".into(),
+            source: std::io::Error::other("read-only file system"),
+        });
+        assert_eq!(host.chain().to_string(), "cache /cache: read-only file system");
     }
 }

@@ -12,14 +12,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oauth3_host::{CallContext, Limits, Outcome, RunContext};
-use serde_json::{Value, json};
-use sqlx::Row;
+use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::capabilities::OwnerSecrets;
 use crate::db::{Db, now_ms};
 use crate::error::{Error, Result};
 use crate::state::{Gateway, Phase};
+use crate::store::executions;
+use crate::store::{ExecutionStatus, PermitStatus};
+use crate::views::OutcomeView;
 
 /// A replica whose heartbeat is older than this is presumed dead.
 const REPLICA_TIMEOUT_MS: i64 = 60_000;
@@ -29,14 +31,7 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 /// previous process on this data dir) or by replicas that stopped
 /// heart-beating as failed. Returns how many were marked.
 pub async fn recover(db: &Db, replica_id: &str) -> Result<u64> {
-    sqlx::query(
-        "INSERT INTO replicas (id, heartbeat_at) VALUES ($1, $2) \
-         ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
-    )
-    .bind(replica_id)
-    .bind(now_ms())
-    .execute(&db.pool)
-    .await?;
+    executions::register_replica(db, replica_id, now_ms()).await?;
     fail_interrupted(db, Some(replica_id)).await
 }
 
@@ -45,32 +40,16 @@ pub async fn recover(db: &Db, replica_id: &str) -> Result<u64> {
 /// heartbeat stopped. Returns how many were marked.
 async fn fail_interrupted(db: &Db, replica_id: Option<&str>) -> Result<u64> {
     let now = now_ms();
-    let marked = sqlx::query(
-        "UPDATE executions SET status = 'failed', finished_at = $1, result = $2 \
-         WHERE status = 'running' AND (worker = $3 OR worker IS NULL \
-           OR worker IN (SELECT id FROM replicas WHERE heartbeat_at < $4))",
-    )
-    .bind(now)
-    .bind(interrupted_result().to_string())
-    .bind(replica_id.unwrap_or(""))
-    .bind(now - REPLICA_TIMEOUT_MS)
-    .execute(&db.pool)
-    .await?
-    .rows_affected();
-    Ok(marked)
-}
-
-fn interrupted_result() -> Value {
-    failure(
+    let result = failure(
         "interrupted",
         "the gateway stopped while this execution was running; it was not re-run because its calls may have had \
          side effects",
-    )
+    );
+    executions::fail_interrupted(db, replica_id, &result.to_string(), now, now - REPLICA_TIMEOUT_MS).await
 }
 
 fn failure(code: &str, message: &str) -> Value {
-    json!({"success": false, "stdout": "", "stderr": "", "duration_ms": 0, "calls": [],
-           "error": {"code": code, "message": message}})
+    serde_json::to_value(OutcomeView::failure(code, message)).unwrap_or(Value::Null)
 }
 
 /// The running worker pool: one slot per execution it may run at once.
@@ -133,7 +112,8 @@ async fn dispatch(gateway: Arc<Gateway>, mut queue: mpsc::Receiver<String>, slot
             let task = tokio::spawn(execute(Arc::clone(&gateway), id.clone()));
             if let Err(error) = task.await {
                 tracing::error!(execution = %id, %error, "execution task panicked");
-                let _ = finish(&gateway, &id, "failed", &failure("internal", "the gateway failed running this")).await;
+                let failed = failure("internal", "the gateway failed running this");
+                let _ = finish(&gateway, &id, ExecutionStatus::Failed, &failed).await;
             }
             drop(slot);
         });
@@ -163,12 +143,7 @@ async fn sweep(gateway: Arc<Gateway>) {
         if gateway.stopping.is_stopping() {
             continue;
         }
-        let queued: Result<Vec<String>, _> = sqlx::query_scalar(
-            "SELECT id FROM executions WHERE status = 'queued' AND created_at < $1 ORDER BY created_at LIMIT 256",
-        )
-        .bind(now_ms() - 500)
-        .fetch_all(&gateway.db.pool)
-        .await;
+        let queued = executions::queued_before(&gateway.db, now_ms() - 500, 256).await;
         match queued {
             Ok(ids) => {
                 for id in ids {
@@ -183,11 +158,7 @@ async fn sweep(gateway: Arc<Gateway>) {
 }
 
 async fn heartbeat(gateway: &Gateway) -> Result<u64> {
-    sqlx::query("UPDATE replicas SET heartbeat_at = $1 WHERE id = $2")
-        .bind(now_ms())
-        .bind(&gateway.replica_id)
-        .execute(&gateway.db.pool)
-        .await?;
+    executions::heartbeat(&gateway.db, &gateway.replica_id, now_ms()).await?;
     Ok(0)
 }
 
@@ -195,17 +166,9 @@ async fn execute(gateway: Arc<Gateway>, id: String) {
     if gateway.stopping.is_stopping() {
         return; // stays queued for the next start
     }
-    let claimed = sqlx::query(
-        "UPDATE executions SET status = 'running', started_at = $1, worker = $2 WHERE id = $3 AND status = 'queued'",
-    )
-    .bind(now_ms())
-    .bind(&gateway.replica_id)
-    .bind(&id)
-    .execute(&gateway.db.pool)
-    .await;
-    match claimed {
-        Ok(done) if done.rows_affected() == 1 => {}
-        Ok(_) => return, // another worker has it, or it already ended
+    match executions::claim(&gateway.db, &id, &gateway.replica_id, now_ms()).await {
+        Ok(true) => {}
+        Ok(false) => return, // another worker has it, or it already ended
         Err(error) => {
             tracing::error!(execution = %id, %error, "could not claim an execution");
             return;
@@ -218,15 +181,18 @@ async fn execute(gateway: Arc<Gateway>, id: String) {
         ran = run(&gateway, &id) => ran,
     };
     let (status, result) = match ran {
-        Ok(Ended::Ran(outcome)) => (if outcome.is_ok() { "completed" } else { "failed" }, outcome_json(&outcome)),
-        Ok(Ended::Refused(code, message)) => ("failed", failure(code, &message)),
+        Ok(Ended::Ran(outcome)) => {
+            let status = if outcome.is_ok() { ExecutionStatus::Completed } else { ExecutionStatus::Failed };
+            (status, serde_json::to_value(OutcomeView::of(&outcome)).unwrap_or(Value::Null))
+        }
+        Ok(Ended::Refused(code, message)) => (ExecutionStatus::Failed, failure(code, &message)),
         Err(error) => {
             tracing::error!(execution = %id, error = %error.chain(), "execution could not run");
-            ("failed", failure("internal", "the gateway could not run this execution"))
+            (ExecutionStatus::Failed, failure("internal", "the gateway could not run this execution"))
         }
     };
     let code = result["error"]["code"].as_str().unwrap_or("");
-    tracing::info!(execution = %id, status, error = code, duration_ms = %result["duration_ms"], "execution ended");
+    tracing::info!(execution = %id, %status, error = code, duration_ms = %result["duration_ms"], "execution ended");
     if let Err(error) = finish(&gateway, &id, status, &result).await {
         tracing::error!(execution = %id, %error, "could not record an execution's result");
     }
@@ -241,32 +207,19 @@ enum Ended {
 }
 
 async fn run(gateway: &Gateway, id: &str) -> Result<Ended> {
-    let row = sqlx::query(
-        "SELECT e.code, e.args, e.permit_id, p.status, p.spec, p.spec_hash, p.owner_id, p.expires_at \
-         FROM executions e JOIN permits p ON p.id = e.permit_id WHERE e.id = $1",
-    )
-    .bind(id)
-    .fetch_one(&gateway.db.pool)
-    .await?;
-    let permit_id: String = row.try_get("permit_id")?;
-    let status: String = row.try_get("status")?;
-    let expires_at: Option<i64> = row.try_get("expires_at")?;
-    let (Some(spec), Some(hash), Some(owner)) = (
-        row.try_get::<Option<String>, _>("spec")?,
-        row.try_get::<Option<String>, _>("spec_hash")?,
-        row.try_get::<Option<String>, _>("owner_id")?,
-    ) else {
+    let row = executions::for_run(&gateway.db, id).await?;
+    let (permit_id, status, expires_at, code) = (row.permit_id, row.status, row.expires_at, row.code);
+    let (Some(spec), Some(hash), Some(owner)) = (row.spec, row.spec_hash, row.owner_id) else {
         return Ok(Ended::Refused("permit_not_active", "the permit has no approved spec".into()));
     };
-    if status != "active" {
+    if status != PermitStatus::Active {
         return Ok(Ended::Refused("permit_not_active", format!("the permit is {status}")));
     }
     if expires_at.is_some_and(|at| at <= now_ms()) {
         return Ok(Ended::Refused("permit_expired", "the permit has expired".into()));
     }
     let permit = gateway.compiled(&hash, &spec)?;
-    let code: String = row.try_get("code")?;
-    let args: Value = serde_json::from_str(&row.try_get::<String, _>("args")?).unwrap_or(Value::Null);
+    let args: Value = serde_json::from_str(&row.args).unwrap_or(Value::Null);
     let script = match gateway.runtime.compile_js(&code).await {
         Ok(script) => script,
         Err(error @ oauth3_host::HostError::Syntax { .. }) => {
@@ -289,47 +242,8 @@ async fn run(gateway: &Gateway, id: &str) -> Result<Ended> {
     Ok(Ended::Ran(gateway.runtime.run(&script, Arc::new(gateway.egress.bind(context)), run).await?))
 }
 
-fn outcome_json(outcome: &Outcome) -> Value {
-    let mut result = json!({
-        "success": outcome.is_ok(),
-        "stdout": outcome.stdout,
-        "stderr": outcome.stderr,
-        "duration_ms": outcome.duration.as_millis() as u64,
-        "fuel_used": outcome.fuel_used,
-        "calls": outcome.calls.iter().map(call_json).collect::<Vec<_>>(),
-    });
-    if let Some(error) = &outcome.error {
-        result["error"] = json!({"code": error.code(), "message": error.to_string()});
-    }
-    result
-}
-
-/// One call as agents and owners see it (the audit log has the same fields).
-fn call_json(call: &oauth3_host::CallRecord) -> Value {
-    json!({
-        "integration": call.integration,
-        "method": call.method,
-        "url": call.url,
-        "decision": call.decision,
-        "reason": call.reason,
-        "status": call.status,
-        "request_bytes": call.request_bytes,
-        "response_bytes": call.response_bytes,
-        "started_at": crate::db::rfc3339(crate::db::unix_ms(call.started_at)),
-        "duration_ms": call.duration.as_millis() as u64,
-    })
-}
-
-async fn finish(gateway: &Gateway, id: &str, status: &str, result: &Value) -> Result<()> {
-    sqlx::query(
-        "UPDATE executions SET status = $1, finished_at = $2, result = $3 WHERE id = $4 AND status = 'running'",
-    )
-    .bind(status)
-    .bind(now_ms())
-    .bind(result.to_string())
-    .bind(id)
-    .execute(&gateway.db.pool)
-    .await?;
+async fn finish(gateway: &Gateway, id: &str, status: ExecutionStatus, result: &Value) -> Result<()> {
+    executions::finish(&gateway.db, id, status, &result.to_string(), now_ms()).await?;
     gateway.finished.notify(id);
     Ok(())
 }

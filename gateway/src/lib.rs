@@ -15,7 +15,10 @@ pub mod keys;
 pub mod retention;
 mod server;
 mod state;
+mod store;
+pub mod views;
 
 pub use config::Config;
 pub use error::{Error, Result};
 pub use server::{Capabilities, Server};
+pub use store::{ExecutionStatus, PermitStatus, RequestStatus};

@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::db::{Db, now_ms};
 use crate::error::Result;
 use crate::state::Gateway;
+use crate::store::ExecutionStatus;
 
 /// How often the task runs (and once at start).
 const EVERY: Duration = Duration::from_secs(3600);
@@ -71,13 +72,13 @@ pub async fn sweep(db: &Db, audit_days: Option<u64>, execution_days: Option<u64>
         .await?;
     }
     if let Some(days) = execution_days {
-        deleted.executions = in_batches(
-            db,
+        let finished = format!(
             "DELETE FROM executions WHERE id IN (SELECT id FROM executions \
-             WHERE status IN ('completed', 'failed') AND finished_at < $1 LIMIT $2)",
-            before(days),
-        )
-        .await?;
+             WHERE status IN ('{}', '{}') AND finished_at < $1 LIMIT $2)",
+            ExecutionStatus::Completed,
+            ExecutionStatus::Failed
+        );
+        deleted.executions = in_batches(db, &finished, before(days)).await?;
     }
     // A revoked token past its expiry is refused anyway (with the verifier's leeway).
     deleted.revocations = in_batches(

@@ -23,7 +23,7 @@ pub struct Limits {
     pub stderr_bytes: usize,
     /// Calls out of the sandbox per run.
     pub max_calls: u32,
-    /// Calls in flight at once; further calls wait for one to finish.
+    /// Calls in flight at once (at least 1); further calls wait for one to finish.
     pub max_concurrent_calls: u32,
 }
 
@@ -41,46 +41,31 @@ impl Default for Limits {
     }
 }
 
-impl Limits {
-    /// Sets [`Limits::fuel`].
-    pub fn fuel(mut self, fuel: u64) -> Limits {
-        self.fuel = fuel;
-        self
-    }
-
-    /// Sets [`Limits::memory_bytes`].
-    pub fn memory_bytes(mut self, bytes: usize) -> Limits {
-        self.memory_bytes = bytes;
-        self
-    }
-
-    /// Sets [`Limits::wall_time`].
-    pub fn wall_time(mut self, wall_time: Duration) -> Limits {
-        self.wall_time = wall_time;
-        self
-    }
-
-    /// Sets [`Limits::stdout_bytes`].
-    pub fn stdout_bytes(mut self, bytes: usize) -> Limits {
-        self.stdout_bytes = bytes;
-        self
-    }
-
-    /// Sets [`Limits::stderr_bytes`].
-    pub fn stderr_bytes(mut self, bytes: usize) -> Limits {
-        self.stderr_bytes = bytes;
-        self
-    }
-
-    /// Sets [`Limits::max_calls`].
-    pub fn max_calls(mut self, calls: u32) -> Limits {
-        self.max_calls = calls;
-        self
-    }
-
-    /// Sets [`Limits::max_concurrent_calls`] (at least 1).
-    pub fn max_concurrent_calls(mut self, calls: u32) -> Limits {
-        self.max_concurrent_calls = calls.max(1);
-        self
-    }
+/// Builder setters: `field(value) -> Self` for each named field, setting it
+/// to the value (or to the expression given after `=`).
+macro_rules! setters {
+    ($ty:ident { $($field:ident($arg:ident: $t:ty) $(= $value:expr)?;)+ }) => {
+        impl $ty {
+            $(
+                #[doc = concat!("Sets [`", stringify!($ty), "::", stringify!($field), "`].")]
+                pub fn $field(mut self, $arg: $t) -> $ty {
+                    self.$field = setters!(@value $arg $(, $value)?);
+                    self
+                }
+            )+
+        }
+    };
+    (@value $arg:ident) => { $arg };
+    (@value $arg:ident, $value:expr) => { $value };
 }
+pub(crate) use setters;
+
+setters!(Limits {
+    fuel(fuel: u64);
+    memory_bytes(bytes: usize);
+    wall_time(wall_time: Duration);
+    stdout_bytes(bytes: usize);
+    stderr_bytes(bytes: usize);
+    max_calls(calls: u32);
+    max_concurrent_calls(calls: u32) = calls.max(1);
+});

@@ -29,7 +29,7 @@ use wasmtime::{
 
 use crate::call::Outbound;
 use crate::error::{BoxedError, HostError};
-use crate::limits::Limits;
+use crate::limits::{Limits, setters};
 use crate::outcome::{Outcome, RunError};
 use crate::sandbox::bindings::{JsError, Sandbox, SandboxPre};
 use crate::sandbox::{BoundedPipe, NoOutbound, State, StateLimits, Stop};
@@ -45,7 +45,7 @@ pub struct RuntimeConfig {
     /// Where the snapshotted guest runtime and its compiled code are cached
     /// (default: `oauth3-sandbox` under [`std::env::temp_dir`]).
     pub cache_dir: Option<PathBuf>,
-    /// Runs (and compilations) at once; more wait for a slot. Also sizes the
+    /// Runs (and compilations) at once (at least 1); more wait for a slot. Also sizes the
     /// pooling allocator.
     pub max_instances: u32,
     /// The largest memory any run may have ([`Limits::memory_bytes`] is
@@ -83,34 +83,17 @@ impl Default for RuntimeConfig {
     }
 }
 
+setters!(RuntimeConfig {
+    max_instances(instances: u32) = instances.max(1);
+    max_memory_bytes(bytes: usize);
+    pooling(pooling: bool);
+    script_cache_entries(entries: usize);
+});
+
 impl RuntimeConfig {
     /// Sets [`RuntimeConfig::cache_dir`].
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> RuntimeConfig {
         self.cache_dir = Some(dir.into());
-        self
-    }
-
-    /// Sets [`RuntimeConfig::max_instances`] (at least 1).
-    pub fn max_instances(mut self, instances: u32) -> RuntimeConfig {
-        self.max_instances = instances.max(1);
-        self
-    }
-
-    /// Sets [`RuntimeConfig::max_memory_bytes`].
-    pub fn max_memory_bytes(mut self, bytes: usize) -> RuntimeConfig {
-        self.max_memory_bytes = bytes;
-        self
-    }
-
-    /// Sets [`RuntimeConfig::pooling`].
-    pub fn pooling(mut self, pooling: bool) -> RuntimeConfig {
-        self.pooling = pooling;
-        self
-    }
-
-    /// Sets [`RuntimeConfig::script_cache_entries`].
-    pub fn script_cache_entries(mut self, entries: usize) -> RuntimeConfig {
-        self.script_cache_entries = entries;
         self
     }
 

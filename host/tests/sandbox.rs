@@ -1,6 +1,9 @@
 //! The sandbox end to end: agent JavaScript in the Javy guest runtime, calling
 //! out through a test-double `Outbound`.
 
+#[path = "support/calls.rs"]
+mod calls;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -486,12 +489,6 @@ async fn a_burst_past_the_call_limit_sends_nothing_after_the_run_ends() {
     assert_eq!(outcome.calls.len(), 51, "{:?}", outcome.calls);
     let sent_records = outcome.calls.iter().filter(|c| c.status.is_some()).count();
     assert_eq!(sent_records, sent.len(), "every call sent is in the outcome");
-    assert!(
-        outcome
-            .calls
-            .iter()
-            .filter(|c| c.status.is_none())
-            .all(|c| matches!(c.reason, Some("run_ended" | "call_limit")))
-    );
+    calls::unsent_calls_were_refused_at_the_end(&outcome.calls);
     assert_eq!(wire.reported.load(std::sync::atomic::Ordering::SeqCst), 1, "the sandbox's own refusal is reported");
 }

@@ -80,6 +80,19 @@ fn env_for(backend: &Backend, stub: &Stub) -> Vec<(&'static str, String)> {
     env
 }
 
+/// A stub upstream, a temporary dir (the data dir is its `data`), and the
+/// environment for SQLite with `extra` set.
+async fn on_sqlite(
+    extra: (&'static str, &str),
+) -> (Stub, tempfile::TempDir, std::path::PathBuf, Vec<(&'static str, String)>) {
+    let stub = Stub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut env = env_for(&Backend::Sqlite, &stub);
+    env.push((extra.0, extra.1.to_owned()));
+    (stub, dir, data, env)
+}
+
 /// The quickstart's permit for the stub, approved: (agent token, owner token, permit id).
 async fn approved_permit(url: &str, stub: &Stub, secret: &str) -> (String, String, String) {
     let spec = json!({
@@ -146,11 +159,7 @@ async fn state_survives_a_kill_and_a_running_execution_is_marked_interrupted(bac
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_secret_value_appears_in_no_response_no_database_file_and_no_log() {
-    let stub = Stub::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let mut env = env_for(&Backend::Sqlite, &stub);
-    env.push(("RUST_LOG", "debug".into()));
+    let (stub, dir, data, env) = on_sqlite(("RUST_LOG", "debug")).await;
     let server = Binary::start("oauth3", &data, dir.path(), &env);
     let url = &server.url;
     let secret = fake_secret();
@@ -194,11 +203,7 @@ async fn the_secret_value_appears_in_no_response_no_database_file_and_no_log() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invite_mode_prints_one_code_at_first_start_and_owners_need_one() {
-    let stub = Stub::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let mut env = env_for(&Backend::Sqlite, &stub);
-    env.push(("OAUTH3_SIGNUP", "invite".into()));
+    let (_stub, dir, data, env) = on_sqlite(("OAUTH3_SIGNUP", "invite")).await;
     let first = Binary::start("first", &data, dir.path(), &env);
     let printed = std::fs::read_to_string(&first.stdout).unwrap();
     let code = printed.lines().find_map(|l| l.split("\"invite\"): ").nth(1)).expect("an invite code").to_owned();

@@ -19,37 +19,185 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use serde::de::DeserializeOwned;
 use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+use crate::auth::{AnyRole, OwnerRole};
 use crate::error::Error;
 use crate::state::Gateway;
+
+/// One endpoint: what routes it and what `GET /` says about it, in one row.
+pub(crate) struct Endpoint {
+    /// `GET`, `POST` or `DELETE`.
+    pub method: &'static str,
+    /// The path, with `{parameters}`.
+    pub path: &'static str,
+    /// Who may call it.
+    pub auth: &'static str,
+    /// What it does.
+    pub description: &'static str,
+    /// Its handler, for `method`.
+    route: fn(MethodFilter) -> MethodRouter<Arc<Gateway>>,
+}
+
+/// Every endpoint, in the order `GET /` lists them.
+pub(crate) const ENDPOINTS: &[Endpoint] = &[
+    Endpoint { method: "GET", path: "/", auth: "none", description: "this list", route: |m| on(m, meta::discovery) },
+    Endpoint {
+        method: "GET",
+        path: "/health",
+        auth: "none",
+        description: "liveness and database check",
+        route: |m| on(m, meta::health),
+    },
+    Endpoint {
+        method: "POST",
+        path: "/signup",
+        auth: "none",
+        description: "{name, role?: agent|owner, invite?} → {tenant_id, name, role, token}",
+        route: |m| on(m, signup::signup),
+    },
+    Endpoint {
+        method: "POST",
+        path: "/invites",
+        auth: "owner",
+        description: "a single-use invite code for another owner",
+        route: |m| on(m, signup::create_invite),
+    },
+    Endpoint {
+        method: "POST",
+        path: "/tokens/revoke",
+        auth: "any",
+        description: "{all?} → revokes this token, or with all: true every token of the account and returns a fresh one",
+        route: |m| on(m, tokens::revoke),
+    },
+    Endpoint {
+        method: "POST",
+        path: "/secrets",
+        auth: "owner",
+        description: "{name, value}: store a secret (sealed; never returned)",
+        route: |m| on(m, secrets::put),
+    },
+    Endpoint {
+        method: "GET",
+        path: "/secrets",
+        auth: "owner",
+        description: "secret names and timestamps",
+        route: |m| on(m, secrets::list),
+    },
+    Endpoint {
+        method: "DELETE",
+        path: "/secrets/{name}",
+        auth: "owner",
+        description: "delete a secret",
+        route: |m| on(m, secrets::delete),
+    },
+    Endpoint {
+        method: "POST",
+        path: "/draft",
+        auth: "agent or owner",
+        description: "{intent}: preview the drafted spec, rationale, warnings, doc hashes",
+        route: |m| on(m, draft::draft),
+    },
+    Endpoint {
+        method: "POST",
+        path: "/permit",
+        auth: "agent",
+        description: "{description, capabilities?|intent?, permit_id?} → request_id, approval_url",
+        route: |m| on(m, permits::request),
+    },
+    Endpoint {
+        method: "GET",
+        path: "/permit/{request_id}",
+        auth: "agent or owner",
+        description: "a permit request: status, spec, spec_hash, summary, WIT",
+        route: |m| on(m, permits::show_request::<AnyRole>),
+    },
+    Endpoint {
+        method: "GET",
+        path: "/approve/{request_id}",
+        auth: "owner",
+        description: "what the owner is asked to approve",
+        route: |m| on(m, permits::show_request::<OwnerRole>),
+    },
+    Endpoint {
+        method: "POST",
+        path: "/approve/{request_id}",
+        auth: "owner",
+        description: "{action: approve|deny, owner_token?, expires_in?}",
+        route: |m| on(m, permits::approve),
+    },
+    Endpoint {
+        method: "GET",
+        path: "/permits",
+        auth: "agent or owner",
+        description: "your permits",
+        route: |m| on(m, permits::list),
+    },
+    Endpoint {
+        method: "GET",
+        path: "/permits/{permit_id}",
+        auth: "agent or owner",
+        description: "a permit: status, spec, spec_hash, summary, WIT",
+        route: |m| on(m, permits::show_permit),
+    },
+    Endpoint {
+        method: "POST",
+        path: "/permits/{permit_id}/revoke",
+        auth: "owner",
+        description: "revoke a permit",
+        route: |m| on(m, permits::revoke),
+    },
+    Endpoint {
+        method: "POST",
+        path: "/execute",
+        auth: "agent",
+        description: "{permit_id, action_id, code, args?} → 202 {request_id, status_url}",
+        route: |m| on(m, execute::submit),
+    },
+    Endpoint {
+        method: "GET",
+        path: "/execute/{request_id}/status",
+        auth: "agent or owner",
+        description: "?wait=true&timeout=S long-polls until it ends",
+        route: |m| on(m, execute::status),
+    },
+    Endpoint {
+        method: "GET",
+        path: "/audit",
+        auth: "owner",
+        description: "?permit_id=&limit=: every call with decision, reason, status, timing",
+        route: |m| on(m, execute::audit),
+    },
+];
+
+/// The routes of [`ENDPOINTS`], methods of one path merged.
+fn routes() -> Router<Arc<Gateway>> {
+    let mut paths: Vec<(&str, MethodRouter<Arc<Gateway>>)> = Vec::new();
+    for endpoint in ENDPOINTS {
+        let filter = match endpoint.method {
+            "GET" => MethodFilter::GET,
+            "POST" => MethodFilter::POST,
+            "DELETE" => MethodFilter::DELETE,
+            other => unreachable!("ENDPOINTS names {other}, which routes() does not map"),
+        };
+        let route = (endpoint.route)(filter);
+        match paths.iter_mut().find(|(path, _)| *path == endpoint.path) {
+            Some((_, methods)) => *methods = std::mem::take(methods).merge(route),
+            None => paths.push((endpoint.path, route)),
+        }
+    }
+    paths.into_iter().fold(Router::new(), |router, (path, methods)| router.route(path, methods))
+}
 
 /// Every route, with its layers.
 pub fn router(gateway: Arc<Gateway>) -> Router {
     let request_id = header::HeaderName::from_static("x-request-id");
-    Router::new()
-        .route("/", get(meta::discovery))
-        .route("/health", get(meta::health))
-        .route("/signup", post(signup::signup))
-        .route("/invites", post(signup::create_invite))
-        .route("/tokens/revoke", post(tokens::revoke))
-        .route("/secrets", post(secrets::put).get(secrets::list))
-        .route("/secrets/{name}", axum::routing::delete(secrets::delete))
-        .route("/draft", post(draft::draft))
-        .route("/permit", post(permits::request))
-        .route("/permit/{request_id}", get(permits::show_request))
-        .route("/permits", get(permits::list))
-        .route("/permits/{permit_id}", get(permits::show_permit))
-        .route("/permits/{permit_id}/revoke", post(permits::revoke))
-        .route("/approve/{request_id}", post(permits::approve).get(permits::show_for_approval))
-        .route("/execute", post(execute::submit))
-        .route("/execute/{request_id}/status", get(execute::status))
-        .route("/audit", get(execute::audit))
+    routes()
         .fallback(|| async { Error::NotFound("no such endpoint; GET / lists them".into()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(CatchPanicLayer::custom(|_| Error::Internal("a handler panicked".into()).into_response()))

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::{Json, JsonOrEmpty};
 use crate::auth::{self, Auth};
 use crate::error::Result;
 use crate::state::Gateway;
+use crate::views::TokensRevoked;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -27,15 +27,13 @@ pub async fn revoke(
     State(gateway): State<Arc<Gateway>>,
     caller: Auth,
     JsonOrEmpty(body): JsonOrEmpty<Revoke>,
-) -> Result<Json<Value>> {
+) -> Result<Json<TokensRevoked>> {
     if body.all {
         let token = auth::revoke_all(&gateway, &caller).await?;
         tracing::info!(tenant = %caller.id, "revoked every token of a tenant");
-        return Ok(Json(
-            json!({"revoked": "all", "tenant_id": caller.id, "role": caller.role.as_str(), "token": token}),
-        ));
+        return Ok(Json(TokensRevoked::All { tenant_id: caller.id.clone(), role: caller.role, token }));
     }
     auth::revoke(&gateway, &caller).await?;
     tracing::info!(tenant = %caller.id, "revoked a token");
-    Ok(Json(json!({"revoked": "token", "tenant_id": caller.id})))
+    Ok(Json(TokensRevoked::Token { tenant_id: caller.id.clone() }))
 }

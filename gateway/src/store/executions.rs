@@ -1,0 +1,182 @@
+//! Executions and the replicas that run them, and their transitions:
+//!
+//! ```text
+//! (insert, holding one of the agent's slots) queued ──claim──▶ running ──finish──▶ completed | failed
+//!                                                                  └──interrupted (crash, shutdown)──▶ failed
+//! ```
+
+use super::rows::{ActionRow, ExecutionRow, NewExecution, RunRow};
+use super::status::ExecutionStatus;
+use crate::db::Db;
+use crate::error::{Error, Result};
+
+/// Which of the agent's slots an insert takes.
+#[derive(Debug, Clone, Copy)]
+pub enum Slot {
+    /// This one (below the cap).
+    Exactly(i64),
+    /// A free one below the cap, chosen at random so parallel submissions
+    /// rarely collide.
+    AnyFreeBelow(i64),
+}
+
+/// Inserts the execution `queued`, holding a slot, in one statement. The
+/// unique index on (agent, slot) over queued and running executions is what
+/// enforces the cap: no two can hold a slot, however many race. False when
+/// nothing was inserted (the slot is taken or none is free, or the action
+/// exists).
+pub async fn insert_queued(db: &Db, new: &NewExecution<'_>, slot: Slot) -> Result<bool> {
+    const EXACTLY: &str = "INSERT INTO executions (id, permit_id, agent_id, action_id, code, args, status, created_at, \
+         slot) VALUES ($1, $2, $3, $4, $5, $6, $9, $7, $8) ON CONFLICT DO NOTHING";
+    const ANY_FREE: &str = "WITH RECURSIVE slots(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM slots WHERE n + 1 < $8), \
+         free AS (SELECT n FROM slots WHERE n NOT IN (SELECT slot FROM executions WHERE agent_id = $3 \
+           AND status IN ($9, $10) AND slot IS NOT NULL) ORDER BY random() LIMIT 1) \
+         INSERT INTO executions (id, permit_id, agent_id, action_id, code, args, status, created_at, slot) \
+         SELECT $1, $2, $3, $4, $5, $6, $9, $7, free.n FROM free WHERE true ON CONFLICT DO NOTHING";
+    let (sql, slot) = match slot {
+        Slot::Exactly(n) => (EXACTLY, n),
+        Slot::AnyFreeBelow(cap) => (ANY_FREE, cap),
+    };
+    let mut query = sqlx::query(sql)
+        .bind(new.id)
+        .bind(new.permit_id)
+        .bind(new.agent_id)
+        .bind(new.action_id)
+        .bind(new.code)
+        .bind(new.args)
+        .bind(new.created_at)
+        .bind(slot)
+        .bind(ExecutionStatus::Queued.as_str());
+    if sql == ANY_FREE {
+        query = query.bind(ExecutionStatus::Running.as_str());
+    }
+    Ok(query.execute(&db.pool).await?.rows_affected() == 1)
+}
+
+/// The execution the agent already made for this action, if any.
+pub async fn for_action(db: &Db, agent: &str, permit_id: &str, action_id: &str) -> Result<Option<ActionRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, code, args, status FROM executions WHERE agent_id = $1 AND permit_id = $2 AND action_id = $3",
+    )
+    .bind(agent)
+    .bind(permit_id)
+    .bind(action_id)
+    .fetch_optional(&db.pool)
+    .await?)
+}
+
+/// The agent's queued and running executions.
+pub async fn in_flight(db: &Db, agent: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE agent_id = $1 AND status IN ($2, $3)")
+        .bind(agent)
+        .bind(ExecutionStatus::Queued.as_str())
+        .bind(ExecutionStatus::Running.as_str())
+        .fetch_one(&db.pool)
+        .await?)
+}
+
+/// The execution `id`, with its permit's owner.
+pub async fn execution(db: &Db, id: &str) -> Result<Option<ExecutionRow>> {
+    Ok(sqlx::query_as(
+        "SELECT e.id, e.agent_id, e.permit_id, e.action_id, e.status, e.created_at, e.started_at, e.finished_at, \
+         e.result, p.owner_id FROM executions e JOIN permits p ON p.id = e.permit_id WHERE e.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?)
+}
+
+/// What a worker needs to run the execution `id`.
+pub async fn for_run(db: &Db, id: &str) -> Result<RunRow> {
+    Ok(sqlx::query_as(
+        "SELECT e.code, e.args, e.permit_id, p.status, p.spec, p.spec_hash, p.owner_id, p.expires_at \
+         FROM executions e JOIN permits p ON p.id = e.permit_id WHERE e.id = $1",
+    )
+    .bind(id)
+    .fetch_one(&db.pool)
+    .await?)
+}
+
+/// Queued executions created before `before`, oldest first.
+pub async fn queued_before(db: &Db, before: i64, limit: i64) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM executions WHERE status = $1 AND created_at < $2 ORDER BY created_at LIMIT $3",
+    )
+    .bind(ExecutionStatus::Queued.as_str())
+    .bind(before)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?)
+}
+
+/// `queued` → `running` by `worker`. False when another worker has it, or
+/// it already ended.
+pub async fn claim(db: &Db, id: &str, worker: &str, at: i64) -> Result<bool> {
+    let claimed =
+        sqlx::query("UPDATE executions SET status = $1, started_at = $2, worker = $3 WHERE id = $4 AND status = $5")
+            .bind(ExecutionStatus::Running.as_str())
+            .bind(at)
+            .bind(worker)
+            .bind(id)
+            .bind(ExecutionStatus::Queued.as_str())
+            .execute(&db.pool)
+            .await?
+            .rows_affected();
+    Ok(claimed == 1)
+}
+
+/// `running` → `completed` or `failed`, with the outcome (JSON).
+pub async fn finish(db: &Db, id: &str, to: ExecutionStatus, result: &str, at: i64) -> Result<()> {
+    if !to.is_finished() {
+        return Err(Error::Internal(format!("an execution cannot finish as {to}")));
+    }
+    sqlx::query("UPDATE executions SET status = $1, finished_at = $2, result = $3 WHERE id = $4 AND status = $5")
+        .bind(to.as_str())
+        .bind(at)
+        .bind(result)
+        .bind(id)
+        .bind(ExecutionStatus::Running.as_str())
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// `running` → `failed` with `result`, for the executions of `replica` (a
+/// previous process on this data dir, or this one at shutdown), those no
+/// worker holds, and those of replicas whose heartbeat is older than
+/// `dead_before`. Returns how many.
+pub async fn fail_interrupted(db: &Db, replica: Option<&str>, result: &str, at: i64, dead_before: i64) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE executions SET status = $1, finished_at = $2, result = $3 \
+         WHERE status = $4 AND (worker = $5 OR worker IS NULL \
+           OR worker IN (SELECT id FROM replicas WHERE heartbeat_at < $6))",
+    )
+    .bind(ExecutionStatus::Failed.as_str())
+    .bind(at)
+    .bind(result)
+    .bind(ExecutionStatus::Running.as_str())
+    .bind(replica.unwrap_or(""))
+    .bind(dead_before)
+    .execute(&db.pool)
+    .await?
+    .rows_affected())
+}
+
+/// Registers `replica` (or refreshes it) with a heartbeat at `at`.
+pub async fn register_replica(db: &Db, replica: &str, at: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO replicas (id, heartbeat_at) VALUES ($1, $2) \
+         ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+    )
+    .bind(replica)
+    .bind(at)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// `replica` is alive at `at`.
+pub async fn heartbeat(db: &Db, replica: &str, at: i64) -> Result<()> {
+    sqlx::query("UPDATE replicas SET heartbeat_at = $1 WHERE id = $2").bind(at).bind(replica).execute(&db.pool).await?;
+    Ok(())
+}

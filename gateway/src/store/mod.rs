@@ -1,0 +1,17 @@
+//! The store: typed rows, lifecycle statuses as enums, and all the SQL for
+//! permits and their requests, executions, secrets, tenants and the audit
+//! log. Every state change is one function that checks, in its `WHERE`
+//! clause, the state it comes from. Handlers and workers never write SQL.
+//! (The rate limiter's state and retention's deletes are the SQL of those
+//! capabilities, next to them.)
+
+pub mod audit;
+pub mod executions;
+pub mod permits;
+mod rows;
+pub mod secrets;
+mod status;
+pub mod tenants;
+
+pub use rows::{AuditRow, ExecutionRow, NewExecution, NewRequest, PermitRow, RequestRow, SecretRow};
+pub use status::{ExecutionStatus, PermitStatus, RequestStatus};

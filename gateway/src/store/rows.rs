@@ -1,0 +1,172 @@
+//! Every typed row the store reads or writes. Statuses are read into their
+//! enums; times are unix ms; JSON columns stay text.
+
+use super::status::{ExecutionStatus, PermitStatus, RequestStatus};
+
+/// A row of `permits` (times in unix ms; `spec`, `spec_hash`, `owner_id`
+/// and `approved_at` are set by the approval).
+#[derive(Debug, sqlx::FromRow)]
+pub struct PermitRow {
+    pub id: String,
+    pub agent_id: String,
+    pub owner_id: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub status: PermitStatus,
+    pub spec: Option<String>,
+    pub spec_hash: Option<String>,
+    pub created_at: i64,
+    pub approved_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl PermitRow {
+    /// The status as shown at `now`: an active permit past its expiry is
+    /// `expired`.
+    pub fn shown_status(&self, now: i64) -> PermitStatus {
+        if self.status == PermitStatus::Active && self.expires_at.is_some_and(|at| at <= now) {
+            PermitStatus::Expired
+        } else {
+            self.status
+        }
+    }
+}
+
+/// A row of `permit_requests` (times in unix ms; `intent` and `draft` are
+/// JSON, set when drafted), with its permit's current owner, status, spec
+/// hash and expiry (`permit_*`), which a decision needs.
+#[derive(Debug, sqlx::FromRow)]
+pub struct RequestRow {
+    pub id: String,
+    pub permit_id: String,
+    pub agent_id: String,
+    pub description: String,
+    pub intent: Option<String>,
+    pub spec: String,
+    pub spec_hash: String,
+    pub base_spec_hash: Option<String>,
+    pub drafter: Option<String>,
+    pub draft: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub status: RequestStatus,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub decided_at: Option<i64>,
+    pub decided_by: Option<String>,
+    pub permit_expires_at: Option<i64>,
+    pub permit_owner: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub permit_status: PermitStatus,
+    pub permit_spec_hash: Option<String>,
+    pub permit_current_expires_at: Option<i64>,
+}
+
+impl RequestRow {
+    /// The status as shown at `now`: a pending request past its expiry is
+    /// `expired`.
+    pub fn shown_status(&self, now: i64) -> RequestStatus {
+        if self.status == RequestStatus::Pending && self.expires_at <= now {
+            RequestStatus::Expired
+        } else {
+            self.status
+        }
+    }
+}
+
+/// A request to store `pending`, and its permit `pending` when
+/// `new_permit`; `base_spec_hash` is the extended permit's spec hash.
+pub struct NewRequest<'a> {
+    pub id: &'a str,
+    pub permit_id: &'a str,
+    pub new_permit: bool,
+    pub agent_id: &'a str,
+    pub description: &'a str,
+    pub intent: Option<String>,
+    pub spec: &'a str,
+    pub spec_hash: &'a str,
+    pub base_spec_hash: Option<&'a str>,
+    pub drafter: Option<&'a str>,
+    pub draft: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// An execution to queue (`args` is JSON text, `created_at` unix ms).
+pub struct NewExecution<'a> {
+    pub id: &'a str,
+    pub permit_id: &'a str,
+    pub agent_id: &'a str,
+    pub action_id: &'a str,
+    pub code: &'a str,
+    pub args: &'a str,
+    pub created_at: i64,
+}
+
+/// The execution already made for an action: its id, code, args and status.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ActionRow {
+    pub id: String,
+    pub code: String,
+    pub args: String,
+    #[sqlx(try_from = "String")]
+    pub status: ExecutionStatus,
+}
+
+/// A row of `executions` as its agent and the permit's owner read it
+/// (times in unix ms, `result` JSON once finished), with the permit's owner.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ExecutionRow {
+    pub id: String,
+    pub agent_id: String,
+    pub permit_id: String,
+    pub action_id: String,
+    #[sqlx(try_from = "String")]
+    pub status: ExecutionStatus,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub result: Option<String>,
+    pub owner_id: Option<String>,
+}
+
+/// What a worker needs to run an execution: its code and args, and its
+/// permit's status, approved spec, owner and expiry.
+#[derive(Debug, sqlx::FromRow)]
+pub struct RunRow {
+    pub code: String,
+    pub args: String,
+    pub permit_id: String,
+    #[sqlx(try_from = "String")]
+    pub status: PermitStatus,
+    pub spec: Option<String>,
+    pub spec_hash: Option<String>,
+    pub owner_id: Option<String>,
+    pub expires_at: Option<i64>,
+}
+
+/// A row of `audit`: one call, with the fields of a `CallRecord` (times
+/// in unix ms).
+#[derive(Debug, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: i64,
+    pub permit_id: String,
+    pub execution_id: String,
+    pub integration: String,
+    pub method: String,
+    pub url: String,
+    pub decision: String,
+    pub reason: Option<String>,
+    pub status: Option<i64>,
+    pub request_bytes: i64,
+    pub response_bytes: i64,
+    pub started_at: i64,
+    pub duration_ms: i64,
+}
+
+/// A secret's name and timestamps in unix ms (never its value).
+#[derive(Debug, sqlx::FromRow)]
+pub struct SecretRow {
+    pub name: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}

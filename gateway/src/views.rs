@@ -1,0 +1,550 @@
+//! What the gateway answers, as typed views: the JSON API serialises them,
+//! and the web UI, MCP and CLI are to show the same structs. Times are
+//! RFC 3339 strings; statuses are the store's enums.
+
+use oauth3_drafting::Provenance;
+use oauth3_host::{CallRecord, Outcome};
+use oauth3_policy::{CompiledPermit, PermitSpec, Summary};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::auth::Role;
+use crate::db::{rfc3339, rfc3339_opt, unix_ms};
+use crate::store::{
+    AuditRow, ExecutionRow, ExecutionStatus, PermitRow, PermitStatus, RequestRow, RequestStatus, SecretRow,
+};
+
+/// A spec as owners and agents read it.
+#[derive(Debug, Serialize)]
+pub struct SpecView {
+    /// The normalised spec.
+    pub spec: PermitSpec,
+    /// What an approval binds.
+    pub spec_hash: String,
+    /// The summary in words.
+    pub summary: String,
+    /// The same, structured, with the risks flagged.
+    pub risks: Summary,
+    /// The WIT world of the permit's functions.
+    pub wit: String,
+    /// One line per integration.
+    pub capabilities: Vec<CapabilityView>,
+}
+
+impl SpecView {
+    /// The view of `compiled`.
+    pub(crate) fn of(compiled: &CompiledPermit) -> SpecView {
+        let summary = compiled.describe();
+        SpecView {
+            spec: compiled.spec().clone(),
+            spec_hash: compiled.spec_hash().to_string(),
+            summary: summary.to_string(),
+            capabilities: CapabilityView::all(&summary),
+            risks: summary,
+            wit: compiled.wit(),
+        }
+    }
+}
+
+/// One integration of a spec: its function and what it may do.
+#[derive(Debug, Serialize)]
+pub struct CapabilityView {
+    /// The integration's name.
+    pub name: String,
+    /// How the agent calls it.
+    pub signature: String,
+    /// What it may do, in words.
+    pub summary: String,
+}
+
+impl CapabilityView {
+    /// One per integration of `summary`.
+    pub(crate) fn all(summary: &Summary) -> Vec<CapabilityView> {
+        summary
+            .integrations
+            .iter()
+            .map(|integration| CapabilityView {
+                name: integration.name.clone(),
+                signature: integration.signature.clone(),
+                summary: Summary { integrations: vec![integration.clone()] }.to_string(),
+            })
+            .collect()
+    }
+}
+
+/// `POST /draft`: a preview; nothing is stored.
+#[derive(Debug, Serialize)]
+pub struct DraftView {
+    /// The drafted spec.
+    #[serde(flatten)]
+    pub spec: SpecView,
+    /// Who drafted it from what, and why.
+    pub draft: Provenance,
+}
+
+/// `POST /permit`: the request made.
+#[derive(Debug, Serialize)]
+pub struct RequestCreated {
+    /// `req_…`.
+    pub request_id: String,
+    /// The permit it creates or extends.
+    pub permit_id: String,
+    /// `pending`.
+    pub status: RequestStatus,
+    /// Where the owner approves it.
+    pub approval_url: String,
+    /// Where the agent follows it.
+    pub status_url: String,
+    /// What an approval will bind.
+    pub spec_hash: String,
+    /// One line per integration.
+    pub capabilities: Vec<CapabilityView>,
+    /// The drafter's notes, when drafted.
+    pub draft: Option<Provenance>,
+}
+
+/// A permit request, for its agent and for the owner asked to approve it.
+#[derive(Debug, Serialize)]
+pub struct RequestView {
+    /// `req_…`.
+    pub request_id: String,
+    /// The permit.
+    pub permit_id: String,
+    /// The requesting agent.
+    pub agent_id: String,
+    /// Where it is.
+    pub status: RequestStatus,
+    /// What for, in the agent's words.
+    pub description: String,
+    /// The intents drafted, when drafted.
+    pub intent: Value,
+    /// The drafter, when drafted.
+    pub drafter: Option<String>,
+    /// The drafter's notes, when drafted.
+    pub draft: Value,
+    /// The spec hash of the permit it extends.
+    pub extends: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub expires_at: String,
+    /// RFC 3339.
+    pub decided_at: Option<String>,
+    /// The deciding owner.
+    pub decided_by: Option<String>,
+    /// Where the owner approves it.
+    pub approval_url: String,
+    /// Where the agent follows it.
+    pub status_url: String,
+    /// The spec to approve.
+    #[serde(flatten)]
+    pub spec: SpecView,
+}
+
+impl RequestView {
+    /// The view of `row` at `now`, with its compiled spec and URLs.
+    pub(crate) fn of(row: &RequestRow, now: i64, spec: SpecView, urls: &RequestUrls) -> RequestView {
+        let json = |text: &Option<String>| text.as_deref().and_then(|t| serde_json::from_str(t).ok());
+        RequestView {
+            request_id: row.id.clone(),
+            permit_id: row.permit_id.clone(),
+            agent_id: row.agent_id.clone(),
+            status: row.shown_status(now),
+            description: row.description.clone(),
+            intent: json(&row.intent).unwrap_or(Value::Null),
+            drafter: row.drafter.clone(),
+            draft: json(&row.draft).unwrap_or(Value::Null),
+            extends: row.base_spec_hash.clone(),
+            created_at: rfc3339(row.created_at),
+            expires_at: rfc3339(row.expires_at),
+            decided_at: rfc3339_opt(row.decided_at),
+            decided_by: row.decided_by.clone(),
+            approval_url: urls.approval.clone(),
+            status_url: urls.status.clone(),
+            spec,
+        }
+    }
+}
+
+/// Where a request is approved and followed.
+#[derive(Debug)]
+pub struct RequestUrls {
+    /// `…/approve/{id}`.
+    pub approval: String,
+    /// `…/permit/{id}`.
+    pub status: String,
+}
+
+/// `POST /approve/{id}`: the decision.
+#[derive(Debug, Serialize)]
+pub struct DecisionView {
+    /// `req_…`.
+    pub request_id: String,
+    /// The permit.
+    pub permit_id: String,
+    /// `approved` or `denied`.
+    pub status: RequestStatus,
+    /// The spec hash decided on.
+    pub spec_hash: String,
+    /// The permit's expiry, RFC 3339.
+    pub expires_at: Option<String>,
+    /// Where the request is followed.
+    pub status_url: String,
+    /// After an approval: secrets the spec injects that the owner has not stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_secrets: Option<Vec<String>>,
+}
+
+/// A permit, for its agent and its owner.
+#[derive(Debug, Serialize)]
+pub struct PermitView {
+    /// `prm_…`.
+    pub permit_id: String,
+    /// Where it is (`expired` when active past its expiry).
+    pub status: PermitStatus,
+    /// Its agent.
+    pub agent_id: String,
+    /// Its owner, once approved.
+    pub owner_id: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub approved_at: Option<String>,
+    /// RFC 3339.
+    pub expires_at: Option<String>,
+    /// RFC 3339.
+    pub revoked_at: Option<String>,
+    /// The newest request waiting for the owner.
+    pub pending_request_id: Option<String>,
+    /// The approved spec, once approved.
+    #[serde(flatten)]
+    pub spec: Option<SpecView>,
+}
+
+impl PermitView {
+    /// The view of `row` at `now`.
+    pub(crate) fn of(
+        row: &PermitRow,
+        now: i64,
+        pending_request_id: Option<String>,
+        spec: Option<SpecView>,
+    ) -> PermitView {
+        PermitView {
+            permit_id: row.id.clone(),
+            status: row.shown_status(now),
+            agent_id: row.agent_id.clone(),
+            owner_id: row.owner_id.clone(),
+            created_at: rfc3339(row.created_at),
+            approved_at: rfc3339_opt(row.approved_at),
+            expires_at: rfc3339_opt(row.expires_at),
+            revoked_at: rfc3339_opt(row.revoked_at),
+            pending_request_id,
+            spec,
+        }
+    }
+}
+
+/// `GET /permits`.
+#[derive(Debug, Serialize)]
+pub struct PermitList {
+    /// Newest first.
+    pub permits: Vec<PermitListItem>,
+}
+
+/// One permit in a list.
+#[derive(Debug, Serialize)]
+pub struct PermitListItem {
+    /// `prm_…`.
+    pub permit_id: String,
+    /// Where it is.
+    pub status: PermitStatus,
+    /// The approved spec's hash.
+    pub spec_hash: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub expires_at: Option<String>,
+}
+
+impl PermitListItem {
+    /// The list item of `row` at `now`.
+    pub(crate) fn of(row: &PermitRow, now: i64) -> PermitListItem {
+        PermitListItem {
+            permit_id: row.id.clone(),
+            status: row.shown_status(now),
+            spec_hash: row.spec_hash.clone(),
+            created_at: rfc3339(row.created_at),
+            expires_at: rfc3339_opt(row.expires_at),
+        }
+    }
+}
+
+/// `POST /permits/{id}/revoke`.
+#[derive(Debug, Serialize)]
+pub struct PermitRevoked {
+    /// `prm_…`.
+    pub permit_id: String,
+    /// `revoked`.
+    pub status: PermitStatus,
+    /// RFC 3339: when it was first revoked.
+    pub revoked_at: String,
+}
+
+/// `POST /execute`: the execution queued (or the one the action already made).
+#[derive(Debug, Serialize)]
+pub struct ExecutionAccepted {
+    /// `exe_…`.
+    pub request_id: String,
+    /// Where it is.
+    pub status: ExecutionStatus,
+    /// Where it is followed.
+    pub status_url: String,
+}
+
+/// An execution, for its agent and the permit's owner.
+#[derive(Debug, Serialize)]
+pub struct ExecutionView {
+    /// `exe_…`.
+    pub request_id: String,
+    /// The permit.
+    pub permit_id: String,
+    /// The agent's idempotency key.
+    pub action_id: String,
+    /// Where it is.
+    pub status: ExecutionStatus,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub started_at: Option<String>,
+    /// RFC 3339.
+    pub finished_at: Option<String>,
+    /// The [`OutcomeView`] once finished, as stored.
+    pub result: Value,
+}
+
+impl ExecutionView {
+    /// The view of `row`.
+    pub(crate) fn of(row: &ExecutionRow) -> ExecutionView {
+        ExecutionView {
+            request_id: row.id.clone(),
+            permit_id: row.permit_id.clone(),
+            action_id: row.action_id.clone(),
+            status: row.status,
+            created_at: rfc3339(row.created_at),
+            started_at: rfc3339_opt(row.started_at),
+            finished_at: rfc3339_opt(row.finished_at),
+            result: row.result.as_deref().and_then(|r| serde_json::from_str(r).ok()).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// How an execution ended: what the script printed, every call it made,
+/// and its error, if any.
+#[derive(Debug, Serialize)]
+pub struct OutcomeView {
+    /// True when it ran to the end without an error.
+    pub success: bool,
+    /// What it printed.
+    pub stdout: String,
+    /// What it printed to stderr.
+    pub stderr: String,
+    /// How long it ran.
+    pub duration_ms: u64,
+    /// Fuel it used, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fuel_used: Option<u64>,
+    /// Every call, in order.
+    pub calls: Vec<CallView>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorView>,
+}
+
+impl OutcomeView {
+    /// The view of a run's outcome.
+    pub(crate) fn of(outcome: &Outcome) -> OutcomeView {
+        OutcomeView {
+            success: outcome.is_ok(),
+            stdout: outcome.stdout.clone(),
+            stderr: outcome.stderr.clone(),
+            duration_ms: outcome.duration.as_millis() as u64,
+            fuel_used: Some(outcome.fuel_used),
+            calls: outcome.calls.iter().map(CallView::of).collect(),
+            error: outcome.error.as_ref().map(|e| ErrorView { code: e.code().to_owned(), message: e.to_string() }),
+        }
+    }
+
+    /// An execution that did not run: refused, or interrupted.
+    pub(crate) fn failure(code: &str, message: &str) -> OutcomeView {
+        OutcomeView {
+            success: false,
+            stdout: String::new(),
+            stderr: String::new(),
+            duration_ms: 0,
+            fuel_used: None,
+            calls: Vec::new(),
+            error: Some(ErrorView { code: code.to_owned(), message: message.to_owned() }),
+        }
+    }
+}
+
+/// An error code and message.
+#[derive(Debug, Serialize)]
+pub struct ErrorView {
+    /// Stable snake_case code.
+    pub code: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// One call as agents and owners see it (an audit entry has the same fields).
+#[derive(Debug, Serialize)]
+pub struct CallView {
+    /// The integration.
+    pub integration: String,
+    /// The method as the guest gave it.
+    pub method: String,
+    /// The URL, injected values redacted.
+    pub url: String,
+    /// `allow` or `deny`.
+    pub decision: String,
+    /// The deny or failure code.
+    pub reason: Option<String>,
+    /// The upstream status.
+    pub status: Option<u16>,
+    /// Bytes sent.
+    pub request_bytes: u64,
+    /// Bytes received.
+    pub response_bytes: u64,
+    /// RFC 3339.
+    pub started_at: String,
+    /// How long it took.
+    pub duration_ms: u64,
+}
+
+impl CallView {
+    /// The view of `call`.
+    pub(crate) fn of(call: &CallRecord) -> CallView {
+        CallView {
+            integration: call.integration.clone(),
+            method: call.method.clone(),
+            url: call.url.clone(),
+            decision: call.decision.as_str().to_owned(),
+            reason: call.reason.map(str::to_owned),
+            status: call.status,
+            request_bytes: call.request_bytes,
+            response_bytes: call.response_bytes,
+            started_at: rfc3339(unix_ms(call.started_at)),
+            duration_ms: call.duration.as_millis() as u64,
+        }
+    }
+}
+
+/// `GET /audit`.
+#[derive(Debug, Serialize)]
+pub struct AuditView {
+    /// Newest first.
+    pub entries: Vec<AuditEntry>,
+}
+
+/// One audited call.
+#[derive(Debug, Serialize)]
+pub struct AuditEntry {
+    /// Increasing.
+    pub id: i64,
+    /// The permit.
+    pub permit_id: String,
+    /// The execution.
+    pub execution_id: String,
+    /// The call.
+    #[serde(flatten)]
+    pub call: CallView,
+}
+
+impl AuditEntry {
+    /// The view of `row`.
+    pub(crate) fn of(row: AuditRow) -> AuditEntry {
+        AuditEntry {
+            id: row.id,
+            permit_id: row.permit_id,
+            execution_id: row.execution_id,
+            call: CallView {
+                integration: row.integration,
+                method: row.method,
+                url: row.url,
+                decision: row.decision,
+                reason: row.reason,
+                status: row.status.and_then(|s| u16::try_from(s).ok()),
+                request_bytes: row.request_bytes.max(0) as u64,
+                response_bytes: row.response_bytes.max(0) as u64,
+                started_at: rfc3339(row.started_at),
+                duration_ms: row.duration_ms.max(0) as u64,
+            },
+        }
+    }
+}
+
+/// A secret's name and timestamps; never its value.
+#[derive(Debug, Serialize)]
+pub struct SecretView {
+    /// The name.
+    pub name: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+impl SecretView {
+    /// The view of `row`.
+    pub(crate) fn of(row: &SecretRow) -> SecretView {
+        SecretView { name: row.name.clone(), created_at: rfc3339(row.created_at), updated_at: rfc3339(row.updated_at) }
+    }
+}
+
+/// `GET /secrets`.
+#[derive(Debug, Serialize)]
+pub struct SecretList {
+    /// By name.
+    pub secrets: Vec<SecretView>,
+}
+
+/// `POST /signup`.
+#[derive(Debug, Serialize)]
+pub struct SignedUp {
+    /// `agent_…` or `owner_…`.
+    pub tenant_id: String,
+    /// The name given.
+    pub name: String,
+    /// `agent` or `owner`.
+    pub role: Role,
+    /// A bearer token.
+    pub token: String,
+}
+
+/// `POST /invites`.
+#[derive(Debug, Serialize)]
+pub struct InviteView {
+    /// A single-use code for `POST /signup`.
+    pub invite: String,
+}
+
+/// `POST /tokens/revoke`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "revoked", rename_all = "snake_case")]
+pub enum TokensRevoked {
+    /// The token used for the call.
+    Token {
+        /// The tenant.
+        tenant_id: String,
+    },
+    /// Every token of the tenant; a fresh one is returned.
+    All {
+        /// The tenant.
+        tenant_id: String,
+        /// `agent` or `owner`.
+        role: Role,
+        /// The fresh token.
+        token: String,
+    },
+}
