@@ -26,7 +26,7 @@ pub fn oauth3_binary() -> PathBuf {
                 Some(other) => other,
             };
             let status = Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "-p", "oauth3-gateway", "--bin", "oauth3", "--profile", profile])
+                .args(["build", "--quiet", "--locked", "-p", "oauth3-gateway", "--bin", "oauth3", "--profile", profile])
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .status()
                 .expect("run cargo to build the oauth3 binary");

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::keys::new_id;
 use crate::state::Gateway;
 use crate::store::executions::{self, Slot};
-use crate::store::permits::Party;
+use crate::store::permits::{self, Party};
 use crate::store::{ExecutionRow, NewExecution};
 use crate::store::{ExecutionStatus, PermitStatus, audit};
 use crate::views::{AuditEntry, AuditView, ExecutionAccepted, ExecutionView};
@@ -41,7 +41,9 @@ pub async fn submit(
     if body.action_id.is_empty() || body.action_id.len() > 200 {
         return Err(Error::bad_request("invalid_request", "action_id: 1–200 bytes, unique per action"));
     }
-    let permit = super::permits::permit_of(&gateway, &body.permit_id, Party::Agent(&agent.id)).await?;
+    let permit = permits::state_of(&gateway.db, &body.permit_id, Party::Agent(&agent.id))
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no permit {} issued to you", body.permit_id)))?;
     if permit.status != PermitStatus::Active {
         let status = permit.status;
         return Err(Error::conflict("permit_not_active", format!("the permit is {status}; it must be approved first")));
@@ -200,8 +202,10 @@ pub async fn audit(
     if !(1..=1000).contains(&limit) {
         return Err(Error::bad_request("invalid_request", "limit: from 1 to 1000"));
     }
-    if let Some(permit) = &query.permit_id {
-        super::permits::permit_of(&gateway, permit, Party::Owner(&owner.id)).await?;
+    if let Some(permit) = &query.permit_id
+        && permits::state_of(&gateway.db, permit, Party::Owner(&owner.id)).await?.is_none()
+    {
+        return Err(Error::NotFound(format!("no permit {permit} owned by you")));
     }
     let rows = audit::of_owner(&gateway.db, &owner.id, query.permit_id.as_deref(), limit).await?;
     Ok(Json(AuditView { entries: rows.into_iter().map(AuditEntry::of).collect() }))

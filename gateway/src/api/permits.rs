@@ -321,7 +321,7 @@ pub async fn revoke(
 }
 
 /// The permit `id` if it is `party`'s, else 404 (whether or not it exists).
-pub(super) async fn permit_of(gateway: &Gateway, id: &str, party: Party<'_>) -> Result<PermitRow> {
+async fn permit_of(gateway: &Gateway, id: &str, party: Party<'_>) -> Result<PermitRow> {
     permits::permit_of(&gateway.db, id, party)
         .await?
         .ok_or_else(|| Error::NotFound(format!("no permit {id} {}", party.relation())))

@@ -8,7 +8,7 @@
 
 use sqlx::{Any, Transaction};
 
-use super::rows::{NewRequest, PermitRow, RequestRow};
+use super::rows::{NewRequest, PermitRow, PermitState, RequestRow};
 use super::status::{PermitStatus, RequestStatus};
 use crate::auth::Role;
 use crate::db::Db;
@@ -43,19 +43,31 @@ impl Party<'_> {
             Party::AgentOrOwner(_) => "visible to you",
         }
     }
+
+    /// Whether a permit issued to `agent_id` and owned by `owner_id` is this party's.
+    fn holds(self, agent_id: &str, owner_id: Option<&str>) -> bool {
+        match self {
+            Party::Agent(agent) => agent_id == agent,
+            Party::Owner(owner) => owner_id == Some(owner),
+            Party::AgentOrOwner(tenant) => agent_id == tenant || owner_id == Some(tenant),
+        }
+    }
 }
 
 /// The permit `id`, if it is `party`'s.
 pub async fn permit_of(db: &Db, id: &str, party: Party<'_>) -> Result<Option<PermitRow>> {
-    let theirs = |p: &PermitRow| {
-        let owner = |tenant: &str| p.owner_id.as_deref() == Some(tenant);
-        match party {
-            Party::Agent(agent) => p.agent_id == agent,
-            Party::Owner(tenant) => owner(tenant),
-            Party::AgentOrOwner(tenant) => p.agent_id == tenant || owner(tenant),
-        }
-    };
-    Ok(permit(db, id).await?.filter(theirs))
+    Ok(permit(db, id).await?.filter(|p| party.holds(&p.agent_id, p.owner_id.as_deref())))
+}
+
+/// The status and expiry of the permit `id`, if it is `party`'s: what a
+/// submission checks, without reading the spec.
+pub async fn state_of(db: &Db, id: &str, party: Party<'_>) -> Result<Option<PermitState>> {
+    let state: Option<PermitState> =
+        sqlx::query_as("SELECT agent_id, owner_id, status, expires_at FROM permits WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&db.pool)
+            .await?;
+    Ok(state.filter(|p| party.holds(&p.agent_id, p.owner_id.as_deref())))
 }
 
 /// The permits issued to an agent or owned by an owner, newest first (at most 1000).

@@ -32,6 +32,16 @@ impl PermitRow {
     }
 }
 
+/// Who holds a permit, its status and expiry (unix ms).
+#[derive(Debug, sqlx::FromRow)]
+pub struct PermitState {
+    pub agent_id: String,
+    pub owner_id: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub status: PermitStatus,
+    pub expires_at: Option<i64>,
+}
+
 /// A row of `permit_requests` (times in unix ms; `intent` and `draft` are
 /// JSON, set when drafted), with its permit's current owner, status, spec
 /// hash and expiry (`permit_*`), which a decision needs.
