@@ -33,9 +33,10 @@ pub async fn insert_queued(db: &Db, new: &NewExecution<'_>, slot: Slot) -> Resul
            AND status IN ($9, $10) AND slot IS NOT NULL) ORDER BY random() LIMIT 1) \
          INSERT INTO executions (id, permit_id, agent_id, action_id, code, args, status, created_at, slot) \
          SELECT $1, $2, $3, $4, $5, $6, $9, $7, free.n FROM free WHERE true ON CONFLICT DO NOTHING";
-    let (sql, slot) = match slot {
-        Slot::Exactly(n) => (EXACTLY, n),
-        Slot::AnyFreeBelow(cap) => (ANY_FREE, cap),
+    // The search also names `running` ($10), to find the slots in use.
+    let (sql, slot, search) = match slot {
+        Slot::Exactly(n) => (EXACTLY, n, false),
+        Slot::AnyFreeBelow(cap) => (ANY_FREE, cap, true),
     };
     let mut query = sqlx::query(sql)
         .bind(new.id)
@@ -47,7 +48,7 @@ pub async fn insert_queued(db: &Db, new: &NewExecution<'_>, slot: Slot) -> Resul
         .bind(new.created_at)
         .bind(slot)
         .bind(ExecutionStatus::Queued.as_str());
-    if sql == ANY_FREE {
+    if search {
         query = query.bind(ExecutionStatus::Running.as_str());
     }
     Ok(query.execute(&db.pool).await?.rows_affected() == 1)
