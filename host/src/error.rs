@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::RunError;
+use crate::{ComponentRejected, RunError};
 
 /// A wrapped failure from wasmtime, whose error type converts to this.
 pub type BoxedError = Box<dyn std::error::Error + Send + Sync>;
@@ -61,4 +61,8 @@ pub enum HostError {
     /// The compiler ran out of fuel, memory or time.
     #[error("compiling the script failed")]
     CompileFailed(#[source] RunError),
+    /// A submitted component may not run (its imports, its exports, its
+    /// size, or it is not a component).
+    #[error(transparent)]
+    ComponentRejected(#[from] ComponentRejected),
 }

@@ -5,16 +5,20 @@
 
 mod call;
 mod capabilities;
+mod component;
 mod egress;
 mod error;
 mod limits;
 mod outcome;
 mod runtime;
 mod sandbox;
+mod scoped_fetch;
 mod script;
+mod wasi;
 
 pub use call::{CallError, CallGate, CallRecord, GuestCall, GuestResponse, Outbound};
 pub use capabilities::{AuditSink, MemoryRateLimiter, NoAudit, RateLimiter, Secret, SecretResolver, StaticSecrets};
+pub use component::{AgentComponent, ComponentRejected, Refusal};
 pub use egress::{BoundEgress, CallContext, Egress, EgressConfig, Scrubber};
 pub use error::{BoxedError, HostError};
 pub use limits::Limits;

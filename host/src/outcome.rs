@@ -13,6 +13,9 @@ pub struct Outcome {
     pub stderr: String,
     /// Why the run failed; `None` when the script completed.
     pub error: Option<RunError>,
+    /// What a component's `run` returned (`Ok`); `None` for scripts, whose
+    /// output is `stdout`.
+    pub output: Option<String>,
     /// Every call the script made, in the order they completed.
     pub calls: Vec<CallRecord>,
     /// Fuel consumed.
@@ -82,6 +85,9 @@ pub enum RunError {
     /// The guest runtime trapped for another reason.
     #[error("trap: {0}")]
     Trap(String),
+    /// A component's `run` returned an error.
+    #[error("failed: {0}")]
+    Failed(String),
 }
 
 impl RunError {
@@ -96,6 +102,7 @@ impl RunError {
             RunError::CallLimit { .. } => "call_limit",
             RunError::Uncaught { .. } => "uncaught",
             RunError::Trap(_) => "trap",
+            RunError::Failed(_) => "failed",
         }
     }
 }

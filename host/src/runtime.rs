@@ -20,20 +20,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use oauth3_policy::CompiledPermit;
 use tokio::sync::Semaphore;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{
     Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
     UpdateDeadline,
 };
 
 use crate::call::Outbound;
+use crate::component::{self, AgentComponent, ComponentRejected};
 use crate::error::{BoxedError, HostError};
 use crate::limits::{Limits, setters};
 use crate::outcome::{Outcome, RunError};
 use crate::sandbox::bindings::{JsError, Sandbox, SandboxPre};
 use crate::sandbox::{BoundedPipe, NoOutbound, State, StateLimits, Stop};
 use crate::script::Script;
+use crate::{scoped_fetch, wasi};
 
 /// The guest runtime component as built by `build.rs` (before its snapshot).
 const GUEST_RUNTIME: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/guest_runtime.wasm"));
@@ -65,6 +68,14 @@ pub struct RuntimeConfig {
     pub max_source_bytes: usize,
     /// Bounds for compiling a script (fuel, memory, wall time).
     pub compile_limits: Limits,
+    /// The largest component accepted, in bytes.
+    pub max_component_bytes: usize,
+    /// Compiled components kept in memory, by SHA-256 of their bytes (they
+    /// are also cached on disk, see [`RuntimeConfig::disk_cache_bytes`]).
+    pub component_cache_entries: usize,
+    /// About how much compiled code the on-disk cache keeps; the least
+    /// recently used is evicted past it.
+    pub disk_cache_bytes: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -79,6 +90,9 @@ impl Default for RuntimeConfig {
             script_cache_entries: 1024,
             max_source_bytes: 1 << 20,
             compile_limits: Limits::default().wall_time(Duration::from_secs(10)),
+            max_component_bytes: 8 << 20,
+            component_cache_entries: 64,
+            disk_cache_bytes: 1 << 30,
         }
     }
 }
@@ -88,6 +102,9 @@ setters!(RuntimeConfig {
     max_memory_bytes(bytes: usize);
     pooling(pooling: bool);
     script_cache_entries(entries: usize);
+    max_component_bytes(bytes: usize);
+    component_cache_entries(entries: usize);
+    disk_cache_bytes(bytes: u64);
 });
 
 impl RuntimeConfig {
@@ -153,11 +170,22 @@ pub struct Runtime {
 struct Inner {
     engine: Engine,
     pre: SandboxPre<State>,
+    /// Inert WASI and the shared types: what every component may import
+    /// besides its permit's interfaces.
+    base: Linker<State>,
     config: RuntimeConfig,
     scripts: Mutex<HashMap<[u8; 32], Arc<[u8]>>>,
+    components: Mutex<HashMap<[u8; 32], AgentComponent>>,
+    /// Components linked to a permit's world, by component and spec hash.
+    linked: Mutex<HashMap<LinkKey, InstancePre<State>>>,
+    /// Compiling is CPU-bound: at most one per core at once.
+    compiles: Semaphore,
     slots: Arc<Semaphore>,
     ticker_stop: Arc<AtomicBool>,
 }
+
+/// (component hash, spec hash).
+type LinkKey = ([u8; 32], [u8; 32]);
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -237,16 +265,19 @@ impl Runtime {
                 .map_err(|source| HostError::Cache { path: cache_dir.clone(), source })?;
         }
         let mut cache_config = CacheConfig::new();
-        cache_config.with_directory(&compiled_dir);
+        cache_config.with_directory(&compiled_dir).with_files_total_size_soft_limit(config.disk_cache_bytes);
         wasm.cache(Some(Cache::new(cache_config).map_err(engine_err)?));
         let engine = Engine::new(&wasm).map_err(engine_err)?;
 
         let snapshot = snapshot(&cache_dir).await?;
         let component = Component::new(&engine, &snapshot).map_err(guest_err)?;
-        let mut linker = Linker::<State>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(guest_err)?;
+        let mut base = Linker::<State>::new(&engine);
+        wasi::add_inert(&mut base).map_err(engine_err)?;
+        scoped_fetch::add_types(&mut base).map_err(engine_err)?;
+        let mut linker = base.clone();
         Sandbox::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(guest_err)?;
         let pre = SandboxPre::new(linker.instantiate_pre(&component).map_err(guest_err)?).map_err(guest_err)?;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         {
@@ -268,8 +299,12 @@ impl Runtime {
             inner: Arc::new(Inner {
                 engine,
                 pre,
+                base,
                 slots: Arc::new(Semaphore::new(config.max_instances.max(1) as usize)),
                 scripts: Mutex::new(HashMap::new()),
+                components: Mutex::new(HashMap::new()),
+                linked: Mutex::new(HashMap::new()),
+                compiles: Semaphore::new(cores),
                 config,
                 ticker_stop,
             }),
@@ -296,8 +331,10 @@ impl Runtime {
 
         let limits = self.inner.config.compile_limits;
         let mut session = self.session(Arc::new(NoOutbound), &limits).await;
-        let result =
-            session.drive(&self.inner.pre, async |store, sandbox| sandbox.call_compile(store, source).await).await;
+        let pre = &self.inner.pre;
+        let result = session
+            .drive(async |store| pre.instantiate_async(&mut *store).await?.call_compile(store, source).await)
+            .await;
         let bytecode: Arc<[u8]> = match result {
             Ok(Ok(bytecode)) => bytecode.into(),
             Ok(Err(e)) => {
@@ -341,9 +378,10 @@ impl Runtime {
         let mut session = self.session(outbound, &limits).await;
         let bytecode = script.bytecode.clone();
         let integrations = context.integrations;
+        let pre = &self.inner.pre;
         let result = session
-            .drive(&self.inner.pre, async |store, sandbox| {
-                sandbox.call_run(store, &bytecode, &integrations, &args).await
+            .drive(async |store| {
+                pre.instantiate_async(&mut *store).await?.call_run(store, &bytecode, &integrations, &args).await
             })
             .await;
         let error = match result {
@@ -355,7 +393,116 @@ impl Runtime {
     }
 
     fn scripts(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<[u8]>>> {
-        self.inner.scripts.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.inner.scripts)
+    }
+
+    /// Checks and compiles a component an agent submitted: it must be a
+    /// component within [`RuntimeConfig::max_component_bytes`], import
+    /// nothing but permit interfaces, the shared types and inert WASI, and
+    /// export `run: func(args: string) -> result<string, string>`. Its
+    /// imports are checked against `permit` before anything is compiled.
+    /// Compiled code is cached by the SHA-256 of `bytes`, in memory and on
+    /// disk.
+    pub async fn load_component(&self, bytes: &[u8], permit: &CompiledPermit) -> Result<AgentComponent, HostError> {
+        let limit = self.inner.config.max_component_bytes;
+        if bytes.len() > limit {
+            let reason = format!("the component is {} bytes; at most {limit} are allowed", bytes.len());
+            return Err(ComponentRejected::one("component", reason).into());
+        }
+        let hash = sha256(&[bytes]);
+        if let Some(loaded) = lock(&self.inner.components).get(&hash).cloned() {
+            loaded.check_imports(permit)?;
+            return Ok(loaded);
+        }
+        // Refused by name before any compiling.
+        let imports = component::top_level_imports(bytes)?;
+        component::check_imports(&imports, permit)?;
+
+        let compiled = {
+            // The semaphore is never closed.
+            let _slot = self.inner.compiles.acquire().await.ok();
+            let (engine, owned) = (self.inner.engine.clone(), bytes.to_vec());
+            tokio::task::spawn_blocking(move || Component::new(&engine, &owned))
+                .await
+                .map_err(engine_err)?
+                .map_err(|e| ComponentRejected::one("component", format!("invalid: {e:#}")))?
+        };
+        component::check_run_export(&compiled, &self.inner.engine)?;
+        let loaded = component::new(hash, compiled, imports, bytes.len());
+
+        let entries = self.inner.config.component_cache_entries;
+        let mut components = lock(&self.inner.components);
+        if components.len() >= entries
+            && let Some(key) = components.keys().next().copied()
+        {
+            components.remove(&key);
+        }
+        if entries > 0 {
+            components.insert(hash, loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// Runs a loaded component under `permit`: its imports are checked
+    /// against the permit's world, it is instantiated with only those
+    /// interfaces (and inert WASI) linked, and its `run` is called with
+    /// `args` as JSON, within `limits`. Like [`Runtime::run`], whatever the
+    /// component does is an [`Outcome`].
+    pub async fn run_component(
+        &self,
+        component: &AgentComponent,
+        permit: &CompiledPermit,
+        outbound: Arc<dyn Outbound>,
+        args: &serde_json::Value,
+        limits: Limits,
+    ) -> Result<Outcome, HostError> {
+        component.check_imports(permit)?;
+        let pre = self.linked(component, permit)?;
+        let args = serde_json::to_string(args).map_err(|e| HostError::InvalidContext(e.to_string()))?;
+        let mut limits = limits;
+        limits.memory_bytes = limits.memory_bytes.min(self.inner.config.max_memory_bytes);
+
+        let started = Instant::now();
+        let mut session = self.session(outbound, &limits).await;
+        let result = session
+            .drive(async |store| {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                let run = instance.get_typed_func::<(&str,), (Result<String, String>,)>(&mut *store, "run")?;
+                let (result,) = run.call_async(&mut *store, (&args,)).await?;
+                Ok(result)
+            })
+            .await;
+        let (output, error) = match result {
+            Ok(Ok(output)) => (Some(output), None),
+            Ok(Err(message)) => (None, Some(RunError::Failed(message))),
+            Err(error) => (None, Some(error)),
+        };
+        let mut outcome = session.finish(error, started).await;
+        outcome.output = output;
+        Ok(outcome)
+    }
+
+    /// The component linked to the permit's interfaces, made once per
+    /// (component, spec) pair. A mismatch the name check cannot see (an
+    /// import with the wrong type) is a rejection.
+    fn linked(&self, component: &AgentComponent, permit: &CompiledPermit) -> Result<InstancePre<State>, HostError> {
+        let key = (component.hash, *permit.spec_hash().as_bytes());
+        if let Some(pre) = lock(&self.inner.linked).get(&key) {
+            return Ok(pre.clone());
+        }
+        let mut linker = self.inner.base.clone();
+        scoped_fetch::add_permit(&mut linker, permit).map_err(engine_err)?;
+        let pre = linker.instantiate_pre(&component.component).map_err(|e| {
+            ComponentRejected::one("component", format!("its imports do not match the permit's world: {e:#}"))
+        })?;
+        let mut linked = lock(&self.inner.linked);
+        if linked.len() >= self.inner.config.component_cache_entries.max(1) * 4
+            && let Some(old) = linked.keys().next().copied()
+        {
+            linked.remove(&old);
+        }
+        linked.insert(key, pre.clone());
+        Ok(pre)
     }
 
     async fn session(&self, outbound: Arc<dyn Outbound>, limits: &Limits) -> Session {
@@ -402,18 +549,11 @@ struct Session {
 }
 
 impl Session {
-    /// Instantiates the guest runtime and calls `f`, within the wall-clock
-    /// limit; a trap or timeout becomes a [`RunError`].
-    async fn drive<R>(
-        &mut self,
-        pre: &SandboxPre<State>,
-        f: impl AsyncFnOnce(&mut Store<State>, &Sandbox) -> wasmtime::Result<R>,
-    ) -> Result<R, RunError> {
+    /// Calls `f` (which instantiates and runs the guest) within the
+    /// wall-clock limit; a trap or timeout becomes a [`RunError`].
+    async fn drive<R>(&mut self, f: impl AsyncFnOnce(&mut Store<State>) -> wasmtime::Result<R>) -> Result<R, RunError> {
         let store = &mut self.store;
-        let work = async move {
-            let sandbox = pre.instantiate_async(&mut *store).await?;
-            f(store, &sandbox).await
-        };
+        let work = f(store);
         match tokio::time::timeout_at(self.deadline.into(), work).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(self.classify(&error)),
@@ -457,7 +597,7 @@ impl Session {
         let (stdout, stderr) = (self.stdout.contents(), self.stderr.contents());
         drop(self);
         let calls = settling.settle().await;
-        Outcome { stdout, stderr, error, calls, fuel_used, duration: started.elapsed() }
+        Outcome { stdout, stderr, error, output: None, calls, fuel_used, duration: started.elapsed() }
     }
 }
 
@@ -495,7 +635,8 @@ async fn snapshot(cache_dir: &Path) -> Result<Vec<u8>, HostError> {
         .keep_init_func(true)
         .run_component(&mut store, GUEST_RUNTIME, async |store, component| {
             let mut linker = Linker::<State>::new(store.engine());
-            wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+            wasi::add_inert(&mut linker)?;
+            scoped_fetch::add_types(&mut linker)?;
             Sandbox::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
             linker.instantiate_async(store, component).await
         })
@@ -516,4 +657,8 @@ async fn snapshot(cache_dir: &Path) -> Result<Vec<u8>, HostError> {
 /// foreign file is rebuilt rather than trusted).
 fn wasmparser_looks_valid(bytes: &[u8]) -> bool {
     bytes.len() > 8 && bytes.starts_with(b"\0asm")
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -77,6 +77,8 @@ struct Calls {
     records: Vec<CallRecord>,
     /// Calls the sandbox refused itself, not yet reported to `outbound`.
     refused: Vec<CallRecord>,
+    /// `fetch`ed calls whose result the guest has not taken.
+    slots: Vec<Arc<CallSlot>>,
 }
 
 /// The bounds [`State::new`] needs.
@@ -117,6 +119,7 @@ impl State {
                 max_calls: limits.max_calls,
                 records: Vec::new(),
                 refused: Vec::new(),
+                slots: Vec::new(),
             },
             stop: None,
         }
@@ -129,9 +132,23 @@ impl State {
         calls.gate.close();
         let mut records = std::mem::take(&mut calls.records);
         records.extend(calls.completed.drain(..).map(|(_, _, record)| record));
+        let mut pending: Vec<CallInFlight> = Vec::new();
+        for call in calls.pending.drain(..) {
+            pending.push(Box::pin(async move {
+                let (_, result, record) = call.await;
+                (result, record)
+            }));
+        }
+        for slot in calls.slots.drain(..) {
+            match slot.leftover() {
+                Some(Ok(call)) => pending.push(call),
+                Some(Err(record)) => records.push(record),
+                None => {}
+            }
+        }
         Settling {
             outbound: Arc::clone(&calls.outbound),
-            pending: std::mem::take(&mut calls.pending),
+            pending,
             records,
             refused: std::mem::take(&mut calls.refused),
         }
@@ -144,7 +161,7 @@ impl State {
 /// the audit log agree.
 pub(crate) struct Settling {
     outbound: Arc<dyn Outbound>,
-    pending: Vec<CallFuture>,
+    pending: Vec<CallInFlight>,
     records: Vec<CallRecord>,
     refused: Vec<CallRecord>,
 }
@@ -156,7 +173,7 @@ impl Settling {
         let records = &mut self.records;
         std::future::poll_fn(|cx| {
             pending.retain_mut(|call| match call.as_mut().poll(cx) {
-                Poll::Ready((_, _, record)) => {
+                Poll::Ready((_, record)) => {
                     records.push(record);
                     false
                 }
@@ -177,10 +194,15 @@ impl Drop for Calls {
         // Only when the run itself was dropped before it settled.
         self.gate.close();
         let Some(handle) = &self.handle else { return };
+        // Refused at the closed gate, or finishing on the wire; the audit
+        // sink has the record either way.
         for call in self.pending.drain(..) {
-            // Refused at the closed gate, or finishing on the wire; the audit
-            // sink has the record either way.
             drop(handle.spawn(call));
+        }
+        for slot in self.slots.drain(..) {
+            if let Some(Ok(call)) = slot.leftover() {
+                drop(handle.spawn(call));
+            }
         }
         let outbound = Arc::clone(&self.outbound);
         let refused = std::mem::take(&mut self.refused);
@@ -204,7 +226,6 @@ impl bindings::oauth3::sandbox::types::Host for State {}
 
 impl calls::Host for State {
     fn start_call(&mut self, request: CallRequest) -> wasmtime::Result<u32> {
-        let calls = &mut self.calls;
         let call = GuestCall {
             integration: request.integration,
             method: request.method,
@@ -213,37 +234,18 @@ impl calls::Host for State {
             headers: request.headers,
             body: request.body,
         };
-        if calls.started >= calls.max_calls {
-            let request_bytes = call.body.as_ref().map_or(0, |b| b.len() as u64);
-            let record = CallRecord { request_bytes, ..CallRecord::refused(&call, "call_limit") };
-            calls.refused.push(record.clone());
-            calls.records.push(record);
-            self.stop = Some(Stop::Calls);
-            wasmtime::bail!("call limit of {} calls exceeded", calls.max_calls);
-        }
-        if calls.handle.is_none() {
-            calls.handle = Some(Handle::try_current().map_err(|e| wasmtime::format_err!("no tokio runtime: {e}"))?);
-        }
-        calls.started += 1;
+        let calls = &mut self.calls;
         let id = calls.next_id;
         calls.next_id = calls.next_id.wrapping_add(1);
-        let outbound = calls.outbound.clone();
-        let concurrency = calls.concurrency.clone();
-        let gate = calls.gate.clone();
+        let call = self.begin_call(call)?;
         let mut future: CallFuture = Box::pin(async move {
-            // The semaphore is never closed. A run that ends while the call
-            // waits for a slot does not wait on: the closed gate refuses it.
-            let _permit = tokio::select! {
-                biased;
-                permit = concurrency.acquire_owned() => permit.ok(),
-                () = gate.closed() => None,
-            };
-            let (result, record) = outbound.call(call, &gate).await;
+            let (result, record) = call.await;
             (id, result, record)
         });
         // Take the call as far as it goes now (decision, rate limit, secrets,
         // sending), so it is under way while the script keeps computing;
         // `wait-call` polls it again with a real waker.
+        let calls = &mut self.calls;
         match future.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
             Poll::Ready(completed) => calls.completed.push(completed),
             Poll::Pending => calls.pending.push(future),
@@ -283,6 +285,119 @@ impl calls::Host for State {
             Err(error) => Err(CallFailure { code: error.code().to_owned(), message: error.to_string() }),
         };
         Ok((id, result))
+    }
+}
+
+impl State {
+    /// Starts one call of the run: counted against the call limit (past it
+    /// the run traps), then, as a future, waiting for a concurrency slot and
+    /// going out through the run's [`Outbound`] behind its gate. Nothing
+    /// happens until the future is polled.
+    pub(crate) fn begin_call(&mut self, call: GuestCall) -> wasmtime::Result<CallInFlight> {
+        let calls = &mut self.calls;
+        if calls.started >= calls.max_calls {
+            let request_bytes = call.body.as_ref().map_or(0, |b| b.len() as u64);
+            let record = CallRecord { request_bytes, ..CallRecord::refused(&call, "call_limit") };
+            calls.refused.push(record.clone());
+            calls.records.push(record);
+            self.stop = Some(Stop::Calls);
+            wasmtime::bail!("call limit of {} calls exceeded", calls.max_calls);
+        }
+        if calls.handle.is_none() {
+            calls.handle = Some(Handle::try_current().map_err(|e| wasmtime::format_err!("no tokio runtime: {e}"))?);
+        }
+        calls.started += 1;
+        let outbound = calls.outbound.clone();
+        let concurrency = calls.concurrency.clone();
+        let gate = calls.gate.clone();
+        Ok(Box::pin(async move {
+            // The semaphore is never closed. A run that ends while the call
+            // waits for a slot does not wait on: the closed gate refuses it.
+            let _permit = tokio::select! {
+                biased;
+                permit = concurrency.acquire_owned() => permit.ok(),
+                () = gate.closed() => None,
+            };
+            outbound.call(call, &gate).await
+        }))
+    }
+
+    /// Keeps a `fetch`ed call's slot until its result is taken, so that a
+    /// run ending first still settles and records it.
+    pub(crate) fn track(&mut self, slot: Arc<CallSlot>) {
+        self.calls.slots.push(slot);
+    }
+
+    /// Records a call whose result the guest has taken.
+    pub(crate) fn taken(&mut self, slot: &Arc<CallSlot>, record: CallRecord) {
+        self.calls.slots.retain(|s| !Arc::ptr_eq(s, slot));
+        self.calls.records.push(record);
+    }
+
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
+/// A call's result and record, once it is done.
+pub(crate) type CallDone = (Result<GuestResponse, CallError>, CallRecord);
+
+/// A call on its way, driven by whoever polls it (the run's own task).
+pub(crate) type CallInFlight = Pin<Box<dyn Future<Output = CallDone> + Send>>;
+
+/// A `fetch`ed call, shared by its `future-response` resource and the run,
+/// which settles it if the guest never takes the result.
+pub(crate) struct CallSlot(Mutex<SlotState>);
+
+enum SlotState {
+    Pending(CallInFlight),
+    Done(CallDone),
+    Taken,
+}
+
+impl CallSlot {
+    pub(crate) fn new(call: CallInFlight) -> Arc<CallSlot> {
+        Arc::new(CallSlot(Mutex::new(SlotState::Pending(call))))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drives the call; ready once it is done (or its result was taken).
+    pub(crate) fn poll_done(&self, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let mut state = self.state();
+        if let SlotState::Pending(call) = &mut *state {
+            match call.as_mut().poll(cx) {
+                Poll::Ready(done) => *state = SlotState::Done(done),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(())
+    }
+
+    /// The result, once: `None` while pending, `Some(Err(()))` after it was taken.
+    pub(crate) fn take(&self) -> Option<Result<CallDone, ()>> {
+        let _ = self.poll_done(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+        let mut state = self.state();
+        match std::mem::replace(&mut *state, SlotState::Taken) {
+            SlotState::Done(done) => Some(Ok(done)),
+            SlotState::Taken => Some(Err(())),
+            pending @ SlotState::Pending(_) => {
+                *state = pending;
+                None
+            }
+        }
+    }
+
+    /// The call's future if it has not finished (for settling or detaching),
+    /// or its record if its result was never taken.
+    fn leftover(&self) -> Option<Result<CallInFlight, CallRecord>> {
+        match std::mem::replace(&mut *self.state(), SlotState::Taken) {
+            SlotState::Pending(call) => Some(Ok(call)),
+            SlotState::Done((_, record)) => Some(Err(record)),
+            SlotState::Taken => None,
+        }
     }
 }
 

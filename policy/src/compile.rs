@@ -350,6 +350,11 @@ impl CompiledIntegration {
         self.name.as_str()
     }
 
+    /// The integration's name, typed (for its WIT interface).
+    pub fn integration_name(&self) -> &IntegrationName {
+        &self.name
+    }
+
     /// Where calls go.
     pub fn origin(&self) -> &Origin {
         &self.base.origin

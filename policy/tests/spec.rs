@@ -515,15 +515,25 @@ fn wit_world_resolves_with_the_shared_types() {
     .unwrap();
     let compiled = compile(&two);
     let wit = compiled.wit();
+    // One document, nothing else: the shared packages are nested in it.
     let mut resolve = wit_parser::Resolve::new();
-    resolve.push_str("scoped-fetch.wit", SCOPED_FETCH_WIT).unwrap();
     let package = resolve.push_str("permit.wit", &wit).unwrap_or_else(|e| panic!("{e:?}\n{wit}"));
     let world = resolve.select_world(&[package], Some("permit")).unwrap();
-    let imports: Vec<String> = resolve.worlds[world].imports.keys().map(|k| resolve.name_world_key(k)).collect();
-    assert!(
-        imports.iter().any(|i| i.ends_with("/github")) && imports.iter().any(|i| i.ends_with("/list")),
-        "{imports:?}"
+    let mut imports: Vec<String> = resolve.worlds[world].imports.keys().map(|k| resolve.name_world_key(k)).collect();
+    imports.sort();
+    assert_eq!(
+        imports,
+        ["oauth3:permit/github", "oauth3:permit/list", "oauth3:scoped-fetch/types@0.1.0", "wasi:io/poll@0.2.0"],
+        "{wit}"
     );
+    for interface in ["github", "list"] {
+        let id = resolve.packages[package].interfaces[interface];
+        let functions: Vec<&String> = resolve.interfaces[id].functions.keys().collect();
+        assert_eq!(functions, ["call", "fetch"]);
+    }
+    let exports: Vec<String> = resolve.worlds[world].exports.keys().map(|k| resolve.name_world_key(k)).collect();
+    assert_eq!(exports, ["run"]);
+    assert!(SCOPED_FETCH_WIT.starts_with("package oauth3:scoped-fetch@0.1.0;"));
     assert!(
         wit.contains("/// - POST https://api.github.com/repos/o/r/issues — body: title (string, required)"),
         "{wit}"

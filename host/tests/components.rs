@@ -1,0 +1,300 @@
+//! Components agents submit, in the real sandbox against a real upstream on
+//! 127.0.0.1: only the permit's world links, calls go through the same
+//! egress (decided, credentialed, scrubbed), and the same limits stop them.
+
+#[path = "support/components.rs"]
+mod components;
+#[path = "support/fixtures.rs"]
+mod fixtures;
+#[path = "support/stub.rs"]
+mod stub;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use components::{RESULT_BODY_OR_CODE, call_import, calls_once, component, core_module, returns, run_returning};
+use oauth3_host::{
+    AgentComponent, CallContext, Egress, EgressConfig, HostError, Limits, MemoryRateLimiter, NoAudit, Outcome,
+    RunError, Runtime, RuntimeConfig, StaticSecrets,
+};
+use oauth3_policy::{CompiledPermit, OutboundRequest};
+use serde_json::json;
+use stub::Stub;
+use tokio::sync::OnceCell;
+
+static RUNTIME: OnceCell<Runtime> = OnceCell::const_new();
+
+async fn runtime() -> &'static Runtime {
+    RUNTIME.get_or_init(|| async { Runtime::new(RuntimeConfig::default().max_instances(16)).await.unwrap() }).await
+}
+
+struct World {
+    stub: Stub,
+    egress: Arc<Egress>,
+    permit: Arc<CompiledPermit>,
+    token: String,
+}
+
+async fn world() -> World {
+    let stub = Stub::start().await;
+    let permit = fixtures::permit(&stub, json!({}));
+    let config = EgressConfig { insecure_upstreams: fixtures::insecure(&stub), ..Default::default() };
+    let egress = Egress::new(config, Arc::new(MemoryRateLimiter::default()), Arc::new(NoAudit)).unwrap();
+    World { stub, egress: Arc::new(egress), permit: Arc::new(permit), token: fixtures::fake_secret("gh") }
+}
+
+impl World {
+    /// A component of this permit's world, from its own `wit()` document.
+    fn component(&self, core: &str) -> Vec<u8> {
+        component(&self.permit.wit(), "permit", core)
+    }
+
+    async fn load(&self, bytes: &[u8]) -> Result<AgentComponent, HostError> {
+        runtime().await.load_component(bytes, &self.permit).await
+    }
+
+    async fn run(&self, core: &str, limits: Limits) -> Outcome {
+        let component = self.load(&self.component(core)).await.unwrap();
+        let context = CallContext {
+            permit_id: "permit".into(),
+            execution_id: "exec".into(),
+            permit: Arc::clone(&self.permit),
+            secrets: Arc::new(StaticSecrets::default().with("GITHUB_TOKEN", &self.token)),
+        };
+        let outbound = Arc::new(self.egress.bind(context));
+        let outcome =
+            runtime().await.run_component(&component, &self.permit, outbound, &json!({}), limits).await.unwrap();
+        let output = outcome.output.clone().unwrap_or_default();
+        assert!(!output.contains(&self.token) && !format!("{:?}", outcome.error).contains(&self.token));
+        outcome
+    }
+}
+
+fn limits() -> Limits {
+    Limits::default().wall_time(Duration::from_secs(10))
+}
+
+fn rejected(result: Result<AgentComponent, HostError>) -> Vec<(String, String)> {
+    match result {
+        Err(HostError::ComponentRejected(r)) => r.refusals.into_iter().map(|r| (r.item, r.reason)).collect(),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_of_the_permits_world_runs_and_returns_its_output() {
+    let w = world().await;
+    let outcome = w.run(&returns("hello from wasm"), limits()).await;
+    assert_eq!(outcome.error, None);
+    assert_eq!(outcome.output.as_deref(), Some("hello from wasm"));
+    assert!(outcome.calls.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_allowed_call_gets_the_credential_and_the_component_never_sees_it() {
+    let w = world().await;
+    let outcome = w.run(&calls_once("github", "GET", "/echo"), limits()).await;
+    assert_eq!(outcome.error, None, "{outcome:?}");
+    let seen = w.stub.last().unwrap();
+    assert!(seen.headers.contains(&("authorization".into(), format!("Bearer {}", w.token))));
+    // The upstream echoed the header; the component got it scrubbed.
+    let output = outcome.output.unwrap();
+    assert!(output.contains("[REDACTED]") && !output.contains(&w.token), "{output}");
+    assert_eq!(outcome.calls.len(), 1);
+    assert_eq!((outcome.calls[0].decision.as_str(), outcome.calls[0].status), ("allow", Some(200)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_denied_call_returns_the_policy_deny_code_and_nothing_is_sent() {
+    let w = world().await;
+    let expected = w.permit.decide(&OutboundRequest::new("github", "DELETE", "/repos/o/r/issues")).deny_code().unwrap();
+    let outcome = w.run(&calls_once("github", "DELETE", "/repos/o/r/issues"), limits()).await;
+    assert_eq!(outcome.error, Some(RunError::Failed(expected.as_str().to_owned())));
+    assert_eq!(w.stub.hits(), 0);
+    assert_eq!(outcome.calls[0].reason, Some(expected.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_runs_two_calls_at_once_and_hands_each_result_over_once() {
+    let w = world().await;
+    let imports = r#"
+  (import "oauth3:permit/github" "fetch" (func $fetch (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "oauth3:scoped-fetch/types@0.1.0" "[method]future-response.subscribe" (func $subscribe (param i32) (result i32)))
+  (import "oauth3:scoped-fetch/types@0.1.0" "[method]future-response.get" (func $get (param i32 i32)))
+  (import "oauth3:scoped-fetch/types@0.1.0" "[resource-drop]future-response" (func $drop_future (param i32)))
+  (import "wasi:io/poll@0.2.0" "[method]pollable.block" (func $block (param i32)))
+  (import "wasi:io/poll@0.2.0" "[resource-drop]pollable" (func $drop_pollable (param i32)))"#;
+    let body = format!(
+        r#"(data (i32.const 16) "GET")
+  (data (i32.const 64) "/sleep/50")
+  (data (i32.const 128) "/repos/o/r/issues")
+  (func (export "run") (param i32 i32) (result i32)
+    (local $slow i32) (local $fast i32) (local $p i32) (local $q i32)
+    (local.set $slow (call $fetch (i32.const 16) (i32.const 3) (i32.const 64) (i32.const 9)
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
+    (local.set $fast (call $fetch (i32.const 16) (i32.const 3) (i32.const 128) (i32.const 17)
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
+    (local.set $p (call $subscribe (local.get $slow)))
+    (local.set $q (call $subscribe (local.get $fast)))
+    (call $block (local.get $q))
+    (call $block (local.get $p))
+    (call $drop_pollable (local.get $p))
+    (call $drop_pollable (local.get $q))
+    ;; the slow one: some(ok(..)), then some(err(failed(already_taken)))
+    (call $get (local.get $slow) (i32.const 3000))
+    (if (i32.ne (i32.load8_u (i32.const 3000)) (i32.const 1)) (then unreachable))
+    (if (i32.ne (i32.load8_u (i32.const 3004)) (i32.const 0)) (then unreachable))
+    (call $get (local.get $slow) (i32.const 3100))
+    (if (i32.ne (i32.load8_u (i32.const 3104)) (i32.const 1)) (then unreachable))
+    (if (i32.ne (i32.load8_u (i32.const 3108)) (i32.const 1)) (then unreachable))
+    (call $drop_future (local.get $slow))
+    (call $get (local.get $fast) (i32.const 3200))
+    (call $drop_future (local.get $fast))
+    (call $result_body_or_code (i32.const 3204)))
+  {RESULT_BODY_OR_CODE}"#
+    );
+    let outcome = w.run(&core_module(imports, &body), limits()).await;
+    assert_eq!(outcome.error, None, "{outcome:?}");
+    assert_eq!(outcome.output.as_deref(), Some(r#"[{"number":1,"title":"first"}]"#));
+    let mut urls: Vec<&str> = outcome.calls.iter().map(|c| c.url.rsplit('/').next().unwrap()).collect();
+    urls.sort();
+    assert_eq!(urls, ["50", "issues"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn imports_outside_the_permits_world_are_rejected_by_name_before_anything_runs() {
+    let w = world().await;
+    let wit = r#"package test:outside;
+world outside {
+    import wasi:sockets/tcp@0.2.0;
+    import wasi:http/outgoing-handler@0.2.0;
+    import oauth3:permit/slack;
+    import oauth3:permit/github;
+    export run: func(args: string) -> result<string, string>;
+}
+package wasi:sockets@0.2.0 { interface tcp { connect: func(); } }
+package wasi:http@0.2.0 { interface outgoing-handler { handle: func(); } }
+package oauth3:permit {
+    interface slack { call: func(); }
+    interface github { call: func(); }
+}
+"#;
+    let imports = r#"(import "wasi:sockets/tcp@0.2.0" "connect" (func))
+  (import "wasi:http/outgoing-handler@0.2.0" "handle" (func))
+  (import "oauth3:permit/slack" "call" (func))"#;
+    let bytes = component(wit, "outside", &core_module(imports, &run_returning("x")));
+    let refusals = rejected(w.load(&bytes).await);
+    let names: Vec<&str> = refusals.iter().map(|(item, _)| item.as_str()).collect();
+    assert_eq!(names, ["wasi:sockets/tcp@0.2.0", "wasi:http/outgoing-handler@0.2.0", "oauth3:permit/slack"]);
+    assert!(refusals[2].1.contains("github, weather"), "{refusals:?}");
+    assert_eq!(w.stub.hits(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_with_the_right_name_and_the_wrong_type_is_rejected() {
+    let w = world().await;
+    let wit = r#"package test:impostor;
+world impostor {
+    import oauth3:permit/github;
+    export run: func(args: string) -> result<string, string>;
+}
+package oauth3:permit { interface github { call: func(); } }
+"#;
+    let imports = r#"(import "oauth3:permit/github" "call" (func))"#;
+    let bytes = component(wit, "impostor", &core_module(imports, &run_returning("x")));
+    let component = w.load(&bytes).await.expect("the names are fine");
+    let context = CallContext {
+        permit_id: "permit".into(),
+        execution_id: "exec".into(),
+        permit: Arc::clone(&w.permit),
+        secrets: Arc::new(StaticSecrets::default()),
+    };
+    let result = runtime()
+        .await
+        .run_component(&component, &w.permit, Arc::new(w.egress.bind(context)), &json!({}), limits())
+        .await;
+    match result {
+        Err(HostError::ComponentRejected(r)) => assert!(r.to_string().contains("oauth3:permit/github"), "{r}"),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_core_module_or_garbage_is_not_a_component() {
+    let w = world().await;
+    let module = wat::parse_str("(module)").unwrap();
+    let refusals = rejected(w.load(&module).await);
+    assert!(refusals[0].1.contains("core WebAssembly module"), "{refusals:?}");
+    let refusals = rejected(w.load(b"definitely not wasm").await);
+    assert_eq!(refusals[0].0, "component");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_without_the_worlds_run_is_rejected() {
+    let w = world().await;
+    let wit = "package test:other;\nworld other { export start: func(args: string) -> result<string, string>; }\n";
+    let core = returns("x").replace(r#"(export "run")"#, r#"(export "start")"#);
+    let refusals = rejected(w.load(&component(wit, "other", &core)).await);
+    assert_eq!(refusals[0].0, "run");
+    let wit = "package test:other;\nworld other { export run: func(args: string) -> string; }\n";
+    let core = core_module("", r#"(func (export "run") (param i32 i32) (result i32) (i32.const 0))"#);
+    let refusals = rejected(w.load(&component(wit, "other", &core)).await);
+    assert_eq!(refusals[0].0, "run");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_larger_than_the_limit_is_rejected_unread() {
+    let runtime =
+        Runtime::new(RuntimeConfig::default().max_instances(2).pooling(false).max_component_bytes(1024)).await.unwrap();
+    let w = world().await;
+    let bytes = vec![0; 2048];
+    let refusals = rejected(runtime.load_component(&bytes, &w.permit).await);
+    assert!(refusals[0].1.contains("at most 1024"), "{refusals:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_looping_component_is_stopped_by_fuel_or_the_deadline_and_the_host_keeps_serving() {
+    let w = world().await;
+    let spin = core_module("", r#"(func (export "run") (param i32 i32) (result i32) (loop $l (br $l)) (i32.const 0))"#);
+    let outcome = w.run(&spin, limits().fuel(50_000_000)).await;
+    assert_eq!(outcome.error, Some(RunError::OutOfFuel { limit: 50_000_000 }));
+    let outcome = w.run(&spin, limits().fuel(u64::MAX / 2).wall_time(Duration::from_millis(300))).await;
+    assert_eq!(outcome.error, Some(RunError::Timeout { limit: Duration::from_millis(300) }));
+    let outcome = w.run(&returns("still here"), limits()).await;
+    assert_eq!(outcome.output.as_deref(), Some("still here"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_growing_memory_is_stopped_at_the_limit() {
+    let w = world().await;
+    let grow = core_module(
+        "",
+        r#"(func (export "run") (param i32 i32) (result i32)
+    (loop $l (drop (memory.grow (i32.const 16))) (br $l))
+    (i32.const 0))"#,
+    );
+    let outcome = w.run(&grow, limits().memory_bytes(8 << 20)).await;
+    assert_eq!(outcome.error, Some(RunError::MemoryLimit { limit: 8 << 20 }));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_past_the_call_limit_is_stopped() {
+    let w = world().await;
+    let imports = call_import("github");
+    let body = format!(
+        r#"(data (i32.const 16) "GET")
+  (data (i32.const 64) "/repos/o/r/issues")
+  (func (export "run") (param i32 i32) (result i32)
+    (loop $l
+      (call $call_github (i32.const 16) (i32.const 3) (i32.const 64) (i32.const 17)
+        (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+        (i32.const 1024))
+      (br $l))
+    (call $result_body_or_code (i32.const 1024)))
+  {RESULT_BODY_OR_CODE}"#
+    );
+    let outcome = w.run(&core_module(&imports, &body), limits().max_calls(3)).await;
+    assert_eq!(outcome.error, Some(RunError::CallLimit { limit: 3 }));
+    assert_eq!(w.stub.hits(), 3);
+    assert_eq!(outcome.calls.len(), 4, "three sent, the fourth refused: {:?}", outcome.calls);
+}
