@@ -38,7 +38,25 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway (the default).
-    Serve(Config),
+    Serve(Box<Config>),
+    /// Work with a spec file offline.
+    #[command(subcommand)]
+    Spec(SpecCommand),
+}
+
+/// `oauth3 spec ...`: offline, no gateway needed.
+#[derive(Debug, Subcommand)]
+pub enum SpecCommand {
+    /// Print the WIT world a component for this spec is built against (the
+    /// document `GET /permits/{id}/wit` returns once it is approved).
+    Wit {
+        /// The spec, as JSON (`-` reads standard input).
+        spec: PathBuf,
+        /// A host:port the spec may reach over plain http (repeatable), as
+        /// OAUTH3_INSECURE_UPSTREAMS allows on the gateway.
+        #[arg(long = "insecure-upstream", value_name = "HOST:PORT")]
+        insecure_upstreams: Vec<String>,
+    },
 }
 
 /// Whether anyone may sign up as an owner.
@@ -116,6 +134,11 @@ pub struct Config {
     /// Largest request body the API accepts, in bytes.
     #[arg(long, env = "OAUTH3_MAX_BODY_BYTES", default_value_t = 2 << 20)]
     pub max_body_bytes: usize,
+
+    /// Largest component an agent may submit, in bytes (a submission's body
+    /// may be larger, to fit it base64-encoded).
+    #[arg(long, env = "OAUTH3_MAX_COMPONENT_BYTES", default_value_t = 8 << 20)]
+    pub max_component_bytes: usize,
 
     /// Lifetime of tokens issued at signup, in seconds (default 30 days).
     #[arg(long, env = "OAUTH3_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
@@ -244,6 +267,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "OAUTH3_MAX_CALLS",
     "OAUTH3_MAX_EXECUTIONS_PER_AGENT",
     "OAUTH3_MAX_BODY_BYTES",
+    "OAUTH3_MAX_COMPONENT_BYTES",
     "OAUTH3_TOKEN_TTL_SECS",
     "OAUTH3_REQUEST_TTL_SECS",
     "OAUTH3_CACHE_DIR",

@@ -141,6 +141,9 @@ impl Error {
             Error::Spec(_) => (StatusCode::BAD_REQUEST, "invalid_spec", false),
             Error::Host(HostError::Syntax { .. }) => (StatusCode::BAD_REQUEST, "syntax_error", false),
             Error::Host(HostError::ScriptTooLarge { .. }) => (StatusCode::PAYLOAD_TOO_LARGE, "script_too_large", false),
+            Error::Host(HostError::ComponentRejected(_)) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "component_rejected", false)
+            }
             Error::Database(_)
             | Error::Migrate(_)
             | Error::Host(_)
@@ -189,7 +192,12 @@ impl IntoResponse for Error {
         } else {
             self.to_string()
         };
-        let mut response = (status, axum::Json(json!({"error": {"code": code, "message": message}}))).into_response();
+        let mut body = json!({"error": {"code": code, "message": message}});
+        if let Error::Host(HostError::ComponentRejected(rejected)) = &self {
+            // Each offending import or export, by name.
+            body["error"]["refusals"] = json!(rejected.refusals);
+        }
+        let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use oauth3_host::{CallContext, Limits, Outcome, RunContext};
+use oauth3_host::{CallContext, HostError, Limits, Outcome, RunContext};
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc};
 
@@ -19,8 +19,8 @@ use crate::capabilities::OwnerSecrets;
 use crate::db::{Db, now_ms};
 use crate::error::{Error, Result};
 use crate::state::{Gateway, Phase};
-use crate::store::executions;
 use crate::store::{ExecutionStatus, PermitStatus};
+use crate::store::{components, executions};
 use crate::views::OutcomeView;
 
 /// A replica whose heartbeat is older than this is presumed dead.
@@ -220,13 +220,6 @@ async fn run(gateway: &Gateway, id: &str) -> Result<Ended> {
     }
     let permit = gateway.compiled(&hash, &spec)?;
     let args: Value = serde_json::from_str(&row.args).unwrap_or(Value::Null);
-    let script = match gateway.runtime.compile_js(&code).await {
-        Ok(script) => script,
-        Err(error @ oauth3_host::HostError::Syntax { .. }) => {
-            return Ok(Ended::Refused("syntax_error", error.to_string()));
-        }
-        Err(error) => return Err(Error::Host(error)),
-    };
     let context = CallContext {
         permit_id,
         execution_id: id.to_owned(),
@@ -238,8 +231,38 @@ async fn run(gateway: &Gateway, id: &str) -> Result<Ended> {
         .fuel(gateway.config.fuel)
         .memory_bytes(gateway.config.memory_mb << 20)
         .wall_time(gateway.config.timeout());
+    let outbound = Arc::new(gateway.egress.bind(context));
+    if let Some(hash) = row.component_hash {
+        let component = match gateway.runtime.loaded_component(&hash) {
+            Some(component) => Ok(component),
+            None => {
+                let bytes = components::get(&gateway.db, &hash)
+                    .await?
+                    .ok_or_else(|| Error::Internal(format!("component {hash} is not stored")))?;
+                gateway.runtime.load_component(&bytes, &permit).await
+            }
+        };
+        let ran = match component {
+            Ok(component) => gateway.runtime.run_component(&component, &permit, outbound, &args, limits).await,
+            Err(error) => Err(error),
+        };
+        return match ran {
+            Ok(outcome) => Ok(Ended::Ran(outcome)),
+            Err(HostError::ComponentRejected(rejected)) => {
+                Ok(Ended::Refused("component_rejected", rejected.to_string()))
+            }
+            Err(error) => Err(Error::Host(error)),
+        };
+    }
+    let script = match gateway.runtime.compile_js(&code).await {
+        Ok(script) => script,
+        Err(error @ HostError::Syntax { .. }) => {
+            return Ok(Ended::Refused("syntax_error", error.to_string()));
+        }
+        Err(error) => return Err(Error::Host(error)),
+    };
     let run = RunContext::for_permit(&permit).args(args).limits(limits);
-    Ok(Ended::Ran(gateway.runtime.run(&script, Arc::new(gateway.egress.bind(context)), run).await?))
+    Ok(Ended::Ran(gateway.runtime.run(&script, outbound, run).await?))
 }
 
 async fn finish(gateway: &Gateway, id: &str, status: ExecutionStatus, result: &Value) -> Result<()> {

@@ -12,6 +12,7 @@ pub mod db;
 mod error;
 mod executor;
 pub mod keys;
+mod offline;
 pub mod retention;
 mod server;
 mod state;
@@ -20,5 +21,6 @@ pub mod views;
 
 pub use config::Config;
 pub use error::{Error, Result};
+pub use offline::spec_wit;
 pub use server::{Capabilities, Server};
 pub use store::{ExecutionStatus, PermitStatus, RequestStatus};

@@ -1,7 +1,7 @@
 //! The `oauth3` binary. See `oauth3 --help`.
 
 use clap::Parser;
-use oauth3_gateway::config::{Cli, Command, LogFormat, unknown_variables};
+use oauth3_gateway::config::{Cli, Command, LogFormat, SpecCommand, unknown_variables};
 use oauth3_gateway::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
@@ -11,7 +11,8 @@ async fn main() -> std::process::ExitCode {
     let dotenv = dotenvy::dotenv();
     let cli = Cli::parse();
     let config = match cli.command {
-        Some(Command::Serve(config)) => config,
+        Some(Command::Serve(config)) => *config,
+        Some(Command::Spec(command)) => return spec(command),
         None => cli.config,
     };
     init_logging(&config);
@@ -28,6 +29,21 @@ async fn main() -> std::process::ExitCode {
         Err(error) => {
             tracing::error!(error = %error.chain(), "oauth3 stopped");
             eprintln!("oauth3: {}", error.chain());
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `oauth3 spec ...`: prints to stdout, errors to stderr (exit 1).
+fn spec(command: SpecCommand) -> std::process::ExitCode {
+    let SpecCommand::Wit { spec, insecure_upstreams } = command;
+    match oauth3_gateway::spec_wit(&spec, &insecure_upstreams) {
+        Ok(wit) => {
+            print!("{wit}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("oauth3 spec wit: {}", error.chain());
             std::process::ExitCode::FAILURE
         }
     }

@@ -30,6 +30,8 @@ pub struct Deleted {
     pub executions: u64,
     /// Expired token revocations.
     pub revocations: u64,
+    /// Stored components no execution names any more.
+    pub components: u64,
 }
 
 /// Starts the task: a sweep now, then every hour, until the gateway stops.
@@ -42,6 +44,7 @@ pub fn start(gateway: Arc<Gateway>) {
                     audit = deleted.audit,
                     executions = deleted.executions,
                     revocations = deleted.revocations,
+                    components = deleted.components,
                     "retention: deleted old records"
                 ),
                 Ok(_) => {}
@@ -57,8 +60,9 @@ pub fn start(gateway: Arc<Gateway>) {
 
 /// Deletes what is past retention now: audit records that started more than
 /// `audit_days` ago, executions that finished more than `execution_days` ago
-/// (queued and running ones are never touched), and revocations of tokens
-/// past their expiry.
+/// (queued and running ones are never touched), revocations of tokens past
+/// their expiry, and components no execution names (stored over an hour
+/// ago, so that one whose submission is still being queued stays).
 pub async fn sweep(db: &Db, audit_days: Option<u64>, execution_days: Option<u64>) -> Result<Deleted> {
     let now = now_ms();
     let before = |days: u64| now.saturating_sub((days as i64).saturating_mul(DAY_MS));
@@ -85,6 +89,13 @@ pub async fn sweep(db: &Db, audit_days: Option<u64>, execution_days: Option<u64>
         db,
         "DELETE FROM revoked_tokens WHERE jti IN (SELECT jti FROM revoked_tokens WHERE expires_at < $1 LIMIT $2)",
         now - 120_000,
+    )
+    .await?;
+    deleted.components = in_batches(
+        db,
+        "DELETE FROM components WHERE hash IN (SELECT hash FROM components WHERE created_at < $1 \
+         AND NOT EXISTS (SELECT 1 FROM executions WHERE executions.component_hash = components.hash) LIMIT $2)",
+        now - 3_600_000,
     )
     .await?;
     Ok(deleted)

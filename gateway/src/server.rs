@@ -107,7 +107,8 @@ impl Server {
             RuntimeConfig::default()
                 .cache_dir(config.cache_dir())
                 .max_instances(config.max_concurrent as u32 + 8)
-                .max_memory_bytes(memory),
+                .max_memory_bytes(memory)
+                .max_component_bytes(config.max_component_bytes),
         )
         .await?;
         let egress = Arc::new(Egress::new(

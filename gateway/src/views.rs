@@ -348,6 +348,9 @@ pub struct OutcomeView {
     pub stdout: String,
     /// What it printed to stderr.
     pub stderr: String,
+    /// What a component's `run` returned (`ok`); scripts print instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
     /// How long it ran.
     pub duration_ms: u64,
     /// Fuel it used, when it ran.
@@ -367,6 +370,7 @@ impl OutcomeView {
             success: outcome.is_ok(),
             stdout: outcome.stdout.clone(),
             stderr: outcome.stderr.clone(),
+            output: outcome.output.clone(),
             duration_ms: outcome.duration.as_millis() as u64,
             fuel_used: Some(outcome.fuel_used),
             calls: outcome.calls.iter().map(CallView::of).collect(),
@@ -380,6 +384,7 @@ impl OutcomeView {
             success: false,
             stdout: String::new(),
             stderr: String::new(),
+            output: None,
             duration_ms: 0,
             fuel_used: None,
             calls: Vec::new(),

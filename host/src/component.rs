@@ -77,7 +77,7 @@ pub struct ComponentRejected {
 
 impl fmt::Display for ComponentRejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("component_rejected: ")?;
+        f.write_str("the component may not run: ")?;
         for (i, refusal) in self.refusals.iter().enumerate() {
             if i > 0 {
                 f.write_str("; ")?;

@@ -443,6 +443,13 @@ impl Runtime {
         Ok(loaded)
     }
 
+    /// A component [`Runtime::load_component`] loaded before, by
+    /// [`AgentComponent::hash_hex`], while it is in the in-memory cache.
+    pub fn loaded_component(&self, hash_hex: &str) -> Option<AgentComponent> {
+        let components = lock(&self.inner.components);
+        components.values().find(|c| c.hash_hex() == hash_hex).cloned()
+    }
+
     /// Runs a loaded component under `permit`: its imports are checked
     /// against the permit's world, it is instantiated with only those
     /// interfaces (and inert WASI) linked, and its `run` is called with

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::{StatusCode, header};
+use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -15,28 +16,100 @@ use crate::db::now_ms;
 use crate::error::{Error, Result};
 use crate::keys::new_id;
 use crate::state::Gateway;
+use crate::store::components;
 use crate::store::executions::{self, Slot};
 use crate::store::permits::{self, Party};
 use crate::store::{ExecutionRow, NewExecution};
 use crate::store::{ExecutionStatus, PermitStatus, audit};
 use crate::views::{AuditEntry, AuditView, ExecutionAccepted, ExecutionView};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// What `POST /execute` carries, from either form of the request.
 pub struct Submit {
     permit_id: String,
     action_id: String,
-    code: String,
+    args: Option<Value>,
+    code: Code,
+}
+
+/// What runs: a script, or a component's bytes.
+enum Code {
+    Script(String),
+    Component(Vec<u8>),
+}
+
+/// The JSON form: `code` or `component` (base64), not both.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitJson {
+    permit_id: String,
+    action_id: String,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    component: Option<String>,
     #[serde(default)]
     args: Option<Value>,
 }
 
-/// `POST /execute`: queue `code` under a permit issued to the caller. The same
-/// `action_id` with the same code returns the existing execution.
+/// The query of the raw form (`Content-Type: application/wasm`); `args` is JSON text.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitQuery {
+    permit_id: String,
+    action_id: String,
+    #[serde(default)]
+    args: Option<String>,
+}
+
+impl FromRequest<Arc<Gateway>> for Submit {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, gateway: &Arc<Gateway>) -> Result<Submit> {
+        let max_component = gateway.config.max_component_bytes;
+        let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if content_type.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/wasm") {
+            let (mut parts, body) = request.into_parts();
+            let Query(query) = Query::<SubmitQuery>::from_request_parts(&mut parts, gateway).await?;
+            let bytes = super::body_within(Request::from_parts(parts, body), max_component).await?;
+            let args = match query.args {
+                Some(text) => Some(
+                    serde_json::from_str(&text)
+                        .map_err(|e| Error::bad_request("invalid_request", format!("args: not JSON: {e}")))?,
+                ),
+                None => None,
+            };
+            let code = Code::Component(bytes.to_vec());
+            return Ok(Submit { permit_id: query.permit_id, action_id: query.action_id, args, code });
+        }
+        // Room for the component base64-encoded, and the rest of the JSON.
+        let limit = gateway.config.max_body_bytes.max(max_component.div_ceil(3) * 4 + (64 << 10));
+        let body: SubmitJson = super::decode(&super::json_bytes_within(request, limit).await?)?;
+        let code = match (body.code, body.component) {
+            (Some(code), None) => Code::Script(code),
+            (None, Some(encoded)) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(encoded.trim())
+                    .map_err(|e| Error::bad_request("invalid_request", format!("component: not base64: {e}")))?;
+                if bytes.len() > max_component {
+                    return Err(Error::TooLarge(max_component));
+                }
+                Code::Component(bytes)
+            }
+            _ => return Err(Error::bad_request("invalid_request", "give exactly one of code or component")),
+        };
+        Ok(Submit { permit_id: body.permit_id, action_id: body.action_id, args: body.args, code })
+    }
+}
+
+/// `POST /execute`: queue a script or a component under a permit issued to
+/// the caller. Both are checked first: a script for syntax errors, a
+/// component against the permit's world (422 `component_rejected`). The
+/// same `action_id` with the same code (or component) and args returns the
+/// existing execution.
 pub async fn submit(
     State(gateway): State<Arc<Gateway>>,
     agent: Agent,
-    Json(body): Json<Submit>,
+    body: Submit,
 ) -> Result<(StatusCode, Json<ExecutionAccepted>)> {
     if body.action_id.is_empty() || body.action_id.len() > 200 {
         return Err(Error::bad_request("invalid_request", "action_id: 1–200 bytes, unique per action"));
@@ -51,8 +124,14 @@ pub async fn submit(
     if permit.expires_at.is_some_and(|at| at <= now_ms()) {
         return Err(Error::conflict("permit_expired", "the permit has expired; request a new one"));
     }
-    // Syntax errors are reported now, with line and column.
-    gateway.runtime.compile_js(&body.code).await?;
+    let component_hash = match &body.code {
+        // Syntax errors are reported now, with line and column.
+        Code::Script(code) => {
+            gateway.runtime.compile_js(code).await?;
+            None
+        }
+        Code::Component(bytes) => Some(store_component(&gateway, &body.permit_id, bytes).await?),
+    };
     let args = body.args.clone().unwrap_or(Value::Null).to_string();
     let cap = gateway.config.max_executions_per_agent.clamp(1, i64::MAX as u64) as i64;
     // Usually a random slot is free: one plain insert. The unique index
@@ -67,8 +146,9 @@ pub async fn submit(
             permit_id: &body.permit_id,
             agent_id: &agent.id,
             action_id: &body.action_id,
-            code: &body.code,
+            code: body.script(),
             args: &args,
+            component_hash: component_hash.as_deref(),
             created_at: now_ms(),
         };
         if executions::insert_queued(&gateway.db, &new, slot).await? {
@@ -83,7 +163,9 @@ pub async fn submit(
         // Nothing inserted: the action exists already (a retry gets its
         // execution, even at the cap), every slot is taken, or another
         // submission took the free slot this one chose.
-        if let Some((id, status)) = existing_action(&gateway, &agent.id, &body, &args).await? {
+        if let Some((id, status)) =
+            existing_action(&gateway, &agent.id, &body, &args, component_hash.as_deref()).await?
+        {
             return Ok(accepted(&gateway, id, status));
         }
         let in_flight = executions::in_flight(&gateway.db, &agent.id).await?;
@@ -94,6 +176,29 @@ pub async fn submit(
         }
     }
     Err(Error::TooManyRequests("too many submissions at once; try again".into()))
+}
+
+impl Submit {
+    /// The script's source; empty for a component.
+    fn script(&self) -> &str {
+        match &self.code {
+            Code::Script(code) => code,
+            Code::Component(_) => "",
+        }
+    }
+}
+
+/// Checks a component against the permit's approved world (compiling it,
+/// or finding it compiled) and stores it; returns its hash.
+async fn store_component(gateway: &Gateway, permit_id: &str, bytes: &[u8]) -> Result<String> {
+    let (spec, hash) = permits::approved_spec(&gateway.db, permit_id)
+        .await?
+        .ok_or_else(|| Error::conflict("permit_not_active", "the permit has no approved spec"))?;
+    let permit = gateway.compiled(&hash, &spec)?;
+    let component = gateway.runtime.load_component(bytes, &permit).await?;
+    let hash = component.hash_hex();
+    components::put(&gateway.db, &hash, bytes, now_ms()).await?;
+    Ok(hash)
 }
 
 /// Tries before a burst of submissions racing for the same free slots gives up.
@@ -110,13 +215,14 @@ async fn existing_action(
     agent: &str,
     body: &Submit,
     args: &str,
+    component_hash: Option<&str>,
 ) -> Result<Option<(String, ExecutionStatus)>> {
     let row = executions::for_action(&gateway.db, agent, &body.permit_id, &body.action_id).await?;
     let Some(row) = row else { return Ok(None) };
-    if row.code != body.code || row.args != args {
+    if row.code != body.script() || row.args != args || row.component_hash.as_deref() != component_hash {
         return Err(Error::conflict(
             "action_id_reused",
-            "this action_id was already used with different code or args; use a new action_id",
+            "this action_id was already used with different code, component or args; use a new action_id",
         ));
     }
     Ok(Some((row.id, row.status)))

@@ -146,6 +146,13 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         route: |m| on(m, permits::show_permit),
     },
     Endpoint {
+        method: "GET",
+        path: "/permits/{permit_id}/wit",
+        auth: "agent or owner",
+        description: "the approved spec's WIT world (text/plain), for building components",
+        route: |m| on(m, permits::permit_wit),
+    },
+    Endpoint {
         method: "POST",
         path: "/permits/{permit_id}/revoke",
         auth: "owner",
@@ -156,7 +163,8 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         method: "POST",
         path: "/execute",
         auth: "agent",
-        description: "{permit_id, action_id, code, args?} → 202 {request_id, status_url}",
+        description: "{permit_id, action_id, code | component (base64), args?}, or a component as the body \
+                      (application/wasm) with permit_id, action_id, args in the query → 202 {request_id, status_url}",
         route: |m| on(m, execute::submit),
     },
     Endpoint {
@@ -267,12 +275,21 @@ impl<T: DeserializeOwned + Default> FromRequest<Arc<Gateway>> for JsonOrEmpty<T>
 /// The body of a request that should be JSON: 415 for another Content-Type
 /// (none is accepted), 413 past the configured size.
 async fn json_bytes(request: Request, gateway: &Gateway) -> Result<axum::body::Bytes, Error> {
+    json_bytes_within(request, gateway.config.max_body_bytes).await
+}
+
+/// [`json_bytes`] with a limit of its own.
+async fn json_bytes_within(request: Request, limit: usize) -> Result<axum::body::Bytes, Error> {
     if let Some(content_type) = request.headers().get(header::CONTENT_TYPE)
         && !oauth3_policy::is_json_media_type(content_type.to_str().unwrap_or(""))
     {
         return Err(Error::UnsupportedMediaType);
     }
-    let limit = gateway.config.max_body_bytes;
+    body_within(request, limit).await
+}
+
+/// The body, 413 past `limit` bytes.
+async fn body_within(request: Request, limit: usize) -> Result<axum::body::Bytes, Error> {
     axum::body::to_bytes(request.into_body(), limit).await.map_err(|_| Error::TooLarge(limit))
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header::AUTHORIZATION};
+use axum::http::{HeaderMap, StatusCode, header, header::AUTHORIZATION};
 use oauth3_drafting::Intents;
 use oauth3_policy::PermitSpec;
 use serde::Deserialize;
@@ -297,6 +297,21 @@ pub async fn show_permit(
         _ => None,
     };
     Ok(Json(PermitView::of(&permit, now_ms(), pending, spec)))
+}
+
+/// `GET /permits/{permit_id}/wit`: the approved spec's WIT world as one
+/// self-contained document (`text/plain`), for component toolchains.
+pub async fn permit_wit(
+    State(gateway): State<Arc<Gateway>>,
+    caller: Auth,
+    Path(id): Path<String>,
+) -> Result<([(header::HeaderName, &'static str); 1], String)> {
+    let permit = permit_of(&gateway, &id, Party::AgentOrOwner(&caller.id)).await?;
+    let (Some(spec), Some(hash)) = (&permit.spec, &permit.spec_hash) else {
+        return Err(Error::conflict("permit_not_active", "the permit has no approved spec yet"));
+    };
+    let wit = gateway.compiled(hash, spec)?.wit();
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], wit))
 }
 
 /// `GET /permits`: the caller's permits (issued to an agent, or owned by an owner).

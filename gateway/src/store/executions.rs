@@ -27,13 +27,14 @@ pub enum Slot {
 /// exists).
 pub async fn insert_queued(db: &Db, new: &NewExecution<'_>, slot: Slot) -> Result<bool> {
     const EXACTLY: &str = "INSERT INTO executions (id, permit_id, agent_id, action_id, code, args, status, created_at, \
-         slot) VALUES ($1, $2, $3, $4, $5, $6, $9, $7, $8) ON CONFLICT DO NOTHING";
+         slot, component_hash) VALUES ($1, $2, $3, $4, $5, $6, $9, $7, $8, $10) ON CONFLICT DO NOTHING";
     const ANY_FREE: &str = "WITH RECURSIVE slots(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM slots WHERE n + 1 < $8), \
          free AS (SELECT n FROM slots WHERE n NOT IN (SELECT slot FROM executions WHERE agent_id = $3 \
-           AND status IN ($9, $10) AND slot IS NOT NULL) ORDER BY random() LIMIT 1) \
-         INSERT INTO executions (id, permit_id, agent_id, action_id, code, args, status, created_at, slot) \
-         SELECT $1, $2, $3, $4, $5, $6, $9, $7, free.n FROM free WHERE true ON CONFLICT DO NOTHING";
-    // The search also names `running` ($10), to find the slots in use.
+           AND status IN ($9, $11) AND slot IS NOT NULL) ORDER BY random() LIMIT 1) \
+         INSERT INTO executions (id, permit_id, agent_id, action_id, code, args, status, created_at, slot, \
+           component_hash) \
+         SELECT $1, $2, $3, $4, $5, $6, $9, $7, free.n, $10 FROM free WHERE true ON CONFLICT DO NOTHING";
+    // The search also names `running` ($11), to find the slots in use.
     let (sql, slot, search) = match slot {
         Slot::Exactly(n) => (EXACTLY, n, false),
         Slot::AnyFreeBelow(cap) => (ANY_FREE, cap, true),
@@ -47,7 +48,8 @@ pub async fn insert_queued(db: &Db, new: &NewExecution<'_>, slot: Slot) -> Resul
         .bind(new.args)
         .bind(new.created_at)
         .bind(slot)
-        .bind(ExecutionStatus::Queued.as_str());
+        .bind(ExecutionStatus::Queued.as_str())
+        .bind(new.component_hash);
     if search {
         query = query.bind(ExecutionStatus::Running.as_str());
     }
@@ -57,7 +59,7 @@ pub async fn insert_queued(db: &Db, new: &NewExecution<'_>, slot: Slot) -> Resul
 /// The execution the agent already made for this action, if any.
 pub async fn for_action(db: &Db, agent: &str, permit_id: &str, action_id: &str) -> Result<Option<ActionRow>> {
     Ok(sqlx::query_as(
-        "SELECT id, code, args, status FROM executions WHERE agent_id = $1 AND permit_id = $2 AND action_id = $3",
+        "SELECT id, code, args, component_hash, status FROM executions WHERE agent_id = $1 AND permit_id = $2 AND action_id = $3",
     )
     .bind(agent)
     .bind(permit_id)
@@ -90,7 +92,7 @@ pub async fn execution(db: &Db, id: &str) -> Result<Option<ExecutionRow>> {
 /// What a worker needs to run the execution `id`.
 pub async fn for_run(db: &Db, id: &str) -> Result<RunRow> {
     Ok(sqlx::query_as(
-        "SELECT e.code, e.args, e.permit_id, p.status, p.spec, p.spec_hash, p.owner_id, p.expires_at \
+        "SELECT e.code, e.args, e.component_hash, e.permit_id, p.status, p.spec, p.spec_hash, p.owner_id, p.expires_at \
          FROM executions e JOIN permits p ON p.id = e.permit_id WHERE e.id = $1",
     )
     .bind(id)

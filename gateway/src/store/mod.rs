@@ -1,11 +1,12 @@
 //! The store: typed rows, lifecycle statuses as enums, and all the SQL for
-//! permits and their requests, executions, secrets, tenants and the audit
-//! log. Every state change is one function that checks, in its `WHERE`
+//! permits and their requests, executions and their components, secrets,
+//! tenants and the audit log. Every state change is one function that checks, in its `WHERE`
 //! clause, the state it comes from. Handlers and workers never write SQL.
 //! (The rate limiter's state and retention's deletes are the SQL of those
 //! capabilities, next to them.)
 
 pub mod audit;
+pub mod components;
 pub mod executions;
 pub mod permits;
 mod rows;

@@ -70,6 +70,13 @@ pub async fn state_of(db: &Db, id: &str, party: Party<'_>) -> Result<Option<Perm
     Ok(state.filter(|p| party.holds(&p.agent_id, p.owner_id.as_deref())))
 }
 
+/// The approved spec of the permit `id` and its hash, if it has one.
+pub async fn approved_spec(db: &Db, id: &str) -> Result<Option<(String, String)>> {
+    let row: Option<(Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT spec, spec_hash FROM permits WHERE id = $1").bind(id).fetch_optional(&db.pool).await?;
+    Ok(row.and_then(|(spec, hash)| Some((spec?, hash?))))
+}
+
 /// The permits issued to an agent or owned by an owner, newest first (at most 1000).
 pub async fn permits_of(db: &Db, role: Role, tenant: &str) -> Result<Vec<PermitRow>> {
     let column = match role {

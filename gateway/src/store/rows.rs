@@ -107,8 +107,10 @@ pub struct NewExecution<'a> {
     pub permit_id: &'a str,
     pub agent_id: &'a str,
     pub action_id: &'a str,
+    /// JavaScript source; empty when `component_hash` names a component.
     pub code: &'a str,
     pub args: &'a str,
+    pub component_hash: Option<&'a str>,
     pub created_at: i64,
 }
 
@@ -118,6 +120,7 @@ pub struct ActionRow {
     pub id: String,
     pub code: String,
     pub args: String,
+    pub component_hash: Option<String>,
     #[sqlx(try_from = "String")]
     pub status: ExecutionStatus,
 }
@@ -145,6 +148,7 @@ pub struct ExecutionRow {
 pub struct RunRow {
     pub code: String,
     pub args: String,
+    pub component_hash: Option<String>,
     pub permit_id: String,
     #[sqlx(try_from = "String")]
     pub status: PermitStatus,
