@@ -175,6 +175,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/approve/{request_id}"),
     ("GET", "/permits"),
     ("GET", "/permits/{permit_id}"),
+    ("GET", "/permits/{permit_id}/wit"),
     ("POST", "/permits/{permit_id}/revoke"),
     ("POST", "/execute"),
     ("GET", "/execute/{request_id}/status"),

@@ -81,10 +81,14 @@ impl FromRequest<Arc<Gateway>> for Submit {
             let code = Code::Component(bytes.to_vec());
             return Ok(Submit { permit_id: query.permit_id, action_id: query.action_id, args, code });
         }
-        // Room for the component base64-encoded, and the rest of the JSON.
-        let limit = gateway.config.max_body_bytes.max(max_component.div_ceil(3) * 4 + (64 << 10));
-        let body: SubmitJson = super::decode(&super::json_bytes_within(request, limit).await?)?;
+        // Room for a component base64-encoded, and the rest of the JSON; a
+        // script's submission keeps the usual limit.
+        let max_body = gateway.config.max_body_bytes;
+        let limit = max_body.max(max_component.div_ceil(3) * 4 + (64 << 10));
+        let bytes = super::json_bytes_within(request, limit).await?;
+        let body: SubmitJson = super::decode(&bytes)?;
         let code = match (body.code, body.component) {
+            (Some(_), None) if bytes.len() > max_body => return Err(Error::TooLarge(max_body)),
             (Some(code), None) => Code::Script(code),
             (None, Some(encoded)) => {
                 let bytes = base64::engine::general_purpose::STANDARD
