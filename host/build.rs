@@ -41,6 +41,8 @@ fn main() {
     for path in ["Cargo.toml", "Cargo.lock", "src", "wit", ".cargo/config.toml"] {
         println!("cargo::rerun-if-changed={}", guest.join(path).display());
     }
+    // The shared oauth3:scoped-fetch WIT the guest's bindings use.
+    println!("cargo::rerun-if-changed={}", manifest_dir.join("../wit").display());
     for (name, _) in GUEST_ENV {
         println!("cargo::rerun-if-env-changed={name}");
     }

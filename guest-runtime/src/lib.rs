@@ -1,15 +1,17 @@
 //! The oauth3 guest runtime: a Javy plugin (a `wasm32-wasip2` component) that
-//! runs an agent's JavaScript. Its only way out is the `calls` import; the
-//! host checks and performs every call.
+//! runs an agent's JavaScript. Its only way out is the private `dispatch`
+//! import, which each permit's component wires to the permit's own
+//! `oauth3:permit/<name>.fetch`; the host checks and performs every call.
 //!
 //! Exports Javy's plugin ABI (`compile-src`, `initialize-runtime`, `invoke`)
-//! plus `compile` (typed syntax errors) and `run`, which installs the run's
-//! integration functions and `args`, evaluates the module and drives
-//! QuickJS's job queue itself: run every pending job; while calls are
-//! outstanding, block in `wait-call` and settle the call's promise; repeat.
-//! Calls started in the same turn therefore run concurrently on the host.
+//! plus `script.compile` (typed syntax errors) and `script.run`, which
+//! installs the run's integration functions and `args`, evaluates the module
+//! and drives QuickJS's job queue itself: run every pending job; while calls
+//! are outstanding, wait on their pollables (wasi:io/poll) and settle the
+//! earliest ready call's promise; repeat. Calls started in the same turn
+//! therefore run concurrently on the host.
 
-use std::cell::{Cell, OnceCell};
+use std::cell::{OnceCell, RefCell};
 use std::io::Write as _;
 
 use base64::Engine as _;
@@ -21,15 +23,17 @@ use javy::{BytecodeStripping, Runtime};
 
 #[allow(unsafe_code, missing_docs)]
 mod bindings {
-    wit_bindgen::generate!({ world: "sandbox", path: "wit" });
+    wit_bindgen::generate!({ world: "oauth3:js/runtime", path: ["../wit", "wit"], generate_all });
 
     use super::Component;
     export!(Component);
 }
 
-use bindings::oauth3::sandbox::calls;
-use bindings::oauth3::sandbox::types::{CallFailure, CallRequest, CallResponse};
-use bindings::{Guest, JsError};
+use bindings::Guest;
+use bindings::exports::oauth3::js::script::{Guest as Script, JsError};
+use bindings::oauth3::js::dispatch;
+use bindings::oauth3::scoped_fetch::types::{CallError, FutureResponse, RequestOptions, Response};
+use bindings::wasi::io::poll::{Pollable, poll};
 
 /// The module name agent scripts are compiled under (shows up in stacks).
 const SCRIPT_NAME: &str = "script.js";
@@ -37,7 +41,18 @@ const SCRIPT_NAME: &str = "script.js";
 thread_local! {
     static RUNTIME: OnceCell<Runtime> = const { OnceCell::new() };
     static INTERNALS: OnceCell<Persistent<Object<'static>>> = const { OnceCell::new() };
-    static OUTSTANDING: Cell<u32> = const { Cell::new(0) };
+    /// The run's integration names; a function's position here is its number for `dispatch`.
+    static INTEGRATIONS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    /// Calls started and not yet settled, in start order.
+    static CALLS: RefCell<Vec<Call>> = const { RefCell::new(Vec::new()) };
+    static NEXT_ID: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// A call under way. The pollable is the future's child: dropped first.
+struct Call {
+    id: u32,
+    pollable: Pollable,
+    future: FutureResponse,
 }
 
 struct Component;
@@ -61,7 +76,9 @@ impl Guest for Component {
             std::process::abort();
         }
     }
+}
 
+impl Script for Component {
     fn compile(src: String) -> Result<Vec<u8>, JsError> {
         compile_module(&src)
     }
@@ -154,14 +171,47 @@ fn native_start<'js>(
         let array = TypedArray::<u8>::from_value(body)?;
         Some(array.as_bytes().map(<[u8]>::to_vec).unwrap_or_default())
     };
-    let request = CallRequest { integration, method, path, query: pairs(query), headers: pairs(headers), body };
-    let id = calls::start_call(&request);
-    OUTSTANDING.with(|n| n.set(n.get() + 1));
+    let index = INTEGRATIONS.with(|names| names.borrow().iter().position(|n| *n == integration));
+    let Some(index) = index else {
+        return Err(javy::quickjs::Error::new_from_js_message(
+            "string",
+            "integration",
+            "not an integration of this run",
+        ));
+    };
+    let options = RequestOptions { query: pairs(query), headers: pairs(headers), body };
+    let future = dispatch::fetch(index as u32, &method, &path, &options);
+    let pollable = future.subscribe();
+    let id = NEXT_ID.with(|n| {
+        let id = n.get();
+        n.set(id.wrapping_add(1));
+        id
+    });
+    CALLS.with(|calls| calls.borrow_mut().push(Call { id, pollable, future }));
     Ok(id)
 }
 
+/// Waits until a call is ready and takes the earliest started of those.
+fn next_ready() -> Option<(u32, Result<Response, CallError>)> {
+    CALLS.with(|calls| {
+        let mut calls = calls.borrow_mut();
+        if calls.is_empty() {
+            return None;
+        }
+        let ready = {
+            let pollables: Vec<&Pollable> = calls.iter().map(|c| &c.pollable).collect();
+            poll(&pollables)
+        };
+        let first = ready.into_iter().min().expect("poll returns at least one ready pollable") as usize;
+        let Call { id, pollable, future } = calls.remove(first);
+        drop(pollable);
+        let result = future.get().expect("a ready future-response has its result");
+        Some((id, result))
+    })
+}
+
 /// How a response body reaches JavaScript.
-fn classify(response: &CallResponse) -> (&'static str, String, String) {
+fn classify(response: &Response) -> (&'static str, String, String) {
     let content_type = response
         .headers
         .iter()
@@ -190,11 +240,7 @@ fn classify(response: &CallResponse) -> (&'static str, String, String) {
     }
 }
 
-fn settle<'js>(
-    internals: &Object<'js>,
-    id: u32,
-    result: Result<CallResponse, CallFailure>,
-) -> javy::quickjs::Result<()> {
+fn settle<'js>(internals: &Object<'js>, id: u32, result: Result<Response, CallError>) -> javy::quickjs::Result<()> {
     match result {
         Ok(response) => {
             let (kind, text, content_type) = classify(&response);
@@ -203,9 +249,10 @@ fn settle<'js>(
             let f: Function = internals.get("settleOk")?;
             f.call((id, response.status, headers, kind, text, content_type, size))
         }
-        Err(failure) => {
+        Err(CallError::Denied(problem) | CallError::Failed(problem)) => {
             let f: Function = internals.get("settleErr")?;
-            f.call((id, failure.code, failure.message))
+            let message = format!("{}: {}", problem.code, problem.message);
+            f.call((id, problem.code, message))
         }
     }
 }
@@ -219,6 +266,7 @@ fn compile_module(src: &str) -> Result<Vec<u8>, JsError> {
 }
 
 fn run_bytecode(bytecode: &[u8], integrations: Vec<String>, args_json: &str) -> Result<(), JsError> {
+    INTEGRATIONS.with(|names| names.borrow_mut().clone_from(&integrations));
     with_ctx(|ctx, internals| {
         let setup: Function = internals.get("setup").map_err(|e| js_error(&ctx, e))?;
         setup.call::<_, ()>((integrations, args_json)).map_err(|e| js_error(&ctx, e))?;
@@ -232,11 +280,7 @@ fn run_bytecode(bytecode: &[u8], integrations: Vec<String>, args_json: &str) -> 
 
         loop {
             while ctx.execute_pending_job() {}
-            if OUTSTANDING.with(Cell::get) == 0 {
-                break;
-            }
-            let (id, result) = calls::wait_call();
-            OUTSTANDING.with(|n| n.set(n.get().saturating_sub(1)));
+            let Some((id, result)) = next_ready() else { break };
             settle(&internals, id, result).map_err(|e| js_error(&ctx, e))?;
         }
         let _ = std::io::stdout().flush();

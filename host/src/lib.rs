@@ -5,9 +5,11 @@
 
 mod call;
 mod capabilities;
+mod code_cache;
 mod component;
 mod egress;
 mod error;
+mod js_component;
 mod limits;
 mod outcome;
 mod runtime;

@@ -20,20 +20,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use oauth3_policy::CompiledPermit;
+use oauth3_policy::{CompiledPermit, IntegrationName};
 use tokio::sync::Semaphore;
-use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
+use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{
     Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
     UpdateDeadline,
 };
 
 use crate::call::Outbound;
+use crate::code_cache::DiskCodeCache;
 use crate::component::{self, AgentComponent, ComponentRejected};
 use crate::error::{BoxedError, HostError};
+use crate::js_component::bindings::RuntimePre;
+use crate::js_component::bindings::exports::oauth3::js::script::JsError;
+use crate::js_component::{self, JsComponent};
 use crate::limits::{Limits, setters};
 use crate::outcome::{Outcome, RunError};
-use crate::sandbox::bindings::{JsError, Sandbox, SandboxPre};
 use crate::sandbox::{BoundedPipe, NoOutbound, State, StateLimits, Stop};
 use crate::script::Script;
 use crate::{scoped_fetch, wasi};
@@ -169,7 +172,12 @@ pub struct Runtime {
 
 struct Inner {
     engine: Engine,
-    pre: SandboxPre<State>,
+    /// The snapshotted guest runtime, as bytes (what compositions embed).
+    snapshot: Arc<[u8]>,
+    /// The guest runtime alone, for compiling scripts (it can make no call).
+    plain: RuntimePre<State>,
+    /// The guest runtime composed per list of integration names.
+    js: Mutex<HashMap<Vec<IntegrationName>, Arc<Building>>>,
     /// Inert WASI and the shared types: what every component may import
     /// besides its permit's interfaces.
     base: Linker<State>,
@@ -183,6 +191,9 @@ struct Inner {
     slots: Arc<Semaphore>,
     ticker_stop: Arc<AtomicBool>,
 }
+
+/// A JavaScript component built once, however many runs wait for it.
+type Building = tokio::sync::OnceCell<Arc<JsComponent>>;
 
 /// (component hash, spec hash).
 type LinkKey = ([u8; 32], [u8; 32]);
@@ -267,16 +278,20 @@ impl Runtime {
         let mut cache_config = CacheConfig::new();
         cache_config.with_directory(&compiled_dir).with_files_total_size_soft_limit(config.disk_cache_bytes);
         wasm.cache(Some(Cache::new(cache_config).map_err(engine_err)?));
+        let functions_dir = cache_dir.join("functions");
+        let functions = DiskCodeCache::open(functions_dir.clone(), config.disk_cache_bytes)
+            .map_err(|source| HostError::Cache { path: functions_dir, source })?;
+        wasm.enable_incremental_compilation(Arc::new(functions)).map_err(engine_err)?;
         let engine = Engine::new(&wasm).map_err(engine_err)?;
 
-        let snapshot = snapshot(&cache_dir).await?;
+        let snapshot: Arc<[u8]> = snapshot(&cache_dir).await?.into();
         let component = Component::new(&engine, &snapshot).map_err(guest_err)?;
         let mut base = Linker::<State>::new(&engine);
         wasi::add_inert(&mut base).map_err(engine_err)?;
         scoped_fetch::add_types(&mut base).map_err(engine_err)?;
         let mut linker = base.clone();
-        Sandbox::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(guest_err)?;
-        let pre = SandboxPre::new(linker.instantiate_pre(&component).map_err(guest_err)?).map_err(guest_err)?;
+        js_component::add_dispatch_stub(&mut linker).map_err(guest_err)?;
+        let plain = RuntimePre::new(linker.instantiate_pre(&component).map_err(guest_err)?).map_err(guest_err)?;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -298,7 +313,9 @@ impl Runtime {
         Ok(Runtime {
             inner: Arc::new(Inner {
                 engine,
-                pre,
+                snapshot,
+                plain,
+                js: Mutex::new(HashMap::new()),
                 base,
                 slots: Arc::new(Semaphore::new(config.max_instances.max(1) as usize)),
                 scripts: Mutex::new(HashMap::new()),
@@ -331,9 +348,11 @@ impl Runtime {
 
         let limits = self.inner.config.compile_limits;
         let mut session = self.session(Arc::new(NoOutbound), &limits).await;
-        let pre = &self.inner.pre;
+        let pre = &self.inner.plain;
         let result = session
-            .drive(async |store| pre.instantiate_async(&mut *store).await?.call_compile(store, source).await)
+            .drive(async |store| {
+                pre.instantiate_async(&mut *store).await?.oauth3_js_script().call_compile(store, source).await
+            })
             .await;
         let bytecode: Arc<[u8]> = match result {
             Ok(Ok(bytecode)) => bytecode.into(),
@@ -366,10 +385,14 @@ impl Runtime {
         outbound: Arc<dyn Outbound>,
         context: RunContext,
     ) -> Result<Outcome, HostError> {
-        for name in &context.integrations {
-            // The spec's one grammar: each name is a JavaScript function and a WIT interface.
-            oauth3_policy::IntegrationName::parse(name).map_err(HostError::InvalidContext)?;
-        }
+        // The spec's one grammar: each name is a JavaScript function and a WIT interface.
+        let names = context
+            .integrations
+            .iter()
+            .map(|name| IntegrationName::parse(name))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(HostError::InvalidContext)?;
+        let js = self.js_component(names).await?;
         let args = serde_json::to_string(&context.args).map_err(|e| HostError::InvalidContext(e.to_string()))?;
         let mut limits = context.limits;
         limits.memory_bytes = limits.memory_bytes.min(self.inner.config.max_memory_bytes);
@@ -378,10 +401,11 @@ impl Runtime {
         let mut session = self.session(outbound, &limits).await;
         let bytecode = script.bytecode.clone();
         let integrations = context.integrations;
-        let pre = &self.inner.pre;
+        let pre = &js.pre;
         let result = session
             .drive(async |store| {
-                pre.instantiate_async(&mut *store).await?.call_run(store, &bytecode, &integrations, &args).await
+                let runtime = pre.instantiate_async(&mut *store).await?;
+                runtime.oauth3_js_script().call_run(store, &bytecode, &integrations, &args).await
             })
             .await;
         let error = match result {
@@ -394,6 +418,52 @@ impl Runtime {
 
     fn scripts(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<[u8]>>> {
         lock(&self.inner.scripts)
+    }
+
+    /// The component the host runs for `permit`'s JavaScript: the guest
+    /// runtime composed with the permit's interfaces, importing exactly the
+    /// permit's world and inert WASI. Built once per list of integration
+    /// names (a first call composes and compiles it; call it ahead, e.g.
+    /// at approval, so the first run does not wait).
+    pub async fn permit_component(&self, permit: &CompiledPermit) -> Result<Arc<[u8]>, HostError> {
+        let names = permit.integrations().iter().map(|i| i.integration_name().clone()).collect();
+        Ok(Arc::clone(&self.js_component(names).await?.bytes))
+    }
+
+    async fn js_component(&self, names: Vec<IntegrationName>) -> Result<Arc<JsComponent>, HostError> {
+        let cell = {
+            let mut js = lock(&self.inner.js);
+            if !js.contains_key(&names) && js.len() >= self.inner.config.component_cache_entries.max(1) {
+                // Evict an arbitrary entry; the disk cache has its code.
+                if let Some(key) = js.keys().next().cloned() {
+                    js.remove(&key);
+                }
+            }
+            Arc::clone(js.entry(names.clone()).or_default())
+        };
+        let built = cell.get_or_try_init(|| self.build_js_component(names)).await?;
+        Ok(Arc::clone(built))
+    }
+
+    async fn build_js_component(&self, names: Vec<IntegrationName>) -> Result<Arc<JsComponent>, HostError> {
+        let (engine, snapshot) = (self.inner.engine.clone(), Arc::clone(&self.inner.snapshot));
+        // The semaphore is never closed.
+        let _slot = self.inner.compiles.acquire().await.ok();
+        let (bytes, component) = {
+            let names = names.clone();
+            tokio::task::spawn_blocking(move || -> Result<_, BoxedError> {
+                let bytes = js_component::compose(&snapshot, &names)?;
+                let component = Component::new(&engine, &bytes)?;
+                Ok((bytes, component))
+            })
+            .await
+            .map_err(guest_err)?
+            .map_err(guest_err)?
+        };
+        let mut linker = self.inner.base.clone();
+        scoped_fetch::add_integrations(&mut linker, &names).map_err(guest_err)?;
+        let pre = RuntimePre::new(linker.instantiate_pre(&component).map_err(guest_err)?).map_err(guest_err)?;
+        Ok(Arc::new(JsComponent { bytes: bytes.into(), pre }))
     }
 
     /// Checks and compiles a component an agent submitted: it must be a
@@ -498,7 +568,8 @@ impl Runtime {
             return Ok(pre.clone());
         }
         let mut linker = self.inner.base.clone();
-        scoped_fetch::add_permit(&mut linker, permit).map_err(engine_err)?;
+        let names: Vec<IntegrationName> = permit.integrations().iter().map(|i| i.integration_name().clone()).collect();
+        scoped_fetch::add_integrations(&mut linker, &names).map_err(engine_err)?;
         let pre = linker.instantiate_pre(&component.component).map_err(|e| {
             ComponentRejected::one("component", format!("its imports do not match the permit's world: {e:#}"))
         })?;
@@ -644,7 +715,7 @@ async fn snapshot(cache_dir: &Path) -> Result<Vec<u8>, HostError> {
             let mut linker = Linker::<State>::new(store.engine());
             wasi::add_inert(&mut linker)?;
             scoped_fetch::add_types(&mut linker)?;
-            Sandbox::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
+            js_component::add_dispatch_stub(&mut linker)?;
             linker.instantiate_async(store, component).await
         })
         .await

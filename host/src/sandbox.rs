@@ -1,6 +1,6 @@
-//! One guest instance's host side: the store data, the `calls` imports the
-//! guest runtime uses to leave the sandbox, bounded stdout/stderr pipes and
-//! the memory limiter.
+//! One guest instance's host side: the store data, the run's calls (each
+//! in a [`CallSlot`] the run settles), bounded stdout/stderr pipes and the
+//! memory limiter.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,31 +19,12 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::call::{CallError, CallGate, CallRecord, GuestCall, GuestResponse, Outbound};
 
-#[allow(missing_docs, clippy::all)]
-pub(crate) mod bindings {
-    wasmtime::component::bindgen!({
-        world: "sandbox",
-        path: "../guest-runtime/wit",
-        imports: {
-            "oauth3:sandbox/calls.wait-call": async | trappable,
-            "oauth3:sandbox/calls.start-call": trappable,
-        },
-        exports: { default: async },
-    });
-}
-
-use bindings::oauth3::sandbox::calls;
-use bindings::oauth3::sandbox::types::{CallFailure, CallRequest, CallResponse};
-
 /// Why the host stopped a run (set where the trap is raised).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stop {
     Timeout,
     Calls,
 }
-
-type Completed = (u32, Result<GuestResponse, CallError>, CallRecord);
-type CallFuture = Pin<Box<dyn Future<Output = Completed> + Send>>;
 
 /// The data of one store: WASI, the memory limiter and the run's calls.
 pub(crate) struct State {
@@ -59,25 +40,20 @@ struct Calls {
     /// Open while the run lasts; closed when it ends, so that calls not yet
     /// sent are not sent.
     gate: CallGate,
-    /// The calls started and not yet completed, in start order. `wait-call`
-    /// drives them on the run's own task (handing each to another task would
-    /// cost thread wake-ups worth several times a local call). Whatever is
-    /// left when the run ends is settled before its outcome ([`Settling`]),
-    /// or, if the run itself is dropped, becomes a detached task on `handle`
-    /// (see `Drop`); either way with the gate closed first.
-    pending: Vec<CallFuture>,
-    /// Calls that finished when first polled, in start order, not yet
-    /// handed to the guest.
-    completed: Vec<Completed>,
+    /// Where a run dropped before it settled sends its calls to finish
+    /// (see `Drop`), with the gate closed first.
     handle: Option<Handle>,
     concurrency: Arc<Semaphore>,
-    next_id: u32,
     started: u32,
     max_calls: u32,
     records: Vec<CallRecord>,
     /// Calls the sandbox refused itself, not yet reported to `outbound`.
     refused: Vec<CallRecord>,
-    /// `fetch`ed calls whose result the guest has not taken.
+    /// Calls whose result the guest has not taken, in start order. The
+    /// guest drives them (by waiting on them) on the run's own task: handing
+    /// each to another task would cost thread wake-ups worth several times a
+    /// local call. Whatever is left when the run ends is settled before its
+    /// outcome ([`Settling`]).
     slots: Vec<Arc<CallSlot>>,
 }
 
@@ -110,11 +86,8 @@ impl State {
             calls: Calls {
                 outbound,
                 gate: CallGate::new(),
-                pending: Vec::new(),
-                completed: Vec::new(),
                 handle: None,
                 concurrency: Arc::new(Semaphore::new(limits.max_concurrent_calls.max(1) as usize)),
-                next_id: 0,
                 started: 0,
                 max_calls: limits.max_calls,
                 records: Vec::new(),
@@ -131,14 +104,7 @@ impl State {
         let calls = &mut self.calls;
         calls.gate.close();
         let mut records = std::mem::take(&mut calls.records);
-        records.extend(calls.completed.drain(..).map(|(_, _, record)| record));
         let mut pending: Vec<CallInFlight> = Vec::new();
-        for call in calls.pending.drain(..) {
-            pending.push(Box::pin(async move {
-                let (_, result, record) = call.await;
-                (result, record)
-            }));
-        }
         for slot in calls.slots.drain(..) {
             match slot.leftover() {
                 Some(Ok(call)) => pending.push(call),
@@ -196,9 +162,6 @@ impl Drop for Calls {
         let Some(handle) = &self.handle else { return };
         // Refused at the closed gate, or finishing on the wire; the audit
         // sink has the record either way.
-        for call in self.pending.drain(..) {
-            drop(handle.spawn(call));
-        }
         for slot in self.slots.drain(..) {
             if let Some(Ok(call)) = slot.leftover() {
                 drop(handle.spawn(call));
@@ -219,72 +182,6 @@ impl Drop for Calls {
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
-}
-
-impl bindings::oauth3::sandbox::types::Host for State {}
-
-impl calls::Host for State {
-    fn start_call(&mut self, request: CallRequest) -> wasmtime::Result<u32> {
-        let call = GuestCall {
-            integration: request.integration,
-            method: request.method,
-            path: request.path,
-            query: request.query,
-            headers: request.headers,
-            body: request.body,
-        };
-        let calls = &mut self.calls;
-        let id = calls.next_id;
-        calls.next_id = calls.next_id.wrapping_add(1);
-        let call = self.begin_call(call)?;
-        let mut future: CallFuture = Box::pin(async move {
-            let (result, record) = call.await;
-            (id, result, record)
-        });
-        // Take the call as far as it goes now (decision, rate limit, secrets,
-        // sending), so it is under way while the script keeps computing;
-        // `wait-call` polls it again with a real waker.
-        let calls = &mut self.calls;
-        match future.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
-            Poll::Ready(completed) => calls.completed.push(completed),
-            Poll::Pending => calls.pending.push(future),
-        }
-        Ok(id)
-    }
-
-    async fn wait_call(&mut self) -> wasmtime::Result<(u32, Result<CallResponse, CallFailure>)> {
-        let completed = (!self.calls.completed.is_empty()).then(|| self.calls.completed.remove(0));
-        let pending = &mut self.calls.pending;
-        if completed.is_none() && pending.is_empty() {
-            wasmtime::bail!("wait-call with no call in flight");
-        }
-        // Every call is polled on each wake-up (at most `max_calls` of them),
-        // earliest first; a completed one is removed before it could be
-        // polled again.
-        let (id, result, record) = match completed {
-            Some(done) => done,
-            None => {
-                std::future::poll_fn(|cx| {
-                    for i in 0..pending.len() {
-                        if let Poll::Ready(completed) = pending[i].as_mut().poll(cx) {
-                            drop(pending.remove(i));
-                            return Poll::Ready(completed);
-                        }
-                    }
-                    Poll::Pending
-                })
-                .await
-            }
-        };
-        self.calls.records.push(record);
-        let result = match result {
-            Ok(response) => {
-                Ok(CallResponse { status: response.status, headers: response.headers, body: response.body })
-            }
-            Err(error) => Err(CallFailure { code: error.code().to_owned(), message: error.to_string() }),
-        };
-        Ok((id, result))
     }
 }
 

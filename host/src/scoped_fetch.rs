@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use oauth3_policy::CompiledPermit;
+use oauth3_policy::IntegrationName;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{HasSelf, Linker, Resource};
 use wasmtime_wasi::p2::{DynPollable, Pollable};
@@ -96,11 +96,11 @@ pub(crate) fn add_types(linker: &mut Linker<State>) -> wasmtime::Result<()> {
 }
 
 /// Links `oauth3:permit/<name>` (`call` and `fetch`) for each of the
-/// permit's integrations, and nothing else.
-pub(crate) fn add_permit(linker: &mut Linker<State>, permit: &CompiledPermit) -> wasmtime::Result<()> {
-    for integration in permit.integrations() {
-        let name: Arc<str> = integration.name().into();
-        let mut instance = linker.instance(&integration.integration_name().wit_import())?;
+/// integrations, and nothing else.
+pub(crate) fn add_integrations(linker: &mut Linker<State>, names: &[IntegrationName]) -> wasmtime::Result<()> {
+    for integration in names {
+        let name: Arc<str> = integration.as_ref().into();
+        let mut instance = linker.instance(&integration.wit_import())?;
         let integration = Arc::clone(&name);
         instance.func_wrap_async(
             "call",
@@ -144,6 +144,12 @@ fn to_wit(result: Result<GuestResponse, CallError>) -> Result<Response, WitCallE
         Err(CallError::Denied { code, message }) => {
             Err(WitCallError::Denied(Problem { code: code.as_str().to_owned(), message }))
         }
-        Err(error) => Err(WitCallError::Failed(Problem { code: error.code().to_owned(), message: error.to_string() })),
+        Err(error) => {
+            // The code is a field of its own, not a prefix of the message.
+            let code = error.code();
+            let text = error.to_string();
+            let message = text.strip_prefix(code).and_then(|m| m.strip_prefix(": ")).unwrap_or(&text).to_owned();
+            Err(WitCallError::Failed(Problem { code: code.to_owned(), message }))
+        }
     }
 }

@@ -87,4 +87,4 @@ pub use schema::permit_json_schema;
 pub use spec::{Inject, IntegrationSpec, Limits, PermitSpec, QueryParam, RateLimit, Rule, SPEC_VERSION};
 pub use template::{MissingSecret, Template, is_secret_name};
 pub use text::is_invisible;
-pub use wit::{PERMIT_PACKAGE, SCOPED_FETCH_TYPES, SCOPED_FETCH_WIT, WASI_IO_POLL_WIT};
+pub use wit::{PERMIT_PACKAGE, SCOPED_FETCH_TYPES, SCOPED_FETCH_WIT, WASI_IO_POLL_WIT, interfaces_wit};

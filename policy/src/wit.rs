@@ -30,6 +30,13 @@ impl IntegrationName {
         self.as_ref().replace('_', "-")
     }
 
+    /// [`IntegrationName::wit_interface`] as an identifier in WIT text:
+    /// `%`-escaped where it is a keyword (`%list`).
+    pub fn wit_identifier(&self) -> String {
+        let kebab = self.wit_interface();
+        if WIT_KEYWORDS.contains(&kebab.as_str()) { format!("%{kebab}") } else { kebab }
+    }
+
     /// The import a component for the permit uses to call this integration,
     /// e.g. `oauth3:permit/slack-chat`.
     pub fn wit_import(&self) -> String {
@@ -46,28 +53,16 @@ impl CompiledPermit {
         let mut out = format!("package {PERMIT_PACKAGE};\n");
         let summary = self.describe();
         for (integration, described) in self.integrations.iter().zip(&summary.integrations) {
-            let name = wit_ident(&integration.name);
             let _ =
                 writeln!(out, "\n/// `{}`: calls to {}.\n///\n/// Allowed:", integration.name, integration.base_url());
             for rule in &described.rules {
                 let _ = writeln!(out, "/// - {}", one_line(&rule.text));
             }
-            let _ = writeln!(
-                out,
-                "interface {name} {{\n    \
-                 use oauth3:scoped-fetch/types@0.1.0.{{request-options, response, call-error, future-response}};\n\n    \
-                 /// Sends one request through the gateway, which checks it against the\n    \
-                 /// rules above and adds credentials this component never sees, and\n    \
-                 /// waits for the response.\n    \
-                 call: func(method: string, path: string, options: request-options) -> result<response, call-error>;\n\n    \
-                 /// Starts the same request and returns at once; wait on the result's\n    \
-                 /// `subscribe()` pollable to run several calls concurrently.\n    \
-                 fetch: func(method: string, path: string, options: request-options) -> future-response;\n}}"
-            );
+            interface(&mut out, &integration.name);
         }
         let _ = writeln!(out, "\n/// A component for permit {}.\nworld permit {{", self.hash);
         for integration in self.integrations.iter() {
-            let _ = writeln!(out, "    import {};", wit_ident(&integration.name));
+            let _ = writeln!(out, "    import {};", integration.name.wit_identifier());
         }
         out.push_str("    /// Runs the component: `args` is the execution's arguments as JSON;\n");
         out.push_str("    /// the result is its output.\n");
@@ -78,6 +73,40 @@ impl CompiledPermit {
         out.push_str(&nested(WASI_IO_POLL_WIT));
         out
     }
+}
+
+/// The `oauth3:permit` package with one interface per name (no world, no
+/// rule docs), self-contained like [`CompiledPermit::wit`]: what tooling
+/// needs to build against or adapt to the integrations' interfaces, which
+/// depend on the names alone.
+pub fn interfaces_wit(names: &[IntegrationName]) -> String {
+    let mut out = format!("package {PERMIT_PACKAGE};\n");
+    for name in names {
+        out.push('\n');
+        interface(&mut out, name);
+    }
+    out.push('\n');
+    out.push_str(&nested(SCOPED_FETCH_WIT));
+    out.push('\n');
+    out.push_str(&nested(WASI_IO_POLL_WIT));
+    out
+}
+
+/// One integration's interface: `call` and `fetch`.
+fn interface(out: &mut String, name: &IntegrationName) {
+    let _ = writeln!(
+        out,
+        "interface {} {{\n    \
+         use oauth3:scoped-fetch/types@0.1.0.{{request-options, response, call-error, future-response}};\n\n    \
+         /// Sends one request through the gateway, which checks it against the\n    \
+         /// permit's rules and adds credentials this component never sees, and\n    \
+         /// waits for the response.\n    \
+         call: func(method: string, path: string, options: request-options) -> result<response, call-error>;\n\n    \
+         /// Starts the same request and returns at once; wait on the result's\n    \
+         /// `subscribe()` pollable to run several calls concurrently.\n    \
+         fetch: func(method: string, path: string, options: request-options) -> future-response;\n}}",
+        name.wit_identifier()
+    );
 }
 
 /// A WIT file `package p;` + body, as a nested `package p { body }`.
@@ -94,12 +123,6 @@ fn nested(file: &str) -> String {
     }
     out.push_str("}\n");
     out
-}
-
-/// The interface's identifier in WIT text, `%`-escaped where it is a keyword.
-fn wit_ident(name: &IntegrationName) -> String {
-    let kebab = name.wit_interface();
-    if WIT_KEYWORDS.contains(&kebab.as_str()) { format!("%{kebab}") } else { kebab }
 }
 
 fn one_line(text: &str) -> String {
