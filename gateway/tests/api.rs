@@ -176,6 +176,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/permits"),
     ("GET", "/permits/{permit_id}"),
     ("GET", "/permits/{permit_id}/wit"),
+    ("GET", "/permits/{permit_id}/component"),
     ("POST", "/permits/{permit_id}/revoke"),
     ("POST", "/execute"),
     ("GET", "/execute/{request_id}/status"),

@@ -16,12 +16,14 @@ use support::{Backend, TestGateway, assert_error, fake_secret};
 
 on_both_databases!(
     the_wit_endpoint_serves_the_approved_world_as_text,
+    the_component_endpoint_serves_the_javascript_component_with_only_the_permits_imports,
     a_base64_component_built_from_that_world_runs_with_the_owners_token,
     a_raw_wasm_body_runs_with_args_from_the_query,
     a_component_importing_sockets_or_another_integration_is_a_422_naming_each,
     the_same_action_id_and_component_return_the_same_execution,
     components_over_the_limit_are_a_413,
     a_submission_gives_exactly_one_of_code_or_component,
+    retention_deletes_stored_components_no_execution_names_after_an_hour,
 );
 
 /// The permit's WIT document, as served.
@@ -68,6 +70,31 @@ async fn the_wit_endpoint_serves_the_approved_world_as_text(backend: Backend) {
     let (_, stranger) = g.signup("stranger", "agent").await;
     let (status, _, _) = wit(&g, &stranger, &permit).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+async fn the_component_endpoint_serves_the_javascript_component_with_only_the_permits_imports(backend: Backend) {
+    let g = TestGateway::start(backend).await;
+    let (agent, owner, permit) = g.approved_permit(&fake_secret()).await;
+    for token in [&agent, &owner] {
+        let response =
+            g.http.get(format!("{}/permits/{permit}/component", g.url)).bearer_auth(token).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "application/wasm");
+        let bytes = response.bytes().await.unwrap();
+        let wit_component::DecodedWasm::Component(resolve, world) = wit_component::decode(&bytes).unwrap() else {
+            panic!("not a component")
+        };
+        let oauth3: Vec<String> = resolve.worlds[world]
+            .imports
+            .keys()
+            .map(|k| resolve.name_world_key(k))
+            .filter(|n| n.starts_with("oauth3:"))
+            .collect();
+        assert_eq!(oauth3, ["oauth3:scoped-fetch/types@0.1.0", "oauth3:permit/github"]);
+    }
+    // What the host runs for the permit's scripts is that component.
+    let done = g.execute(&agent, &permit, "console.log(typeof github)").await;
+    assert_eq!(done["result"]["stdout"], "function\n", "{done}");
 }
 
 async fn a_base64_component_built_from_that_world_runs_with_the_owners_token(backend: Backend) {
@@ -213,4 +240,37 @@ fn url_encode(text: &str) -> String {
     text.bytes()
         .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()
+}
+
+async fn retention_deletes_stored_components_no_execution_names_after_an_hour(backend: Backend) {
+    let g = TestGateway::start(backend).await;
+    let (agent, _, permit) = g.approved_permit(&fake_secret()).await;
+    let (_, _, world) = wit(&g, &agent, &permit).await;
+    let done = run(&g, &agent, &permit, &component(&world, "permit", &returns("kept"))).await;
+    assert_eq!(done["status"], "completed", "{done}");
+
+    let db = oauth3_gateway::db::Db::connect(&g.database_url()).await.unwrap();
+    let now = oauth3_gateway::db::now_ms();
+    let hour_ago = now - 3_600_001;
+    for (hash, at) in [("orphan-old", hour_ago), ("orphan-new", now)] {
+        sqlx::query("INSERT INTO components (hash, bytes, created_at) VALUES ($1, $2, $3)")
+            .bind(hash)
+            .bind(b"\0asm".to_vec())
+            .bind(at)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+    // The one an execution names is old too, and stays.
+    sqlx::query("UPDATE components SET created_at = $1 WHERE hash NOT LIKE 'orphan-%'")
+        .bind(hour_ago)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let deleted = oauth3_gateway::retention::sweep(&db, None, None).await.unwrap();
+    assert_eq!(deleted.components, 1);
+    let left: Vec<String> = sqlx::query_scalar("SELECT hash FROM components").fetch_all(&db.pool).await.unwrap();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.contains(&"orphan-new".to_owned()), "{left:?}");
+    assert!(left.iter().any(|h| h.len() == 64), "the executed component stays: {left:?}");
 }

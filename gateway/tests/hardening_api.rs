@@ -85,10 +85,7 @@ async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = 
 }
 
 fn database_url(gateway: &TestGateway) -> String {
-    match &gateway.backend {
-        Backend::Sqlite => format!("sqlite://{}", gateway.data_dir.path().join("oauth3.db").display()),
-        Backend::Postgres(url) => url.clone(),
-    }
+    gateway.database_url()
 }
 
 /// Every endpoint a token of `role` may call, with a body where one is
@@ -97,6 +94,8 @@ async fn assert_refused_everywhere(gateway: &TestGateway, token: &str, role: &st
     let mut calls: Vec<(&str, String, Option<Value>)> = vec![
         ("GET", "/permits".into(), None),
         ("GET", "/permits/prm_0".into(), None),
+        ("GET", "/permits/prm_0/wit".into(), None),
+        ("GET", "/permits/prm_0/component".into(), None),
         ("GET", "/permit/req_0".into(), None),
         ("GET", "/execute/exe_0/status".into(), None),
         ("POST", "/tokens/revoke".into(), Some(json!({}))),

@@ -4,7 +4,7 @@
 //! 1,000 concurrent runs, each against its goal.
 //!
 //! `cargo bench -p oauth3-host --bench sandbox [-- SECTION...]` (sections:
-//! startup, hello, calls, egress, compile, scrub, concurrent). Everything runs on a
+//! startup, hello, calls, egress, compile, permit, scrub, concurrent). Everything runs on a
 //! 2-worker tokio runtime. Peak RSS of the concurrent batches is `VmHWM`
 //! after resetting it (`/proc/self/clear_refs`). The stub listens with
 //! tokio's default backlog (128), so 1,000 new connections at once overflow
@@ -100,6 +100,14 @@ impl World {
     fn context(&self, limits: Limits) -> RunContext {
         RunContext::for_permit(&self.permit).limits(limits)
     }
+}
+
+/// A permit with one integration, `name`.
+fn permit_named(name: &str) -> CompiledPermit {
+    let spec = json!({"version": 1, "integrations": [
+        {"name": name, "base_url": format!("https://{}.example.com", name.replace('_', "-")), "rules": [{"method": "GET", "path": "/x"}]}
+    ]});
+    PermitSpec::from_value(spec).expect("a spec").compile(&CompileOptions::default()).expect("a permit")
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -376,6 +384,31 @@ async fn bench() -> Vec<Row> {
             goal: "-",
         });
         rows.push(Row { what: "compile small script, warm (cached)".into(), measured: micros(p50(warm)), goal: "-" });
+    }
+
+    // 7. A new permit's JavaScript component (composed with the permit's
+    // interfaces and compiled), as approval prepares it: the first with the
+    // QuickJS functions not yet compiled on this cache dir, then new
+    // integration names each time, the functions in the incremental cache.
+    if wants("permit") {
+        let mut ready = Vec::new();
+        for letter in 'a'..='k' {
+            let permit = permit_named(&format!("svc_{letter}"));
+            let started = Instant::now();
+            runtime.permit_component(&permit).await.expect("the permit's component");
+            ready.push(started.elapsed());
+        }
+        let first = ready.remove(0);
+        rows.push(Row {
+            what: "new permit's JS component, first on the machine".into(),
+            measured: millis(first),
+            goal: "-",
+        });
+        rows.push(Row {
+            what: "new permit's JS component ready (p50 of 10)".into(),
+            measured: millis(p50(ready)),
+            goal: "p50 ≤ 500 ms",
+        });
     }
     drop(runtime);
 

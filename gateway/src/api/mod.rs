@@ -153,6 +153,13 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         route: |m| on(m, permits::permit_wit),
     },
     Endpoint {
+        method: "GET",
+        path: "/permits/{permit_id}/component",
+        auth: "agent or owner",
+        description: "the exact component the host runs for the permit's JavaScript (application/wasm)",
+        route: |m| on(m, permits::permit_component),
+    },
+    Endpoint {
         method: "POST",
         path: "/permits/{permit_id}/revoke",
         auth: "owner",

@@ -249,6 +249,7 @@ pub async fn approve(
         // Still valid under the operator's current settings.
         let still_valid = || gateway.compile(&PermitSpec::from_json(&row.spec)?).map(drop);
         permits::approve(&gateway.db, &row, &decision, still_valid).await?;
+        prepare_component(&gateway, &row.spec_hash, &row.spec);
     } else {
         permits::deny(&gateway.db, &row, &decision).await?;
     }
@@ -258,6 +259,34 @@ pub async fn approve(
         view.missing_secrets = Some(missing_secrets(&gateway, &owner.id, &row.spec).await?);
     }
     Ok(Json(view))
+}
+
+/// Builds the permit's JavaScript component in the background, so that the
+/// first execution does not wait for it.
+fn prepare_component(gateway: &Arc<Gateway>, spec_hash: &str, spec: &str) {
+    let Ok(permit) = gateway.compiled(spec_hash, spec) else { return };
+    let gateway = Arc::clone(gateway);
+    tokio::spawn(async move {
+        if let Err(error) = gateway.runtime.permit_component(&permit).await {
+            tracing::warn!(error = %Error::from(error).chain(), "could not prepare a permit's component");
+        }
+    });
+}
+
+/// `GET /permits/{permit_id}/component`: the exact component the host runs
+/// for the permit's JavaScript (`application/wasm`): it imports only the
+/// permit's world and inert WASI.
+pub async fn permit_component(
+    State(gateway): State<Arc<Gateway>>,
+    caller: Auth,
+    Path(id): Path<String>,
+) -> Result<([(header::HeaderName, &'static str); 1], Vec<u8>)> {
+    let permit = permit_of(&gateway, &id, Party::AgentOrOwner(&caller.id)).await?;
+    let (Some(spec), Some(hash)) = (&permit.spec, &permit.spec_hash) else {
+        return Err(Error::conflict("permit_not_active", "the permit has no approved spec yet"));
+    };
+    let bytes = gateway.runtime.permit_component(&*gateway.compiled(hash, spec)?).await?;
+    Ok(([(header::CONTENT_TYPE, "application/wasm")], bytes.to_vec()))
 }
 
 fn decision_view(gateway: &Gateway, row: &RequestRow, status: RequestStatus, expires_at: Option<i64>) -> DecisionView {

@@ -162,6 +162,14 @@ impl TestGateway {
         body
     }
 
+    /// The URL of the gateway's database.
+    pub fn database_url(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite => format!("sqlite://{}", self.data_dir.path().join("oauth3.db").display()),
+            Backend::Postgres(url) => url.clone(),
+        }
+    }
+
     /// The gateway's JWT signing key (`<data dir>/jwt.key`), for forging tokens.
     pub fn jwt_key(&self) -> [u8; 32] {
         std::fs::read(self.data_dir.path().join("jwt.key")).unwrap().try_into().expect("a 32-byte key")
