@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::CacheStore;
 
 /// A directory of compiled functions, at most about `limit` bytes: past it,
-/// new functions are compiled but not kept.
+/// new functions are compiled but not kept (nothing is evicted; clear the
+/// directory after upgrading wasmtime, whose new keys would not fit).
 #[derive(Debug)]
 pub(crate) struct DiskCodeCache {
     dir: PathBuf,
@@ -24,7 +25,13 @@ impl DiskCodeCache {
         std::fs::create_dir_all(&dir)?;
         let mut used = 0;
         for entry in std::fs::read_dir(&dir)? {
-            used += entry?.metadata().map_or(0, |m| m.len());
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().contains(".tmp") {
+                // Left by a process that died mid-write.
+                let _ = std::fs::remove_file(entry.path());
+                continue;
+            }
+            used += entry.metadata().map_or(0, |m| m.len());
         }
         Ok(DiskCodeCache { dir, limit, used: AtomicU64::new(used) })
     }
@@ -48,7 +55,9 @@ impl CacheStore for DiskCodeCache {
         }
         let path = self.path(key);
         // Written whole, then renamed: a reader never sees half a function.
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let unique = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tmp = path.with_extension(format!("tmp{}-{unique}", std::process::id()));
         let written = std::fs::write(&tmp, &value).and_then(|()| std::fs::rename(&tmp, &path));
         if written.is_err() {
             let _ = std::fs::remove_file(&tmp);

@@ -37,7 +37,7 @@ use crate::js_component::bindings::exports::oauth3::js::script::JsError;
 use crate::js_component::{self, JsComponent};
 use crate::limits::{Limits, setters};
 use crate::outcome::{Outcome, RunError};
-use crate::sandbox::{BoundedPipe, NoOutbound, State, StateLimits, Stop};
+use crate::sandbox::{BoundedPipe, MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES, NoOutbound, State, StateLimits, Stop};
 use crate::script::Script;
 use crate::{scoped_fetch, wasi};
 
@@ -76,8 +76,10 @@ pub struct RuntimeConfig {
     /// Compiled components kept in memory, by SHA-256 of their bytes (they
     /// are also cached on disk, see [`RuntimeConfig::disk_cache_bytes`]).
     pub component_cache_entries: usize,
-    /// About how much compiled code the on-disk cache keeps; the least
-    /// recently used is evicted past it.
+    /// About how much compiled code each of the two on-disk caches keeps:
+    /// whole components (wasmtime's cache, least recently used evicted past
+    /// it) and single functions (`<cache_dir>/functions`, which stops
+    /// taking new ones when full).
     pub disk_cache_bytes: u64,
 }
 
@@ -186,8 +188,11 @@ struct Inner {
     components: Mutex<HashMap<[u8; 32], AgentComponent>>,
     /// Components linked to a permit's world, by component and spec hash.
     linked: Mutex<HashMap<LinkKey, InstancePre<State>>>,
-    /// Compiling is CPU-bound: at most one per core at once.
+    /// Compiling agents' components is CPU-bound: at most one per core at
+    /// once, apart from building permits' JavaScript components (`builds`),
+    /// so a flood of submissions does not hold up a new permit's first run.
     compiles: Semaphore,
+    builds: Semaphore,
     slots: Arc<Semaphore>,
     ticker_stop: Arc<AtomicBool>,
 }
@@ -250,14 +255,17 @@ impl Runtime {
         if config.pooling {
             let instances = config.max_instances;
             let mut pool = PoolingAllocationConfig::new();
+            // As many per run as the limiter allows one, so that no run can
+            // use up the pool for the others.
+            let (core, memories, tables) = (MAX_CORE_INSTANCES as u32, MAX_MEMORIES as u32, MAX_TABLES as u32);
             pool.total_component_instances(instances)
-                .total_core_instances(instances * 8)
-                .max_core_instances_per_component(16)
-                .total_memories(instances * 4)
-                .max_memories_per_component(4)
+                .total_core_instances(instances * core)
+                .max_core_instances_per_component(core)
+                .total_memories(instances * memories)
+                .max_memories_per_component(memories)
                 .max_memories_per_module(1)
-                .total_tables(instances * 8)
-                .max_tables_per_component(8)
+                .total_tables(instances * tables)
+                .max_tables_per_component(tables)
                 .total_stacks(instances)
                 .total_gc_heaps(0)
                 .max_memory_size(config.max_memory_bytes)
@@ -322,6 +330,7 @@ impl Runtime {
                 components: Mutex::new(HashMap::new()),
                 linked: Mutex::new(HashMap::new()),
                 compiles: Semaphore::new(cores),
+                builds: Semaphore::new(cores),
                 config,
                 ticker_stop,
             }),
@@ -448,7 +457,7 @@ impl Runtime {
     async fn build_js_component(&self, names: Vec<IntegrationName>) -> Result<Arc<JsComponent>, HostError> {
         let (engine, snapshot) = (self.inner.engine.clone(), Arc::clone(&self.inner.snapshot));
         // The semaphore is never closed.
-        let _slot = self.inner.compiles.acquire().await.ok();
+        let _slot = self.inner.builds.acquire().await.ok();
         let (bytes, component) = {
             let names = names.clone();
             tokio::task::spawn_blocking(move || -> Result<_, BoxedError> {
@@ -482,6 +491,7 @@ impl Runtime {
         let hash = sha256(&[bytes]);
         if let Some(loaded) = lock(&self.inner.components).get(&hash).cloned() {
             loaded.check_imports(permit)?;
+            self.linked(&loaded, permit)?;
             return Ok(loaded);
         }
         // Refused by name before any compiling.
@@ -499,6 +509,8 @@ impl Runtime {
         };
         component::check_run_export(&compiled, &self.inner.engine)?;
         let loaded = component::new(hash, compiled, imports, bytes.len());
+        // Types too, not only names: what linking under the permit checks.
+        self.linked(&loaded, permit)?;
 
         let entries = self.inner.config.component_cache_entries;
         let mut components = lock(&self.inner.components);
@@ -549,8 +561,13 @@ impl Runtime {
                 Ok(result)
             })
             .await;
+        // What `run` returns is output like stdout, under the same bound.
+        let limit = limits.stdout_bytes;
+        let too_long = RunError::OutputLimit { stream: "run's result", limit };
         let (output, error) = match result {
+            Ok(Ok(output)) if output.len() > limit => (None, Some(too_long)),
             Ok(Ok(output)) => (Some(output), None),
+            Ok(Err(message)) if message.len() > limit => (None, Some(too_long)),
             Ok(Err(message)) => (None, Some(RunError::Failed(message))),
             Err(error) => (None, Some(error)),
         };

@@ -54,7 +54,7 @@ struct Calls {
     /// each to another task would cost thread wake-ups worth several times a
     /// local call. Whatever is left when the run ends is settled before its
     /// outcome ([`Settling`]).
-    slots: Vec<Arc<CallSlot>>,
+    slots: InFlight,
 }
 
 /// The bounds [`State::new`] needs.
@@ -79,10 +79,14 @@ impl State {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
+        // Handles (calls, pollables, streams) a guest may hold at once: far
+        // above any real need, far below what would weigh on the host.
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_HANDLES);
         State {
             wasi,
-            table: ResourceTable::new(),
-            limiter: Limiter { memory_bytes: limits.memory_bytes, exceeded: false },
+            table,
+            limiter: Limiter { memory_bytes: limits.memory_bytes, used: 0, exceeded: false },
             calls: Calls {
                 outbound,
                 gate: CallGate::new(),
@@ -92,7 +96,7 @@ impl State {
                 max_calls: limits.max_calls,
                 records: Vec::new(),
                 refused: Vec::new(),
-                slots: Vec::new(),
+                slots: InFlight::default(),
             },
             stop: None,
         }
@@ -105,7 +109,7 @@ impl State {
         calls.gate.close();
         let mut records = std::mem::take(&mut calls.records);
         let mut pending: Vec<CallInFlight> = Vec::new();
-        for slot in calls.slots.drain(..) {
+        for slot in calls.slots.drain() {
             match slot.leftover() {
                 Some(Ok(call)) => pending.push(call),
                 Some(Err(record)) => records.push(record),
@@ -162,7 +166,7 @@ impl Drop for Calls {
         let Some(handle) = &self.handle else { return };
         // Refused at the closed gate, or finishing on the wire; the audit
         // sink has the record either way.
-        for slot in self.slots.drain(..) {
+        for slot in self.slots.drain() {
             if let Some(Ok(call)) = slot.leftover() {
                 drop(handle.spawn(call));
             }
@@ -225,14 +229,55 @@ impl State {
         self.calls.slots.push(slot);
     }
 
+    /// The run's calls in flight, shared.
+    pub(crate) fn in_flight(&self) -> InFlight {
+        self.calls.slots.clone()
+    }
+
     /// Records a call whose result the guest has taken.
     pub(crate) fn taken(&mut self, slot: &Arc<CallSlot>, record: CallRecord) {
-        self.calls.slots.retain(|s| !Arc::ptr_eq(s, slot));
+        self.calls.slots.remove(slot);
         self.calls.records.push(record);
     }
 
     pub(crate) fn table(&mut self) -> &mut ResourceTable {
         &mut self.table
+    }
+}
+
+/// The run's calls whose result the guest has not taken, in start order,
+/// shared with each `future-response`: waiting on any call drives them all,
+/// so calls run at once whichever one the guest waits on, and one waiting
+/// for a concurrency slot gets it when an earlier call finishes.
+#[derive(Clone, Default)]
+pub(crate) struct InFlight(Arc<Mutex<Vec<Arc<CallSlot>>>>);
+
+impl InFlight {
+    fn list(&self) -> std::sync::MutexGuard<'_, Vec<Arc<CallSlot>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, slot: Arc<CallSlot>) {
+        self.list().push(slot);
+    }
+
+    fn remove(&self, slot: &Arc<CallSlot>) {
+        self.list().retain(|s| !Arc::ptr_eq(s, slot));
+    }
+
+    fn drain(&self) -> Vec<Arc<CallSlot>> {
+        std::mem::take(&mut *self.list())
+    }
+
+    /// Drives every call in flight until `slot` is done.
+    pub(crate) async fn until_done(&self, slot: &CallSlot) {
+        std::future::poll_fn(|cx| {
+            for other in self.list().iter() {
+                let _ = other.poll_done(cx);
+            }
+            slot.poll_done(cx)
+        })
+        .await;
     }
 }
 
@@ -298,19 +343,46 @@ impl CallSlot {
     }
 }
 
-/// Caps each linear memory of the guest; growing past the cap traps.
+/// Core instances, memories and tables one run may create (the pooling
+/// allocator reserves as many per run).
+pub(crate) const MAX_CORE_INSTANCES: usize = 16;
+pub(crate) const MAX_MEMORIES: usize = 4;
+pub(crate) const MAX_TABLES: usize = 8;
+
+/// Resource handles one run may hold at once.
+const MAX_HANDLES: usize = 10_000;
+
+/// Caps the guest's linear memories together (a component may have
+/// several); growing past the cap traps. Also bounds how many instances,
+/// memories and tables a component may create.
 pub(crate) struct Limiter {
     memory_bytes: usize,
+    used: usize,
     pub(crate) exceeded: bool,
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.memory_bytes {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        // Also called when a memory is created (current 0).
+        let total = self.used.saturating_add(desired.saturating_sub(current));
+        if total > self.memory_bytes {
             self.exceeded = true;
             wasmtime::bail!("memory limit of {} bytes exceeded", self.memory_bytes);
         }
+        self.used = total;
         Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_CORE_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {

@@ -11,7 +11,7 @@ use wasmtime::component::{HasSelf, Linker, Resource};
 use wasmtime_wasi::p2::{DynPollable, Pollable};
 
 use crate::call::{CallError, GuestCall, GuestResponse};
-use crate::sandbox::{CallSlot, State};
+use crate::sandbox::{CallSlot, InFlight, State};
 
 #[allow(missing_docs, clippy::all)]
 pub(crate) mod bindings {
@@ -35,12 +35,14 @@ type WitCallError = types::CallError;
 /// A `future-response`: the guest's handle on a `fetch`ed call.
 pub struct FutureResponse {
     slot: Arc<CallSlot>,
+    /// Waiting on this call drives every call of the run.
+    in_flight: InFlight,
 }
 
 #[wasmtime_wasi::async_trait]
 impl Pollable for FutureResponse {
     async fn ready(&mut self) {
-        std::future::poll_fn(|cx| self.slot.poll_done(cx)).await;
+        self.in_flight.until_done(&self.slot).await;
     }
 }
 
@@ -57,7 +59,8 @@ impl types::HostFutureResponse for State {
     }
 
     fn drop(&mut self, future: Resource<FutureResponse>) -> wasmtime::Result<()> {
-        // The call itself goes on; the run settles and records it.
+        // The call itself goes on (driven whenever the guest waits on
+        // another); the run settles and records it.
         self.table().delete(future)?;
         Ok(())
     }
@@ -109,7 +112,7 @@ pub(crate) fn add_integrations(linker: &mut Linker<State>, names: &[IntegrationN
                 Box::new(async move {
                     let state = store.data_mut();
                     let slot = state.start(call)?;
-                    std::future::poll_fn(|cx| slot.poll_done(cx)).await;
+                    state.in_flight().until_done(&slot).await;
                     let result = store.data_mut().take(&slot).unwrap_or_else(|| unreachable!("the call is done"));
                     Ok((result,))
                 })
@@ -120,7 +123,8 @@ pub(crate) fn add_integrations(linker: &mut Linker<State>, names: &[IntegrationN
             move |mut store: StoreContextMut<'_, State>, (method, path, options): (String, String, RequestOptions)| {
                 let state = store.data_mut();
                 let slot = state.start(guest_call(&name, method, path, options))?;
-                Ok((state.table().push(FutureResponse { slot })?,))
+                let in_flight = state.in_flight();
+                Ok((state.table().push(FutureResponse { slot, in_flight })?,))
             },
         )?;
     }

@@ -161,6 +161,83 @@ async fn fetch_runs_two_calls_at_once_and_hands_each_result_over_once() {
     assert_eq!(urls, ["50", "issues"]);
 }
 
+/// Two `fetch`es, then waits on the second's pollable only, and returns its body.
+fn fetch_two_wait_on_the_second(first: &str, second: &str) -> String {
+    let imports = r#"
+  (import "oauth3:permit/github" "fetch" (func $fetch (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "oauth3:scoped-fetch/types@0.1.0" "[method]future-response.subscribe" (func $subscribe (param i32) (result i32)))
+  (import "oauth3:scoped-fetch/types@0.1.0" "[method]future-response.get" (func $get (param i32 i32)))
+  (import "wasi:io/poll@0.2.0" "[method]pollable.block" (func $block (param i32)))"#;
+    let body = format!(
+        r#"(data (i32.const 16) "GET")
+  (data (i32.const 64) "{first}")
+  (data (i32.const 128) "{second}")
+  (func (export "run") (param i32 i32) (result i32)
+    (local $b i32)
+    (drop (call $fetch (i32.const 16) (i32.const 3) (i32.const 64) (i32.const {first_len})
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
+    (local.set $b (call $fetch (i32.const 16) (i32.const 3) (i32.const 128) (i32.const {second_len})
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
+    (call $block (call $subscribe (local.get $b)))
+    (call $get (local.get $b) (i32.const 3000))
+    (call $result_body_or_code (i32.const 3004)))
+  {RESULT_BODY_OR_CODE}"#,
+        first_len = first.len(),
+        second_len = second.len(),
+    );
+    core_module(imports, &body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waiting_on_one_call_drives_the_others_so_a_call_waiting_for_a_slot_gets_one() {
+    let w = world().await;
+    // One call at a time: the second waits for the first's slot, and the
+    // guest waits on the second only.
+    let limits = limits().max_concurrent_calls(1).wall_time(Duration::from_secs(5));
+    let outcome = w.run(&fetch_two_wait_on_the_second("/sleep/20", "/repos/o/r/issues"), limits).await;
+    assert_eq!(outcome.error, None, "{outcome:?}");
+    assert_eq!(outcome.output.as_deref(), Some(r#"[{"number":1,"title":"first"}]"#));
+    assert_eq!(outcome.calls.len(), 2, "{:?}", outcome.calls);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_memory_limit_counts_every_memory_of_a_component() {
+    let w = world().await;
+    // Two memories of 5 MiB each against a limit of 8 MiB.
+    let grow = core_module(
+        "",
+        r#"(memory $second 1)
+  (func (export "run") (param i32 i32) (result i32)
+    (drop (memory.grow 0 (i32.const 80)))
+    (drop (memory.grow $second (i32.const 80)))
+    (i32.const 0))"#,
+    );
+    // The pooling allocator refuses a module with two memories outright.
+    let refusals = rejected(w.load(&w.component(&grow)).await);
+    assert!(refusals[0].1.contains("memories"), "{refusals:?}");
+    // Without it, both memories count against the one limit.
+    let runtime = Runtime::new(RuntimeConfig::default().max_instances(2).pooling(false)).await.unwrap();
+    let component = runtime.load_component(&w.component(&grow), &w.permit).await.unwrap();
+    let context = CallContext {
+        permit_id: "permit".into(),
+        execution_id: "exec".into(),
+        permit: Arc::clone(&w.permit),
+        secrets: Arc::new(StaticSecrets::default()),
+    };
+    let outbound = Arc::new(w.egress.bind(context));
+    let limits = limits().memory_bytes(8 << 20);
+    let outcome = runtime.run_component(&component, &w.permit, outbound, &json!({}), limits).await.unwrap();
+    assert_eq!(outcome.error, Some(RunError::MemoryLimit { limit: 8 << 20 }));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_run_returns_is_bounded_like_stdout() {
+    let w = world().await;
+    let outcome = w.run(&returns("0123456789"), limits().stdout_bytes(8)).await;
+    assert!(matches!(outcome.error, Some(RunError::OutputLimit { limit: 8, .. })), "{outcome:?}");
+    assert_eq!(outcome.output, None);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn imports_outside_the_permits_world_are_rejected_by_name_before_anything_runs() {
     let w = world().await;
@@ -191,7 +268,7 @@ package oauth3:permit {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_import_with_the_right_name_and_the_wrong_type_is_rejected() {
+async fn an_import_with_the_right_name_and_the_wrong_type_is_rejected_when_loaded() {
     let w = world().await;
     let wit = r#"package test:impostor;
 world impostor {
@@ -202,21 +279,8 @@ package oauth3:permit { interface github { call: func(); } }
 "#;
     let imports = r#"(import "oauth3:permit/github" "call" (func))"#;
     let bytes = component(wit, "impostor", &core_module(imports, &run_returning("x")));
-    let component = w.load(&bytes).await.expect("the names are fine");
-    let context = CallContext {
-        permit_id: "permit".into(),
-        execution_id: "exec".into(),
-        permit: Arc::clone(&w.permit),
-        secrets: Arc::new(StaticSecrets::default()),
-    };
-    let result = runtime()
-        .await
-        .run_component(&component, &w.permit, Arc::new(w.egress.bind(context)), &json!({}), limits())
-        .await;
-    match result {
-        Err(HostError::ComponentRejected(r)) => assert!(r.to_string().contains("oauth3:permit/github"), "{r}"),
-        other => panic!("expected a rejection, got {other:?}"),
-    }
+    let refusals = rejected(w.load(&bytes).await);
+    assert!(refusals[0].1.contains("oauth3:permit/github"), "{refusals:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -128,16 +128,31 @@ pub async fn submit(
     if permit.expires_at.is_some_and(|at| at <= now_ms()) {
         return Err(Error::conflict("permit_expired", "the permit has expired; request a new one"));
     }
+    let args = body.args.clone().unwrap_or(Value::Null).to_string();
+    let cap = gateway.config.max_executions_per_agent.clamp(1, i64::MAX as u64) as i64;
     let component_hash = match &body.code {
         // Syntax errors are reported now, with line and column.
         Code::Script(code) => {
             gateway.runtime.compile_js(code).await?;
             None
         }
-        Code::Component(bytes) => Some(store_component(&gateway, &body.permit_id, bytes).await?),
+        Code::Component(bytes) => {
+            let hash = hex_sha256(bytes);
+            // A retry gets its execution, and an agent at its cap is
+            // refused, before anything is compiled or stored.
+            if let Some((id, status)) = existing_action(&gateway, &agent.id, &body, &args, Some(&hash)).await? {
+                return Ok(accepted(&gateway, id, status));
+            }
+            let in_flight = executions::in_flight(&gateway.db, &agent.id).await?;
+            if in_flight >= cap {
+                return Err(Error::TooManyRequests(format!(
+                    "you have {in_flight} executions queued or running; wait for some to finish"
+                )));
+            }
+            store_component(&gateway, &body.permit_id, bytes).await?;
+            Some(hash)
+        }
     };
-    let args = body.args.clone().unwrap_or(Value::Null).to_string();
-    let cap = gateway.config.max_executions_per_agent.clamp(1, i64::MAX as u64) as i64;
     // Usually a random slot is free: one plain insert. The unique index
     // refuses it if not, and the search below takes over.
     let guess = (u64::from_le_bytes(crate::keys::random_bytes::<8>()?) % cap as u64) as i64;
@@ -192,17 +207,20 @@ impl Submit {
     }
 }
 
+fn hex_sha256(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Checks a component against the permit's approved world (compiling it,
-/// or finding it compiled) and stores it; returns its hash.
-async fn store_component(gateway: &Gateway, permit_id: &str, bytes: &[u8]) -> Result<String> {
+/// or finding it compiled) and stores it.
+async fn store_component(gateway: &Gateway, permit_id: &str, bytes: &[u8]) -> Result<()> {
     let (spec, hash) = permits::approved_spec(&gateway.db, permit_id)
         .await?
         .ok_or_else(|| Error::conflict("permit_not_active", "the permit has no approved spec"))?;
     let permit = gateway.compiled(&hash, &spec)?;
     let component = gateway.runtime.load_component(bytes, &permit).await?;
-    let hash = component.hash_hex();
-    components::put(&gateway.db, &hash, bytes, now_ms()).await?;
-    Ok(hash)
+    components::put(&gateway.db, &component.hash_hex(), bytes, now_ms()).await?;
+    Ok(())
 }
 
 /// Tries before a burst of submissions racing for the same free slots gives up.

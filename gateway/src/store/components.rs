@@ -3,14 +3,18 @@
 use crate::db::Db;
 use crate::error::Result;
 
-/// Stores a component's bytes, once per hash.
+/// Stores a component's bytes, once per hash. Storing it again renews its
+/// time, so retention does not take it from a submission under way.
 pub async fn put(db: &Db, hash: &str, bytes: &[u8], now: i64) -> Result<()> {
-    sqlx::query("INSERT INTO components (hash, bytes, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-        .bind(hash)
-        .bind(bytes)
-        .bind(now)
-        .execute(&db.pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO components (hash, bytes, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (hash) DO UPDATE SET created_at = excluded.created_at",
+    )
+    .bind(hash)
+    .bind(bytes)
+    .bind(now)
+    .execute(&db.pool)
+    .await?;
     Ok(())
 }
 
