@@ -4,7 +4,8 @@
 //! 1,000 concurrent runs, each against its goal.
 //!
 //! `cargo bench -p oauth3-host --bench sandbox [-- SECTION...]` (sections:
-//! startup, hello, calls, egress, compile, permit, scrub, concurrent). Everything runs on a
+//! startup, hello, calls, egress, compile, permit, component, scrub,
+//! concurrent; `component` needs OAUTH3_BENCH_COMPONENT=path.wasm). Everything runs on a
 //! 2-worker tokio runtime. Peak RSS of the concurrent batches is `VmHWM`
 //! after resetting it (`/proc/self/clear_refs`). The stub listens with
 //! tokio's default backlog (128), so 1,000 new connections at once overflow
@@ -409,6 +410,29 @@ async fn bench() -> Vec<Row> {
             measured: millis(p50(ready)),
             goal: "p50 ≤ 500 ms",
         });
+    }
+    // 8. An agent's own component (OAUTH3_BENCH_COMPONENT=path, e.g. the
+    // ~120 KB examples/rust-component build): first load (checked and
+    // compiled) and then cached, and one run of it returning at once.
+    if let Some(path) = std::env::var_os("OAUTH3_BENCH_COMPONENT").filter(|_| wants("component")) {
+        let bytes = std::fs::read(&path).expect("OAUTH3_BENCH_COMPONENT to be readable");
+        let permit = &world.permit;
+        let started = Instant::now();
+        runtime.load_component(&bytes, permit).await.expect("the component to load");
+        let first = started.elapsed();
+        let mut cached = Vec::new();
+        for _ in 0..100 {
+            let started = Instant::now();
+            runtime.load_component(&bytes, permit).await.expect("the component to load");
+            cached.push(started.elapsed());
+        }
+        let kb = bytes.len() / 1024;
+        rows.push(Row {
+            what: format!("load a {kb} KB component, first (compile)"),
+            measured: millis(first),
+            goal: "-",
+        });
+        rows.push(Row { what: format!("load a {kb} KB component, cached"), measured: micros(p50(cached)), goal: "-" });
     }
     drop(runtime);
 
