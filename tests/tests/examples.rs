@@ -1,5 +1,6 @@
 //! The examples, built as their READMEs say and run through the real
-//! gateway against the stub upstream.
+//! gateway against the stub upstream: `examples/js` and
+//! `examples/rust-component`, under the permit of the latter's `spec.json`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +34,57 @@ fn build_component(name: &str) -> Vec<u8> {
     std::fs::read(target.join("wasm32-wasip2/release").join(file)).unwrap()
 }
 
+/// A gateway on SQLite with the example spec (pointed at `stub`) approved:
+/// (binary, agent token, owner token, permit id, the owner's secret).
+async fn gateway_with_the_example_permit(stub: &Stub, dir: &Path) -> (Binary, String, String, String, String) {
+    let env = [
+        ("OAUTH3_INSECURE_UPSTREAMS", stub.host_port()),
+        ("OAUTH3_CACHE_DIR", shared_cache_dir().display().to_string()),
+    ];
+    let binary = Binary::start("gateway", &dir.join("data"), dir, &env);
+    // The example's spec, pointed at the stub: the same world, another upstream.
+    let spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(example("rust-component/spec.json")).unwrap()).unwrap();
+    let mut github = spec["integrations"][0].clone();
+    github["base_url"] = json!(stub.url());
+    let secret = fake_secret();
+    let (agent, owner, permit) = approved_permit(&binary.url, github, &secret).await;
+    (binary, agent, owner, permit, secret)
+}
+
+/// Submits `body` (without `permit_id`) and waits for the execution to end.
+async fn execute(binary: &Binary, agent: &str, permit: &str, mut body: Value) -> Value {
+    body["permit_id"] = json!(permit);
+    let (status, accepted) = call(&binary.url, "POST", "/execute", Some(agent), Some(body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let path = format!("/execute/{}/status?wait=true&timeout=60", accepted["request_id"].as_str().unwrap());
+    call(&binary.url, "GET", &path, Some(agent), None).await.1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_js_examples_run_under_the_example_permit() {
+    let stub = Stub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (binary, agent, _, permit, secret) = gateway_with_the_example_permit(&stub, dir.path()).await;
+    let script = |name: &str| std::fs::read_to_string(example("js").join(name)).unwrap();
+
+    let body = json!({"action_id": "list-1", "code": script("list-issues.js"), "args": {"repo": "octo/hello"}});
+    let done = execute(&binary, &agent, &permit, body).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let issues: Value = serde_json::from_str(done["result"]["stdout"].as_str().unwrap().trim()).unwrap();
+    assert_eq!(issues[0]["title"], "Flaky test on CI");
+
+    let args = json!({"repo": "octo/hello", "title": "Filed by a script"});
+    let done =
+        execute(&binary, &agent, &permit, json!({"action_id": "triage-1", "code": script("triage.js"), "args": args}))
+            .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let output: Value = serde_json::from_str(done["result"]["stdout"].as_str().unwrap().trim()).unwrap();
+    assert_eq!(output, json!({"open_issues": ["Flaky test on CI", "README typo"], "created": 3}));
+    assert!(done["result"]["stderr"].as_str().unwrap().starts_with("not allowed, as expected: "), "{done}");
+    assert!(!done.to_string().contains(&secret));
+}
+
 #[test]
 fn the_rust_components_wit_is_what_oauth3_spec_wit_prints_for_its_spec() {
     let dir = example("rust-component");
@@ -50,27 +102,12 @@ async fn the_rust_component_lists_issues_and_files_one_with_two_concurrent_calls
     let bytes = build_component("rust-component");
     let stub = Stub::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("OAUTH3_INSECURE_UPSTREAMS", stub.host_port()),
-        ("OAUTH3_CACHE_DIR", shared_cache_dir().display().to_string()),
-    ];
-    let binary = Binary::start("gateway", &dir.path().join("data"), dir.path(), &env);
-
-    // The example's spec, pointed at the stub: the same world, another upstream.
-    let spec: Value =
-        serde_json::from_str(&std::fs::read_to_string(example("rust-component/spec.json")).unwrap()).unwrap();
-    let mut github = spec["integrations"][0].clone();
-    github["base_url"] = json!(stub.url());
-    let secret = fake_secret();
-    let (agent, owner, permit) = approved_permit(&binary.url, github, &secret).await;
+    let (binary, agent, owner, permit, secret) = gateway_with_the_example_permit(&stub, dir.path()).await;
 
     let component = base64::engine::general_purpose::STANDARD.encode(&bytes);
     let args = json!({"repo": "octo/hello", "title": "Filed by a component"});
-    let body = json!({"permit_id": permit, "action_id": "rust-1", "component": component, "args": args});
-    let (status, accepted) = call(&binary.url, "POST", "/execute", Some(&agent), Some(body)).await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
-    let path = format!("/execute/{}/status?wait=true&timeout=60", accepted["request_id"].as_str().unwrap());
-    let (_, done) = call(&binary.url, "GET", &path, Some(&agent), None).await;
+    let done =
+        execute(&binary, &agent, &permit, json!({"action_id": "rust-1", "component": component, "args": args})).await;
     assert_eq!(done["status"], "completed", "{done}");
     let output: Value = serde_json::from_str(done["result"]["output"].as_str().unwrap()).unwrap();
     assert_eq!(output, json!({"open_issues": ["Flaky test on CI", "README typo"], "created": 3}));
