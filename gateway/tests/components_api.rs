@@ -24,6 +24,7 @@ on_both_databases!(
     components_over_the_limit_are_a_413,
     a_submission_gives_exactly_one_of_code_or_component,
     retention_deletes_stored_components_no_execution_names_after_an_hour,
+    at_the_in_flight_cap_a_component_is_refused_before_it_is_stored,
 );
 
 /// The permit's WIT document, as served.
@@ -273,4 +274,24 @@ async fn retention_deletes_stored_components_no_execution_names_after_an_hour(ba
     assert_eq!(left.len(), 2, "{left:?}");
     assert!(left.contains(&"orphan-new".to_owned()), "{left:?}");
     assert!(left.iter().any(|h| h.len() == 64), "the executed component stays: {left:?}");
+}
+
+async fn at_the_in_flight_cap_a_component_is_refused_before_it_is_stored(backend: Backend) {
+    let g = TestGateway::start_with(backend, |c| {
+        c.max_executions_per_agent = 1;
+        c.timeout_secs = 2;
+    })
+    .await;
+    let (agent, _, permit) = g.approved_permit(&fake_secret()).await;
+    let (_, _, world) = wit(&g, &agent, &permit).await;
+    let (status, body) = g.submit(&agent, &permit, "spin", "for (;;) {}").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    let bytes = component(&world, "permit", &returns("late"));
+    let body = json!({"permit_id": permit, "action_id": "later", "component": base64(&bytes)});
+    let (status, body) = g.post("/execute", &agent, body).await;
+    assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS, "too_many_executions");
+    let db = oauth3_gateway::db::Db::connect(&g.database_url()).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM components").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(stored, 0, "nothing was stored for a refused submission");
 }

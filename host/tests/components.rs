@@ -115,7 +115,7 @@ async fn a_denied_call_returns_the_policy_deny_code_and_nothing_is_sent() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn fetch_runs_two_calls_at_once_and_hands_each_result_over_once() {
+async fn two_fetches_both_complete_and_each_result_is_handed_over_once() {
     let w = world().await;
     let imports = r#"
   (import "oauth3:permit/github" "fetch" (func $fetch (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
