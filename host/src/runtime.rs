@@ -76,6 +76,9 @@ pub struct RuntimeConfig {
     /// Compiled components kept in memory, by SHA-256 of their bytes (they
     /// are also cached on disk, see [`RuntimeConfig::disk_cache_bytes`]).
     pub component_cache_entries: usize,
+    /// At most this many bytes of components (as submitted; their compiled
+    /// code is a few times more) are kept in memory.
+    pub component_cache_bytes: usize,
     /// About how much compiled code each of the two on-disk caches keeps:
     /// whole components (wasmtime's cache, least recently used evicted past
     /// it) and single functions (`<cache_dir>/functions`, which stops
@@ -97,6 +100,7 @@ impl Default for RuntimeConfig {
             compile_limits: Limits::default().wall_time(Duration::from_secs(10)),
             max_component_bytes: 8 << 20,
             component_cache_entries: 64,
+            component_cache_bytes: 64 << 20,
             disk_cache_bytes: 1 << 30,
         }
     }
@@ -109,6 +113,7 @@ setters!(RuntimeConfig {
     script_cache_entries(entries: usize);
     max_component_bytes(bytes: usize);
     component_cache_entries(entries: usize);
+    component_cache_bytes(bytes: usize);
     disk_cache_bytes(bytes: u64);
 });
 
@@ -512,14 +517,19 @@ impl Runtime {
         // Types too, not only names: what linking under the permit checks.
         self.linked(&loaded, permit)?;
 
-        let entries = self.inner.config.component_cache_entries;
+        let (entries, budget) = (self.inner.config.component_cache_entries, self.inner.config.component_cache_bytes);
         let mut components = lock(&self.inner.components);
-        if components.len() >= entries
-            && let Some(key) = components.keys().next().copied()
-        {
-            components.remove(&key);
+        let mut size: usize = components.values().map(AgentComponent::size).sum();
+        // Evict arbitrary entries (and their linked forms, which hold their
+        // code) until this one fits; the disk cache still has their code.
+        while !components.is_empty() && (components.len() >= entries || size + loaded.size() > budget) {
+            let Some(key) = components.keys().next().copied() else { break };
+            if let Some(evicted) = components.remove(&key) {
+                size -= evicted.size();
+            }
+            lock(&self.inner.linked).retain(|(component, _), _| *component != key);
         }
-        if entries > 0 {
+        if entries > 0 && loaded.size() <= budget {
             components.insert(hash, loaded.clone());
         }
         Ok(loaded)

@@ -362,3 +362,27 @@ async fn a_component_past_the_call_limit_is_stopped() {
     assert_eq!(w.stub.hits(), 3);
     assert_eq!(outcome.calls.len(), 4, "three sent, the fourth refused: {:?}", outcome.calls);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_in_memory_component_cache_keeps_within_its_byte_budget_and_evicted_components_still_run() {
+    let w = world().await;
+    let (a, b) = (w.component(&returns("first")), w.component(&returns("second")));
+    let config = RuntimeConfig::default().max_instances(2).pooling(false).component_cache_bytes(a.len().max(b.len()));
+    let runtime = Runtime::new(config).await.unwrap();
+    let first = runtime.load_component(&a, &w.permit).await.unwrap();
+    assert!(runtime.loaded_component(&first.hash_hex()).is_some());
+    let second = runtime.load_component(&b, &w.permit).await.unwrap();
+    assert!(runtime.loaded_component(&first.hash_hex()).is_none(), "evicted to fit the second");
+    assert!(runtime.loaded_component(&second.hash_hex()).is_some());
+    for (component, expected) in [(&first, "first"), (&second, "second")] {
+        let context = CallContext {
+            permit_id: "permit".into(),
+            execution_id: "exec".into(),
+            permit: Arc::clone(&w.permit),
+            secrets: Arc::new(StaticSecrets::default()),
+        };
+        let outbound = Arc::new(w.egress.bind(context));
+        let outcome = runtime.run_component(component, &w.permit, outbound, &json!({}), limits()).await.unwrap();
+        assert_eq!(outcome.output.as_deref(), Some(expected));
+    }
+}
