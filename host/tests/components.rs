@@ -386,3 +386,25 @@ async fn the_in_memory_component_cache_keeps_within_its_byte_budget_and_evicted_
         assert_eq!(outcome.output.as_deref(), Some(expected));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_future_response_does_not_cancel_its_call_which_is_settled_and_recorded() {
+    let w = world().await;
+    let imports = r#"
+  (import "oauth3:permit/github" "fetch" (func $fetch (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "oauth3:scoped-fetch/types@0.1.0" "[resource-drop]future-response" (func $drop_future (param i32)))"#;
+    let body = r#"(data (i32.const 16) "GET")
+  (data (i32.const 64) "/sleep/30")
+  (data (i32.const 128) "dropped")
+  (func (export "run") (param i32 i32) (result i32)
+    (call $drop_future (call $fetch (i32.const 16) (i32.const 3) (i32.const 64) (i32.const 9)
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
+    (i32.store8 (i32.const 1024) (i32.const 0))
+    (i32.store (i32.const 1028) (i32.const 128))
+    (i32.store (i32.const 1032) (i32.const 7))
+    (i32.const 1024))"#;
+    let outcome = w.run(&core_module(imports, body), limits()).await;
+    assert_eq!(outcome.output.as_deref(), Some("dropped"), "{outcome:?}");
+    assert_eq!(outcome.calls.len(), 1);
+    assert_eq!(outcome.calls[0].status, Some(200), "the call finished: {:?}", outcome.calls);
+}
