@@ -9,7 +9,7 @@ use crate::body::BodySchema;
 use crate::glob::PathGlob;
 use crate::method::Method;
 use crate::names::IntegrationName;
-use crate::origin::{BaseUrl, HostPort, Origin};
+use crate::origin::{BaseUrl, HostPort, Origin, Scheme};
 use crate::spec::{IntegrationSpec, PermitSpec, RateLimit, Rule};
 use crate::template::{Template, is_secret_name, mentions_template};
 use crate::{Issue, PolicyError, SpecHash, headers};
@@ -432,5 +432,41 @@ impl CompiledPermit {
     /// Looks an integration up by name.
     pub fn integration(&self, name: &str) -> Option<&CompiledIntegration> {
         self.integrations.iter().find(|i| i.name == name)
+    }
+
+    /// The integration a request to a whole URL belongs to, for clients that
+    /// name URLs rather than integrations (wasi:http): the one whose origin
+    /// is exactly `scheme`, `host` (any letter case) and `port` (the
+    /// scheme's default when `None`) and whose base path is the longest that
+    /// contains `path` segment-wise, with `path` relative to that base (the
+    /// path [`CompiledPermit::decide`] takes). `path` is the URL's path
+    /// without its query. `None`: no integration, refuse the request.
+    pub fn route<'p>(
+        &self,
+        scheme: Scheme,
+        host: &str,
+        port: Option<u16>,
+        path: &'p str,
+    ) -> Option<(&CompiledIntegration, &'p str)> {
+        let port = port.unwrap_or(match scheme {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        });
+        let host = host.to_ascii_lowercase();
+        self.integrations
+            .iter()
+            .filter(|i| {
+                let origin = &i.base.origin;
+                origin.scheme == scheme && origin.port == port && origin.host.to_string() == host
+            })
+            .filter_map(|i| {
+                let rest = path.strip_prefix(i.base.path.as_str())?;
+                match rest {
+                    "" => Some((i, "/")),
+                    _ if rest.starts_with('/') => Some((i, rest)),
+                    _ => None,
+                }
+            })
+            .max_by_key(|(i, _)| i.base.path.len())
     }
 }
