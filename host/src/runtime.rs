@@ -379,10 +379,8 @@ impl Runtime {
 
         let mut scripts = self.scripts();
         if scripts.len() >= self.inner.config.script_cache_entries {
-            // Evict an arbitrary entry; recompiling costs well under a millisecond.
-            if let Some(key) = scripts.keys().next().copied() {
-                scripts.remove(&key);
-            }
+            // Recompiling costs well under a millisecond.
+            evict_any(&mut scripts);
         }
         if self.inner.config.script_cache_entries > 0 {
             scripts.insert(hash, bytecode.clone());
@@ -440,18 +438,15 @@ impl Runtime {
     /// names (a first call composes and compiles it; call it ahead, e.g.
     /// at approval, so the first run does not wait).
     pub async fn permit_component(&self, permit: &CompiledPermit) -> Result<Arc<[u8]>, HostError> {
-        let names = permit.integrations().iter().map(|i| i.integration_name().clone()).collect();
-        Ok(Arc::clone(&self.js_component(names).await?.bytes))
+        Ok(Arc::clone(&self.js_component(integration_names(permit)).await?.bytes))
     }
 
     async fn js_component(&self, names: Vec<IntegrationName>) -> Result<Arc<JsComponent>, HostError> {
         let cell = {
             let mut js = lock(&self.inner.js);
             if !js.contains_key(&names) && js.len() >= self.inner.config.component_cache_entries.max(1) {
-                // Evict an arbitrary entry; the disk cache has its code.
-                if let Some(key) = js.keys().next().cloned() {
-                    js.remove(&key);
-                }
+                // The disk cache has its code.
+                evict_any(&mut js);
             }
             Arc::clone(js.entry(names.clone()).or_default())
         };
@@ -522,11 +517,9 @@ impl Runtime {
         let mut size: usize = components.values().map(AgentComponent::size).sum();
         // Evict arbitrary entries (and their linked forms, which hold their
         // code) until this one fits; the disk cache still has their code.
-        while !components.is_empty() && (components.len() >= entries || size + loaded.size() > budget) {
-            let Some(key) = components.keys().next().copied() else { break };
-            if let Some(evicted) = components.remove(&key) {
-                size -= evicted.size();
-            }
+        while components.len() >= entries.max(1) || size + loaded.size() > budget {
+            let Some((key, evicted)) = evict_any(&mut components) else { break };
+            size -= evicted.size();
             lock(&self.inner.linked).retain(|(component, _), _| *component != key);
         }
         if entries > 0 && loaded.size() <= budget {
@@ -595,16 +588,13 @@ impl Runtime {
             return Ok(pre.clone());
         }
         let mut linker = self.inner.base.clone();
-        let names: Vec<IntegrationName> = permit.integrations().iter().map(|i| i.integration_name().clone()).collect();
-        scoped_fetch::add_integrations(&mut linker, &names).map_err(engine_err)?;
+        scoped_fetch::add_integrations(&mut linker, &integration_names(permit)).map_err(engine_err)?;
         let pre = linker.instantiate_pre(&component.component).map_err(|e| {
             ComponentRejected::one("component", format!("its imports do not match the permit's world: {e:#}"))
         })?;
         let mut linked = lock(&self.inner.linked);
-        if linked.len() >= self.inner.config.component_cache_entries.max(1) * 4
-            && let Some(old) = linked.keys().next().copied()
-        {
-            linked.remove(&old);
+        if linked.len() >= self.inner.config.component_cache_entries.max(1) * 4 {
+            evict_any(&mut linked);
         }
         linked.insert(key, pre.clone());
         Ok(pre)
@@ -762,6 +752,19 @@ async fn snapshot(cache_dir: &Path) -> Result<Vec<u8>, HostError> {
 /// foreign file is rebuilt rather than trusted).
 fn wasmparser_looks_valid(bytes: &[u8]) -> bool {
     bytes.len() > 8 && bytes.starts_with(b"\0asm")
+}
+
+/// The permit's integrations' names, in spec order: what its interfaces and
+/// its JavaScript component depend on.
+fn integration_names(permit: &CompiledPermit) -> Vec<IntegrationName> {
+    permit.integrations().iter().map(|i| i.integration_name().clone()).collect()
+}
+
+/// Removes an arbitrary entry of a cache (everything cached here is on disk
+/// or cheap to make again), returning it.
+fn evict_any<K: Clone + Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) -> Option<(K, V)> {
+    let key = map.keys().next()?.clone();
+    map.remove_entry(&key)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -8,39 +8,19 @@ mod components;
 mod fixtures;
 #[path = "support/stub.rs"]
 mod stub;
+#[path = "support/world.rs"]
+mod world;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use components::{RESULT_BODY_OR_CODE, call_import, calls_once, component, core_module, returns, run_returning};
-use oauth3_host::{
-    AgentComponent, CallContext, Egress, EgressConfig, HostError, Limits, MemoryRateLimiter, NoAudit, Outcome,
-    RunError, Runtime, RuntimeConfig, StaticSecrets,
-};
-use oauth3_policy::{CompiledPermit, OutboundRequest};
+use oauth3_host::{AgentComponent, HostError, Limits, Outcome, RunError, Runtime, RuntimeConfig};
+use oauth3_policy::OutboundRequest;
 use serde_json::json;
-use stub::Stub;
-use tokio::sync::OnceCell;
-
-static RUNTIME: OnceCell<Runtime> = OnceCell::const_new();
-
-async fn runtime() -> &'static Runtime {
-    RUNTIME.get_or_init(|| async { Runtime::new(RuntimeConfig::default().max_instances(16)).await.unwrap() }).await
-}
-
-struct World {
-    stub: Stub,
-    egress: Arc<Egress>,
-    permit: Arc<CompiledPermit>,
-    token: String,
-}
+use world::{World, runtime};
 
 async fn world() -> World {
-    let stub = Stub::start().await;
-    let permit = fixtures::permit(&stub, json!({}));
-    let config = EgressConfig { insecure_upstreams: fixtures::insecure(&stub), ..Default::default() };
-    let egress = Egress::new(config, Arc::new(MemoryRateLimiter::default()), Arc::new(NoAudit)).unwrap();
-    World { stub, egress: Arc::new(egress), permit: Arc::new(permit), token: fixtures::fake_secret("gh") }
+    World::start(json!({})).await
 }
 
 impl World {
@@ -55,13 +35,7 @@ impl World {
 
     async fn run(&self, core: &str, limits: Limits) -> Outcome {
         let component = self.load(&self.component(core)).await.unwrap();
-        let context = CallContext {
-            permit_id: "permit".into(),
-            execution_id: "exec".into(),
-            permit: Arc::clone(&self.permit),
-            secrets: Arc::new(StaticSecrets::default().with("GITHUB_TOKEN", &self.token)),
-        };
-        let outbound = Arc::new(self.egress.bind(context));
+        let outbound = self.outbound("exec");
         let outcome =
             runtime().await.run_component(&component, &self.permit, outbound, &json!({}), limits).await.unwrap();
         let output = outcome.output.clone().unwrap_or_default();
@@ -218,13 +192,7 @@ async fn the_memory_limit_counts_every_memory_of_a_component() {
     // Without it, both memories count against the one limit.
     let runtime = Runtime::new(RuntimeConfig::default().max_instances(2).pooling(false)).await.unwrap();
     let component = runtime.load_component(&w.component(&grow), &w.permit).await.unwrap();
-    let context = CallContext {
-        permit_id: "permit".into(),
-        execution_id: "exec".into(),
-        permit: Arc::clone(&w.permit),
-        secrets: Arc::new(StaticSecrets::default()),
-    };
-    let outbound = Arc::new(w.egress.bind(context));
+    let outbound = w.outbound("exec");
     let limits = limits().memory_bytes(8 << 20);
     let outcome = runtime.run_component(&component, &w.permit, outbound, &json!({}), limits).await.unwrap();
     assert_eq!(outcome.error, Some(RunError::MemoryLimit { limit: 8 << 20 }));
@@ -375,13 +343,7 @@ async fn the_in_memory_component_cache_keeps_within_its_byte_budget_and_evicted_
     assert!(runtime.loaded_component(&first.hash_hex()).is_none(), "evicted to fit the second");
     assert!(runtime.loaded_component(&second.hash_hex()).is_some());
     for (component, expected) in [(&first, "first"), (&second, "second")] {
-        let context = CallContext {
-            permit_id: "permit".into(),
-            execution_id: "exec".into(),
-            permit: Arc::clone(&w.permit),
-            secrets: Arc::new(StaticSecrets::default()),
-        };
-        let outbound = Arc::new(w.egress.bind(context));
+        let outbound = w.outbound("exec");
         let outcome = runtime.run_component(component, &w.permit, outbound, &json!({}), limits()).await.unwrap();
         assert_eq!(outcome.output.as_deref(), Some(expected));
     }

@@ -8,45 +8,25 @@ mod calls;
 mod fixtures;
 #[path = "support/stub.rs"]
 mod stub;
+#[path = "support/world.rs"]
+mod world;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use oauth3_host::{
-    CallContext, Egress, EgressConfig, Limits, MemoryRateLimiter, NoAudit, Outcome, RunContext, RunError, Runtime,
-    RuntimeConfig, StaticSecrets,
-};
-use oauth3_policy::CompiledPermit;
+use oauth3_host::{Limits, Outcome, RunContext, RunError};
 use serde_json::json;
 use stub::Stub;
-use tokio::sync::OnceCell;
-
-static RUNTIME: OnceCell<Runtime> = OnceCell::const_new();
-
-async fn runtime() -> &'static Runtime {
-    RUNTIME.get_or_init(|| async { Runtime::new(RuntimeConfig::default().max_instances(16)).await.unwrap() }).await
-}
-
-struct World {
-    stub: Stub,
-    egress: Arc<Egress>,
-    permit: Arc<CompiledPermit>,
-    token: String,
-}
+use world::{World, runtime};
 
 async fn world(rate_limit: Option<(u32, u32)>) -> World {
-    let stub = Stub::start().await;
     let extra = match rate_limit {
         Some((max_calls, window_seconds)) => {
             json!({"rate_limit": {"max_calls": max_calls, "window_seconds": window_seconds}})
         }
         None => json!({}),
     };
-    let permit = fixtures::permit(&stub, extra);
-    let config = EgressConfig { insecure_upstreams: fixtures::insecure(&stub), ..Default::default() };
-    let egress = Egress::new(config, Arc::new(MemoryRateLimiter::default()), Arc::new(NoAudit)).unwrap();
-    World { stub, egress: Arc::new(egress), permit: Arc::new(permit), token: fixtures::fake_secret("gh") }
+    World::start(extra).await
 }
 
 impl World {
@@ -57,15 +37,8 @@ impl World {
     async fn run_as(&self, execution_id: &str, source: &str) -> Outcome {
         let runtime = runtime().await;
         let script = runtime.compile_js(source).await.unwrap();
-        // The owner's secrets: only GITHUB_TOKEN is set.
-        let context = CallContext {
-            permit_id: "permit".into(),
-            execution_id: execution_id.into(),
-            permit: Arc::clone(&self.permit),
-            secrets: Arc::new(StaticSecrets::default().with("GITHUB_TOKEN", &self.token)),
-        };
         let run = RunContext::for_permit(&self.permit).limits(Limits::default().wall_time(Duration::from_secs(10)));
-        let outcome = runtime.run(&script, Arc::new(self.egress.bind(context)), run).await.unwrap();
+        let outcome = runtime.run(&script, self.outbound(execution_id), run).await.unwrap();
         assert!(!outcome.stdout.contains(&self.token) && !outcome.stderr.contains(&self.token), "{outcome:?}");
         outcome
     }
@@ -144,15 +117,9 @@ async fn a_burst_past_the_call_limit_sends_nothing_after_the_run_ends() {
         )
         .await
         .unwrap();
-    let context = CallContext {
-        permit_id: "permit".into(),
-        execution_id: "burst".into(),
-        permit: Arc::clone(&w.permit),
-        secrets: Arc::new(StaticSecrets::default().with("GITHUB_TOKEN", &w.token)),
-    };
     let limits = Limits::default().max_calls(50).wall_time(Duration::from_secs(10));
     let run = RunContext::for_permit(&w.permit).limits(limits);
-    let outcome = runtime.run(&script, Arc::new(w.egress.bind(context)), run).await.unwrap();
+    let outcome = runtime.run(&script, w.outbound("burst"), run).await.unwrap();
     let hits_at_the_end = w.stub.hits();
     assert!(matches!(outcome.error, Some(RunError::CallLimit { limit: 50 })), "{:?}", outcome.error);
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -137,7 +137,7 @@ pub async fn submit(
             None
         }
         Code::Component(bytes) => {
-            let hash = hex_sha256(bytes);
+            let hash = crate::keys::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
             // A retry gets its execution, and an agent at its cap is
             // refused, before anything is compiled or stored.
             if let Some((id, status)) = existing_action(&gateway, &agent.id, &body, &args, Some(&hash)).await? {
@@ -205,10 +205,6 @@ impl Submit {
             Code::Component(_) => "",
         }
     }
-}
-
-fn hex_sha256(bytes: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Checks a component against the permit's approved world (compiling it,
