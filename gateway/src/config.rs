@@ -69,6 +69,15 @@ pub enum SignupMode {
     Invite,
 }
 
+/// A feature the operator turns on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -139,6 +148,11 @@ pub struct Config {
     /// may be larger, to fit it base64-encoded).
     #[arg(long, env = "OAUTH3_MAX_COMPONENT_BYTES", default_value_t = 8 << 20)]
     pub max_component_bytes: usize,
+
+    /// Whether submitted components may import wasi:http's outgoing-handler. Their requests are
+    /// routed to the permit's integrations through the same egress; `off` rejects such components.
+    #[arg(long, env = "OAUTH3_WASI_HTTP", value_enum, default_value = "on")]
+    pub wasi_http: Switch,
 
     /// Lifetime of tokens issued at signup, in seconds (default 30 days).
     #[arg(long, env = "OAUTH3_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
@@ -268,6 +282,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "OAUTH3_MAX_EXECUTIONS_PER_AGENT",
     "OAUTH3_MAX_BODY_BYTES",
     "OAUTH3_MAX_COMPONENT_BYTES",
+    "OAUTH3_WASI_HTTP",
     "OAUTH3_TOKEN_TTL_SECS",
     "OAUTH3_REQUEST_TTL_SECS",
     "OAUTH3_CACHE_DIR",

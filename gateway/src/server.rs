@@ -18,7 +18,7 @@ use oauth3_drafting::{
 
 use crate::auth::Tokens;
 use crate::capabilities::{DbAudit, DbRateLimiter};
-use crate::config::{Config, DrafterSettings, SignupMode};
+use crate::config::{Config, DrafterSettings, SignupMode, Switch};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::executor::Workers;
@@ -108,7 +108,8 @@ impl Server {
                 .cache_dir(config.cache_dir())
                 .max_instances(config.max_concurrent as u32 + 8)
                 .max_memory_bytes(memory)
-                .max_component_bytes(config.max_component_bytes),
+                .max_component_bytes(config.max_component_bytes)
+                .wasi_http(config.wasi_http == Switch::On),
         )
         .await?;
         let egress = Arc::new(Egress::new(

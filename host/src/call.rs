@@ -117,6 +117,15 @@ impl CallError {
             CallError::RunEnded => "run_ended",
         }
     }
+
+    /// The message without its code: for where the code is a field of its own.
+    pub fn detail(&self) -> String {
+        let text = self.to_string();
+        match text.strip_prefix(self.code()).and_then(|m| m.strip_prefix(": ")) {
+            Some(detail) => detail.to_owned(),
+            None => text,
+        }
+    }
 }
 
 /// What the audit log keeps about one call. Never holds a secret value: the

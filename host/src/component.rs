@@ -1,8 +1,9 @@
 //! Components agents submit, checked before anything runs: a component (not
 //! a core module), within the size limit, exporting the world's `run`, and
 //! importing only its permit's world plus inert WASI (io, clocks, random,
-//! cli stdio, and filesystem with nothing opened). Sockets, HTTP and other
-//! permits' interfaces are refused by name.
+//! cli stdio, and filesystem with nothing opened), and wasi:http's client
+//! interfaces unless the operator turned them off. Sockets, other permits'
+//! interfaces and anything else are refused by name.
 
 use std::fmt;
 use std::sync::Arc;
@@ -56,15 +57,22 @@ impl AgentComponent {
     }
 
     /// Whether the component may run under `permit`: each import is one of
-    /// the permit's integrations, the shared types, or inert WASI.
-    pub fn check_imports(&self, permit: &CompiledPermit) -> Result<(), ComponentRejected> {
-        check_imports(&self.imports, permit)
+    /// the permit's integrations, the shared types, inert WASI, or (when
+    /// `wasi_http`) wasi:http's `types` and `outgoing-handler`.
+    pub fn check_imports(&self, permit: &CompiledPermit, wasi_http: bool) -> Result<(), ComponentRejected> {
+        check_imports(&self.imports, permit, wasi_http)
     }
 }
 
-pub(crate) fn check_imports(imports: &[String], permit: &CompiledPermit) -> Result<(), ComponentRejected> {
-    let refusals: Vec<Refusal> =
-        imports.iter().filter_map(|name| refuse_import(name, permit).map(|r| Refusal::new(name, r))).collect();
+pub(crate) fn check_imports(
+    imports: &[String],
+    permit: &CompiledPermit,
+    wasi_http: bool,
+) -> Result<(), ComponentRejected> {
+    let refusals: Vec<Refusal> = imports
+        .iter()
+        .filter_map(|name| refuse_import(name, permit, wasi_http).map(|r| Refusal::new(name, r)))
+        .collect();
     if refusals.is_empty() { Ok(()) } else { Err(ComponentRejected { refusals }) }
 }
 
@@ -134,8 +142,12 @@ const INERT_WASI: &[(&str, &[&str])] = &[
     ("wasi:filesystem", &["types", "preopens"]),
 ];
 
+/// wasi:http interfaces a component may import when wasi:http is on: its
+/// requests go to the permit's integrations (see `wasi_http.rs`).
+const WASI_HTTP: &[&str] = &["types", "outgoing-handler"];
+
 /// Why `name` may not be imported under `permit`, or `None` if it may.
-fn refuse_import(name: &str, permit: &CompiledPermit) -> Option<String> {
+fn refuse_import(name: &str, permit: &CompiledPermit, wasi_http: bool) -> Option<String> {
     let (path, version) = name.split_once('@').map_or((name, None), |(p, v)| (p, Some(v)));
     let Some((package, interface)) = path.split_once('/') else {
         return Some("only interfaces of the permit's world may be imported, not plain functions or types".into());
@@ -158,8 +170,14 @@ fn refuse_import(name: &str, permit: &CompiledPermit) -> Option<String> {
             (!supported).then(|| format!("the host provides {SCOPED_FETCH_TYPES}"))
         }
         "wasi:sockets" => Some("sockets are not available: calls go through the permit's integrations".into()),
+        "wasi:http" if !wasi_http => {
+            Some("wasi:http is turned off on this gateway: call the permit's integrations (oauth3:permit/...)".into())
+        }
+        "wasi:http" if !WASI_HTTP.contains(&interface) => {
+            Some("only wasi:http/types and wasi:http/outgoing-handler are provided".into())
+        }
         "wasi:http" => {
-            Some("wasi:http is not available here: call the permit's integrations (oauth3:permit/...)".into())
+            (!version.is_some_and(|v| v.starts_with("0.2."))).then(|| "only wasi:http 0.2.x is provided".into())
         }
         _ => {
             let Some((_, interfaces)) = INERT_WASI.iter().find(|(p, _)| *p == package) else {

@@ -17,6 +17,7 @@ mod sandbox;
 mod scoped_fetch;
 mod script;
 mod wasi;
+mod wasi_http;
 
 pub use call::{CallError, CallGate, CallRecord, GuestCall, GuestResponse, Outbound};
 pub use capabilities::{AuditSink, MemoryRateLimiter, NoAudit, RateLimiter, Secret, SecretResolver, StaticSecrets};
@@ -27,3 +28,4 @@ pub use limits::Limits;
 pub use outcome::{Outcome, RunError};
 pub use runtime::{RunContext, Runtime, RuntimeConfig};
 pub use script::Script;
+pub use wasi_http::ERROR_HEADER;

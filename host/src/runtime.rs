@@ -37,9 +37,11 @@ use crate::js_component::bindings::exports::oauth3::js::script::JsError;
 use crate::js_component::{self, JsComponent};
 use crate::limits::{Limits, setters};
 use crate::outcome::{Outcome, RunError};
-use crate::sandbox::{BoundedPipe, MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES, NoOutbound, State, StateLimits, Stop};
+use crate::sandbox::{
+    BoundedPipe, MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES, NoOutbound, State, StateLimits, Stop, lock,
+};
 use crate::script::Script;
-use crate::{scoped_fetch, wasi};
+use crate::{scoped_fetch, wasi, wasi_http};
 
 /// The guest runtime component as built by `build.rs` (before its snapshot).
 const GUEST_RUNTIME: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/guest_runtime.wasm"));
@@ -84,6 +86,10 @@ pub struct RuntimeConfig {
     /// it) and single functions (`<cache_dir>/functions`, which stops
     /// taking new ones when full).
     pub disk_cache_bytes: u64,
+    /// Whether components may import `wasi:http/outgoing-handler` (their
+    /// requests are routed to the permit's integrations through the same
+    /// egress). Off, such a component is rejected by name.
+    pub wasi_http: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -102,6 +108,7 @@ impl Default for RuntimeConfig {
             component_cache_entries: 64,
             component_cache_bytes: 64 << 20,
             disk_cache_bytes: 1 << 30,
+            wasi_http: true,
         }
     }
 }
@@ -115,6 +122,7 @@ setters!(RuntimeConfig {
     component_cache_entries(entries: usize);
     component_cache_bytes(bytes: usize);
     disk_cache_bytes(bytes: u64);
+    wasi_http(enabled: bool);
 });
 
 impl RuntimeConfig {
@@ -302,6 +310,9 @@ impl Runtime {
         let mut base = Linker::<State>::new(&engine);
         wasi::add_inert(&mut base).map_err(engine_err)?;
         scoped_fetch::add_types(&mut base).map_err(engine_err)?;
+        if config.wasi_http {
+            wasi_http::add_to_linker(&mut base).map_err(engine_err)?;
+        }
         let mut linker = base.clone();
         js_component::add_dispatch_stub(&mut linker).map_err(guest_err)?;
         let plain = RuntimePre::new(linker.instantiate_pre(&component).map_err(guest_err)?).map_err(guest_err)?;
@@ -361,7 +372,7 @@ impl Runtime {
         }
 
         let limits = self.inner.config.compile_limits;
-        let mut session = self.session(Arc::new(NoOutbound), &limits).await;
+        let mut session = self.session(Arc::new(NoOutbound), None, &limits).await;
         let pre = &self.inner.plain;
         let result = session
             .drive(async |store| {
@@ -410,7 +421,7 @@ impl Runtime {
         limits.memory_bytes = limits.memory_bytes.min(self.inner.config.max_memory_bytes);
 
         let started = Instant::now();
-        let mut session = self.session(outbound, &limits).await;
+        let mut session = self.session(outbound, None, &limits).await;
         let bytecode = script.bytecode.clone();
         let integrations = context.integrations;
         let pre = &js.pre;
@@ -490,13 +501,13 @@ impl Runtime {
         }
         let hash = sha256(&[bytes]);
         if let Some(loaded) = lock(&self.inner.components).get(&hash).cloned() {
-            loaded.check_imports(permit)?;
+            loaded.check_imports(permit, self.inner.config.wasi_http)?;
             self.linked(&loaded, permit)?;
             return Ok(loaded);
         }
         // Refused by name before any compiling.
         let imports = component::top_level_imports(bytes)?;
-        component::check_imports(&imports, permit)?;
+        component::check_imports(&imports, permit, self.inner.config.wasi_http)?;
 
         let compiled = {
             // The semaphore is never closed.
@@ -543,19 +554,19 @@ impl Runtime {
     pub async fn run_component(
         &self,
         component: &AgentComponent,
-        permit: &CompiledPermit,
+        permit: &Arc<CompiledPermit>,
         outbound: Arc<dyn Outbound>,
         args: &serde_json::Value,
         limits: Limits,
     ) -> Result<Outcome, HostError> {
-        component.check_imports(permit)?;
+        component.check_imports(permit, self.inner.config.wasi_http)?;
         let pre = self.linked(component, permit)?;
         let args = serde_json::to_string(args).map_err(|e| HostError::InvalidContext(e.to_string()))?;
         let mut limits = limits;
         limits.memory_bytes = limits.memory_bytes.min(self.inner.config.max_memory_bytes);
 
         let started = Instant::now();
-        let mut session = self.session(outbound, &limits).await;
+        let mut session = self.session(outbound, Some(Arc::clone(permit)), &limits).await;
         let result = session
             .drive(async |store| {
                 let instance = pre.instantiate_async(&mut *store).await?;
@@ -600,13 +611,20 @@ impl Runtime {
         Ok(pre)
     }
 
-    async fn session(&self, outbound: Arc<dyn Outbound>, limits: &Limits) -> Session {
+    /// A store for one run; `permit` routes wasi:http requests.
+    async fn session(
+        &self,
+        outbound: Arc<dyn Outbound>,
+        permit: Option<Arc<CompiledPermit>>,
+        limits: &Limits,
+    ) -> Session {
         // The semaphore is never closed.
         let slot = self.inner.slots.clone().acquire_owned().await.ok();
         let stdout = BoundedPipe::new(limits.stdout_bytes);
         let stderr = BoundedPipe::new(limits.stderr_bytes);
         let state = State::new(
             outbound,
+            permit,
             stdout.clone(),
             stderr.clone(),
             StateLimits {
@@ -720,6 +738,7 @@ async fn snapshot(cache_dir: &Path) -> Result<Vec<u8>, HostError> {
     let engine = Engine::new(&Config::new()).map_err(engine_err)?;
     let state = State::new(
         Arc::new(NoOutbound),
+        None,
         BoundedPipe::new(1 << 16),
         BoundedPipe::new(1 << 16),
         StateLimits { memory_bytes: usize::MAX, max_calls: 0, max_concurrent_calls: 1 },
@@ -765,8 +784,4 @@ fn integration_names(permit: &CompiledPermit) -> Vec<IntegrationName> {
 fn evict_any<K: Clone + Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) -> Option<(K, V)> {
     let key = map.keys().next()?.clone();
     map.remove_entry(&key)
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -17,7 +17,12 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use oauth3_policy::CompiledPermit;
+use tokio::task::JoinHandle;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
 use crate::call::{CallError, CallGate, CallRecord, GuestCall, GuestResponse, Outbound};
+use crate::wasi_http::HttpHooks;
 
 /// Why the host stopped a run (set where the trap is raised).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,20 +35,18 @@ pub(crate) enum Stop {
 pub(crate) struct State {
     wasi: WasiCtx,
     table: ResourceTable,
+    http: WasiHttpCtx,
+    pub(crate) http_hooks: HttpHooks,
     pub(crate) limiter: Limiter,
     calls: Calls,
     pub(crate) stop: Option<Stop>,
 }
 
 struct Calls {
-    outbound: Arc<dyn Outbound>,
-    /// Open while the run lasts; closed when it ends, so that calls not yet
-    /// sent are not sent.
-    gate: CallGate,
+    sender: Sender,
     /// Where a run dropped before it settled sends its calls to finish
     /// (see `Drop`), with the gate closed first.
     handle: Option<Handle>,
-    concurrency: Arc<Semaphore>,
     started: u32,
     max_calls: u32,
     records: Vec<CallRecord>,
@@ -55,7 +58,43 @@ struct Calls {
     /// local call. Whatever is left when the run ends is settled before its
     /// outcome ([`Settling`]).
     slots: InFlight,
+    /// wasi:http requests, each on a task of its own (the guest may drop
+    /// its handle; the call still finishes and is recorded).
+    http: HttpCalls,
 }
+
+/// What sends a run's calls: its [`Outbound`], behind the run's gate and
+/// its concurrency bound.
+#[derive(Clone)]
+pub(crate) struct Sender {
+    pub(crate) outbound: Arc<dyn Outbound>,
+    /// Open while the run lasts; closed when it ends, so that calls not yet
+    /// sent are not sent.
+    pub(crate) gate: CallGate,
+    concurrency: Arc<Semaphore>,
+}
+
+impl Sender {
+    /// Waits for a concurrency slot, then goes out through the [`Outbound`].
+    pub(crate) async fn send(self, call: GuestCall) -> CallDone {
+        let _slot = self.slot().await;
+        self.outbound.call(call, &self.gate).await
+    }
+
+    /// One of the run's concurrency slots, held while a call is made;
+    /// `None` once the run has ended (then the closed gate refuses the call).
+    pub(crate) async fn slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        // The semaphore is never closed.
+        tokio::select! {
+            biased;
+            permit = Arc::clone(&self.concurrency).acquire_owned() => permit.ok(),
+            () = self.gate.closed() => None,
+        }
+    }
+}
+
+/// The run's wasi:http calls, each a task that ends with the call's record.
+pub(crate) type HttpCalls = Arc<Mutex<Vec<JoinHandle<CallRecord>>>>;
 
 /// The bounds [`State::new`] needs.
 pub(crate) struct StateLimits {
@@ -65,8 +104,11 @@ pub(crate) struct StateLimits {
 }
 
 impl State {
+    /// `permit` routes wasi:http requests to its integrations; without it
+    /// every such request is refused.
     pub(crate) fn new(
         outbound: Arc<dyn Outbound>,
+        permit: Option<Arc<CompiledPermit>>,
         stdout: BoundedPipe,
         stderr: BoundedPipe,
         limits: StateLimits,
@@ -83,20 +125,27 @@ impl State {
         // above any real need, far below what would weigh on the host.
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_HANDLES);
+        let sender = Sender {
+            outbound,
+            gate: CallGate::new(),
+            concurrency: Arc::new(Semaphore::new(limits.max_concurrent_calls.max(1) as usize)),
+        };
+        let http_calls = HttpCalls::default();
         State {
             wasi,
             table,
+            http: WasiHttpCtx::new(),
+            http_hooks: HttpHooks::new(permit, sender.clone(), Arc::clone(&http_calls)),
             limiter: Limiter { memory_bytes: limits.memory_bytes, used: 0, exceeded: false },
             calls: Calls {
-                outbound,
-                gate: CallGate::new(),
+                sender,
                 handle: None,
-                concurrency: Arc::new(Semaphore::new(limits.max_concurrent_calls.max(1) as usize)),
                 started: 0,
                 max_calls: limits.max_calls,
                 records: Vec::new(),
                 refused: Vec::new(),
                 slots: InFlight::default(),
+                http: http_calls,
             },
             stop: None,
         }
@@ -106,7 +155,7 @@ impl State {
     /// sent, and hands over what is still in flight to be settled.
     pub(crate) fn end_calls(&mut self) -> Settling {
         let calls = &mut self.calls;
-        calls.gate.close();
+        calls.sender.gate.close();
         let mut records = std::mem::take(&mut calls.records);
         let mut pending: Vec<CallInFlight> = Vec::new();
         for slot in calls.slots.drain() {
@@ -117,8 +166,9 @@ impl State {
             }
         }
         Settling {
-            outbound: Arc::clone(&calls.outbound),
+            outbound: Arc::clone(&calls.sender.outbound),
             pending,
+            http: std::mem::take(&mut *lock(&calls.http)),
             records,
             refused: std::mem::take(&mut calls.refused),
         }
@@ -132,6 +182,7 @@ impl State {
 pub(crate) struct Settling {
     outbound: Arc<dyn Outbound>,
     pending: Vec<CallInFlight>,
+    http: Vec<JoinHandle<CallRecord>>,
     records: Vec<CallRecord>,
     refused: Vec<CallRecord>,
 }
@@ -152,6 +203,12 @@ impl Settling {
             if pending.is_empty() { Poll::Ready(()) } else { Poll::Pending }
         })
         .await;
+        for task in std::mem::take(&mut self.http) {
+            // A task that panicked has no record to give.
+            if let Ok(record) = task.await {
+                records.push(record);
+            }
+        }
         for record in &self.refused {
             self.outbound.refused(record).await;
         }
@@ -161,8 +218,9 @@ impl Settling {
 
 impl Drop for Calls {
     fn drop(&mut self) {
-        // Only when the run itself was dropped before it settled.
-        self.gate.close();
+        // Only when the run itself was dropped before it settled. wasi:http
+        // calls are tasks already; they finish on their own.
+        self.sender.gate.close();
         let Some(handle) = &self.handle else { return };
         // Refused at the closed gate, or finishing on the wire; the audit
         // sink has the record either way.
@@ -171,7 +229,7 @@ impl Drop for Calls {
                 drop(handle.spawn(call));
             }
         }
-        let outbound = Arc::clone(&self.outbound);
+        let outbound = Arc::clone(&self.sender.outbound);
         let refused = std::mem::take(&mut self.refused);
         if !refused.is_empty() {
             drop(handle.spawn(async move {
@@ -189,16 +247,31 @@ impl WasiView for State {
     }
 }
 
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.http_hooks }
+    }
+}
+
 impl State {
     /// Starts one call of the run: counted against the call limit (past it
     /// the run traps), then, as a future, waiting for a concurrency slot and
     /// going out through the run's [`Outbound`] behind its gate. Nothing
     /// happens until the future is polled.
     pub(crate) fn begin_call(&mut self, call: GuestCall) -> wasmtime::Result<CallInFlight> {
+        self.count_call(|| {
+            let request_bytes = call.body.as_ref().map_or(0, |b| b.len() as u64);
+            CallRecord { request_bytes, ..CallRecord::refused(&call, "call_limit") }
+        })?;
+        Ok(Box::pin(self.calls.sender.clone().send(call)))
+    }
+
+    /// Counts one call against the run's limit. Past it, the call (as
+    /// `refused` describes it) is recorded as refused and the run traps.
+    pub(crate) fn count_call(&mut self, refused: impl FnOnce() -> CallRecord) -> wasmtime::Result<()> {
         let calls = &mut self.calls;
         if calls.started >= calls.max_calls {
-            let request_bytes = call.body.as_ref().map_or(0, |b| b.len() as u64);
-            let record = CallRecord { request_bytes, ..CallRecord::refused(&call, "call_limit") };
+            let record = refused();
             calls.refused.push(record.clone());
             calls.records.push(record);
             self.stop = Some(Stop::Calls);
@@ -208,19 +281,7 @@ impl State {
             calls.handle = Some(Handle::try_current().map_err(|e| wasmtime::format_err!("no tokio runtime: {e}"))?);
         }
         calls.started += 1;
-        let outbound = calls.outbound.clone();
-        let concurrency = calls.concurrency.clone();
-        let gate = calls.gate.clone();
-        Ok(Box::pin(async move {
-            // The semaphore is never closed. A run that ends while the call
-            // waits for a slot does not wait on: the closed gate refuses it.
-            let _permit = tokio::select! {
-                biased;
-                permit = concurrency.acquire_owned() => permit.ok(),
-                () = gate.closed() => None,
-            };
-            outbound.call(call, &gate).await
-        }))
+        Ok(())
     }
 
     /// Keeps a `fetch`ed call's slot until its result is taken, so that a
@@ -254,7 +315,7 @@ pub(crate) struct InFlight(Arc<Mutex<Vec<Arc<CallSlot>>>>);
 
 impl InFlight {
     fn list(&self) -> std::sync::MutexGuard<'_, Vec<Arc<CallSlot>>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.0)
     }
 
     fn push(&self, slot: Arc<CallSlot>) {
@@ -303,7 +364,7 @@ impl CallSlot {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, SlotState> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.0)
     }
 
     /// Drives the call; ready once it is done (or its result was taken).
@@ -341,6 +402,11 @@ impl CallSlot {
             SlotState::Taken => None,
         }
     }
+}
+
+/// A lock that outlives a panic while it was held (the data stays usable).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Core instances, memories and tables one run may create (the pooling

@@ -148,12 +148,6 @@ fn to_wit(result: Result<GuestResponse, CallError>) -> Result<Response, WitCallE
         Err(CallError::Denied { code, message }) => {
             Err(WitCallError::Denied(Problem { code: code.as_str().to_owned(), message }))
         }
-        Err(error) => {
-            // The code is a field of its own, not a prefix of the message.
-            let code = error.code();
-            let text = error.to_string();
-            let message = text.strip_prefix(code).and_then(|m| m.strip_prefix(": ")).unwrap_or(&text).to_owned();
-            Err(WitCallError::Failed(Problem { code: code.to_owned(), message }))
-        }
+        Err(error) => Err(WitCallError::Failed(Problem { code: error.code().to_owned(), message: error.detail() })),
     }
 }

@@ -440,7 +440,9 @@ impl CompiledPermit {
     /// scheme's default when `None`) and whose base path is the longest that
     /// contains `path` segment-wise, with `path` relative to that base (the
     /// path [`CompiledPermit::decide`] takes). `path` is the URL's path
-    /// without its query. `None`: no integration, refuse the request.
+    /// without its query. `None`: no integration, or several sharing that
+    /// longest base URL (only their names tell them apart); refuse the
+    /// request.
     pub fn route<'p>(
         &self,
         scheme: Scheme,
@@ -453,20 +455,25 @@ impl CompiledPermit {
             Scheme::Https => 443,
         });
         let host = host.to_ascii_lowercase();
-        self.integrations
-            .iter()
-            .filter(|i| {
-                let origin = &i.base.origin;
-                origin.scheme == scheme && origin.port == port && origin.host.to_string() == host
-            })
-            .filter_map(|i| {
-                let rest = path.strip_prefix(i.base.path.as_str())?;
-                match rest {
-                    "" => Some((i, "/")),
-                    _ if rest.starts_with('/') => Some((i, rest)),
-                    _ => None,
-                }
-            })
-            .max_by_key(|(i, _)| i.base.path.len())
+        let mut best: Option<(&CompiledIntegration, &'p str)> = None;
+        let mut tied = false;
+        for integration in &self.integrations {
+            let origin = &integration.base.origin;
+            if origin.scheme != scheme || origin.port != port || origin.host.to_string() != host {
+                continue;
+            }
+            let rest = match path.strip_prefix(integration.base.path.as_str()) {
+                Some("") => "/",
+                Some(rest) if rest.starts_with('/') => rest,
+                _ => continue,
+            };
+            let length = integration.base.path.len();
+            match best {
+                Some((current, _)) if current.base.path.len() > length => {}
+                Some((current, _)) if current.base.path.len() == length => tied = true,
+                _ => (best, tied) = (Some((integration, rest)), false),
+            }
+        }
+        if tied { None } else { best }
     }
 }

@@ -60,6 +60,23 @@ fn another_scheme_port_or_host_matches_nothing() {
 }
 
 #[test]
+fn integrations_sharing_the_longest_base_url_match_nothing() {
+    let integration =
+        |name: &str, base: &str| json!({"name": name, "base_url": base, "rules": [{"method": "GET", "path": "/**"}]});
+    let spec = PermitSpec::from_value(json!({"version": 1, "integrations": [
+        integration("reader", "https://api.example.com/v1"),
+        integration("writer", "https://api.example.com/v1/"),
+        integration("admin", "https://api.example.com/v1/admin"),
+        integration("root", "https://api.example.com"),
+    ]}))
+    .unwrap();
+    let p = spec.compile(&CompileOptions::default()).unwrap();
+    assert_eq!(route(&p, Scheme::Https, "api.example.com", None, "/v1/items"), None);
+    assert_eq!(route(&p, Scheme::Https, "api.example.com", None, "/v1/admin/x"), Some(("admin".into(), "/x")));
+    assert_eq!(route(&p, Scheme::Https, "api.example.com", None, "/v2"), Some(("root".into(), "/v2")));
+}
+
+#[test]
 fn a_relative_path_with_dot_segments_is_still_refused_by_decide() {
     let p = permit();
     let (integration, rest) = p.route(Scheme::Https, "gitlab.example.com", None, "/api/v4/admin/../x").unwrap();

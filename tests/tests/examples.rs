@@ -1,6 +1,10 @@
 //! The examples, built as their READMEs say and run through the real
-//! gateway against the stub upstream: `examples/js` and
-//! `examples/rust-component`, under the permit of the latter's `spec.json`.
+//! gateway against the stub upstream: `examples/js`,
+//! `examples/rust-component` and `examples/wasi-http-component`, under the
+//! permit of `examples/rust-component/spec.json`.
+
+#[path = "../../host/tests/support/wasm32.rs"]
+mod wasm32;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,24 +18,9 @@ fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name)
 }
 
-/// Builds an example for wasm32-wasip2 (release, its own lock file) into
-/// the target dir's `examples/`; returns the component's bytes.
+/// Builds an example for wasm32-wasip2 as its README says.
 fn build_component(name: &str) -> Vec<u8> {
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        // <target>/<profile>/deps/<test>
-        None => std::env::current_exe().unwrap().ancestors().nth(3).unwrap().to_owned(),
-    }
-    .join("examples");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--release", "--locked", "--target", "wasm32-wasip2", "--target-dir"])
-        .arg(&target)
-        .current_dir(example(name))
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "building examples/{name} failed");
-    let file = name.replace('-', "_") + ".wasm";
-    std::fs::read(target.join("wasm32-wasip2/release").join(file)).unwrap()
+    wasm32::build_component(&example(name))
 }
 
 /// A gateway on SQLite with the example spec (pointed at `stub`) approved:
@@ -122,4 +111,74 @@ async fn the_rust_component_lists_issues_and_files_one_with_two_concurrent_calls
         .collect();
     calls.sort();
     assert_eq!(calls, [("GET".into(), "allow".into()), ("POST".into(), "allow".into())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wasi_http_component_calls_the_same_api_with_an_ordinary_http_client() {
+    let bytes = build_component("wasi-http-component");
+    let stub = Stub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (binary, agent, owner, permit, secret) = gateway_with_the_example_permit(&stub, dir.path()).await;
+    let component = base64::engine::general_purpose::STANDARD.encode(&bytes);
+
+    let args = json!({"repo": "octo/hello", "title": "Filed over wasi:http", "api": stub.url()});
+    let body = json!({"action_id": "http-1", "component": component, "args": args});
+    let done = execute(&binary, &agent, &permit, body).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let output: Value = serde_json::from_str(done["result"]["output"].as_str().unwrap()).unwrap();
+    // The stub answers 401 without the owner's token: the gateway added it.
+    assert_eq!(output, json!({"open_issues": ["Flaky test on CI", "README typo"], "created": 3}));
+    assert!(!done.to_string().contains(&secret));
+
+    // A URL no integration of the permit has: refused as an HTTP error the
+    // component reads, audited, and nothing reaches that origin.
+    let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let args =
+        json!({"repo": "octo/hello", "title": "x", "api": format!("http://{}", elsewhere.local_addr().unwrap())});
+    let body = json!({"action_id": "http-2", "component": component, "args": args});
+    let done = execute(&binary, &agent, &permit, body).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    let error = done["result"]["error"]["message"].as_str().unwrap_or_default();
+    assert!(error.contains("HTTP 403") && error.contains("no single integration"), "{done}");
+    let reasons: Vec<&str> =
+        done["result"]["calls"].as_array().unwrap().iter().map(|c| c["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons, ["unknown_integration", "unknown_integration"], "{done}");
+    let accepted = tokio::time::timeout(std::time::Duration::from_millis(200), elsewhere.accept()).await;
+    assert!(accepted.is_err(), "a request reached the origin no integration has");
+
+    let (_, audit) = call(&binary.url, "GET", &format!("/audit?permit_id={permit}"), Some(&owner), None).await;
+    let mut calls: Vec<(String, String)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["method"].as_str().unwrap().to_owned(), e["decision"].as_str().unwrap().to_owned()))
+        .collect();
+    calls.sort();
+    let expected = [("GET", "allow"), ("GET", "deny"), ("POST", "allow"), ("POST", "deny")];
+    assert_eq!(calls, expected.map(|(m, d)| (m.to_owned(), d.to_owned())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_with_wasi_http_off_rejects_the_wasi_http_component_by_name() {
+    let bytes = build_component("wasi-http-component");
+    let stub = Stub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("OAUTH3_INSECURE_UPSTREAMS", stub.host_port()),
+        ("OAUTH3_CACHE_DIR", shared_cache_dir().display().to_string()),
+        ("OAUTH3_WASI_HTTP", "off".to_owned()),
+    ];
+    let binary = Binary::start("gateway", &dir.path().join("data"), dir.path(), &env);
+    let github = json!({"name": "github", "base_url": stub.url(), "rules": [{"method": "GET", "path": "/**"}],
+        "inject": {"headers": {"Authorization": "Bearer {GITHUB_TOKEN}"}}, "secrets": ["GITHUB_TOKEN"]});
+    let (agent, _, permit) = approved_permit(&binary.url, github, &fake_secret()).await;
+
+    let component = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    let body = json!({"permit_id": permit, "action_id": "off-1", "component": component, "args": {}});
+    let (status, rejected) = call(&binary.url, "POST", "/execute", Some(&agent), Some(body)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{rejected}");
+    assert_eq!(rejected["error"]["code"], "component_rejected");
+    let refused: Vec<&str> =
+        rejected["error"]["refusals"].as_array().unwrap().iter().map(|r| r["item"].as_str().unwrap()).collect();
+    assert!(refused.iter().any(|item| item.starts_with("wasi:http/outgoing-handler@0.2.")), "{rejected}");
 }

@@ -25,6 +25,14 @@ pub fn insecure(stub: &Stub) -> BTreeSet<HostPort> {
 /// Compiles the test permit; `github_extra` replaces top-level fields of the
 /// `github` integration (e.g. `rules`, `rate_limit`, `limits`).
 pub fn permit(stub: &Stub, github_extra: Value) -> CompiledPermit {
+    let weather = json!({"name": "weather", "base_url": stub.base_url(), "rules": [{"method": "GET", "path": "/forecast"}],
+        "inject": {"query": {"api_key": "{WEATHER_KEY}"}}, "secrets": ["WEATHER_KEY"]});
+    compile(stub, vec![github(stub, github_extra), weather])
+}
+
+/// The `github` integration (bearer token, many routes of the stub), with
+/// `extra`'s top-level fields replacing its own.
+pub fn github(stub: &Stub, extra: Value) -> Value {
     let mut github = json!({
         "name": "github",
         "base_url": stub.base_url(),
@@ -46,11 +54,14 @@ pub fn permit(stub: &Stub, github_extra: Value) -> CompiledPermit {
         "inject": {"headers": {"Authorization": "Bearer {GITHUB_TOKEN}"}},
         "secrets": ["GITHUB_TOKEN"]
     });
-    for (key, value) in github_extra.as_object().expect("an object of fields") {
+    for (key, value) in extra.as_object().expect("an object of fields") {
         github[key] = value.clone();
     }
-    let weather = json!({"name": "weather", "base_url": stub.base_url(), "rules": [{"method": "GET", "path": "/forecast"}],
-        "inject": {"query": {"api_key": "{WEATHER_KEY}"}}, "secrets": ["WEATHER_KEY"]});
-    let spec = PermitSpec::from_value(json!({"version": 1, "integrations": [github, weather]})).unwrap();
+    github
+}
+
+/// A permit of these integrations, with the stub as the insecure upstream.
+pub fn compile(stub: &Stub, integrations: Vec<Value>) -> CompiledPermit {
+    let spec = PermitSpec::from_value(json!({"version": 1, "integrations": integrations})).unwrap();
     spec.compile(&CompileOptions { insecure_upstreams: insecure(stub), ..Default::default() }).unwrap()
 }

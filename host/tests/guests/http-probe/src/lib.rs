@@ -1,0 +1,68 @@
+//! Sends the requests `args` lists, one after another, over wasi:http (the
+//! `wstd` client) and returns what came back, for the host's tests.
+//!
+//! `args`: `{"requests": [{"method", "url", "headers": [[name, value]],
+//! "body", "drop"}]}`; `drop: true` starts the request and drops it unawaited.
+//! Output: one entry per request: `{"status", "headers": {name: value},
+//! "body"}`, `{"error"}` or `{"dropped": true}`.
+
+#[allow(missing_docs)]
+mod bindings {
+    wit_bindgen::generate!({ path: "wit", world: "agent" });
+
+    use super::Probe;
+    export!(Probe);
+}
+
+use serde_json::{Map, Value, json};
+use wstd::http::{Body, Client, Method, Request};
+
+struct Probe;
+
+impl bindings::Guest for Probe {
+    fn run(args: String) -> Result<String, String> {
+        wstd::runtime::block_on(run(args))
+    }
+}
+
+async fn run(args: String) -> Result<String, String> {
+    let args: Value = serde_json::from_str(&args).map_err(|e| e.to_string())?;
+    let client = Client::new();
+    let mut results = Vec::new();
+    for spec in args["requests"].as_array().ok_or("args.requests: an array")? {
+        let method =
+            Method::from_bytes(spec["method"].as_str().unwrap_or("GET").as_bytes()).map_err(|e| e.to_string())?;
+        let mut request = Request::builder().method(method).uri(spec["url"].as_str().ok_or("url: a string")?);
+        for pair in spec["headers"].as_array().into_iter().flatten() {
+            request = request.header(pair[0].as_str().unwrap_or(""), pair[1].as_str().unwrap_or(""));
+        }
+        let body = match spec["body"].as_str() {
+            Some(text) => Body::from(text.to_owned()),
+            None => Body::empty(),
+        };
+        let request = request.body(body).map_err(|e| e.to_string())?;
+        if spec["drop"].as_bool() == Some(true) {
+            // Polled once (the request is handed to the host), then dropped.
+            let _ = futures_lite::future::poll_once(client.send(request)).await;
+            results.push(json!({"dropped": true}));
+            continue;
+        }
+        results.push(match client.send(request).await {
+            Err(error) => json!({"error": error.to_string()}),
+            Ok(mut response) => {
+                let headers: Map<String, Value> = response
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| (n.as_str().to_owned(), json!(String::from_utf8_lossy(v.as_bytes()))))
+                    .collect();
+                let status = response.status().as_u16();
+                let body = match response.body_mut().contents().await {
+                    Ok(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                    Err(error) => format!("<body error: {error}>"),
+                };
+                json!({"status": status, "headers": headers, "body": body})
+            }
+        });
+    }
+    Ok(Value::Array(results).to_string())
+}
