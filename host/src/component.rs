@@ -176,9 +176,7 @@ fn refuse_import(name: &str, permit: &CompiledPermit, wasi_http: bool) -> Option
         "wasi:http" if !WASI_HTTP.contains(&interface) => {
             Some("only wasi:http/types and wasi:http/outgoing-handler are provided".into())
         }
-        "wasi:http" => {
-            (!version.is_some_and(|v| v.starts_with("0.2."))).then(|| "only wasi:http 0.2.x is provided".into())
-        }
+        "wasi:http" => (!is_0_2(version)).then(|| "only wasi:http 0.2.x is provided".into()),
         _ => {
             let Some((_, interfaces)) = INERT_WASI.iter().find(|(p, _)| *p == package) else {
                 return Some("not part of this permit's world".into());
@@ -186,12 +184,19 @@ fn refuse_import(name: &str, permit: &CompiledPermit, wasi_http: bool) -> Option
             if !interfaces.contains(&interface) {
                 return Some("not part of this permit's world".into());
             }
-            if !version.is_some_and(|v| v.starts_with("0.2.")) {
+            if !is_0_2(version) {
                 return Some("only WASI 0.2.x interfaces are provided".into());
             }
             None
         }
     }
+}
+
+/// A released 0.2.x version (not a pre-release, which would fail to link).
+fn is_0_2(version: Option<&str>) -> bool {
+    version
+        .and_then(|v| v.strip_prefix("0.2."))
+        .is_some_and(|patch| !patch.is_empty() && patch.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The component's top-level import names, or why the bytes are not a component.

@@ -121,20 +121,23 @@ impl State {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        // Handles (calls, pollables, streams) a guest may hold at once: far
-        // above any real need, far below what would weigh on the host.
+        // Handles (calls, pollables, streams, wasi:http requests and their
+        // buffered bodies) a guest may hold at once: a few per call it may
+        // make, far below what would weigh on the host.
         let mut table = ResourceTable::new();
-        table.set_max_capacity(MAX_HANDLES);
+        table.set_max_capacity((256 + 4 * limits.max_calls as usize).min(MAX_HANDLES));
         let sender = Sender {
             outbound,
             gate: CallGate::new(),
             concurrency: Arc::new(Semaphore::new(limits.max_concurrent_calls.max(1) as usize)),
         };
         let http_calls = HttpCalls::default();
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(crate::wasi_http::FIELDS_BYTES);
         State {
             wasi,
             table,
-            http: WasiHttpCtx::new(),
+            http,
             http_hooks: HttpHooks::new(permit, sender.clone(), Arc::clone(&http_calls)),
             limiter: Limiter { memory_bytes: limits.memory_bytes, used: 0, exceeded: false },
             calls: Calls {
@@ -284,6 +287,11 @@ impl State {
         Ok(())
     }
 
+    /// Takes back a [`State::count_call`] for a call that was never made.
+    pub(crate) fn uncount_call(&mut self) {
+        self.calls.started = self.calls.started.saturating_sub(1);
+    }
+
     /// Keeps a `fetch`ed call's slot until its result is taken, so that a
     /// run ending first still settles and records it.
     pub(crate) fn track(&mut self, slot: Arc<CallSlot>) {
@@ -415,7 +423,7 @@ pub(crate) const MAX_CORE_INSTANCES: usize = 16;
 pub(crate) const MAX_MEMORIES: usize = 4;
 pub(crate) const MAX_TABLES: usize = 8;
 
-/// Resource handles one run may hold at once.
+/// Resource handles one run may hold at once, whatever its call limit.
 const MAX_HANDLES: usize = 10_000;
 
 /// Caps the guest's linear memories together (a component may have

@@ -28,8 +28,16 @@ use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttp, WasiHttpHooks, Wasi
 use crate::call::{CallError, CallRecord, GuestCall, GuestResponse};
 use crate::sandbox::{CallDone, HttpCalls, Sender, State, lock};
 
-/// The header naming the code of a response the host wrote itself.
+/// The header naming the code of a response the host wrote itself (never
+/// passed on from an upstream).
 pub const ERROR_HEADER: &str = "oauth3-error";
+
+/// Bytes of headers one `fields` may hold (HTTP servers commonly take 8 KiB).
+pub(crate) const FIELDS_BYTES: usize = 16 << 10;
+
+/// Bytes the host buffers per outgoing body before the guest must wait:
+/// with the handle cap, what bounds a guest's request bodies in host memory.
+const BODY_CHUNK_BYTES: usize = 32 << 10;
 
 /// The outgoing-handler interface linked here (the version wasmtime-wasi-http
 /// implements; components importing any 0.2.x link to it).
@@ -70,7 +78,12 @@ impl State {
             }
         };
         self.count_call(|| CallRecord::refused(&refused, "call_limit")).map_err(HttpError::trap)?;
-        outgoing_handler::Host::handle(&mut self.http(), request, options)
+        let handled = outgoing_handler::Host::handle(&mut self.http(), request, options);
+        if handled.is_err() {
+            // Malformed (the crate's error code says how): no call was made.
+            self.uncount_call();
+        }
+        handled
     }
 }
 
@@ -144,8 +157,11 @@ impl HttpHooks {
                 (integration.name().to_owned(), path.to_owned(), Ok(integration.limits().max_request_bytes))
             }
             None => {
-                let origin =
-                    format!("{}://{}", uri.scheme_str().unwrap_or(""), uri.authority().map_or("", |a| a.as_str()));
+                // Scheme, host and port only: userinfo is the guest's, not
+                // where the request went; the path is kept short.
+                let port = uri.port().map(|p| format!(":{p}")).unwrap_or_default();
+                let origin = format!("{}://{}{port}", uri.scheme_str().unwrap_or(""), uri.host().unwrap_or(""));
+                let path = shorten(uri.path());
                 let bases: Vec<String> = self
                     .permit
                     .iter()
@@ -153,11 +169,10 @@ impl HttpHooks {
                     .map(|i| format!("{} {}", i.name(), i.base_url()))
                     .collect();
                 let why = format!(
-                    "no single integration of this permit has a base URL containing {origin}{} (it has: {})",
-                    uri.path(),
+                    "no single integration of this permit has a base URL containing {origin}{path} (it has: {})",
                     bases.join(", ")
                 );
-                (origin, uri.path().to_owned(), Err(why))
+                (origin, path, Err(why))
             }
         };
         let call = GuestCall { integration, method, path, query, headers: Vec::new(), body: None };
@@ -170,6 +185,14 @@ impl WasiHttpHooks for HttpHooks {
     /// integration's base URL decides where the request goes).
     fn set_host_header(&mut self) -> bool {
         false
+    }
+
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        1
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        BODY_CHUNK_BYTES
     }
 
     /// Starts the call on a task of its own, which the run settles and
@@ -206,17 +229,16 @@ impl WasiHttpHooks for HttpHooks {
                     (Some(max_body), None)
                 }
             };
-            // Taken before the body is read: at most the run's concurrency
-            // of request bodies is held at once.
-            let slot = sender.slot().await;
+            // Bodies are read as the guest writes them, in any order (a
+            // guest finishing its second request's body first does not wait
+            // on the first's concurrency slot).
             let (result, record) = match (read_body(&sender, body, keep).await, refused) {
                 (Err(error), _) | (Ok(_), Some(error)) => refuse(&sender, &call, error).await,
                 (Ok(body), None) => {
                     call.body = body;
-                    sender.outbound.call(call, &sender.gate).await
+                    sender.send(call).await
                 }
             };
-            drop(slot);
             let _ = answer.send(result);
             record
         });
@@ -248,11 +270,19 @@ fn guest_headers(headers: &http::HeaderMap) -> Result<Vec<(String, String)>, Str
     headers
         .iter()
         .filter(|(name, _)| **name != http::header::HOST && **name != http::header::CONTENT_LENGTH)
-        .map(|(name, value)| match value.to_str() {
+        .map(|(name, value)| match std::str::from_utf8(value.as_bytes()) {
             Ok(value) => Ok((name.as_str().to_owned(), value.to_owned())),
-            Err(_) => Err(name.as_str().to_owned()),
+            Err(_) => Err(shorten(name.as_str())),
         })
         .collect()
+}
+
+/// Guest text for a message or record: at most 200 characters.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
 }
 
 /// The whole request body, read to its end while the run lasts (so the
@@ -291,8 +321,9 @@ fn upstream_response(response: GuestResponse) -> Response<WasiBody> {
     let mut builder =
         Response::builder().status(StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY));
     for (name, value) in &response.headers {
-        // The body is whole (and may have been scrubbed): its length is the host's to state.
-        if name.eq_ignore_ascii_case("content-length") {
+        // The body is whole (and may have been scrubbed): its length is the
+        // host's to state. Only the host says a response is its own.
+        if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case(ERROR_HEADER) {
             continue;
         }
         if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
@@ -309,6 +340,7 @@ fn upstream_response(response: GuestResponse) -> Response<WasiBody> {
 /// The response the host writes for a call that got no upstream response.
 pub(crate) fn problem_response(error: &CallError) -> Response<WasiBody> {
     let status = match error {
+        CallError::Denied { code: DenyCode::BodyTooLarge, .. } => StatusCode::PAYLOAD_TOO_LARGE,
         CallError::Denied { .. } | CallError::SecretMissing(_) | CallError::AddressNotAllowed(_) => {
             StatusCode::FORBIDDEN
         }

@@ -41,18 +41,20 @@ async fn world(github_extra: Value) -> World {
 }
 
 impl World {
+    /// Runs the probe with these requests: one result per request.
     async fn probe(&self, requests: Value, limits: Limits) -> (Vec<Value>, Outcome) {
+        let (output, outcome) = self.run_probe(json!({ "requests": requests }), limits).await;
+        let results = output.map(|o| serde_json::from_value(o).unwrap()).unwrap_or_default();
+        (results, outcome)
+    }
+
+    async fn run_probe(&self, args: Value, limits: Limits) -> (Option<Value>, Outcome) {
         let runtime = runtime().await;
         let component = runtime.load_component(probe(), &self.permit).await.unwrap();
-        let args = json!({ "requests": requests });
         let outbound = self.outbound("exec");
         let outcome = runtime.run_component(&component, &self.permit, outbound, &args, limits).await.unwrap();
         assert!(!format!("{outcome:?}").contains(&self.token), "the token reached the guest: {outcome:?}");
-        let results = match &outcome.output {
-            Some(output) => serde_json::from_str(output).unwrap(),
-            None => Vec::new(),
-        };
-        (results, outcome)
+        (outcome.output.as_deref().map(|o| serde_json::from_str(o).unwrap()), outcome)
     }
 
     fn url(&self, path: &str) -> String {
@@ -193,7 +195,7 @@ async fn a_body_over_the_integrations_limit_is_refused_unsent() {
     let requests = json!([{"method": "POST", "url": w.url("/repos/o/r/issues"),
         "headers": [["content-type", "application/json"]], "body": format!("{{\"title\": \"{title}\"}}")}]);
     let (results, outcome) = w.probe(requests, limits()).await;
-    assert_eq!(refusal(&results[0]).0, 403);
+    assert_eq!(refusal(&results[0]).0, 413);
     assert_eq!(refusal(&results[0]).1, "body_too_large");
     assert_eq!(reasons(&outcome), [Some("body_too_large")]);
     assert_eq!(w.stub.hits(), 0);
@@ -246,4 +248,33 @@ async fn with_wasi_http_off_the_component_is_rejected_by_name() {
     // The same bytes load where it is on.
     let loaded: AgentComponent = runtime().await.load_component(probe(), &w.permit).await.unwrap();
     assert!(loaded.imports().iter().any(|i| i.starts_with("wasi:http/outgoing-handler@0.2.")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_cannot_pile_request_bodies_up_in_host_memory() {
+    let w = world(json!({})).await;
+    // Each unsent body takes at most one small chunk of what is written...
+    let (output, outcome) = w.run_probe(json!({"hoard": 3, "bytes": 1 << 20}), limits()).await;
+    let output = output.unwrap_or_else(|| panic!("{outcome:?}"));
+    assert_eq!(output["hoarded"], 3);
+    let largest = output["largest_write"].as_u64().unwrap();
+    assert!(largest > 0 && largest <= 32 << 10, "{output}");
+    // ...and the handles that hold them are capped by the run's call limit
+    // (256 + 4 per call): the run is stopped long before 100,000.
+    let (output, outcome) = w.run_probe(json!({"hoard": 100_000, "bytes": 1 << 20}), limits().max_calls(10)).await;
+    assert_eq!(output, None);
+    assert!(matches!(&outcome.error, Some(RunError::Trap(message)) if message.contains("table")), "{outcome:?}");
+    assert!(outcome.calls.is_empty());
+    assert_eq!(w.stub.hits(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_cannot_pass_its_response_off_as_the_hosts() {
+    let w = world(json!({"rules": [{"method": "GET", "path": "/forged"}]})).await;
+    let requests = json!([{"method": "GET", "url": w.url("/forged")}, {"method": "GET", "url": w.url("/nope")}]);
+    let (results, outcome) = w.probe(requests, limits()).await;
+    assert_eq!(results[0]["status"], 403);
+    assert!(results[0]["headers"].get(ERROR_HEADER).is_none(), "{results:?}");
+    assert_eq!(outcome.calls[0].decision, Verdict::Allow);
+    assert_eq!(refusal(&results[1]).1, "path_not_allowed");
 }

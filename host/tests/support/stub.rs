@@ -161,6 +161,12 @@ async fn handle(
             (StatusCode::FOUND, [(header::LOCATION, target)]).into_response()
         }
         ("GET", "/redirect/loop") => (StatusCode::FOUND, [(header::LOCATION, "/redirect/loop")]).into_response(),
+        ("GET", "/forged") => {
+            // An upstream dressing its answer as a sandbox refusal.
+            let forged = [(header::HeaderName::from_static("oauth3-error"), "path_not_allowed")];
+            (StatusCode::FORBIDDEN, forged, json(serde_json::json!({"error": {"code": "path_not_allowed"}})))
+                .into_response()
+        }
         ("GET", "/big") => vec![b'x'; 100_000].into_response(),
         ("GET", "/slow") => {
             tokio::time::sleep(Duration::from_secs(3)).await;

@@ -5,6 +5,10 @@
 //! "body", "drop"}]}`; `drop: true` starts the request and drops it unawaited.
 //! Output: one entry per request: `{"status", "headers": {name: value},
 //! "body"}`, `{"error"}` or `{"dropped": true}`.
+//!
+//! Or `{"hoard": n, "bytes": m}`: makes `n` outgoing requests, writes as much
+//! of `m` bytes into each body as the host takes, and sends none. Output:
+//! `{"hoarded": n, "largest_write": bytes}` (if the host lets it get there).
 
 #[allow(missing_docs)]
 mod bindings {
@@ -27,6 +31,9 @@ impl bindings::Guest for Probe {
 
 async fn run(args: String) -> Result<String, String> {
     let args: Value = serde_json::from_str(&args).map_err(|e| e.to_string())?;
+    if let Some(count) = args["hoard"].as_u64() {
+        return Ok(hoard(count, args["bytes"].as_u64().unwrap_or(0) as usize).to_string());
+    }
     let client = Client::new();
     let mut results = Vec::new();
     for spec in args["requests"].as_array().ok_or("args.requests: an array")? {
@@ -65,4 +72,25 @@ async fn run(args: String) -> Result<String, String> {
         });
     }
     Ok(Value::Array(results).to_string())
+}
+
+/// Requests with bodies written and never sent, all kept.
+fn hoard(count: u64, bytes: usize) -> Value {
+    use wasip2::http::types::{Fields, OutgoingRequest};
+    let mut kept = Vec::new();
+    let mut largest_write = 0;
+    let chunk = vec![b'x'; bytes];
+    for _ in 0..count {
+        let request = OutgoingRequest::new(Fields::new());
+        let body = request.body().expect("a body");
+        let stream = body.write().expect("a stream");
+        let room = stream.check_write().unwrap_or(0) as usize;
+        let take = room.min(bytes);
+        if take > 0 && stream.write(&chunk[..take]).is_ok() {
+            largest_write = largest_write.max(take);
+        }
+        // Children before parents, as they are dropped.
+        kept.push((stream, body, request));
+    }
+    json!({"hoarded": kept.len(), "largest_write": largest_write})
 }
