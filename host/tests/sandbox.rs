@@ -492,3 +492,32 @@ async fn a_burst_past_the_call_limit_sends_nothing_after_the_run_ends() {
     calls::unsent_calls_were_refused_at_the_end(&outcome.calls);
     assert_eq!(wire.reported.load(std::sync::atomic::Ordering::SeqCst), 1, "the sandbox's own refusal is reported");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nothing_a_run_leaves_in_its_slot_is_seen_by_the_next_run_there() {
+    // One instance slot, so every run reuses it; the pages a run wrote stay
+    // resident between runs (keep-resident) and must be reset all the same,
+    // within the part kept resident and past it.
+    let runtime = Runtime::new(RuntimeConfig::default().max_instances(1)).await.unwrap();
+    let writer = runtime
+        .compile_js(
+            "globalThis.leftover = 'from the last run';
+             Object.prototype.polluted = true;
+             const big = new Uint8Array(8 << 20); big.fill(7); globalThis.kept = big;
+             console.log(typeof leftover, big[(8 << 20) - 1]);",
+        )
+        .await
+        .unwrap();
+    let reader = runtime
+        .compile_js("console.log(typeof globalThis.leftover, typeof globalThis.kept, ({}).polluted === undefined)")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let wrote = runtime.run(&writer, echo(), RunContext::new(["github"])).await.unwrap();
+        assert_ok(&wrote);
+        assert_eq!(wrote.stdout, "string 7\n");
+        let read = runtime.run(&reader, echo(), RunContext::new(["github"])).await.unwrap();
+        assert_ok(&read);
+        assert_eq!(read.stdout, "undefined undefined true\n");
+    }
+}
