@@ -125,7 +125,7 @@ impl State {
         // buffered bodies) a guest may hold at once: a few per call it may
         // make, far below what would weigh on the host.
         let mut table = ResourceTable::new();
-        table.set_max_capacity((256 + 4 * limits.max_calls as usize).min(MAX_HANDLES));
+        table.set_max_capacity((256 + 16 * limits.max_calls as usize).min(MAX_HANDLES));
         let sender = Sender {
             outbound,
             gate: CallGate::new(),

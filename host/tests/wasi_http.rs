@@ -260,7 +260,7 @@ async fn a_guest_cannot_pile_request_bodies_up_in_host_memory() {
     let largest = output["largest_write"].as_u64().unwrap();
     assert!(largest > 0 && largest <= 32 << 10, "{output}");
     // ...and the handles that hold them are capped by the run's call limit
-    // (256 + 4 per call): the run is stopped long before 100,000.
+    // (256 + 16 per call): the run is stopped long before 100,000.
     let (output, outcome) = w.run_probe(json!({"hoard": 100_000, "bytes": 1 << 20}), limits().max_calls(10)).await;
     assert_eq!(output, None);
     assert!(matches!(&outcome.error, Some(RunError::Trap(message)) if message.contains("table")), "{outcome:?}");
@@ -277,4 +277,20 @@ async fn an_upstream_cannot_pass_its_response_off_as_the_hosts() {
     assert!(results[0]["headers"].get(ERROR_HEADER).is_none(), "{results:?}");
     assert_eq!(outcome.calls[0].decision, Verdict::Allow);
     assert_eq!(refusal(&results[1]).1, "path_not_allowed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn as_many_requests_in_flight_as_the_call_limit_allows_all_complete() {
+    // The gateway's default call limit, every request in flight at once:
+    // the handle cap must leave room for each request and its response.
+    let w = world(json!({})).await;
+    let requests: Vec<Value> = (0..100).map(|_| json!({"method": "GET", "url": w.url("/sleep/50")})).collect();
+    let args = json!({"requests": requests, "at_once": true});
+    let (output, outcome) = w.run_probe(args, limits().max_calls(100)).await;
+    assert_eq!(outcome.error, None, "{outcome:?}");
+    let results = output.unwrap();
+    let statuses: Vec<&Value> = results.as_array().unwrap().iter().map(|r| &r["status"]).collect();
+    assert_eq!(statuses, vec![&json!(200); 100]);
+    assert_eq!(outcome.calls.len(), 100);
+    assert_eq!(w.stub.hits(), 100);
 }

@@ -1,5 +1,6 @@
-//! Sends the requests `args` lists, one after another, over wasi:http (the
-//! `wstd` client) and returns what came back, for the host's tests.
+//! Sends the requests `args` lists over wasi:http (the `wstd` client), one
+//! after another or (`"at_once": true`) all handed to the host before any
+//! is awaited, and returns what came back, for the host's tests.
 //!
 //! `args`: `{"requests": [{"method", "url", "headers": [[name, value]],
 //! "body", "drop"}]}`; `drop: true` starts the request and drops it unawaited.
@@ -35,43 +36,74 @@ async fn run(args: String) -> Result<String, String> {
         return Ok(hoard(count, args["bytes"].as_u64().unwrap_or(0) as usize).to_string());
     }
     let client = Client::new();
+    let specs = args["requests"].as_array().ok_or("args.requests: an array")?;
+    if args["at_once"].as_bool() == Some(true) {
+        return at_once(&client, specs).await;
+    }
     let mut results = Vec::new();
-    for spec in args["requests"].as_array().ok_or("args.requests: an array")? {
-        let method =
-            Method::from_bytes(spec["method"].as_str().unwrap_or("GET").as_bytes()).map_err(|e| e.to_string())?;
-        let mut request = Request::builder().method(method).uri(spec["url"].as_str().ok_or("url: a string")?);
-        for pair in spec["headers"].as_array().into_iter().flatten() {
-            request = request.header(pair[0].as_str().unwrap_or(""), pair[1].as_str().unwrap_or(""));
-        }
-        let body = match spec["body"].as_str() {
-            Some(text) => Body::from(text.to_owned()),
-            None => Body::empty(),
-        };
-        let request = request.body(body).map_err(|e| e.to_string())?;
+    for spec in specs {
+        let request = request(spec)?;
         if spec["drop"].as_bool() == Some(true) {
             // Polled once (the request is handed to the host), then dropped.
             let _ = futures_lite::future::poll_once(client.send(request)).await;
             results.push(json!({"dropped": true}));
             continue;
         }
-        results.push(match client.send(request).await {
-            Err(error) => json!({"error": error.to_string()}),
-            Ok(mut response) => {
-                let headers: Map<String, Value> = response
-                    .headers()
-                    .iter()
-                    .map(|(n, v)| (n.as_str().to_owned(), json!(String::from_utf8_lossy(v.as_bytes()))))
-                    .collect();
-                let status = response.status().as_u16();
-                let body = match response.body_mut().contents().await {
-                    Ok(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-                    Err(error) => format!("<body error: {error}>"),
-                };
-                json!({"status": status, "headers": headers, "body": body})
-            }
-        });
+        results.push(described(client.send(request).await).await);
     }
     Ok(Value::Array(results).to_string())
+}
+
+/// Every request handed to the host first, then each awaited in turn.
+async fn at_once(client: &Client, specs: &[Value]) -> Result<String, String> {
+    let mut sending = Vec::new();
+    for spec in specs {
+        let mut send = Box::pin(client.send(request(spec)?));
+        // Polled once: the request is handed to the host.
+        let ready = futures_lite::future::poll_once(send.as_mut()).await;
+        sending.push((send, ready));
+    }
+    let mut results = Vec::new();
+    for (send, ready) in sending {
+        let sent = match ready {
+            Some(sent) => sent,
+            None => send.await,
+        };
+        results.push(described(sent).await);
+    }
+    Ok(Value::Array(results).to_string())
+}
+
+fn request(spec: &Value) -> Result<Request<Body>, String> {
+    let method = Method::from_bytes(spec["method"].as_str().unwrap_or("GET").as_bytes()).map_err(|e| e.to_string())?;
+    let mut request = Request::builder().method(method).uri(spec["url"].as_str().ok_or("url: a string")?);
+    for pair in spec["headers"].as_array().into_iter().flatten() {
+        request = request.header(pair[0].as_str().unwrap_or(""), pair[1].as_str().unwrap_or(""));
+    }
+    let body = match spec["body"].as_str() {
+        Some(text) => Body::from(text.to_owned()),
+        None => Body::empty(),
+    };
+    request.body(body).map_err(|e| e.to_string())
+}
+
+async fn described(sent: wstd::http::Result<wstd::http::Response<Body>>) -> Value {
+    match sent {
+        Err(error) => json!({"error": error.to_string()}),
+        Ok(mut response) => {
+            let headers: Map<String, Value> = response
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.as_str().to_owned(), json!(String::from_utf8_lossy(v.as_bytes()))))
+                .collect();
+            let status = response.status().as_u16();
+            let body = match response.body_mut().contents().await {
+                Ok(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                Err(error) => format!("<body error: {error}>"),
+            };
+            json!({"status": status, "headers": headers, "body": body})
+        }
+    }
 }
 
 /// Requests with bodies written and never sent, all kept.
