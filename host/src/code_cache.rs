@@ -5,18 +5,24 @@
 
 use std::borrow::Cow;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use wasmtime::CacheStore;
 
-/// A directory of compiled functions, at most about `limit` bytes: past it,
-/// new functions are compiled but not kept (nothing is evicted; clear the
-/// directory after upgrading wasmtime, whose new keys would not fit).
+/// A directory of compiled functions, at most about `limit` bytes. A file's
+/// modification time is when it was last used; making room evicts the least
+/// recently used down to nine tenths of the limit, so the QuickJS functions
+/// every JavaScript component uses stay while agents' one-off components
+/// (and keys an older wasmtime wrote) go.
 #[derive(Debug)]
 pub(crate) struct DiskCodeCache {
     dir: PathBuf,
     limit: u64,
     used: AtomicU64,
+    /// One eviction at a time; others skip keeping their function.
+    evicting: Mutex<()>,
 }
 
 impl DiskCodeCache {
@@ -33,7 +39,37 @@ impl DiskCodeCache {
             }
             used += entry.metadata().map_or(0, |m| m.len());
         }
-        Ok(DiskCodeCache { dir, limit, used: AtomicU64::new(used) })
+        Ok(DiskCodeCache { dir, limit, used: AtomicU64::new(used), evicting: Mutex::new(()) })
+    }
+
+    /// Removes the least recently used functions until `needed` more bytes
+    /// fit under nine tenths of the limit. False if another eviction is
+    /// under way or the room could not be made.
+    fn make_room(&self, needed: u64) -> bool {
+        let Ok(_evicting) = self.evicting.try_lock() else { return false };
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return false };
+        let mut files: Vec<(SystemTime, u64, PathBuf)> = entries
+            .filter_map(|entry| {
+                let entry = entry.ok()?;
+                let metadata = entry.metadata().ok()?;
+                let name = entry.file_name();
+                (!name.to_string_lossy().contains(".tmp"))
+                    .then(|| (metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH), metadata.len(), entry.path()))
+            })
+            .collect();
+        files.sort_unstable_by_key(|(used, _, _)| *used);
+        let target = (self.limit - self.limit / 10).saturating_sub(needed);
+        let mut used: u64 = files.iter().map(|(_, len, _)| len).sum();
+        for (_, len, path) in files {
+            if used <= target {
+                break;
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                used -= len;
+            }
+        }
+        self.used.store(used, Ordering::Relaxed);
+        used <= target
     }
 
     fn path(&self, key: &[u8]) -> PathBuf {
@@ -44,14 +80,26 @@ impl DiskCodeCache {
 
 impl CacheStore for DiskCodeCache {
     fn get(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
-        std::fs::read(self.path(key)).ok().map(Cow::Owned)
+        use std::io::Read;
+        let mut file = std::fs::File::open(self.path(key)).ok()?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ok()?;
+        // Used now: what eviction keeps longest.
+        let _ = file.set_modified(SystemTime::now());
+        Some(Cow::Owned(bytes))
     }
 
     fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
         let size = value.len() as u64;
+        if size > self.limit / 10 {
+            return false;
+        }
         if self.used.fetch_add(size, Ordering::Relaxed) + size > self.limit {
             self.used.fetch_sub(size, Ordering::Relaxed);
-            return false;
+            if !self.make_room(size) {
+                return false;
+            }
+            self.used.fetch_add(size, Ordering::Relaxed);
         }
         let path = self.path(key);
         // Written whole, then renamed: a reader never sees half a function.
@@ -64,5 +112,48 @@ impl CacheStore for DiskCodeCache {
             self.used.fetch_sub(size, Ordering::Relaxed);
         }
         written.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("oauth3-code-cache-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn a_full_cache_evicts_the_least_recently_used_functions() {
+        let dir = dir("lru");
+        let cache = DiskCodeCache::open(dir.clone(), 1000).unwrap();
+        let keys: Vec<[u8; 1]> = (0..10u8).map(|k| [k]).collect();
+        for key in &keys {
+            assert!(cache.insert(key, vec![0; 100]));
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // The first is used again, so the second and third are now the
+        // least recently used: they make room (down to nine tenths).
+        assert!(cache.get(&keys[0]).is_some());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(cache.insert(b"new", vec![0; 100]));
+        assert!(cache.get(&keys[1]).is_none() && cache.get(&keys[2]).is_none());
+        for kept in [&keys[0][..], &keys[3][..], &keys[9][..], b"new"] {
+            assert!(cache.get(kept).is_some());
+        }
+        // Reopened, the cache counts what is on disk.
+        assert_eq!(DiskCodeCache::open(dir.clone(), 1000).unwrap().used.load(Ordering::Relaxed), 900);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_function_larger_than_a_tenth_of_the_limit_is_not_kept() {
+        let dir = dir("large");
+        let cache = DiskCodeCache::open(dir.clone(), 1000).unwrap();
+        assert!(!cache.insert(b"big", vec![0; 101]));
+        assert!(cache.get(b"big").is_none());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -82,9 +82,9 @@ pub struct RuntimeConfig {
     /// code is a few times more) are kept in memory.
     pub component_cache_bytes: usize,
     /// About how much compiled code each of the two on-disk caches keeps:
-    /// whole components (wasmtime's cache, least recently used evicted past
-    /// it) and single functions (`<cache_dir>/functions`, which stops
-    /// taking new ones when full).
+    /// whole components (wasmtime's cache) and single functions
+    /// (`<cache_dir>/functions`); past it, the least recently used are
+    /// evicted.
     pub disk_cache_bytes: u64,
     /// Whether components may import `wasi:http/outgoing-handler` (their
     /// requests are routed to the permit's integrations through the same
