@@ -52,8 +52,11 @@ impl DiskCodeCache {
             .filter_map(|entry| {
                 let entry = entry.ok()?;
                 let metadata = entry.metadata().ok()?;
+                // Only what `insert` names (SHA-256 hex): not `.tmp` files
+                // being written, nor anything else someone put here.
                 let name = entry.file_name();
-                (!name.to_string_lossy().contains(".tmp"))
+                let name = name.to_string_lossy();
+                (name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()))
                     .then(|| (metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH), metadata.len(), entry.path()))
             })
             .collect();

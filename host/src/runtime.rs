@@ -282,15 +282,17 @@ impl Runtime {
                 .total_stacks(instances)
                 .total_gc_heaps(0)
                 .max_memory_size(config.max_memory_bytes)
-                .max_unused_warm_slots(instances.min(16))
-                // A slot keeps the pages a run wrote (up to 1 MiB), reset
-                // from the image by copying where PAGEMAP_SCAN finds them
-                // (Linux 6.7+): the next run there takes no copy-on-write
-                // fault. Each such fault flushes the TLB of every core
-                // running the process, which made 1,000 concurrent runs
-                // ~40% slower. The cost: used slots stay resident.
-                .linear_memory_keep_resident(1 << 20)
-                .pagemap_scan(wasmtime::Enabled::Auto);
+                .max_unused_warm_slots(instances.min(16));
+            if keep_written_pages() {
+                // A slot keeps the pages a run wrote (up to 1 MiB per
+                // memory), reset from the image by copying those
+                // PAGEMAP_SCAN finds: the next run there takes no
+                // copy-on-write fault. Each such fault flushes the TLB of
+                // every core running the process, which made 1,000
+                // concurrent runs ~40% slower. The cost: used slots stay
+                // resident.
+                pool.linear_memory_keep_resident(1 << 20).pagemap_scan(wasmtime::Enabled::Yes);
+            }
             wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         let cache_dir = config.cache_path();
@@ -783,6 +785,17 @@ fn wasmparser_looks_valid(bytes: &[u8]) -> bool {
 
 /// The permit's integrations' names, in spec order: what its interfaces and
 /// its JavaScript component depend on.
+/// Whether reused slots may keep written pages resident: only with
+/// PAGEMAP_SCAN (Linux 6.7+) and no swap. The scan does not see a written
+/// page that was swapped out, so the page would be neither reset nor
+/// released, and the next run in the slot could read it (wasmtime #14357).
+/// Without the scan, keeping pages resident would copy the whole budget on
+/// every run.
+fn keep_written_pages() -> bool {
+    let swap_devices = std::fs::read_to_string("/proc/swaps").map_or(usize::MAX, |s| s.lines().skip(1).count());
+    swap_devices == 0 && wasmtime::PoolingAllocationConfig::is_pagemap_scan_available()
+}
+
 fn integration_names(permit: &CompiledPermit) -> Vec<IntegrationName> {
     permit.integrations().iter().map(|i| i.integration_name().clone()).collect()
 }

@@ -126,11 +126,13 @@ impl State {
         // make, far below what would weigh on the host.
         let mut table = ResourceTable::new();
         table.set_max_capacity((256 + 16 * limits.max_calls as usize).min(MAX_HANDLES));
-        let sender = Sender {
-            outbound,
-            gate: CallGate::new(),
-            concurrency: Arc::new(Semaphore::new(limits.max_concurrent_calls.max(1) as usize)),
-        };
+        let concurrency = limits.max_concurrent_calls.max(1) as usize;
+        let sender = Sender { outbound, gate: CallGate::new(), concurrency: Arc::new(Semaphore::new(concurrency)) };
+        // wasi:http requests wait for slots of their own: a `fetch` queued
+        // for a shared slot is driven only while the guest waits on a
+        // `future-response`, so a slot handed to it could sit unused while
+        // the guest waits on a wasi:http response instead.
+        let http_sender = Sender { concurrency: Arc::new(Semaphore::new(concurrency)), ..sender.clone() };
         let http_calls = HttpCalls::default();
         let mut http = WasiHttpCtx::new();
         http.set_field_size_limit(crate::wasi_http::FIELDS_BYTES);
@@ -138,7 +140,7 @@ impl State {
             wasi,
             table,
             http,
-            http_hooks: HttpHooks::new(permit, sender.clone(), Arc::clone(&http_calls)),
+            http_hooks: HttpHooks::new(permit, http_sender, Arc::clone(&http_calls)),
             limiter: Limiter { memory_bytes: limits.memory_bytes, used: 0, exceeded: false },
             calls: Calls {
                 sender,
@@ -241,6 +243,15 @@ impl Drop for Calls {
                 }
             }));
         }
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        // Before the resource table goes: dropping it ends the guest's
+        // unfinished request bodies, which must not read as complete and
+        // be sent.
+        self.calls.sender.gate.close();
     }
 }
 
