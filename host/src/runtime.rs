@@ -783,8 +783,6 @@ fn wasmparser_looks_valid(bytes: &[u8]) -> bool {
     bytes.len() > 8 && bytes.starts_with(b"\0asm")
 }
 
-/// The permit's integrations' names, in spec order: what its interfaces and
-/// its JavaScript component depend on.
 /// Whether reused slots may keep written pages resident: only with
 /// PAGEMAP_SCAN (Linux 6.7+) and no swap. The scan does not see a written
 /// page that was swapped out, so the page would be neither reset nor
@@ -796,6 +794,8 @@ fn keep_written_pages() -> bool {
     swap_devices == 0 && wasmtime::PoolingAllocationConfig::is_pagemap_scan_available()
 }
 
+/// The permit's integrations' names, in spec order: what its interfaces and
+/// its JavaScript component depend on.
 fn integration_names(permit: &CompiledPermit) -> Vec<IntegrationName> {
     permit.integrations().iter().map(|i| i.integration_name().clone()).collect()
 }

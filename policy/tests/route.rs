@@ -3,9 +3,12 @@
 use oauth3_policy::{CompileOptions, CompiledPermit, PermitSpec, Scheme};
 use serde_json::json;
 
+/// An integration allowing every GET under `base`.
+fn integration(name: &str, base: &str) -> serde_json::Value {
+    json!({"name": name, "base_url": base, "rules": [{"method": "GET", "path": "/**"}]})
+}
+
 fn permit() -> CompiledPermit {
-    let integration =
-        |name: &str, base: &str| json!({"name": name, "base_url": base, "rules": [{"method": "GET", "path": "/**"}]});
     let spec = PermitSpec::from_value(json!({"version": 1, "integrations": [
         integration("github", "https://api.github.com"),
         integration("gitlab_v4", "https://gitlab.example.com/api/v4"),
@@ -61,8 +64,6 @@ fn another_scheme_port_or_host_matches_nothing() {
 
 #[test]
 fn integrations_sharing_the_longest_base_url_match_nothing() {
-    let integration =
-        |name: &str, base: &str| json!({"name": name, "base_url": base, "rules": [{"method": "GET", "path": "/**"}]});
     let spec = PermitSpec::from_value(json!({"version": 1, "integrations": [
         integration("reader", "https://api.example.com/v1"),
         integration("writer", "https://api.example.com/v1/"),

@@ -50,6 +50,19 @@ async fn execute(binary: &Binary, agent: &str, permit: &str, mut body: Value) ->
     call(&binary.url, "GET", &path, Some(agent), None).await.1
 }
 
+/// The permit's audit log as (method, decision) pairs, sorted.
+async fn audited_calls(binary: &Binary, owner: &str, permit: &str) -> Vec<(String, String)> {
+    let (_, audit) = call(&binary.url, "GET", &format!("/audit?permit_id={permit}"), Some(owner), None).await;
+    let mut calls: Vec<(String, String)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["method"].as_str().unwrap().to_owned(), e["decision"].as_str().unwrap().to_owned()))
+        .collect();
+    calls.sort();
+    calls
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_js_examples_run_under_the_example_permit() {
     let stub = Stub::start().await;
@@ -102,14 +115,7 @@ async fn the_rust_component_lists_issues_and_files_one_with_two_concurrent_calls
     assert_eq!(output, json!({"open_issues": ["Flaky test on CI", "README typo"], "created": 3}));
     assert!(!done.to_string().contains(&secret));
 
-    let (_, audit) = call(&binary.url, "GET", &format!("/audit?permit_id={permit}"), Some(&owner), None).await;
-    let mut calls: Vec<(String, String)> = audit["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["method"].as_str().unwrap().to_owned(), e["decision"].as_str().unwrap().to_owned()))
-        .collect();
-    calls.sort();
+    let calls = audited_calls(&binary, &owner, &permit).await;
     assert_eq!(calls, [("GET".into(), "allow".into()), ("POST".into(), "allow".into())]);
 }
 
@@ -146,14 +152,7 @@ async fn the_wasi_http_component_calls_the_same_api_with_an_ordinary_http_client
     let accepted = tokio::time::timeout(std::time::Duration::from_millis(200), elsewhere.accept()).await;
     assert!(accepted.is_err(), "a request reached the origin no integration has");
 
-    let (_, audit) = call(&binary.url, "GET", &format!("/audit?permit_id={permit}"), Some(&owner), None).await;
-    let mut calls: Vec<(String, String)> = audit["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["method"].as_str().unwrap().to_owned(), e["decision"].as_str().unwrap().to_owned()))
-        .collect();
-    calls.sort();
+    let calls = audited_calls(&binary, &owner, &permit).await;
     let expected = [("GET", "allow"), ("GET", "deny"), ("POST", "allow"), ("POST", "deny")];
     assert_eq!(calls, expected.map(|(m, d)| (m.to_owned(), d.to_owned())));
 }
