@@ -69,15 +69,17 @@ impl State {
         request: Resource<HostOutgoingRequest>,
         options: Option<Resource<RequestOptions>>,
     ) -> HttpResult<Resource<HostFutureIncomingResponse>> {
-        let refused = {
+        let (method, uri) = {
             let request = self.table().get(&request)?;
-            let method = method_name(&request.method);
-            match request_uri(request) {
-                Some(uri) => self.http_hooks.target(&uri, method).call,
-                None => GuestCall { method, ..GuestCall::default() },
-            }
+            (method_name(&request.method), request_uri(request))
         };
-        self.count_call(|| CallRecord::refused(&refused, "call_limit")).map_err(HttpError::trap)?;
+        // Routed only to describe a refusal: `send_request` routes the rest.
+        let permit = self.http_hooks.permit.clone();
+        let refused = move || match uri {
+            Some(uri) => target(permit.as_deref(), &uri, method).call,
+            None => GuestCall { method, ..GuestCall::default() },
+        };
+        self.count_call(|| CallRecord::refused(&refused(), "call_limit")).map_err(HttpError::trap)?;
         let handled = outgoing_handler::Host::handle(&mut self.http(), request, options);
         if handled.is_err() {
             // Malformed (the crate's error code says how): no call was made.
@@ -135,49 +137,48 @@ impl HttpHooks {
     pub(crate) fn new(permit: Option<Arc<CompiledPermit>>, sender: Sender, calls: HttpCalls) -> HttpHooks {
         HttpHooks { permit, sender, calls }
     }
+}
 
-    /// The integration `uri` goes to, with the path under its base URL and
-    /// the decoded query. With none, the call names the request's origin
-    /// instead (no integration name can equal one), so the audit log shows
-    /// where it was going.
-    fn target(&self, uri: &Uri, method: String) -> Target {
-        let query: Vec<(String, String)> =
-            uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
-        let scheme = match uri.scheme_str() {
-            Some("http") => Some(Scheme::Http),
-            Some("https") => Some(Scheme::Https),
-            _ => None,
-        };
-        let routed = match (&self.permit, scheme, uri.host()) {
-            (Some(permit), Some(scheme), Some(host)) => permit.route(scheme, host, uri.port_u16(), uri.path()),
-            _ => None,
-        };
-        let (integration, path, routed) = match routed {
-            Some((integration, path)) => {
-                (integration.name().to_owned(), path.to_owned(), Ok(integration.limits().max_request_bytes))
-            }
-            None => {
-                // Scheme, host and port only: userinfo is the guest's, not
-                // where the request went; the path is kept short.
-                let port = uri.port().map(|p| format!(":{p}")).unwrap_or_default();
-                let origin = format!("{}://{}{port}", uri.scheme_str().unwrap_or(""), uri.host().unwrap_or(""));
-                let path = shorten(uri.path());
-                let bases: Vec<String> = self
-                    .permit
-                    .iter()
-                    .flat_map(|p| p.integrations())
-                    .map(|i| format!("{} {}", i.name(), i.base_url()))
-                    .collect();
-                let why = format!(
-                    "no single integration of this permit has a base URL containing {origin}{path} (it has: {})",
-                    bases.join(", ")
-                );
-                (origin, path, Err(why))
-            }
-        };
-        let call = GuestCall { integration, method, path, query, headers: Vec::new(), body: None };
-        Target { call, routed }
-    }
+/// The integration of `permit` that `uri` goes to, with the path under its
+/// base URL and the decoded query. With none, the call names the request's
+/// origin instead (no integration name can equal one), so the audit log
+/// shows where it was going.
+fn target(permit: Option<&CompiledPermit>, uri: &Uri, method: String) -> Target {
+    let query: Vec<(String, String)> =
+        uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+    let scheme = match uri.scheme_str() {
+        Some("http") => Some(Scheme::Http),
+        Some("https") => Some(Scheme::Https),
+        _ => None,
+    };
+    let routed = match (permit, scheme, uri.host()) {
+        (Some(permit), Some(scheme), Some(host)) => permit.route(scheme, host, uri.port_u16(), uri.path()),
+        _ => None,
+    };
+    let (integration, path, routed) = match routed {
+        Some((integration, path)) => {
+            (integration.name().to_owned(), path.to_owned(), Ok(integration.limits().max_request_bytes))
+        }
+        None => {
+            // Scheme, host and port only: userinfo is the guest's, not
+            // where the request went; the path is kept short.
+            let port = uri.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let origin = format!("{}://{}{port}", uri.scheme_str().unwrap_or(""), uri.host().unwrap_or(""));
+            let path = shorten(uri.path());
+            let bases: Vec<String> = permit
+                .iter()
+                .flat_map(|p| p.integrations())
+                .map(|i| format!("{} {}", i.name(), i.base_url()))
+                .collect();
+            let why = format!(
+                "no single integration of this permit has a base URL containing {origin}{path} (it has: {})",
+                bases.join(", ")
+            );
+            (origin, path, Err(why))
+        }
+    };
+    let call = GuestCall { integration, method, path, query, headers: Vec::new(), body: None };
+    Target { call, routed }
 }
 
 impl WasiHttpHooks for HttpHooks {
@@ -212,7 +213,7 @@ impl WasiHttpHooks for HttpHooks {
             > + Send,
     > {
         let (parts, body) = request.into_parts();
-        let Target { mut call, routed } = self.target(&parts.uri, parts.method.as_str().to_owned());
+        let Target { mut call, routed } = target(self.permit.as_deref(), &parts.uri, parts.method.as_str().to_owned());
         let headers = guest_headers(&parts.headers);
         let sender = self.sender.clone();
         let (answer, answered) = tokio::sync::oneshot::channel();
