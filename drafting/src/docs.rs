@@ -8,12 +8,11 @@
 mod read;
 
 use std::collections::{BTreeSet, HashSet};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oauth3_netguard::{AddressRefused, GuardedResolver, tls_config};
-use oauth3_policy::{HostPort, is_public_ip};
+use oauth3_netguard::{AddressRefused, GuardedResolver, check_url, tls_config};
+use oauth3_policy::HostPort;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use url::Url;
 
@@ -61,45 +60,13 @@ impl HttpDocs {
         Ok(HttpDocs { config, strict, allow_listed })
     }
 
-    /// Checks one URL against the rules: https, or plain http to an
-    /// allow-listed host:port; no user info; IP literals public unless
-    /// allow-listed. Returns whether the host:port is allow-listed. The reason
-    /// never quotes the URL (a redirect's target comes from the response).
-    fn check_url(&self, url: &Url) -> Result<bool, String> {
-        match url.scheme() {
-            "https" | "http" => {}
-            other => return Err(format!("only https URLs are fetched, not {other}:")),
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err("user info in a URL is not allowed".into());
-        }
-        let Some(host) = url.host() else { return Err("the URL has no host".into()) };
-        let port = url.port_or_known_default().ok_or("the URL has no port")?;
-        let host_str = url.host_str().unwrap_or_default();
-        let allow_listed = self.config.insecure_upstreams.iter().any(|hp| hp.host() == host_str && hp.port() == port);
-        if url.scheme() == "http" && !allow_listed {
-            return Err("plain http is fetched only from upstreams in OAUTH3_INSECURE_UPSTREAMS; use https".into());
-        }
-        let literal = match host {
-            url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
-            url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
-            url::Host::Domain(_) => None,
-        };
-        if let Some(ip) = literal
-            && !allow_listed
-            && !is_public_ip(ip)
-        {
-            return Err("the host is not a public address".into());
-        }
-        Ok(allow_listed)
-    }
-
     /// GETs `start`, following at most [`MAX_DOC_REDIRECTS`] redirects, each
     /// checked again; returns the final URL, its Content-Type and the body.
     async fn get(&self, given: &str, start: Url) -> Result<(Url, Option<String>, Vec<u8>)> {
         let mut url = start;
         for hop in 0..=MAX_DOC_REDIRECTS {
-            let allow_listed = self.check_url(&url).map_err(|why| not_allowed(given, hop, &why))?;
+            let allow_listed =
+                check_url(&url, &self.config.insecure_upstreams).map_err(|why| not_allowed(given, hop, &why))?;
             let client = if allow_listed { &self.allow_listed } else { &self.strict };
             let mut target = url.clone();
             target.set_fragment(None);

@@ -158,6 +158,16 @@ pub struct Config {
     #[arg(long, env = "OAUTH3_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
     pub token_ttl_secs: u64,
 
+    /// URL that receives a JSON POST when a permit request is waiting for an owner
+    /// (https, or http to an OAUTH3_INSECURE_UPSTREAMS host:port). Never logged.
+    #[arg(long, env = "OAUTH3_APPROVAL_WEBHOOK", hide_env_values = true)]
+    pub approval_webhook: Option<String>,
+
+    /// How long a web UI sign-in lasts, in seconds (default 12 hours).
+    #[arg(long, env = "OAUTH3_SESSION_TTL_SECS", default_value_t = 12 * 3600,
+          value_parser = clap::value_parser!(u64).range(60..=30 * 24 * 3600))]
+    pub session_ttl_secs: u64,
+
     /// How long a permit request waits for its owner before it expires, in seconds.
     #[arg(long, env = "OAUTH3_REQUEST_TTL_SECS", default_value_t = 24 * 3600)]
     pub request_ttl_secs: u64,
@@ -285,6 +295,8 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "OAUTH3_WASI_HTTP",
     "OAUTH3_TOKEN_TTL_SECS",
     "OAUTH3_REQUEST_TTL_SECS",
+    "OAUTH3_SESSION_TTL_SECS",
+    "OAUTH3_APPROVAL_WEBHOOK",
     "OAUTH3_CACHE_DIR",
     "OAUTH3_LOG_FORMAT",
     "OAUTH3_SHUTDOWN_GRACE_SECS",

@@ -52,6 +52,15 @@ pub enum Error {
     /// Too many executions in flight for this agent.
     #[error("{0}")]
     TooManyRequests(String),
+    /// Too many sign-in attempts from this address or for this account.
+    #[error("too many sign-in attempts; try again in {retry_after} s")]
+    TooManySignIns {
+        /// Seconds until another attempt is accepted.
+        retry_after: u64,
+    },
+    /// A browser form without a valid CSRF token, or from another site.
+    #[error("{0}")]
+    Csrf(String),
     /// A capability this deployment does not have.
     #[error("{message}")]
     NotImplemented {
@@ -133,6 +142,8 @@ impl Error {
             Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", false),
             Error::Conflict { code, .. } => (StatusCode::CONFLICT, code, false),
             Error::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_executions", false),
+            Error::TooManySignIns { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_sign_ins", false),
+            Error::Csrf(_) => (StatusCode::FORBIDDEN, "csrf_failed", false),
             Error::NotImplemented { code, .. } => (StatusCode::NOT_IMPLEMENTED, code, false),
             Error::Draft(error) => match draft_status(error) {
                 Some(status) => (status, error.code(), false),
@@ -179,18 +190,29 @@ fn draft_status(error: &DraftError) -> Option<StatusCode> {
     })
 }
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
+impl Error {
+    /// The status, code and message a client is shown; an internal failure
+    /// is logged in full here and shown as a generic message. The JSON API
+    /// and the web UI both answer with this.
+    pub(crate) fn shown(&self) -> (StatusCode, &'static str, String) {
         let (status, code, internal) = self.parts();
-        let retry_after = match &self {
-            Error::Draft(error) => error.retry_after(),
-            _ => None,
-        };
         let message = if internal {
             tracing::error!(error = %self.chain(), "request failed");
             "internal error; the gateway's log has the details".to_owned()
         } else {
             self.to_string()
+        };
+        (status, code, message)
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.shown();
+        let retry_after = match &self {
+            Error::Draft(error) => error.retry_after(),
+            Error::TooManySignIns { retry_after } => Some(*retry_after),
+            _ => None,
         };
         let mut body = json!({"error": {"code": code, "message": message}});
         if let Error::Host(HostError::ComponentRejected(rejected)) = &self {

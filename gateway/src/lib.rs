@@ -2,7 +2,8 @@
 //! (specs they propose, or intents for a drafter), owners store sealed
 //! secrets and approve exact spec hashes, and agents' code runs in the
 //! `oauth3-host` sandbox on a bounded worker pool, its every call decided,
-//! credentialed and scrubbed by egress. State lives in SQLite or Postgres.
+//! credentialed and scrubbed by egress. Owners decide in a web UI served on
+//! the same paths as the JSON API. State lives in SQLite or Postgres.
 
 mod api;
 pub mod auth;
@@ -12,12 +13,14 @@ pub mod db;
 mod error;
 mod executor;
 pub mod keys;
+pub mod notify;
 mod offline;
 pub mod retention;
 mod server;
 mod state;
 mod store;
 pub mod views;
+pub mod web;
 
 pub use config::Config;
 pub use error::{Error, Result};

@@ -32,6 +32,8 @@ pub struct Deleted {
     pub revocations: u64,
     /// Stored components no execution names any more.
     pub components: u64,
+    /// Expired browser sessions.
+    pub sessions: u64,
 }
 
 /// Starts the task: a sweep now, then every hour, until the gateway stops.
@@ -45,6 +47,7 @@ pub fn start(gateway: Arc<Gateway>) {
                     executions = deleted.executions,
                     revocations = deleted.revocations,
                     components = deleted.components,
+                    sessions = deleted.sessions,
                     "retention: deleted old records"
                 ),
                 Ok(_) => {}
@@ -61,7 +64,7 @@ pub fn start(gateway: Arc<Gateway>) {
 /// Deletes what is past retention now: audit records that started more than
 /// `audit_days` ago, executions that finished more than `execution_days` ago
 /// (queued and running ones are never touched), revocations of tokens past
-/// their expiry, and components no execution names (stored over an hour
+/// their expiry, expired browser sessions, and components no execution names (stored over an hour
 /// ago, so that one whose submission is still being queued stays).
 pub async fn sweep(db: &Db, audit_days: Option<u64>, execution_days: Option<u64>) -> Result<Deleted> {
     let now = now_ms();
@@ -89,6 +92,12 @@ pub async fn sweep(db: &Db, audit_days: Option<u64>, execution_days: Option<u64>
         db,
         "DELETE FROM revoked_tokens WHERE jti IN (SELECT jti FROM revoked_tokens WHERE expires_at < $1 LIMIT $2)",
         now - 120_000,
+    )
+    .await?;
+    deleted.sessions = in_batches(
+        db,
+        "DELETE FROM sessions WHERE id_hash IN (SELECT id_hash FROM sessions WHERE expires_at < $1 LIMIT $2)",
+        now,
     )
     .await?;
     deleted.components = in_batches(

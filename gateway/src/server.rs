@@ -23,7 +23,9 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::executor::Workers;
 use crate::keys::{KeyProvider, KeyPurpose, LocalKeyFile, Sealer, new_id};
+use crate::notify::{Notifier, Silent, Webhook};
 use crate::state::{Gateway, Phase};
+use crate::web::Web;
 use crate::{api, executor, retention};
 
 /// Capabilities injected into a gateway; [`Capabilities::local`] is the default.
@@ -34,12 +36,14 @@ pub struct Capabilities {
     pub drafter: Arc<dyn Drafter>,
     /// Fetches the docs intents name.
     pub docs: Arc<dyn DocSource>,
+    /// Tells owners a request is waiting.
+    pub notifier: Arc<dyn Notifier>,
 }
 
 impl Capabilities {
     /// Keys generated into the data dir, the drafter the configuration
     /// selects (offline unless an LLM is configured), docs fetched over HTTP
-    /// through the address guard.
+    /// through the address guard, and the approval webhook when configured.
     pub fn local(config: &Config) -> Result<Capabilities> {
         let drafter: Arc<dyn Drafter> = match config.drafter_settings().map_err(Error::Config)? {
             DrafterSettings::Offline => Arc::new(OfflineDrafter),
@@ -51,7 +55,11 @@ impl Capabilities {
             max_bytes: config.doc_max_bytes,
             timeout: Duration::from_secs(config.doc_timeout_secs),
         })?;
-        Ok(Capabilities { keys: Arc::new(LocalKeyFile::new(&config.data_dir)), drafter, docs: Arc::new(docs) })
+        let notifier: Arc<dyn Notifier> = match config.approval_webhook.as_deref().filter(|u| !u.trim().is_empty()) {
+            Some(url) => Arc::new(Webhook::new(url, &config.insecure_upstreams().map_err(Error::Config)?)?),
+            None => Arc::new(Silent),
+        };
+        Ok(Capabilities { keys: Arc::new(LocalKeyFile::new(&config.data_dir)), drafter, docs: Arc::new(docs), notifier })
     }
 }
 
@@ -99,8 +107,8 @@ impl Server {
         }
 
         tracing::info!(drafter = capabilities.drafter.name(), model = capabilities.drafter.model(), "drafter");
-        let tokens =
-            Tokens::new(&capabilities.keys.key(KeyPurpose::Jwt).await?, Duration::from_secs(config.token_ttl_secs));
+        let token_key = capabilities.keys.key(KeyPurpose::Jwt).await?;
+        let tokens = Tokens::new(&token_key, Duration::from_secs(config.token_ttl_secs));
         let sealer = Arc::new(Sealer::new(&capabilities.keys.key(KeyPurpose::Sealing).await?)?);
         let memory = config.memory_mb << 20;
         let runtime = Runtime::new(
@@ -125,6 +133,7 @@ impl Server {
         let public_url = config.public_url(addr);
         let (queue, queued) = mpsc::channel(4096);
         let compile_options = CompileOptions { insecure_upstreams, ..CompileOptions::default() };
+        let web = Web::new(&token_key, &public_url, Duration::from_secs(config.session_ttl_secs));
         let gateway = Arc::new(Gateway {
             config,
             public_url,
@@ -140,6 +149,8 @@ impl Server {
             finished: Default::default(),
             permits: Default::default(),
             stopping: Default::default(),
+            web,
+            notifier: capabilities.notifier,
         });
         let workers = executor::start(Arc::clone(&gateway), queued);
         retention::start(Arc::clone(&gateway));
@@ -147,7 +158,8 @@ impl Server {
         let (shutdown, stop) = oneshot::channel::<()>();
         let app = api::router(Arc::clone(&gateway));
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
+            // The peer address is what sign-in throttling counts by.
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async {
                     let _ = stop.await;
                 })

@@ -45,6 +45,10 @@ pub struct Gateway {
     pub permits: PermitCache,
     /// Set once the gateway begins to shut down.
     pub stopping: Stopping,
+    /// The owner web UI's keys, throttles and cookie settings.
+    pub web: crate::web::Web,
+    /// Tells owners a request is waiting.
+    pub notifier: std::sync::Arc<dyn crate::notify::Notifier>,
 }
 
 impl Gateway {

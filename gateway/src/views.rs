@@ -112,8 +112,15 @@ pub struct RequestView {
     pub permit_id: String,
     /// The requesting agent.
     pub agent_id: String,
+    /// Its name, as it signed up (agent-written).
+    pub agent_name: String,
     /// Where it is.
     pub status: RequestStatus,
+    /// What the approval bound, once approved: `spec_hash`, or the hash of
+    /// the narrower spec the owner approved instead.
+    pub approved_spec_hash: Option<String>,
+    /// True when the owner approved a narrower spec than the one asked for.
+    pub narrowed: bool,
     /// What for, in the agent's words.
     pub description: String,
     /// The intents drafted, when drafted.
@@ -149,7 +156,10 @@ impl RequestView {
             request_id: row.id.clone(),
             permit_id: row.permit_id.clone(),
             agent_id: row.agent_id.clone(),
+            agent_name: row.agent_name.clone(),
             status: row.shown_status(now),
+            approved_spec_hash: row.approved_spec_hash.clone(),
+            narrowed: row.approved_spec_hash.as_ref().is_some_and(|h| *h != row.spec_hash),
             description: row.description.clone(),
             intent: json(&row.intent).unwrap_or(Value::Null),
             drafter: row.drafter.clone(),
@@ -184,8 +194,13 @@ pub struct DecisionView {
     pub permit_id: String,
     /// `approved` or `denied`.
     pub status: RequestStatus,
-    /// The spec hash decided on.
+    /// The spec hash decided on: after a narrowed approval, the narrower
+    /// spec's, which is what the permit now runs.
     pub spec_hash: String,
+    /// The spec hash the agent asked for.
+    pub requested_spec_hash: String,
+    /// True when the owner approved a narrower spec than the one asked for.
+    pub narrowed: bool,
     /// The permit's expiry, RFC 3339.
     pub expires_at: Option<String>,
     /// Where the request is followed.
@@ -216,6 +231,9 @@ pub struct PermitView {
     pub revoked_at: Option<String>,
     /// The newest request waiting for the owner.
     pub pending_request_id: Option<String>,
+    /// The spec hash the agent asked for, when the owner approved a narrower
+    /// spec (`spec_hash`).
+    pub narrowed_from: Option<String>,
     /// The approved spec, once approved.
     #[serde(flatten)]
     pub spec: Option<SpecView>,
@@ -239,6 +257,7 @@ impl PermitView {
             expires_at: rfc3339_opt(row.expires_at),
             revoked_at: rfc3339_opt(row.revoked_at),
             pending_request_id,
+            narrowed_from: row.narrowed_from.clone(),
             spec,
         }
     }

@@ -4,6 +4,8 @@
 //!
 //! - [`GuardedResolver`]: DNS that drops non-public addresses unless the
 //!   operator allow-listed the host, failing with [`AddressRefused`];
+//! - [`check_url`]: which URLs a fetch the gateway makes itself (docs,
+//!   webhooks) may target, before connecting;
 //! - [`tls_config`]: the one rustls setup (ring, Mozilla roots plus the
 //!   operator's extra roots).
 //!
@@ -11,7 +13,9 @@
 //! wasmtime sandbox.
 
 mod guard;
+mod target;
 mod tls;
 
 pub use guard::{AddressRefused, GuardedResolver};
+pub use target::check_url;
 pub use tls::tls_config;

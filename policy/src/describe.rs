@@ -50,8 +50,13 @@ pub enum Risk {
     DoubleStar,
     /// The rule lets any body through unchecked (`true`, or `{}`: any JSON).
     UncheckedBody,
+    /// Any query parameters pass (the rule has no `query` allow-list).
+    AnyQuery,
     /// Calls are not rate limited.
     NoRateLimit,
+    /// The rate limit allows more than one call a second sustained, or
+    /// bursts of more than 100.
+    HighRateLimit,
     /// Calls go over plain http (operator allow-listed).
     InsecureUpstream,
 }
@@ -63,7 +68,9 @@ impl Risk {
             Risk::WriteMethod => "changes data",
             Risk::DoubleStar => "'**' matches any sub-path",
             Risk::UncheckedBody => "the body is not checked",
+            Risk::AnyQuery => "any query parameters",
             Risk::NoRateLimit => "no rate limit",
+            Risk::HighRateLimit => "high rate limit",
             Risk::InsecureUpstream => "plain http, not https",
         }
     }
@@ -110,12 +117,17 @@ fn describe_integration(integration: &CompiledIntegration, specs: &[Rule]) -> In
             {
                 risks.push(Risk::UncheckedBody);
             }
+            if rule.query.is_none() {
+                risks.push(Risk::AnyQuery);
+            }
             RuleSummary { text, risks }
         })
         .collect();
     let mut risks = Vec::new();
-    if integration.rate_limit.is_none() {
-        risks.push(Risk::NoRateLimit);
+    match integration.rate_limit {
+        None => risks.push(Risk::NoRateLimit),
+        Some(limit) if is_high(limit) => risks.push(Risk::HighRateLimit),
+        Some(_) => {}
     }
     if integration.origin().scheme == Scheme::Http {
         risks.push(Risk::InsecureUpstream);
@@ -143,6 +155,11 @@ fn shared_clauses(integration: &CompiledIntegration) -> Vec<String> {
         });
     }
     clauses
+}
+
+/// More than one call a second sustained, or bursts of more than 100.
+fn is_high(limit: RateLimit) -> bool {
+    limit.max_calls > 100 || limit.max_calls > limit.window_seconds
 }
 
 fn rate_text(limit: RateLimit) -> String {

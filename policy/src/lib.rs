@@ -7,7 +7,8 @@
 //! ([`CompiledPermit::decide`]), describes itself to its owner
 //! ([`CompiledPermit::describe`]) and to component authors
 //! ([`CompiledPermit::wit`]). [`PermitSpec::spec_hash`] is what an approval
-//! binds. Rate limits are a pure model over explicit state ([`Gcra`]).
+//! binds; [`PermitSpec::narrow`] is what an owner may take away before
+//! approving. Rate limits are a pure model over explicit state ([`Gcra`]).
 //!
 //! ```
 //! use oauth3_policy::{CompileOptions, DenyCode, OutboundRequest, PermitSpec};
@@ -58,6 +59,7 @@ mod headers;
 mod legacy;
 mod method;
 mod names;
+mod narrow;
 mod origin;
 mod parse;
 pub mod path;
@@ -81,6 +83,7 @@ pub use headers::{
 };
 pub use method::{METHODS, Method, UnknownMethod};
 pub use names::{IntegrationName, RESERVED_INTEGRATION_NAMES};
+pub use narrow::Narrowing;
 pub use origin::{HostPort, Origin, Scheme, is_public_ip};
 pub use rate::{Gcra, RateDecision, RateKey};
 pub use schema::permit_json_schema;

@@ -484,8 +484,21 @@ fn describes_each_rule_in_plain_language() {
             "POST https://api.github.com/repos/o/r/issues — body: title (string, required), body (string); at most 30 calls per minute (bursts of up to 30, then 1 every 2 s); sends GITHUB_TOKEN as the Authorization header",
         ]
     );
-    assert_eq!(summary.integrations[0].rules[1].risks, [Risk::WriteMethod]);
+    assert_eq!(summary.integrations[0].rules[1].risks, [Risk::WriteMethod, Risk::AnyQuery]);
     assert!(summary.integrations[0].risks.is_empty());
+}
+
+#[test]
+fn flags_rate_limits_above_one_call_a_second_or_bursts_above_a_hundred() {
+    let risks = |max_calls: u32, window_seconds: u32| {
+        let spec = with(github(), "/rate_limit", json!({"max_calls": max_calls, "window_seconds": window_seconds}));
+        compile(&permit(spec)).describe().integrations[0].risks.clone()
+    };
+    assert_eq!(risks(30, 60), []);
+    assert_eq!(risks(60, 60), []);
+    assert_eq!(risks(61, 60), [Risk::HighRateLimit]);
+    assert_eq!(risks(5000, 3600), [Risk::HighRateLimit], "bursts of 5000");
+    assert_eq!(risks(100, 86_400), []);
 }
 
 #[test]

@@ -7,11 +7,13 @@ mod database;
 pub mod fake_llm;
 pub mod hostile;
 mod stub;
+pub mod web;
 
 pub use binary::{Binary, approved_permit, call, oauth3_binary};
 pub use client::{Body, Reply, assert_error, bearer, http_client, send};
 pub use database::{Backend, postgres};
 pub use stub::{Stub, shared_cache_dir};
+pub use web::{Page, WebClient};
 
 /// An obviously fake secret, different every time.
 pub fn fake_secret() -> String {

@@ -21,6 +21,7 @@ pub fn discovery(State(gateway): State<Arc<Gateway>>) -> std::future::Ready<Json
         "version": env!("CARGO_PKG_VERSION"),
         "public_url": gateway.public_url,
         "auth": "Authorization: Bearer <token from POST /signup>",
+        "web_ui": format!("{}/login", gateway.public_url),
         "endpoints": endpoints,
     })))
 }

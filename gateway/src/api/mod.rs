@@ -1,12 +1,13 @@
 //! The HTTP API: routes, the JSON body extractor, and the request-id,
-//! tracing and panic layers. Every error leaves through [`crate::Error`].
+//! tracing, panic and security-header layers. Paths the web UI shares are
+//! routed to its pages and forms by `Accept` and `Content-Type`. Every error leaves through [`crate::Error`].
 
 mod draft;
 mod execute;
 mod meta;
-mod permits;
-mod secrets;
-mod signup;
+pub(crate) mod permits;
+pub(crate) mod secrets;
+pub(crate) mod signup;
 mod tokens;
 
 pub use signup::first_invite;
@@ -29,6 +30,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use crate::auth::{AnyRole, OwnerRole};
 use crate::error::Error;
 use crate::state::Gateway;
+use crate::web::{self, negotiate::by_accept, negotiate::by_body};
 
 /// One endpoint: what routes it and what `GET /` says about it, in one row.
 pub(crate) struct Endpoint {
@@ -46,7 +48,13 @@ pub(crate) struct Endpoint {
 
 /// Every endpoint, in the order `GET /` lists them.
 pub(crate) const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: "GET", path: "/", auth: "none", description: "this list", route: |m| on(m, meta::discovery) },
+    Endpoint {
+        method: "GET",
+        path: "/",
+        auth: "none",
+        description: "this list; in a browser, the owner's dashboard",
+        route: |m| by_accept(m, meta::discovery, web::home),
+    },
     Endpoint {
         method: "GET",
         path: "/health",
@@ -59,7 +67,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         path: "/signup",
         auth: "none",
         description: "{name, role?: agent|owner, invite?} → {tenant_id, name, role, token}",
-        route: |m| on(m, signup::signup),
+        route: |m| by_body(m, signup::signup, web::signup_form),
     },
     Endpoint {
         method: "POST",
@@ -80,7 +88,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         path: "/secrets",
         auth: "owner",
         description: "{name, value}: store a secret (sealed; never returned)",
-        route: |m| on(m, secrets::put),
+        route: |m| by_body(m, secrets::put, web::secret_form),
     },
     Endpoint {
         method: "GET",
@@ -121,15 +129,16 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         method: "GET",
         path: "/approve/{request_id}",
         auth: "owner",
-        description: "what the owner is asked to approve",
-        route: |m| on(m, permits::show_request::<OwnerRole>),
+        description: "what the owner is asked to approve; in a browser, the page to decide on",
+        route: |m| by_accept(m, permits::show_request::<OwnerRole>, web::approve_page),
     },
     Endpoint {
         method: "POST",
         path: "/approve/{request_id}",
         auth: "owner",
-        description: "{action: approve|deny, owner_token?, expires_in?}",
-        route: |m| on(m, permits::approve),
+        description: "{action: approve|deny, owner_token?, expires_in?, narrow?: {drop_rules?: [{integration, rule}], \
+                      rate_limits?: {name: {max_calls, window_seconds}}}}",
+        route: |m| by_body(m, permits::approve, web::approve_form),
     },
     Endpoint {
         method: "GET",
@@ -164,7 +173,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         path: "/permits/{permit_id}/revoke",
         auth: "owner",
         description: "revoke a permit",
-        route: |m| on(m, permits::revoke),
+        route: |m| by_body(m, permits::revoke, web::revoke_form),
     },
     Endpoint {
         method: "POST",
@@ -213,9 +222,11 @@ fn routes() -> Router<Arc<Gateway>> {
 pub fn router(gateway: Arc<Gateway>) -> Router {
     let request_id = header::HeaderName::from_static("x-request-id");
     routes()
+        .merge(web::routes())
         .fallback(|| async { Error::NotFound("no such endpoint; GET / lists them".into()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(CatchPanicLayer::custom(|_| Error::Internal("a handler panicked".into()).into_response()))
+        .layer(axum::middleware::map_response(web::security_headers))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<Body>| {

@@ -1,12 +1,13 @@
 //! Permits: agents request them (a spec they propose, or an intent for the
 //! drafter), owners approve or deny the exact spec hash, and revoke.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header, header::AUTHORIZATION};
 use oauth3_drafting::Intents;
-use oauth3_policy::PermitSpec;
+use oauth3_policy::{Narrowing, PermitSpec, RateLimit};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -15,10 +16,11 @@ use crate::auth::{self, Agent, Auth, Caller, Owner, Requirement, Role};
 use crate::db::{now_ms, rfc3339, rfc3339_opt};
 use crate::error::{Error, Result};
 use crate::keys::new_id;
+use crate::notify::{AgentRef, ApprovalNotice};
 use crate::state::Gateway;
-use crate::store::permits::{self, Decision, Party};
+use crate::store::permits::{self, ApprovedSpec, Decision, Party};
 use crate::store::{NewRequest, PermitRow, RequestRow};
-use crate::store::{PermitStatus, RequestStatus, secrets};
+use crate::store::{PermitStatus, RequestStatus, secrets, tenants};
 use crate::views::{
     CapabilityView, DecisionView, PermitList, PermitListItem, PermitRevoked, PermitView, RequestCreated, RequestUrls,
     RequestView, SpecView,
@@ -109,6 +111,15 @@ pub async fn request(
     tracing::info!(request = %request_id, permit = %permit_id, agent = %agent.id, %spec_hash, "permit requested");
 
     let urls = request_urls(&gateway, &request_id);
+    gateway.notifier.request_waiting(ApprovalNotice {
+        event: "permit_request.pending",
+        request_id: request_id.clone(),
+        permit_id: permit_id.clone(),
+        agent: AgentRef { id: agent.id.clone(), name: tenants::name(&gateway.db, &agent.id).await?.unwrap_or_default() },
+        description: description.to_owned(),
+        approval_url: urls.approval.clone(),
+        expires_at: rfc3339(now + (gateway.config.request_ttl_secs as i64) * 1000),
+    });
     Ok((
         StatusCode::CREATED,
         Json(RequestCreated {
@@ -169,15 +180,25 @@ pub async fn show_request<R: Requirement + Send + Sync>(
 }
 
 async fn visible_request(gateway: &Gateway, caller: &Caller, id: &str) -> Result<RequestRow> {
-    let row = permits::request(&gateway.db, id).await?;
-    let visible = row.as_ref().is_some_and(|r| match caller.role {
-        Role::Agent => r.agent_id == caller.id,
-        Role::Owner => {
-            r.permit_owner.as_deref() == Some(&caller.id)
-                || r.decided_by.as_deref() == Some(&caller.id)
-                // An expired request stays visible, so retrying says so (409).
-                || (r.permit_owner.is_none() && matches!(r.status, RequestStatus::Pending | RequestStatus::Expired))
+    match caller.role {
+        Role::Agent => {
+            let row = permits::request(&gateway.db, id).await?.filter(|r| r.agent_id == caller.id);
+            row.ok_or_else(|| Error::NotFound(format!("no permit request {id} visible to you")))
         }
+        Role::Owner => visible_request_of_owner(gateway, &caller.id, id).await,
+    }
+}
+
+/// The request `id` if the owner `owner` may see it: a request for one of
+/// their permits, one they decided, or one for a new permit, which any owner
+/// may decide.
+pub(crate) async fn visible_request_of_owner(gateway: &Gateway, owner: &str, id: &str) -> Result<RequestRow> {
+    let row = permits::request(&gateway.db, id).await?;
+    let visible = row.as_ref().is_some_and(|r| {
+        r.permit_owner.as_deref() == Some(owner)
+            || r.decided_by.as_deref() == Some(owner)
+            // An expired request stays visible, so retrying says so (409).
+            || (r.permit_owner.is_none() && matches!(r.status, RequestStatus::Pending | RequestStatus::Expired))
     });
     match row {
         Some(row) if visible => Ok(row),
@@ -193,9 +214,38 @@ pub struct Approval {
     owner_token: Option<String>,
     #[serde(default)]
     expires_in: Option<u64>,
+    #[serde(default)]
+    narrow: Option<NarrowBody>,
 }
 
-/// `POST /approve/{request_id}`: an owner approves or denies the exact spec.
+/// What the owner takes away before approving (see [`Narrowing`]).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NarrowBody {
+    #[serde(default)]
+    drop_rules: Vec<RuleRef>,
+    #[serde(default)]
+    rate_limits: BTreeMap<String, RateLimit>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleRef {
+    integration: String,
+    rule: usize,
+}
+
+impl From<NarrowBody> for Narrowing {
+    fn from(body: NarrowBody) -> Narrowing {
+        Narrowing {
+            drop_rules: body.drop_rules.into_iter().map(|r| (r.integration, r.rule)).collect(),
+            rate_limits: body.rate_limits,
+        }
+    }
+}
+
+/// `POST /approve/{request_id}` (JSON): an owner approves or denies the
+/// exact spec, or approves a narrower one built from it.
 pub async fn approve(
     State(gateway): State<Arc<Gateway>>,
     Path(id): Path<String>,
@@ -216,14 +266,57 @@ pub async fn approve(
         "deny" => false,
         _ => return Err(Error::bad_request("invalid_request", "action: must be \"approve\" or \"deny\"")),
     };
-    if body.expires_in.is_some_and(|s| s == 0 || s > MAX_EXPIRES_IN_SECS) {
+    let choice = Choice {
+        approve,
+        expiry: body.expires_in.map_or(Expiry::Keep, Expiry::In),
+        narrowing: body.narrow.map(Narrowing::from).unwrap_or_default(),
+        seen_spec_hash: None,
+    };
+    decide(&gateway, &owner.id, &id, choice).await.map(Json)
+}
+
+/// An owner's decision on a request, from the JSON API or the web form.
+pub(crate) struct Choice {
+    /// Approve, or deny.
+    pub approve: bool,
+    /// The permit's expiry after an approval.
+    pub expiry: Expiry,
+    /// What the owner takes away before approving.
+    pub narrowing: Narrowing,
+    /// The request's spec hash as the owner saw it; refused when it is not
+    /// the request's (the form carries it).
+    pub seen_spec_hash: Option<String>,
+}
+
+/// A permit's expiry, as an approval sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    /// A new permit never expires; an extension keeps its permit's expiry.
+    Keep,
+    /// Never: until revoked.
+    Never,
+    /// This many seconds from the decision.
+    In(u64),
+}
+
+/// Decides the request `id` as the owner `owner` chose: the one path from a
+/// choice to a stored decision. Approving with a narrowing approves the
+/// narrower spec the server builds from the stored one, never a spec from
+/// the client.
+pub(crate) async fn decide(gateway: &Arc<Gateway>, owner: &str, id: &str, choice: Choice) -> Result<DecisionView> {
+    if let Expiry::In(secs) = choice.expiry
+        && (secs == 0 || secs > MAX_EXPIRES_IN_SECS)
+    {
         return Err(Error::bad_request("invalid_request", "expires_in: seconds, from 1 to ten years"));
     }
-    let row = visible_request(&gateway, &owner, &id).await?;
-    if row.permit_owner.as_deref().is_some_and(|o| o != owner.id) {
+    let row = visible_request_of_owner(gateway, owner, id).await?;
+    if row.permit_owner.as_deref().is_some_and(|o| o != owner) {
         return Err(Error::Forbidden("this permit belongs to another owner".into()));
     }
-    let wanted = if approve { RequestStatus::Approved } else { RequestStatus::Denied };
+    if choice.seen_spec_hash.as_ref().is_some_and(|seen| *seen != row.spec_hash) {
+        return Err(Error::conflict("spec_changed", "this is not the spec you were shown; reload and decide again"));
+    }
+    let wanted = if choice.approve { RequestStatus::Approved } else { RequestStatus::Denied };
     let expired = || Error::conflict("request_expired", "this request expired; the agent must request again");
     match row.status {
         RequestStatus::Pending if row.expires_at <= now_ms() => {
@@ -231,34 +324,46 @@ pub async fn approve(
             return Err(expired());
         }
         RequestStatus::Pending => {}
-        status if status == wanted && row.decided_by.as_deref() == Some(&owner.id) => {
-            return Ok(Json(decision_view(&gateway, &row, row.status, row.permit_expires_at)));
+        status if status == wanted && row.decided_by.as_deref() == Some(owner) => {
+            let bound = row.approved_spec_hash.clone();
+            return Ok(decision_view(gateway, &row, row.status, row.permit_expires_at, bound));
         }
         RequestStatus::Expired => return Err(expired()),
         status => return Err(Error::conflict("already_decided", format!("this request was already {status}"))),
     }
 
     let now = now_ms();
-    // Without `expires_in`, an extension keeps the permit's current expiry.
-    let permit_expires_at = match body.expires_in {
-        Some(secs) => Some(now + (secs as i64) * 1000),
-        None => row.permit_current_expires_at,
+    let permit_expires_at = match choice.expiry {
+        Expiry::In(secs) => Some(now + (secs as i64) * 1000),
+        Expiry::Never => None,
+        Expiry::Keep => row.permit_current_expires_at,
     };
-    let decision = Decision { owner: &owner.id, at: now, permit_expires_at };
-    if approve {
-        // Still valid under the operator's current settings.
-        let still_valid = || gateway.compile(&PermitSpec::from_json(&row.spec)?).map(drop);
-        permits::approve(&gateway.db, &row, &decision, still_valid).await?;
-        prepare_component(&gateway, &row.spec_hash, &row.spec);
-    } else {
+    let decision = Decision { owner, at: now, permit_expires_at };
+    if !choice.approve {
         permits::deny(&gateway.db, &row, &decision).await?;
+        tracing::info!(request = %row.id, permit = %row.permit_id, owner, decision = %wanted, "permit request decided");
+        return Ok(decision_view(gateway, &row, wanted, permit_expires_at, None));
     }
-    tracing::info!(request = %row.id, permit = %row.permit_id, owner = %owner.id, decision = %wanted, "permit request decided");
-    let mut view = decision_view(&gateway, &row, wanted, permit_expires_at);
-    if approve {
-        view.missing_secrets = Some(missing_secrets(&gateway, &owner.id, &row.spec).await?);
-    }
-    Ok(Json(view))
+    // The spec to bind: the stored one, or the narrower one built from it.
+    let (spec, spec_hash) = if choice.narrowing.is_empty() {
+        (row.spec.clone(), row.spec_hash.clone())
+    } else {
+        let narrowed = gateway.compile(&PermitSpec::from_json(&row.spec)?.narrow(&choice.narrowing)?)?;
+        let json = serde_json::to_string(narrowed.spec()).map_err(|e| Error::Internal(format!("serialising a spec: {e}")))?;
+        (json, narrowed.spec_hash().to_string())
+    };
+    // Still valid under the operator's current settings.
+    let still_valid = || gateway.compile(&PermitSpec::from_json(&spec)?).map(drop);
+    let approved = ApprovedSpec { spec: &spec, spec_hash: &spec_hash };
+    permits::approve(&gateway.db, &row, &decision, &approved, still_valid).await?;
+    prepare_component(gateway, &spec_hash, &spec);
+    tracing::info!(
+        request = %row.id, permit = %row.permit_id, owner, decision = %wanted, %spec_hash,
+        narrowed = spec_hash != row.spec_hash, "permit request decided"
+    );
+    let mut view = decision_view(gateway, &row, wanted, permit_expires_at, Some(spec_hash));
+    view.missing_secrets = Some(missing_secrets(gateway, owner, &spec).await?);
+    Ok(view)
 }
 
 /// Builds the permit's JavaScript component in the background, so that the
@@ -289,12 +394,20 @@ pub async fn permit_component(
     Ok(([(header::CONTENT_TYPE, "application/wasm")], bytes.to_vec()))
 }
 
-fn decision_view(gateway: &Gateway, row: &RequestRow, status: RequestStatus, expires_at: Option<i64>) -> DecisionView {
+fn decision_view(
+    gateway: &Gateway,
+    row: &RequestRow,
+    status: RequestStatus,
+    expires_at: Option<i64>,
+    approved_spec_hash: Option<String>,
+) -> DecisionView {
     DecisionView {
         request_id: row.id.clone(),
         permit_id: row.permit_id.clone(),
         status,
-        spec_hash: row.spec_hash.clone(),
+        narrowed: approved_spec_hash.as_ref().is_some_and(|h| *h != row.spec_hash),
+        spec_hash: approved_spec_hash.unwrap_or_else(|| row.spec_hash.clone()),
+        requested_spec_hash: row.spec_hash.clone(),
         expires_at: rfc3339_opt(expires_at),
         status_url: request_urls(gateway, &row.id).status,
         missing_secrets: None,
@@ -302,7 +415,7 @@ fn decision_view(gateway: &Gateway, row: &RequestRow, status: RequestStatus, exp
 }
 
 /// Secrets the spec injects that the owner has not stored yet.
-async fn missing_secrets(gateway: &Gateway, owner: &str, spec: &str) -> Result<Vec<String>> {
+pub(crate) async fn missing_secrets(gateway: &Gateway, owner: &str, spec: &str) -> Result<Vec<String>> {
     let spec = PermitSpec::from_json(spec)?;
     let mut missing = Vec::new();
     for name in spec.integrations.iter().flat_map(|i| i.secrets.iter()) {

@@ -12,7 +12,7 @@ use crate::auth::Owner;
 use crate::db::now_ms;
 use crate::error::{Error, Result};
 use crate::state::Gateway;
-use crate::store::secrets;
+use crate::store::{SecretRow, secrets};
 use crate::views::{SecretList, SecretView};
 
 const MAX_VALUE_BYTES: usize = 64 << 10;
@@ -30,19 +30,26 @@ pub async fn put(
     owner: Owner,
     Json(body): Json<PutSecret>,
 ) -> Result<(StatusCode, Json<SecretView>)> {
-    check_name(&body.name)?;
-    if body.value.is_empty() || body.value.len() > MAX_VALUE_BYTES {
+    let (row, replaced) = store(&gateway, &owner.id, &body.name, &body.value).await?;
+    let status = if replaced { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(SecretView::of(&row))))
+}
+
+/// Seals and stores `owner`'s secret `name`: the row, and whether it
+/// replaced one. The JSON API and the web UI's forms both come here.
+pub(crate) async fn store(gateway: &Gateway, owner: &str, name: &str, value: &str) -> Result<(SecretRow, bool)> {
+    check_name(name)?;
+    if value.is_empty() || value.len() > MAX_VALUE_BYTES {
         return Err(Error::bad_request("invalid_request", format!("value: 1 to {MAX_VALUE_BYTES} bytes")));
     }
-    if body.value.chars().any(|c| c.is_control() && c != '\t') {
+    if value.chars().any(|c| c.is_control() && c != '\t') {
         // Secrets are injected into headers and query strings.
         return Err(Error::bad_request("invalid_request", "value: must not contain control characters or newlines"));
     }
-    let sealed = gateway.sealer.seal(&owner.id, &body.name, body.value.as_bytes())?;
-    let (row, replaced) = secrets::put(&gateway.db, &owner.id, &body.name, &sealed, now_ms()).await?;
-    tracing::info!(owner = %owner.id, secret = %body.name, "secret stored");
-    let status = if replaced { StatusCode::OK } else { StatusCode::CREATED };
-    Ok((status, Json(SecretView::of(&row))))
+    let sealed = gateway.sealer.seal(owner, name, value.as_bytes())?;
+    let stored = secrets::put(&gateway.db, owner, name, &sealed, now_ms()).await?;
+    tracing::info!(owner, secret = %name, "secret stored");
+    Ok(stored)
 }
 
 /// The owner's secret names and timestamps.

@@ -31,30 +31,38 @@ pub async fn signup(
     State(gateway): State<Arc<Gateway>>,
     Json(body): Json<Signup>,
 ) -> Result<(StatusCode, Json<SignedUp>)> {
-    let name = body.name.trim();
-    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
-        return Err(Error::bad_request("invalid_request", "name: 1–200 printable characters"));
-    }
     let role = match body.role.as_deref() {
         None => Role::Agent,
         Some(role) => Role::parse(role)
             .ok_or_else(|| Error::bad_request("invalid_request", "role: must be \"agent\" or \"owner\""))?,
     };
+    let signed_up = create_tenant(&gateway, &body.name, role, body.invite.as_deref()).await?;
+    Ok((StatusCode::CREATED, Json(signed_up)))
+}
+
+/// Creates a tenant named `name` (trimmed) acting as `role` and issues its
+/// first token; an owner needs an `invite` when signup is by invitation.
+/// The JSON API and the web UI's sign-up form both come here.
+pub(crate) async fn create_tenant(gateway: &Gateway, name: &str, role: Role, invite: Option<&str>) -> Result<SignedUp> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+        return Err(Error::bad_request("invalid_request", "name: 1–200 printable characters"));
+    }
     let id = new_id(role.as_str())?;
     let invite_hash = if role == Role::Owner && gateway.config.signup_mode() == SignupMode::Invite {
-        let code = body.invite.as_deref().ok_or_else(|| {
+        let code = invite.filter(|c| !c.trim().is_empty()).ok_or_else(|| {
             Error::Forbidden(
                 "owner signup needs an invite code (`invite`): this gateway runs with OAUTH3_SIGNUP=invite".into(),
             )
         })?;
-        Some(hash_code(code))
+        Some(hash_code(code.trim()))
     } else {
         None
     };
     tenants::insert(&gateway.db, &id, name, role, invite_hash.as_deref(), now_ms()).await?;
     let token = gateway.tokens.issue(&id, role, 0)?;
     tracing::info!(tenant = %id, role = role.as_str(), "signed up");
-    Ok((StatusCode::CREATED, Json(SignedUp { tenant_id: id, name: name.to_owned(), role, token })))
+    Ok(SignedUp { tenant_id: id, name: name.to_owned(), role, token })
 }
 
 /// An owner creates a single-use invite code for another owner.

@@ -3,7 +3,7 @@
 
 use oauth3_host::CallRecord;
 
-use super::rows::AuditRow;
+use super::rows::{AuditRow, PermitUse};
 use crate::db::{Db, unix_ms};
 use crate::error::Result;
 
@@ -45,4 +45,55 @@ pub async fn of_owner(db: &Db, owner: &str, permit_id: Option<&str>, limit: i64)
     .bind(limit)
     .fetch_all(&db.pool)
     .await?)
+}
+
+/// A page of calls under `owner`'s permits (or the one permit), newest
+/// first: up to `limit` with an id below `before` (keyset pagination, so a
+/// page costs the same however deep it is).
+pub async fn page_of_owner(
+    db: &Db,
+    owner: &str,
+    permit_id: Option<&str>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditRow>> {
+    let columns = "a.id, a.permit_id, a.execution_id, a.integration, a.method, a.url, a.decision, a.reason, \
+                   a.status, a.request_bytes, a.response_bytes, a.started_at, a.duration_ms";
+    let before = before.unwrap_or(i64::MAX);
+    let sql = match permit_id {
+        // One permit: its index, after checking it is the owner's.
+        Some(_) => format!(
+            "SELECT {columns} FROM audit a WHERE a.permit_id = $1 AND a.id < $2 \
+             AND EXISTS (SELECT 1 FROM permits p WHERE p.id = $1 AND p.owner_id = $3) ORDER BY a.id DESC LIMIT $4"
+        ),
+        None => format!(
+            "SELECT {columns} FROM audit a WHERE a.permit_id IN (SELECT id FROM permits WHERE owner_id = $3) \
+             AND a.id < $2 AND $1 = '' ORDER BY a.id DESC LIMIT $4"
+        ),
+    };
+    Ok(sqlx::query_as(&sql)
+        .bind(permit_id.unwrap_or(""))
+        .bind(before)
+        .bind(owner)
+        .bind(limit)
+        .fetch_all(&db.pool)
+        .await?)
+}
+
+/// Calls, denials and last use of each of `permit_ids` that has any calls.
+pub async fn use_of(db: &Db, permit_ids: &[&str]) -> Result<Vec<PermitUse>> {
+    if permit_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (2..permit_ids.len() + 2).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT permit_id, COUNT(*) AS calls, SUM(CASE WHEN decision = $1 THEN 1 ELSE 0 END) AS denials, \
+         MAX(started_at) AS last_used_at FROM audit WHERE permit_id IN ({}) GROUP BY permit_id",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query_as(&sql).bind("deny");
+    for id in permit_ids {
+        query = query.bind(*id);
+    }
+    Ok(query.fetch_all(&db.pool).await?)
 }

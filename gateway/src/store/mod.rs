@@ -1,6 +1,6 @@
 //! The store: typed rows, lifecycle statuses as enums, and all the SQL for
 //! permits and their requests, executions and their components, secrets,
-//! tenants and the audit log. Every state change is one function that checks, in its `WHERE`
+//! tenants, browser sessions and the audit log. Every state change is one function that checks, in its `WHERE`
 //! clause, the state it comes from. Handlers and workers never write SQL.
 //! (The rate limiter's state and retention's deletes are the SQL of those
 //! capabilities, next to them.)
@@ -11,6 +11,7 @@ pub mod executions;
 pub mod permits;
 mod rows;
 pub mod secrets;
+pub mod sessions;
 mod status;
 pub mod tenants;
 

@@ -8,14 +8,14 @@
 
 use sqlx::{Any, Transaction};
 
-use super::rows::{NewRequest, PermitRow, PermitState, RequestRow};
+use super::rows::{NewRequest, PendingRow, PermitRow, PermitState, RequestRow};
 use super::status::{PermitStatus, RequestStatus};
 use crate::auth::Role;
 use crate::db::Db;
 use crate::error::{Error, Result};
 
 const PERMIT_COLUMNS: &str =
-    "id, agent_id, owner_id, status, spec, spec_hash, created_at, approved_at, expires_at, revoked_at";
+    "id, agent_id, owner_id, status, spec, spec_hash, created_at, approved_at, expires_at, revoked_at, narrowed_from";
 
 /// The permit `id`.
 pub async fn permit(db: &Db, id: &str) -> Result<Option<PermitRow>> {
@@ -90,11 +90,12 @@ pub async fn permits_of(db: &Db, role: Role, tenant: &str) -> Result<Vec<PermitR
 /// The request `id`, with its permit's current state.
 pub async fn request(db: &Db, id: &str) -> Result<Option<RequestRow>> {
     Ok(sqlx::query_as(
-        "SELECT r.id, r.permit_id, r.agent_id, r.description, r.intent, r.spec, r.spec_hash, r.base_spec_hash, \
+        "SELECT r.id, r.permit_id, r.agent_id, t.name AS agent_name, r.description, r.intent, r.spec, r.spec_hash, r.base_spec_hash, \
          r.drafter, r.draft, r.status, r.created_at, r.expires_at, r.decided_at, r.decided_by, r.permit_expires_at, \
-         p.owner_id AS permit_owner, p.status AS permit_status, p.spec_hash AS permit_spec_hash, \
-         p.expires_at AS permit_current_expires_at \
-         FROM permit_requests r JOIN permits p ON p.id = r.permit_id WHERE r.id = $1",
+         r.approved_spec_hash, p.owner_id AS permit_owner, p.status AS permit_status, \
+         p.spec_hash AS permit_spec_hash, p.expires_at AS permit_current_expires_at \
+         FROM permit_requests r JOIN permits p ON p.id = r.permit_id JOIN tenants t ON t.id = r.agent_id \
+         WHERE r.id = $1",
     )
     .bind(id)
     .fetch_optional(&db.pool)
@@ -168,19 +169,28 @@ pub struct Decision<'a> {
     pub permit_expires_at: Option<i64>,
 }
 
+/// The spec an approval binds: the request's, or a narrower one the owner
+/// built from it.
+pub struct ApprovedSpec<'a> {
+    pub spec: &'a str,
+    pub spec_hash: &'a str,
+}
+
 /// The request `pending` → `approved` and its permit `pending` | `active` →
-/// `active` with the request's spec, in one transaction. Refused (409) when
-/// the request was decided meanwhile, the permit's spec changed since the
-/// request was made, `still_valid` fails (the spec under the operator's
-/// current settings), or the permit was revoked or taken meanwhile.
+/// `active` with `approved` (the request's spec, or a narrower one), in one
+/// transaction. Refused (409) when the request was decided meanwhile, the
+/// permit's spec changed since the request was made, `still_valid` fails
+/// (the spec under the operator's current settings), or the permit was
+/// revoked or taken meanwhile.
 pub async fn approve(
     db: &Db,
     row: &RequestRow,
     decision: &Decision<'_>,
+    approved: &ApprovedSpec<'_>,
     still_valid: impl FnOnce() -> Result<()>,
 ) -> Result<()> {
     let mut tx = db.pool.begin().await?;
-    decide(&mut tx, row, RequestStatus::Approved, decision).await?;
+    decide(&mut tx, row, RequestStatus::Approved, decision, Some(approved.spec_hash)).await?;
     if row.base_spec_hash != row.permit_spec_hash {
         return Err(Error::conflict(
             "permit_changed",
@@ -188,18 +198,21 @@ pub async fn approve(
         ));
     }
     still_valid()?;
+    let narrowed_from = (approved.spec_hash != row.spec_hash).then_some(row.spec_hash.as_str());
     let updated = sqlx::query(
         "UPDATE permits SET status = $1, spec = $2, spec_hash = $3, owner_id = $4, approved_at = $5, \
-         expires_at = $6 WHERE id = $7 AND (owner_id IS NULL OR owner_id = $4) AND status IN ($8, $1)",
+         expires_at = $6, narrowed_from = $9 \
+         WHERE id = $7 AND (owner_id IS NULL OR owner_id = $4) AND status IN ($8, $1)",
     )
     .bind(PermitStatus::Active.as_str())
-    .bind(&row.spec)
-    .bind(&row.spec_hash)
+    .bind(approved.spec)
+    .bind(approved.spec_hash)
     .bind(decision.owner)
     .bind(decision.at)
     .bind(decision.permit_expires_at)
     .bind(&row.permit_id)
     .bind(PermitStatus::Pending.as_str())
+    .bind(narrowed_from)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -215,7 +228,7 @@ pub async fn approve(
 /// was decided meanwhile.
 pub async fn deny(db: &Db, row: &RequestRow, decision: &Decision<'_>) -> Result<()> {
     let mut tx = db.pool.begin().await?;
-    decide(&mut tx, row, RequestStatus::Denied, decision).await?;
+    decide(&mut tx, row, RequestStatus::Denied, decision, None).await?;
     if row.permit_status == PermitStatus::Pending {
         sqlx::query("UPDATE permits SET status = $1 WHERE id = $2 AND status = $3")
             .bind(PermitStatus::Denied.as_str())
@@ -228,11 +241,17 @@ pub async fn deny(db: &Db, row: &RequestRow, decision: &Decision<'_>) -> Result<
     Ok(())
 }
 
-/// The request `pending` → `to`.
-async fn decide(tx: &mut Transaction<'_, Any>, row: &RequestRow, to: RequestStatus, by: &Decision<'_>) -> Result<()> {
+/// The request `pending` → `to`, with the spec hash an approval bound.
+async fn decide(
+    tx: &mut Transaction<'_, Any>,
+    row: &RequestRow,
+    to: RequestStatus,
+    by: &Decision<'_>,
+    approved_spec_hash: Option<&str>,
+) -> Result<()> {
     let decided = sqlx::query(
-        "UPDATE permit_requests SET status = $1, decided_at = $2, decided_by = $3, permit_expires_at = $4 \
-         WHERE id = $5 AND status = $6",
+        "UPDATE permit_requests SET status = $1, decided_at = $2, decided_by = $3, permit_expires_at = $4, \
+         approved_spec_hash = $7 WHERE id = $5 AND status = $6",
     )
     .bind(to.as_str())
     .bind(by.at)
@@ -240,6 +259,7 @@ async fn decide(tx: &mut Transaction<'_, Any>, row: &RequestRow, to: RequestStat
     .bind(by.permit_expires_at)
     .bind(&row.id)
     .bind(RequestStatus::Pending.as_str())
+    .bind(approved_spec_hash)
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -269,4 +289,45 @@ pub async fn revoke(db: &Db, permit_id: &str, owner: &str, at: i64) -> Result<()
     .execute(&db.pool)
     .await?;
     Ok(())
+}
+
+/// Requests waiting for `owner` (new permits, which any owner may take, and
+/// extensions of `owner`'s permits) at `now`, newest first: a page of
+/// `limit` after `offset`, and how many there are.
+pub async fn pending_for(db: &Db, owner: &str, now: i64, limit: i64, offset: i64) -> Result<(Vec<PendingRow>, i64)> {
+    const WAITING: &str = "FROM permit_requests r JOIN permits p ON p.id = r.permit_id \
+         JOIN tenants t ON t.id = r.agent_id \
+         WHERE r.status = $1 AND r.expires_at > $2 AND (p.owner_id IS NULL OR p.owner_id = $3)";
+    let rows = sqlx::query_as(&format!(
+        "SELECT r.id, t.name AS agent_name, r.description, r.base_spec_hash, r.created_at, \
+         r.expires_at {WAITING} ORDER BY r.created_at DESC, r.id LIMIT $4 OFFSET $5"
+    ))
+    .bind(RequestStatus::Pending.as_str())
+    .bind(now)
+    .bind(owner)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&db.pool)
+    .await?;
+    let total = sqlx::query_scalar(&format!("SELECT COUNT(*) {WAITING}"))
+        .bind(RequestStatus::Pending.as_str())
+        .bind(now)
+        .bind(owner)
+        .fetch_one(&db.pool)
+        .await?;
+    Ok((rows, total))
+}
+
+/// `owner`'s permits, newest first: a page of `limit` after `offset`, and
+/// how many there are.
+pub async fn page_of_owner(db: &Db, owner: &str, limit: i64, offset: i64) -> Result<(Vec<PermitRow>, i64)> {
+    let sql = format!(
+        "SELECT {PERMIT_COLUMNS} FROM permits WHERE owner_id = $1 ORDER BY created_at DESC, id LIMIT $2 OFFSET $3"
+    );
+    let rows = sqlx::query_as(&sql).bind(owner).bind(limit).bind(offset).fetch_all(&db.pool).await?;
+    let total = sqlx::query_scalar("SELECT COUNT(*) FROM permits WHERE owner_id = $1")
+        .bind(owner)
+        .fetch_one(&db.pool)
+        .await?;
+    Ok((rows, total))
 }

@@ -18,6 +18,8 @@ pub struct PermitRow {
     pub approved_at: Option<i64>,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The spec hash the agent asked for, when the owner approved a narrower spec.
+    pub narrowed_from: Option<String>,
 }
 
 impl PermitRow {
@@ -50,6 +52,8 @@ pub struct RequestRow {
     pub id: String,
     pub permit_id: String,
     pub agent_id: String,
+    /// The agent's name, as it signed up: agent-written text.
+    pub agent_name: String,
     pub description: String,
     pub intent: Option<String>,
     pub spec: String,
@@ -64,6 +68,8 @@ pub struct RequestRow {
     pub decided_at: Option<i64>,
     pub decided_by: Option<String>,
     pub permit_expires_at: Option<i64>,
+    /// What the approval bound: `spec_hash`, or a narrower spec's.
+    pub approved_spec_hash: Option<String>,
     pub permit_owner: Option<String>,
     #[sqlx(try_from = "String")]
     pub permit_status: PermitStatus,
@@ -183,4 +189,36 @@ pub struct SecretRow {
     pub name: String,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// A permit's use, from the audit log: calls, denied calls, and the last
+/// call's start (unix ms).
+#[derive(Debug, sqlx::FromRow)]
+pub struct PermitUse {
+    pub permit_id: String,
+    pub calls: i64,
+    pub denials: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A pending request as the owner's dashboard lists it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct PendingRow {
+    pub id: String,
+    /// The agent's name: agent-written text.
+    pub agent_name: String,
+    /// Agent-written text.
+    pub description: String,
+    /// Set when it extends an approved permit.
+    pub base_spec_hash: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// A browser session's owner, read with the session.
+#[derive(Debug, sqlx::FromRow)]
+pub struct SessionRow {
+    pub tenant_id: String,
+    pub name: String,
+    pub role: String,
 }

@@ -87,3 +87,8 @@ pub async fn next_token_generation(db: &Db, tenant: &str) -> Result<i64> {
     .fetch_one(&db.pool)
     .await?)
 }
+
+/// The tenant's name.
+pub async fn name(db: &Db, tenant: &str) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1").bind(tenant).fetch_optional(&db.pool).await?)
+}

@@ -1,0 +1,174 @@
+//! Telling owners a request is waiting: [`Notifier`] is the capability; the
+//! real one, [`Webhook`], POSTs JSON to `OAUTH3_APPROVAL_WEBHOOK` (a chat
+//! bot pings the owner). Delivery runs in the background with retries and
+//! backoff; it never blocks or fails the request, and failures are logged
+//! without the URL (webhook URLs often embed a credential).
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use oauth3_netguard::{GuardedResolver, check_url, tls_config};
+use oauth3_policy::HostPort;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::error::{Error, Result};
+
+/// A permit request waiting for an owner: what the webhook receives.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalNotice {
+    /// Always `permit_request.pending`.
+    pub event: &'static str,
+    /// `req_…`.
+    pub request_id: String,
+    /// The permit it creates or extends.
+    pub permit_id: String,
+    /// The requesting agent.
+    pub agent: AgentRef,
+    /// What for, in the agent's words (agent-written: escape it).
+    pub description: String,
+    /// Where the owner decides.
+    pub approval_url: String,
+    /// When the request expires, RFC 3339.
+    pub expires_at: String,
+}
+
+/// An agent, by id and name.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentRef {
+    /// `agent_…`.
+    pub id: String,
+    /// Its name, as it signed up (agent-written).
+    pub name: String,
+}
+
+/// Announces waiting requests. Implementations return at once.
+pub trait Notifier: Send + Sync {
+    /// Queues `notice` for delivery.
+    fn request_waiting(&self, notice: ApprovalNotice);
+}
+
+/// No notifications (no webhook configured).
+pub struct Silent;
+
+impl Notifier for Silent {
+    fn request_waiting(&self, _: ApprovalNotice) {}
+}
+
+/// Deliveries attempted per notice, and the wait before each retry.
+const BACKOFF: [Duration; 4] =
+    [Duration::from_secs(1), Duration::from_secs(4), Duration::from_secs(16), Duration::from_secs(60)];
+/// Deliveries in flight at once; past it, a notice is dropped (and logged)
+/// rather than piling up tasks behind a webhook that is down.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// POSTs each notice as JSON to one URL.
+pub struct Webhook {
+    url: reqwest::Url,
+    client: reqwest::Client,
+    in_flight: Arc<Semaphore>,
+    backoff: Vec<Duration>,
+}
+
+impl Webhook {
+    /// A webhook to `url`, which must pass the outbound guard: https, or
+    /// plain http to an `insecure_upstreams` host:port; public addresses
+    /// only unless allow-listed. Redirects are not followed.
+    pub fn new(url: &str, insecure_upstreams: &BTreeSet<HostPort>) -> Result<Webhook> {
+        let bad = |why: String| Error::Config(format!("OAUTH3_APPROVAL_WEBHOOK: {why}"));
+        let url = reqwest::Url::parse(url.trim()).map_err(|e| bad(e.to_string()))?;
+        let allow_listed = check_url(&url, insecure_upstreams).map_err(bad)?;
+        let hosts: HashSet<String> = if allow_listed {
+            url.host_str().map(|h| h.to_ascii_lowercase()).into_iter().collect()
+        } else {
+            HashSet::new()
+        };
+        let tls = tls_config(&[]).map_err(|e| Error::Internal(format!("webhook TLS: {e}")))?;
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .dns_resolver(Arc::new(GuardedResolver::new(hosts)))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .user_agent(concat!("oauth3-webhook/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Internal(format!("webhook client: {e}")))?;
+        Ok(Webhook { url, client, in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)), backoff: BACKOFF.to_vec() })
+    }
+
+    /// The same webhook with other waits between attempts (tests).
+    pub fn with_backoff(mut self, backoff: Vec<Duration>) -> Webhook {
+        self.backoff = backoff;
+        self
+    }
+}
+
+impl Notifier for Webhook {
+    fn request_waiting(&self, notice: ApprovalNotice) {
+        let Ok(permit) = Arc::clone(&self.in_flight).try_acquire_owned() else {
+            tracing::warn!(request = %notice.request_id, "approval webhook: too many deliveries in flight; dropped");
+            return;
+        };
+        let (client, url, backoff) = (self.client.clone(), self.url.clone(), self.backoff.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            deliver(&client, url, &notice, &backoff).await;
+        });
+    }
+}
+
+/// Posts `notice` until a 2xx, a refusal that retrying will not change
+/// (a 4xx other than 408 and 429), or the last attempt.
+async fn deliver(client: &reqwest::Client, url: reqwest::Url, notice: &ApprovalNotice, backoff: &[Duration]) {
+    let request = notice.request_id.as_str();
+    let body = serde_json::to_vec(notice).unwrap_or_default();
+    for attempt in 0..=backoff.len() {
+        let sent = client
+            .post(url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone())
+            .send()
+            .await;
+        let failure = match sent {
+            Ok(response) if response.status().is_success() => {
+                tracing::info!(request, attempt, "approval webhook delivered");
+                return;
+            }
+            Ok(response) => {
+                let status = response.status();
+                if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
+                    tracing::warn!(request, status = status.as_u16(), "approval webhook refused the notice; not retrying");
+                    return;
+                }
+                format!("HTTP {}", status.as_u16())
+            }
+            // Without the URL: it may embed a credential.
+            Err(error) => describe(&error).to_owned(),
+        };
+        match backoff.get(attempt) {
+            Some(wait) => {
+                tracing::warn!(request, attempt, %failure, retry_in_ms = wait.as_millis() as u64, "approval webhook failed");
+                tokio::time::sleep(*wait).await;
+            }
+            None => tracing::warn!(request, attempts = attempt + 1, %failure, "approval webhook failed; giving up"),
+        }
+    }
+}
+
+fn describe(error: &reqwest::Error) -> &'static str {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.downcast_ref::<oauth3_netguard::AddressRefused>().is_some() {
+            return "the host resolves only to non-public addresses";
+        }
+        source = e.source();
+    }
+    if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else {
+        "the request failed"
+    }
+}

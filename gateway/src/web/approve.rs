@@ -1,0 +1,317 @@
+//! `/approve/{request_id}` in a browser: the page an owner decides on, and
+//! its form. The form sends choices only (rules to keep, lower rate limits,
+//! an expiry); the server builds the narrower spec from the stored one.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use oauth3_drafting::{Intent, Provenance};
+use oauth3_policy::{Narrowing, PermitSpec, RateLimit, Summary};
+
+use super::form::Form;
+use super::pages::{
+    ApprovePage, Chrome, Diff, Doc, Goal, IntegrationView, Notes, Quoted, RateView, RuleView, SecretNeed, SignedIn,
+    when,
+};
+use super::session::Session;
+use super::{WebError, render};
+use crate::api::permits::{Choice, Expiry, decide as decide_request, visible_request_of_owner};
+use crate::db::now_ms;
+use crate::error::{Error, Result};
+use crate::state::Gateway;
+use crate::store::{RequestRow, RequestStatus, permits, secrets};
+
+/// `GET /approve/{id}` for a browser: everything the owner decides on.
+pub async fn page(
+    State(gateway): State<Arc<Gateway>>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let row = visible_request_of_owner(&gateway, &session.owner_id, &id).await?;
+    let compiled = gateway.compiled(&row.spec_hash, &row.spec)?;
+    let summary = compiled.describe();
+    let now = now_ms();
+    let status = row.shown_status(now);
+    let mine = row.permit_owner.as_deref().is_none_or(|o| o == session.owner_id);
+    let pending = status == RequestStatus::Pending && mine;
+
+    let stored: HashSet<String> =
+        secrets::of_owner(&gateway.db, &session.owner_id).await?.into_iter().map(|s| s.name).collect();
+    let mut needs: Vec<SecretNeed> = Vec::new();
+    for name in compiled.spec().integrations.iter().flat_map(|i| &i.secrets) {
+        if !needs.iter().any(|n| n.name == *name) {
+            needs.push(SecretNeed { name: name.clone(), stored: stored.contains(name) });
+        }
+    }
+
+    let intents: Vec<Intent> = row.intent.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+    let draft: Option<Provenance> = row.draft.as_deref().and_then(|t| serde_json::from_str(t).ok());
+    let csrf = session.csrf(&gateway);
+    let page = ApprovePage {
+        chrome: Chrome {
+            title: format!("Approve {}", row.agent_name),
+            owner: Some(SignedIn { name: session.owner_name.clone(), csrf: csrf.clone() }),
+        },
+        id: row.id.clone(),
+        status: status.to_string(),
+        status_text: status_text(&row, status, now),
+        pending,
+        is_extension: row.base_spec_hash.is_some(),
+        decided: decided_text(&row, status, &session.owner_id),
+        agent: Quoted::new(&row.agent_name),
+        agent_id: row.agent_id.clone(),
+        created_at: when(row.created_at),
+        description: Quoted::new(&row.description),
+        goals: intents.iter().map(|i| Goal { integration: i.name.clone(), text: Quoted::new(&i.goal) }).collect(),
+        drafter: draft.as_ref().map(|d| match &d.model {
+            Some(model) => format!("{} ({model})", d.drafter),
+            None => d.drafter.clone(),
+        }),
+        docs: draft
+            .iter()
+            .flat_map(|d| &d.integrations)
+            .flat_map(|i| &i.docs)
+            .map(|doc| Doc {
+                url: doc.url.clone(),
+                sha256: doc.sha256.clone(),
+                bytes: doc.bytes,
+                kind: format!("{:?}", doc.kind).to_lowercase(),
+            })
+            .collect(),
+        cited: match &draft {
+            Some(_) => Vec::new(),
+            None => compiled.spec().integrations.iter().flat_map(|i| i.doc_urls.iter().cloned()).collect(),
+        },
+        notes: draft
+            .iter()
+            .flat_map(|d| &d.integrations)
+            .map(|n| Notes { name: n.name.clone(), rationale: n.rationale.clone(), warnings: n.warnings.clone() })
+            .collect(),
+        diff: match &row.base_spec_hash {
+            Some(base) => diff(&gateway, &row, base, &summary).await?,
+            None => None,
+        },
+        secrets: needs,
+        integrations: integrations(compiled.spec(), &summary),
+        spec_json: serde_json::to_string_pretty(compiled.spec()).unwrap_or_default(),
+        spec_hash: row.spec_hash.clone(),
+        csrf,
+    };
+    Ok(render(&page))
+}
+
+fn status_text(row: &RequestRow, status: RequestStatus, now: i64) -> String {
+    match status {
+        RequestStatus::Pending => {
+            let minutes = (row.expires_at - now).max(0) / 60_000;
+            format!("waiting for a decision until {} ({} h {} min left)", when(row.expires_at), minutes / 60, minutes % 60)
+        }
+        other => other.to_string(),
+    }
+}
+
+fn decided_text(row: &RequestRow, status: RequestStatus, owner: &str) -> Option<String> {
+    let by = match row.decided_by.as_deref() {
+        Some(by) if by == owner => "you".to_owned(),
+        Some(by) => by.to_owned(),
+        None => "an owner".to_owned(),
+    };
+    let at = row.decided_at.map(when).unwrap_or_default();
+    match status {
+        RequestStatus::Approved => {
+            let bound = row.approved_spec_hash.as_deref().unwrap_or(&row.spec_hash);
+            let narrowed = if bound != row.spec_hash { ", narrowed from the spec below" } else { "" };
+            let until = row.permit_expires_at.map_or("until revoked".to_owned(), |at| format!("until {}", when(at)));
+            Some(format!(
+                "Approved by {by} on {at}, {until}. Permit {} runs spec {bound}{narrowed}.",
+                row.permit_id
+            ))
+        }
+        RequestStatus::Denied => Some(format!("Denied by {by} on {at}.")),
+        RequestStatus::Expired => Some("This request expired before anyone decided it.".into()),
+        RequestStatus::Pending if row.permit_owner.as_deref().is_some_and(|o| o != owner) => {
+            Some("This permit belongs to another owner.".into())
+        }
+        RequestStatus::Pending => None,
+    }
+}
+
+/// The spec's integrations as the form shows them: one checkbox per rule.
+fn integrations(spec: &PermitSpec, summary: &Summary) -> Vec<IntegrationView> {
+    spec.integrations
+        .iter()
+        .zip(&summary.integrations)
+        .map(|(integration, described)| IntegrationView {
+            name: integration.name.clone(),
+            signature: described.signature.clone(),
+            risks: described.risks.iter().map(|r| r.message()).collect(),
+            rules: described
+                .rules
+                .iter()
+                .enumerate()
+                .map(|(index, rule)| RuleView {
+                    id: format!("{}/{index}", integration.name),
+                    text: rule.text.clone(),
+                    risks: rule.risks.iter().map(|r| r.message()).collect(),
+                })
+                .collect(),
+            rate: integration
+                .rate_limit
+                .map(|limit| RateView { max_calls: limit.max_calls, window: window_text(limit.window_seconds) }),
+        })
+        .collect()
+}
+
+fn window_text(seconds: u32) -> String {
+    match seconds {
+        1 => "second".into(),
+        60 => "minute".into(),
+        3600 => "hour".into(),
+        86_400 => "day".into(),
+        s => format!("{s} seconds"),
+    }
+}
+
+/// For an extension: rule lines added and removed against the permit's
+/// current spec, when it still has the one the request extends.
+async fn diff(gateway: &Gateway, row: &RequestRow, base: &str, summary: &Summary) -> Result<Option<Diff>> {
+    let Some((spec, hash)) = permits::approved_spec(&gateway.db, &row.permit_id).await? else { return Ok(None) };
+    if hash != base {
+        return Ok(None);
+    }
+    let current = gateway.compiled(&hash, &spec)?.describe();
+    let lines = |summary: &Summary| -> BTreeSet<String> {
+        summary
+            .integrations
+            .iter()
+            .flat_map(|i| i.rules.iter().map(move |r| format!("{}: {}", i.name, r.text)))
+            .collect()
+    };
+    let (before, after) = (lines(&current), lines(summary));
+    Ok(Some(Diff {
+        base_hash: hash,
+        added: after.difference(&before).cloned().collect(),
+        removed: before.difference(&after).cloned().collect(),
+    }))
+}
+
+/// `POST /approve/{id}` with the page's form: approve (maybe narrowed) or deny.
+pub async fn decide(
+    State(gateway): State<Arc<Gateway>>,
+    session: Session,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Form,
+) -> Result<Response, WebError> {
+    session.check_form(&gateway, &headers, form.csrf())?;
+    let approve = match form.get("action") {
+        Some("approve") => true,
+        Some("deny") => false,
+        _ => return Err(Error::bad_request("invalid_request", "choose Approve or Deny").into()),
+    };
+    let seen = form.get("spec_hash").ok_or_else(|| Error::bad_request("invalid_request", "the form lacks spec_hash"))?;
+    let expiry = match form.get("expires").unwrap_or("keep") {
+        "keep" => Expiry::Keep,
+        "never" => Expiry::Never,
+        seconds => Expiry::In(
+            seconds.parse().map_err(|_| Error::bad_request("invalid_request", "expires: a number of seconds"))?,
+        ),
+    };
+    let narrowing = if approve {
+        let row = visible_request_of_owner(&gateway, &session.owner_id, &id).await?;
+        narrowing(&PermitSpec::from_json(&row.spec).map_err(Error::from)?, &form)?
+    } else {
+        Narrowing::default()
+    };
+    let choice = Choice { approve, expiry, narrowing, seen_spec_hash: Some(seen.to_owned()) };
+    decide_request(&gateway, &session.owner_id, &id, choice).await?;
+    Ok(Redirect::to(&format!("/approve/{id}")).into_response())
+}
+
+/// The owner's choices as a [`Narrowing`] of `spec`: every rule not in a
+/// `keep` field is dropped; `rate.<integration>` lowers (or, with
+/// `window.<integration>`, sets) a rate limit. A `keep` naming no rule is
+/// refused, so a stale form cannot silently drop what it did not show.
+fn narrowing(spec: &PermitSpec, form: &Form) -> Result<Narrowing> {
+    let kept: HashSet<&str> = form.all("keep").collect();
+    let mut narrowing = Narrowing::default();
+    let mut known = HashSet::new();
+    for integration in &spec.integrations {
+        for index in 0..integration.rules.len() {
+            let id = format!("{}/{index}", integration.name);
+            if !kept.contains(id.as_str()) {
+                narrowing.drop_rules.insert((integration.name.clone(), index));
+            }
+            known.insert(id);
+        }
+    }
+    if let Some(unknown) = kept.iter().find(|k| !known.contains(**k)) {
+        return Err(Error::bad_request("invalid_request", format!("keep: the spec has no rule {unknown:?}")));
+    }
+    for (name, value) in form.prefixed("rate.") {
+        let value = value.trim();
+        if value.is_empty() {
+            continue;
+        }
+        let Some(integration) = spec.integrations.iter().find(|i| i.name == name) else {
+            return Err(Error::bad_request("invalid_request", format!("rate: the spec has no integration {name:?}")));
+        };
+        let max_calls: u32 = value
+            .parse()
+            .map_err(|_| Error::bad_request("invalid_request", format!("rate.{name}: a whole number of calls")))?;
+        let limit = match integration.rate_limit {
+            Some(current) if current.max_calls == max_calls => continue,
+            Some(current) => RateLimit { max_calls, window_seconds: current.window_seconds },
+            None => {
+                let window = form.get(&format!("window.{name}")).unwrap_or("60");
+                let window_seconds = window
+                    .parse()
+                    .map_err(|_| Error::bad_request("invalid_request", format!("window.{name}: seconds")))?;
+                RateLimit { max_calls, window_seconds }
+            }
+        };
+        narrowing.rate_limits.insert(name.to_owned(), limit);
+    }
+    Ok(narrowing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> PermitSpec {
+        PermitSpec::from_json(
+            r#"{"version": 1, "integrations": [{"name": "github", "base_url": "https://api.github.com",
+                "rules": [{"method": "GET", "path": "/a"}, {"method": "POST", "path": "/a"}],
+                "rate_limit": {"max_calls": 30, "window_seconds": 60}},
+              {"name": "weather", "base_url": "https://api.weather.example", "rules": [{"method": "GET", "path": "/"}]}]}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn unticked_rules_are_dropped_and_rates_lowered() {
+        let form = Form::parse(b"keep=github%2F0&keep=weather%2F0&rate.github=5&rate.weather=10&window.weather=3600");
+        let narrowing = narrowing(&spec(), &form).unwrap();
+        assert_eq!(narrowing.drop_rules, BTreeSet::from([("github".to_owned(), 1)]));
+        assert_eq!(narrowing.rate_limits["github"], RateLimit { max_calls: 5, window_seconds: 60 });
+        assert_eq!(narrowing.rate_limits["weather"], RateLimit { max_calls: 10, window_seconds: 3600 });
+    }
+
+    #[test]
+    fn an_unchanged_form_narrows_nothing() {
+        let form = Form::parse(b"keep=github%2F0&keep=github%2F1&keep=weather%2F0&rate.github=30&rate.weather=");
+        assert!(narrowing(&spec(), &form).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_form_keeping_a_rule_the_spec_lacks_is_refused() {
+        let form = Form::parse(b"keep=github%2F0&keep=github%2F7");
+        assert!(narrowing(&spec(), &form).is_err());
+        let form = Form::parse(b"keep=github%2F0&rate.gitlab=1");
+        assert!(narrowing(&spec(), &form).is_err());
+    }
+}

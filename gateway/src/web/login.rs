@@ -1,0 +1,226 @@
+//! Signing in with an owner token, signing out, and signing up in the
+//! browser. The sign-in and sign-up forms are bound to a pre-session cookie
+//! (login CSRF); failed sign-ins are throttled per address and per account.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+
+use super::csrf::{Scope, check_origin};
+use super::form::Form;
+use super::pages::{BouncePage, Chrome, LoginPage, SignupPage};
+use super::session::{self, PRE_SESSION, SIGNED_IN, Session, cookie};
+use super::{WebError, local_path, redirect_with, render, urlencode};
+use crate::api::Query;
+use crate::auth::{self, Role};
+use crate::config::SignupMode;
+use crate::error::{Error, Result};
+use crate::keys::random_bytes;
+use crate::state::Gateway;
+
+#[derive(Deserialize)]
+pub struct Next {
+    #[serde(default)]
+    next: Option<String>,
+    #[serde(default)]
+    bounce: Option<String>,
+}
+
+/// The client's address, as the listener saw it (proxies are not trusted
+/// to say otherwise), when known.
+pub struct ClientAddress(Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
+    }
+}
+
+/// The pre-session cookie's value, and the `Set-Cookie` that creates it
+/// when the browser has none yet.
+fn pre_session(gateway: &Gateway, headers: &HeaderMap) -> Result<(String, Option<String>)> {
+    if let Some(value) = cookie(headers, &gateway.web.cookie_name(PRE_SESSION)) {
+        return Ok((value.to_owned(), None));
+    }
+    let value = URL_SAFE_NO_PAD.encode(random_bytes::<24>()?);
+    let set = gateway.web.cookie(PRE_SESSION, value.clone(), cookie::time::Duration::hours(12)).to_string();
+    Ok((value, Some(set)))
+}
+
+/// Checks a sign-in or sign-up form against the browser's pre-session cookie.
+fn check_pre_session_form(gateway: &Gateway, headers: &HeaderMap, form: &Form) -> Result<()> {
+    check_origin(headers, &gateway.public_url)?;
+    let value = cookie(headers, &gateway.web.cookie_name(PRE_SESSION)).unwrap_or_default();
+    gateway.web.csrf.check(Scope::PreSession(value), form.csrf())
+}
+
+fn with_cookie(mut response: Response, set_cookie: Option<String>) -> Response {
+    if let Some(value) = set_cookie.and_then(|v| v.parse().ok()) {
+        response.headers_mut().append(axum::http::header::SET_COOKIE, value);
+    }
+    response
+}
+
+fn anonymous(title: &str) -> Chrome {
+    Chrome { title: title.into(), owner: None }
+}
+
+/// `GET /login?next=`: the sign-in form, or straight on to `next` when
+/// already signed in.
+pub async fn page(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    session: Option<Session>,
+    Query(query): Query<Next>,
+) -> Result<Response, WebError> {
+    let next = local_path(query.next.as_deref());
+    if session.is_some() {
+        return Ok(Redirect::to(&next).into_response());
+    }
+    let has_session_cookie = cookie(&headers, &gateway.web.cookie_name(session::SESSION)).is_some();
+    if cookie(&headers, SIGNED_IN).is_some() && !has_session_cookie && query.bounce.is_none() {
+        // A link from another site (a chat message) does not carry the
+        // Strict session cookie; one same-site hop does.
+        let to = format!("/login?next={}&bounce=1", urlencode(&next));
+        return Ok(render(&BouncePage { to }));
+    }
+    let (value, set_cookie) = pre_session(&gateway, &headers)?;
+    let page = LoginPage {
+        chrome: anonymous("Sign in"),
+        csrf: gateway.web.csrf.token(Scope::PreSession(&value)),
+        next,
+        error: None,
+        signup_open: gateway.config.signup_mode() == SignupMode::Open,
+    };
+    Ok(with_cookie(render(&page), set_cookie))
+}
+
+/// `POST /login`: an owner's token in, a session cookie out, then on to `next`.
+pub async fn sign_in(
+    State(gateway): State<Arc<Gateway>>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    form: Form,
+) -> Result<Response, WebError> {
+    check_pre_session_form(&gateway, &headers, &form)?;
+    let next = local_path(form.get("next"));
+    let token = form.get("token").unwrap_or("").trim();
+    let address_key = format!("address:{}", address.map_or("unknown".into(), |a| a.ip().to_string()));
+    let account_key = auth::claimed_subject(token).map(|sub| format!("account:{sub}"));
+    let web = &gateway.web;
+    web.sign_ins_by_address.check(&address_key).map_err(|retry_after| Error::TooManySignIns { retry_after })?;
+    if let Some(key) = &account_key {
+        web.sign_ins_by_account.check(key).map_err(|retry_after| Error::TooManySignIns { retry_after })?;
+    }
+    let refused = match auth::authenticate(&gateway, token).await {
+        Ok(caller) if caller.role == Role::Owner => {
+            let cookies = Session::start(&gateway, &caller.id).await?;
+            tracing::info!(owner = %caller.id, "signed in to the web UI");
+            return Ok(redirect_with(&next, cookies));
+        }
+        Ok(_) => "this is an agent's token; the web UI is for owners".to_owned(),
+        Err(Error::Unauthorized(message)) => message,
+        Err(error) => return Err(error.into()),
+    };
+    let limited = |retry_after| Error::TooManySignIns { retry_after };
+    web.sign_ins_by_address.fail(&address_key).map_err(limited)?;
+    if let Some(key) = &account_key {
+        web.sign_ins_by_account.fail(key).map_err(limited)?;
+    }
+    let (value, set_cookie) = pre_session(&gateway, &headers)?;
+    let page = LoginPage {
+        chrome: anonymous("Sign in"),
+        csrf: web.csrf.token(Scope::PreSession(&value)),
+        next,
+        error: Some(format!("Not signed in: {refused}.")),
+        signup_open: gateway.config.signup_mode() == SignupMode::Open,
+    };
+    Ok(with_cookie((StatusCode::UNAUTHORIZED, render(&page)).into_response(), set_cookie))
+}
+
+/// `POST /logout`: ends the session.
+pub async fn sign_out(
+    State(gateway): State<Arc<Gateway>>,
+    session: Session,
+    headers: HeaderMap,
+    form: Form,
+) -> Result<Response, WebError> {
+    session.check_form(&gateway, &headers, form.csrf())?;
+    let cookies = session.end(&gateway).await?;
+    Ok(redirect_with("/login", cookies))
+}
+
+/// `GET /signup`: the owner sign-up form.
+pub async fn signup_page(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(query): Query<Next>,
+) -> Result<Response, WebError> {
+    let (value, set_cookie) = pre_session(&gateway, &headers)?;
+    let page = signup_form_page(&gateway, &value, local_path(query.next.as_deref()), None);
+    Ok(with_cookie(render(&page), set_cookie))
+}
+
+fn signup_form_page(gateway: &Gateway, pre_session: &str, next: String, error: Option<String>) -> SignupPage {
+    SignupPage {
+        chrome: anonymous("Sign up"),
+        csrf: gateway.web.csrf.token(Scope::PreSession(pre_session)),
+        next,
+        error,
+        needs_invite: gateway.config.signup_mode() == SignupMode::Invite,
+        name: String::new(),
+        token: None,
+    }
+}
+
+/// `POST /signup` with a form: creates an owner, signs them in, and shows
+/// their token once.
+pub async fn signup_form(
+    State(gateway): State<Arc<Gateway>>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    form: Form,
+) -> Result<Response, WebError> {
+    check_pre_session_form(&gateway, &headers, &form)?;
+    let next = local_path(form.get("next"));
+    // Invite codes are guessed here as tokens are at sign-in: same throttle.
+    let address_key = format!("address:{}", address.map_or("unknown".into(), |a| a.ip().to_string()));
+    let limited = |retry_after| Error::TooManySignIns { retry_after };
+    gateway.web.sign_ins_by_address.check(&address_key).map_err(limited)?;
+    let name = form.get("name").unwrap_or("");
+    let signed_up = match crate::api::signup::create_tenant(&gateway, name, Role::Owner, form.get("invite")).await {
+        Ok(signed_up) => signed_up,
+        Err(error @ (Error::BadRequest { .. } | Error::Forbidden(_))) => {
+            gateway.web.sign_ins_by_address.fail(&address_key).map_err(limited)?;
+            let (value, set_cookie) = pre_session(&gateway, &headers)?;
+            let (status, _, message) = error.shown();
+            let page = signup_form_page(&gateway, &value, next, Some(message));
+            return Ok(with_cookie((status, render(&page)).into_response(), set_cookie));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let cookies = Session::start(&gateway, &signed_up.tenant_id).await?;
+    let page = SignupPage {
+        chrome: anonymous("Welcome"),
+        csrf: String::new(),
+        next,
+        error: None,
+        needs_invite: false,
+        name: signed_up.name,
+        token: Some(signed_up.token),
+    };
+    let mut response = (StatusCode::CREATED, render(&page)).into_response();
+    for value in cookies.iter().filter_map(|c| c.parse().ok()) {
+        response.headers_mut().append(axum::http::header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
