@@ -161,7 +161,7 @@ pub struct Config {
     /// URL that receives a JSON POST when a permit request is waiting for an owner
     /// (https, or http to an OAUTH3_INSECURE_UPSTREAMS host:port). Never logged.
     #[arg(long, env = "OAUTH3_APPROVAL_WEBHOOK", hide_env_values = true)]
-    pub approval_webhook: Option<String>,
+    pub approval_webhook: Option<ApiKey>,
 
     /// How long a web UI sign-in lasts, in seconds (default 12 hours).
     #[arg(long, env = "OAUTH3_SESSION_TTL_SECS", default_value_t = 12 * 3600,
@@ -260,7 +260,8 @@ pub enum DrafterSettings {
     OpenAi(LlmConfig),
 }
 
-/// An API key: never shown by `Debug`, `--help` or logs.
+/// An API key, or a URL that embeds one (a webhook's): never shown by
+/// `Debug`, `--help` or logs.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(pub String);
 
@@ -521,6 +522,15 @@ mod tests {
 
         config.drafter = DrafterChoice::Offline;
         assert!(matches!(config.drafter_settings(), Ok(DrafterSettings::Offline)), "an explicit choice wins");
+    }
+
+    #[test]
+    fn credentials_never_show_in_debug_output() {
+        let mut config = Config::for_data_dir("/d");
+        config.anthropic_api_key = Some(ApiKey("fake-anthropic-key".into()));
+        config.approval_webhook = Some(ApiKey("https://hooks.example.com/fake-webhook-key".into()));
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("fake-anthropic-key") && !shown.contains("fake-webhook-key"), "{shown}");
     }
 
     #[test]

@@ -118,8 +118,8 @@ impl Notifier for Webhook {
     }
 }
 
-/// Posts `notice` until a 2xx, a refusal that retrying will not change
-/// (a 4xx other than 408 and 429), or the last attempt.
+/// Posts `notice` until a 2xx, an answer that retrying will not change (a
+/// 3xx, or a 4xx other than 408 and 429), or the last attempt.
 async fn deliver(client: &reqwest::Client, url: reqwest::Url, notice: &ApprovalNotice, backoff: &[Duration]) {
     let request = notice.request_id.as_str();
     let body = serde_json::to_vec(notice).unwrap_or_default();
@@ -137,8 +137,15 @@ async fn deliver(client: &reqwest::Client, url: reqwest::Url, notice: &ApprovalN
             }
             Ok(response) => {
                 let status = response.status();
-                if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
-                    tracing::warn!(request, status = status.as_u16(), "approval webhook refused the notice; not retrying");
+                // A refusal (or a redirect, which is not followed) will not change on retry.
+                let permanent = status.is_redirection()
+                    || (status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429);
+                if permanent {
+                    tracing::warn!(
+                        request,
+                        status = status.as_u16(),
+                        "approval webhook refused the notice; not retrying"
+                    );
                     return;
                 }
                 format!("HTTP {}", status.as_u16())

@@ -55,11 +55,17 @@ impl Capabilities {
             max_bytes: config.doc_max_bytes,
             timeout: Duration::from_secs(config.doc_timeout_secs),
         })?;
-        let notifier: Arc<dyn Notifier> = match config.approval_webhook.as_deref().filter(|u| !u.trim().is_empty()) {
-            Some(url) => Arc::new(Webhook::new(url, &config.insecure_upstreams().map_err(Error::Config)?)?),
-            None => Arc::new(Silent),
-        };
-        Ok(Capabilities { keys: Arc::new(LocalKeyFile::new(&config.data_dir)), drafter, docs: Arc::new(docs), notifier })
+        let notifier: Arc<dyn Notifier> =
+            match config.approval_webhook.as_ref().map(|u| u.0.as_str()).filter(|u| !u.trim().is_empty()) {
+                Some(url) => Arc::new(Webhook::new(url, &config.insecure_upstreams().map_err(Error::Config)?)?),
+                None => Arc::new(Silent),
+            };
+        Ok(Capabilities {
+            keys: Arc::new(LocalKeyFile::new(&config.data_dir)),
+            drafter,
+            docs: Arc::new(docs),
+            notifier,
+        })
     }
 }
 

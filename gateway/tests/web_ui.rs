@@ -13,6 +13,7 @@ use std::time::Duration;
 use axum::http::StatusCode as AxumStatus;
 use oauth3_e2e::{WebClient, on_both_databases};
 use oauth3_gateway::Server;
+use oauth3_gateway::config::ApiKey;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::{Backend, TestGateway, assert_error, config_for, fake_secret};
@@ -26,7 +27,8 @@ on_both_databases!(
     the_form_approves_a_narrower_spec_the_server_builds,
     the_json_api_narrows_too_and_never_widens,
     agent_text_is_escaped_and_its_hidden_characters_shown,
-    revoking_all_tokens_ends_the_owners_browser_sessions,
+    revoking_tokens_ends_the_browser_sessions_signed_in_with_them,
+    two_extensions_approved_at_once_never_lose_one,
     the_dashboard_pages_pending_requests_and_revokes,
     secrets_are_added_replaced_and_deleted_but_never_shown,
 );
@@ -130,7 +132,9 @@ async fn only_an_owners_valid_token_signs_in(backend: Backend) {
     let gateway = TestGateway::start(backend).await;
     let (_, agent) = gateway.signup("agent", "agent").await;
     let browser = WebClient::new(&gateway.url);
-    for (token, says) in [(agent.as_str(), "the web UI is for owners"), ("not-a-token", "invalid token"), ("", "missing")] {
+    for (token, says) in
+        [(agent.as_str(), "the web UI is for owners"), ("not-a-token", "invalid token"), ("", "missing")]
+    {
         let page = browser.sign_in(token).await;
         assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{}", page.html);
         assert!(page.html.contains("Not signed in"), "{}", page.html);
@@ -175,10 +179,21 @@ async fn forms_without_the_sessions_csrf_token_or_from_another_site_are_refused(
     let refused = fresh.post("/login", &[("token", &owner), ("csrf", "x")]).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert!(fresh.cookie("oauth3_session").is_none());
+    // Login CSRF: another site's form comes without the Strict pre-session
+    // cookie. A token made for an empty cookie must not stand in for it.
+    let attacker = WebClient::new(&gateway.url);
+    attacker.set_cookie("oauth3_presession", "");
+    let empty = attacker.get("/login").await.csrf();
+    let mut victim = WebClient::new(&gateway.url);
+    victim.origin = Some("null".into());
+    let refused = victim.post("/login", &[("csrf", &empty), ("token", &other_owner), ("next", "/")]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.html);
+    assert!(victim.cookie("oauth3_session").is_none(), "the victim was not signed into another account");
 
     assert_eq!(request_status(&gateway, &agent, &request).await["status"], "pending", "nothing was decided");
     let keep_all = [("keep", "github/0"), ("keep", "github/1")];
-    let fields = [&[("action", "approve"), ("csrf", csrf.as_str()), ("spec_hash", hash.as_str())][..], &keep_all].concat();
+    let fields =
+        [&[("action", "approve"), ("csrf", csrf.as_str()), ("spec_hash", hash.as_str())][..], &keep_all].concat();
     let decided = browser.post(&path, &fields).await;
     assert_eq!(decided.status, StatusCode::SEE_OTHER, "{}", decided.html);
 }
@@ -199,7 +214,8 @@ async fn a_session_cookie_never_authenticates_the_json_api(backend: Backend) {
         ("GET", format!("/permit/{request}"), None),
     ];
     for (method, path, body) in cases {
-        let mut call = http.request(method.parse().unwrap(), format!("{}{path}", gateway.url)).header("cookie", &cookie);
+        let mut call =
+            http.request(method.parse().unwrap(), format!("{}{path}", gateway.url)).header("cookie", &cookie);
         if let Some(body) = body {
             call = call.json(body);
         }
@@ -235,7 +251,8 @@ async fn the_form_approves_a_narrower_spec_the_server_builds(backend: Backend) {
     assert_eq!(request_status(&gateway, &agent, &request).await["status"], "pending");
 
     // Untick /echo, lower the rate limit to 5 a minute, approve for 24 hours.
-    let approved = browser.post(&path, &with(&[("keep", "github/0"), ("rate.github", "5"), ("expires", "86400")])).await;
+    let approved =
+        browser.post(&path, &with(&[("keep", "github/0"), ("rate.github", "5"), ("expires", "86400")])).await;
     assert_eq!(approved.status, StatusCode::SEE_OTHER, "{}", approved.html);
     assert_eq!(approved.location(), Some(path.as_str()));
     let decided = browser.get(&path).await;
@@ -268,7 +285,8 @@ async fn the_json_api_narrows_too_and_never_widens(backend: Backend) {
     let gateway = TestGateway::start(backend).await;
     let (agent, owner, request, permit) = pending(&gateway).await;
     let path = format!("/approve/{request}");
-    let widen = json!({"action": "approve", "narrow": {"rate_limits": {"github": {"max_calls": 1000, "window_seconds": 60}}}});
+    let widen =
+        json!({"action": "approve", "narrow": {"rate_limits": {"github": {"max_calls": 1000, "window_seconds": 60}}}});
     let (status, body) = gateway.post(&path, &owner, widen).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_spec");
     let everything = json!({"action": "approve", "narrow": {"drop_rules": [
@@ -299,14 +317,17 @@ async fn agent_text_is_escaped_and_its_hidden_characters_shown(backend: Backend)
     let agent = agent["token"].as_str().unwrap().to_owned();
     let (_, owner) = gateway.signup("owner", "owner").await;
     let description = "<img src=x onerror=alert(1)> <a href=\"javascript:alert(1)\">docs</a> pay\u{202E}lapyap";
-    let body = json!({"description": description, "capabilities": [two_rules(&gateway)]});
+    let mut capability = two_rules(&gateway);
+    capability["rules"][0]["description"] = json!("harmless \u{202E}<b>x</b> gіthub");
+    capability["doc_urls"] = json!(["https://docs.gіthub.com/\u{202E}abc"]);
+    let body = json!({"description": description, "capabilities": [capability]});
     let (status, created) = gateway.post("/permit", &agent, body).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let browser = signed_in(&gateway, &owner).await;
     for path in [format!("/approve/{}", created["request_id"].as_str().unwrap()), "/".to_owned()] {
         let page = browser.get(&path).await;
         assert_eq!(page.status, StatusCode::OK);
-        for raw in ["<script>window", "<img", "<a href=\"javascript", "\u{202E}"] {
+        for raw in ["<script>window", "<img", "<a href=\"javascript", "\u{202E}", "<b>x", "href=\"javascript"] {
             assert!(!page.html.contains(raw), "{raw:?} reached {path} unescaped:\n{}", page.html);
         }
         assert!(page.html.contains("&#60;script&#62;window.__pwned=1&#60;/script&#62;"), "{}", page.html);
@@ -315,14 +336,50 @@ async fn agent_text_is_escaped_and_its_hidden_characters_shown(backend: Backend)
     }
 }
 
-async fn revoking_all_tokens_ends_the_owners_browser_sessions(backend: Backend) {
+async fn revoking_tokens_ends_the_browser_sessions_signed_in_with_them(backend: Backend) {
     let gateway = TestGateway::start(backend).await;
     let (_, owner) = gateway.signup("owner", "owner").await;
     let browser = signed_in(&gateway, &owner).await;
     assert_eq!(browser.get("/").await.status, StatusCode::OK);
-    let (status, _) = gateway.post("/tokens/revoke", &owner, json!({"all": true})).await;
+    let (status, body) = gateway.post("/tokens/revoke", &owner, json!({"all": true})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(browser.get("/").await.status, StatusCode::SEE_OTHER, "the session died with the tokens");
+
+    // Revoking the one token a session was signed in with ends it too; a
+    // session signed in with another token lives on.
+    let fresh = body["token"].as_str().unwrap().to_owned();
+    let (status, other) = gateway.post("/tokens/revoke", &fresh, json!({"all": true})).await;
+    assert_eq!(status, StatusCode::OK);
+    let other = other["token"].as_str().unwrap().to_owned();
+    let with_fresh = signed_in(&gateway, &other).await;
+    let (status, _) = gateway.call("POST", "/tokens/revoke", Some(&other), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(with_fresh.get("/").await.status, StatusCode::SEE_OTHER, "its token was revoked");
+}
+
+async fn two_extensions_approved_at_once_never_lose_one(backend: Backend) {
+    let gateway = TestGateway::start(backend).await;
+    let (agent, owner, permit) = gateway.approved_permit(&fake_secret()).await;
+    let extension = |name: &str| {
+        let mut capability = two_rules(&gateway);
+        capability["name"] = json!(name);
+        json!({"description": "more", "permit_id": permit, "capabilities": [capability]})
+    };
+    let (_, first) = gateway.post("/permit", &agent, extension("weather")).await;
+    let (_, second) = gateway.post("/permit", &agent, extension("news")).await;
+    let approve = |request: &Value| {
+        let path = format!("/approve/{}", request["request_id"].as_str().unwrap());
+        let owner = owner.clone();
+        let gateway = &gateway;
+        async move { gateway.post(&path, &owner, json!({"action": "approve"})).await }
+    };
+    let ((a, a_body), (b, b_body)) = tokio::join!(approve(&first), approve(&second));
+    let approved: Vec<&Value> = [(a, &a_body), (b, &b_body)].iter().filter(|(s, _)| *s == StatusCode::OK).map(|(_, b)| *b).collect();
+    assert_eq!(approved.len(), 1, "exactly one lands: {a} {a_body} / {b} {b_body}");
+    let refused = if a == StatusCode::OK { &b_body } else { &a_body };
+    assert_eq!(refused["error"]["code"], "permit_changed", "{refused}");
+    let (_, shown) = gateway.get(&format!("/permits/{permit}"), &owner).await;
+    assert_eq!(shown["spec_hash"], approved[0]["spec_hash"], "the permit runs what its owner was told was approved");
 }
 
 async fn the_dashboard_pages_pending_requests_and_revokes(backend: Backend) {
@@ -391,6 +448,34 @@ async fn every_response_carries_the_security_headers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_page_numbers_past_any_list_are_clamped() {
+    let gateway = TestGateway::start(Backend::Sqlite).await;
+    let (_, owner) = gateway.signup("owner", "owner").await;
+    let browser = signed_in(&gateway, &owner).await;
+    for path in ["/?pending=922337203685477580", "/?permits=461168601842738790&pending=-5"] {
+        assert_eq!(browser.get(path).await.status, StatusCode::OK, "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_claiming_an_owners_account_never_lock_out_their_token() {
+    let gateway = TestGateway::start(Backend::Sqlite).await;
+    let (owner_id, owner) = gateway.signup("owner", "owner").await;
+    // Forged tokens naming the owner, from another address.
+    use base64::Engine as _;
+    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json!({"sub": owner_id}).to_string());
+    let forged = format!("x.{claims}.y");
+    let attacker = WebClient::from_address(&gateway.url, Some("127.0.0.2".parse().unwrap()));
+    let mut limited = false;
+    for _ in 0..12 {
+        limited |= attacker.sign_in(&forged).await.status == StatusCode::TOO_MANY_REQUESTS;
+    }
+    assert!(limited, "the failures were limited");
+    let owner_browser = WebClient::new(&gateway.url);
+    assert_eq!(owner_browser.sign_in(&owner).await.status, StatusCode::SEE_OTHER, "the owner still signs in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_is_throttled_per_address() {
     let gateway = TestGateway::start(Backend::Sqlite).await;
     let (_, owner) = gateway.signup("owner", "owner").await;
@@ -451,7 +536,7 @@ async fn the_approval_webhook_hears_of_waiting_requests_and_retries_failures() {
     let (host_port, received) = receiver(1).await;
     let gateway = TestGateway::start_with(Backend::Sqlite, |config| {
         config.insecure_upstreams.push(host_port.clone());
-        config.approval_webhook = Some(format!("http://{host_port}/hook"));
+        config.approval_webhook = Some(ApiKey(format!("http://{host_port}/hook")));
     })
     .await;
     let (_, _, request, permit) = pending(&gateway).await;
@@ -476,7 +561,7 @@ async fn a_webhook_that_is_down_never_holds_up_a_request() {
     let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let gateway = TestGateway::start_with(Backend::Sqlite, |config| {
         config.insecure_upstreams.push(unused.to_string());
-        config.approval_webhook = Some(format!("http://{unused}/hook"));
+        config.approval_webhook = Some(ApiKey(format!("http://{unused}/hook")));
     })
     .await;
     let started = std::time::Instant::now();
@@ -488,10 +573,11 @@ async fn a_webhook_that_is_down_never_holds_up_a_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_outside_the_outbound_guard_stops_the_gateway_from_starting() {
     let stub = oauth3_e2e::Stub::start().await;
-    for url in ["http://hooks.example.com/x", "https://127.0.0.1:9/x", "https://user:pw@hooks.example.com/", "ftp://x"] {
+    for url in ["http://hooks.example.com/x", "https://127.0.0.1:9/x", "https://user:pw@hooks.example.com/", "ftp://x"]
+    {
         let dir = tempfile::tempdir().unwrap();
         let mut config = config_for(&Backend::Sqlite, dir.path(), &stub);
-        config.approval_webhook = Some(url.into());
+        config.approval_webhook = Some(ApiKey(url.into()));
         let error = Server::start(config).await.err().unwrap_or_else(|| panic!("{url} was accepted"));
         assert!(error.to_string().contains("OAUTH3_APPROVAL_WEBHOOK"), "{url}: {error}");
     }

@@ -101,10 +101,8 @@ fn a_rate_limit_must_be_stricter_than_the_specs() {
         assert!(error.is_err(), "{max_calls} per {window_seconds} s must be refused");
     }
     // weather has none: any limit narrows it.
-    let weather = Narrowing {
-        rate_limits: BTreeMap::from([("weather".into(), limit(1000, 1))]),
-        ..Narrowing::default()
-    };
+    let weather =
+        Narrowing { rate_limits: BTreeMap::from([("weather".into(), limit(1000, 1))]), ..Narrowing::default() };
     assert_eq!(spec().narrow(&weather).unwrap().integrations[1].rate_limit, Some(limit(1000, 1)));
 }
 

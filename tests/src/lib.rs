@@ -2,6 +2,7 @@
 //! `oauth3` binary), and the harness every crate's tests share.
 
 pub mod binary;
+pub mod browser;
 mod client;
 mod database;
 pub mod fake_llm;

@@ -50,8 +50,18 @@ pub struct WebClient {
 impl WebClient {
     /// A client of the gateway at `url` (`http://127.0.0.1:port`).
     pub fn new(url: &str) -> WebClient {
+        WebClient::from_address(url, None)
+    }
+
+    /// A client connecting from `local` (another loopback address, as
+    /// another machine would).
+    pub fn from_address(url: &str, local: Option<std::net::IpAddr>) -> WebClient {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(local)
+            .build()
+            .unwrap();
         WebClient { url: url.to_owned(), http, cookies: Mutex::default(), origin: Some(url.to_owned()) }
     }
 

@@ -62,6 +62,12 @@ async fn runs_the_readme_quickstart_verbatim(backend: Backend) {
     assert!(stdout.contains(r#""path": "/repos/owner/repo/issues""#), "{stdout}");
     // The credential the owner stored is nowhere in what the agent saw.
     assert!(!stdout.contains("ghp_example_not_a_real_token"));
+    // Step 4's link opens in a browser: the sign-in page, then back to it.
+    let link = stdout.lines().find_map(|l| l.strip_prefix("Approve in a browser: ")).expect("step 4 prints the link");
+    let browser = oauth3_e2e::WebClient::new(&server.url);
+    let page = browser.get(link.strip_prefix(server.url.as_str()).expect("a link to this gateway")).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(page.location().unwrap().starts_with("/login?next=%2Fapprove%2Freq_"), "{:?}", page.location());
 }
 
 on_both_databases!(

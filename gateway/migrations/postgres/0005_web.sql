@@ -1,11 +1,13 @@
 -- Keep in step with ../sqlite.
 
 -- Owners' browser sessions, by the SHA-256 (hex) of the cookie's value, so a
--- copy of the database signs no one in. A session ends when it expires, at
--- logout, or when the owner revokes all their tokens (the generation moves on).
+-- copy of the database signs no one in. A session ends when it expires (no
+-- later than the token it was signed in with), at logout, or when that token
+-- is revoked, or all the owner's tokens are (the generation moves on).
 CREATE TABLE sessions (
     id_hash          TEXT PRIMARY KEY,
     tenant_id        TEXT NOT NULL REFERENCES tenants(id),
+    token_id         TEXT NOT NULL,
     token_generation BIGINT NOT NULL,
     created_at       BIGINT NOT NULL,
     expires_at       BIGINT NOT NULL

@@ -89,6 +89,8 @@ pub async fn request(
     };
     let draft =
         provenance.as_ref().map(serde_json::to_string).transpose().map_err(|e| Error::Internal(e.to_string()))?;
+    // For the notice; read before storing, so a failure here stores nothing.
+    let agent_name = tenants::name(&gateway.db, &agent.id).await?.unwrap_or_default();
     permits::insert_request(
         &gateway.db,
         &NewRequest {
@@ -115,7 +117,7 @@ pub async fn request(
         event: "permit_request.pending",
         request_id: request_id.clone(),
         permit_id: permit_id.clone(),
-        agent: AgentRef { id: agent.id.clone(), name: tenants::name(&gateway.db, &agent.id).await?.unwrap_or_default() },
+        agent: AgentRef { id: agent.id.clone(), name: agent_name },
         description: description.to_owned(),
         approval_url: urls.approval.clone(),
         expires_at: rfc3339(now + (gateway.config.request_ttl_secs as i64) * 1000),
@@ -349,7 +351,8 @@ pub(crate) async fn decide(gateway: &Arc<Gateway>, owner: &str, id: &str, choice
         (row.spec.clone(), row.spec_hash.clone())
     } else {
         let narrowed = gateway.compile(&PermitSpec::from_json(&row.spec)?.narrow(&choice.narrowing)?)?;
-        let json = serde_json::to_string(narrowed.spec()).map_err(|e| Error::Internal(format!("serialising a spec: {e}")))?;
+        let json =
+            serde_json::to_string(narrowed.spec()).map_err(|e| Error::Internal(format!("serialising a spec: {e}")))?;
         (json, narrowed.spec_hash().to_string())
     };
     // Still valid under the operator's current settings.

@@ -199,10 +199,14 @@ pub async fn approve(
     }
     still_valid()?;
     let narrowed_from = (approved.spec_hash != row.spec_hash).then_some(row.spec_hash.as_str());
+    // The permit must still have the spec the request extends (checked
+    // above from the row read before; here again, atomically, so two
+    // extensions approved at once cannot both land and one be lost).
     let updated = sqlx::query(
         "UPDATE permits SET status = $1, spec = $2, spec_hash = $3, owner_id = $4, approved_at = $5, \
          expires_at = $6, narrowed_from = $9 \
-         WHERE id = $7 AND (owner_id IS NULL OR owner_id = $4) AND status IN ($8, $1)",
+         WHERE id = $7 AND (owner_id IS NULL OR owner_id = $4) AND status IN ($8, $1) \
+         AND COALESCE(spec_hash, '') = $10",
     )
     .bind(PermitStatus::Active.as_str())
     .bind(approved.spec)
@@ -213,11 +217,15 @@ pub async fn approve(
     .bind(&row.permit_id)
     .bind(PermitStatus::Pending.as_str())
     .bind(narrowed_from)
+    .bind(row.base_spec_hash.as_deref().unwrap_or(""))
     .execute(&mut *tx)
     .await?
     .rows_affected();
     if updated != 1 {
-        return Err(Error::conflict("permit_not_active", "the permit was revoked or taken meanwhile"));
+        return Err(Error::conflict(
+            "permit_changed",
+            "the permit was revoked, taken or changed meanwhile; read it again (the agent may need to request again)",
+        ));
     }
     tx.commit().await?;
     Ok(())
@@ -325,9 +333,7 @@ pub async fn page_of_owner(db: &Db, owner: &str, limit: i64, offset: i64) -> Res
         "SELECT {PERMIT_COLUMNS} FROM permits WHERE owner_id = $1 ORDER BY created_at DESC, id LIMIT $2 OFFSET $3"
     );
     let rows = sqlx::query_as(&sql).bind(owner).bind(limit).bind(offset).fetch_all(&db.pool).await?;
-    let total = sqlx::query_scalar("SELECT COUNT(*) FROM permits WHERE owner_id = $1")
-        .bind(owner)
-        .fetch_one(&db.pool)
-        .await?;
+    let total =
+        sqlx::query_scalar("SELECT COUNT(*) FROM permits WHERE owner_id = $1").bind(owner).fetch_one(&db.pool).await?;
     Ok((rows, total))
 }

@@ -52,7 +52,7 @@ pub async fn page(
     let csrf = session.csrf(&gateway);
     let page = ApprovePage {
         chrome: Chrome {
-            title: format!("Approve {}", row.agent_name),
+            title: format!("Approve {}", Quoted::new(&row.agent_name).text),
             owner: Some(SignedIn { name: session.owner_name.clone(), csrf: csrf.clone() }),
         },
         id: row.id.clone(),
@@ -75,7 +75,7 @@ pub async fn page(
             .flat_map(|d| &d.integrations)
             .flat_map(|i| &i.docs)
             .map(|doc| Doc {
-                url: doc.url.clone(),
+                url: Quoted::new(&doc.url),
                 sha256: doc.sha256.clone(),
                 bytes: doc.bytes,
                 kind: format!("{:?}", doc.kind).to_lowercase(),
@@ -83,12 +83,18 @@ pub async fn page(
             .collect(),
         cited: match &draft {
             Some(_) => Vec::new(),
-            None => compiled.spec().integrations.iter().flat_map(|i| i.doc_urls.iter().cloned()).collect(),
+            None => {
+                compiled.spec().integrations.iter().flat_map(|i| i.doc_urls.iter().map(|u| Quoted::new(u))).collect()
+            }
         },
         notes: draft
             .iter()
             .flat_map(|d| &d.integrations)
-            .map(|n| Notes { name: n.name.clone(), rationale: n.rationale.clone(), warnings: n.warnings.clone() })
+            .map(|n| Notes {
+                name: n.name.clone(),
+                rationale: n.rationale.iter().map(|l| Quoted::new(l)).collect(),
+                warnings: n.warnings.iter().map(|l| Quoted::new(l)).collect(),
+            })
             .collect(),
         diff: match &row.base_spec_hash {
             Some(base) => diff(&gateway, &row, base, &summary).await?,
@@ -96,18 +102,41 @@ pub async fn page(
         },
         secrets: needs,
         integrations: integrations(compiled.spec(), &summary),
-        spec_json: serde_json::to_string_pretty(compiled.spec()).unwrap_or_default(),
+        spec_json: json_for_people(compiled.spec()),
         spec_hash: row.spec_hash.clone(),
         csrf,
     };
     Ok(render(&page))
 }
 
+/// `value` as pretty JSON with every invisible or control character inside
+/// its strings written as a `\uXXXX` escape: the same JSON, with nothing
+/// hidden from the owner reading it.
+fn json_for_people(value: &impl serde::Serialize) -> String {
+    let text = serde_json::to_string_pretty(value).unwrap_or_default();
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        if oauth3_policy::is_invisible(c) || (c.is_control() && c != '\n') {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                shown.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
 fn status_text(row: &RequestRow, status: RequestStatus, now: i64) -> String {
     match status {
         RequestStatus::Pending => {
             let minutes = (row.expires_at - now).max(0) / 60_000;
-            format!("waiting for a decision until {} ({} h {} min left)", when(row.expires_at), minutes / 60, minutes % 60)
+            format!(
+                "waiting for a decision until {} ({} h {} min left)",
+                when(row.expires_at),
+                minutes / 60,
+                minutes % 60
+            )
         }
         other => other.to_string(),
     }
@@ -125,10 +154,7 @@ fn decided_text(row: &RequestRow, status: RequestStatus, owner: &str) -> Option<
             let bound = row.approved_spec_hash.as_deref().unwrap_or(&row.spec_hash);
             let narrowed = if bound != row.spec_hash { ", narrowed from the spec below" } else { "" };
             let until = row.permit_expires_at.map_or("until revoked".to_owned(), |at| format!("until {}", when(at)));
-            Some(format!(
-                "Approved by {by} on {at}, {until}. Permit {} runs spec {bound}{narrowed}.",
-                row.permit_id
-            ))
+            Some(format!("Approved by {by} on {at}, {until}. Permit {} runs spec {bound}{narrowed}.", row.permit_id))
         }
         RequestStatus::Denied => Some(format!("Denied by {by} on {at}.")),
         RequestStatus::Expired => Some("This request expired before anyone decided it.".into()),
@@ -154,7 +180,7 @@ fn integrations(spec: &PermitSpec, summary: &Summary) -> Vec<IntegrationView> {
                 .enumerate()
                 .map(|(index, rule)| RuleView {
                     id: format!("{}/{index}", integration.name),
-                    text: rule.text.clone(),
+                    text: Quoted::new(&rule.text),
                     risks: rule.risks.iter().map(|r| r.message()).collect(),
                 })
                 .collect(),
@@ -175,26 +201,32 @@ fn window_text(seconds: u32) -> String {
     }
 }
 
-/// For an extension: rule lines added and removed against the permit's
-/// current spec, when it still has the one the request extends.
+/// For an extension: lines added and removed against the permit's current
+/// spec (each rule as described, and each integration's size and time
+/// limits, which rule lines do not show), when the permit still has the spec
+/// the request extends.
 async fn diff(gateway: &Gateway, row: &RequestRow, base: &str, summary: &Summary) -> Result<Option<Diff>> {
     let Some((spec, hash)) = permits::approved_spec(&gateway.db, &row.permit_id).await? else { return Ok(None) };
     if hash != base {
         return Ok(None);
     }
-    let current = gateway.compiled(&hash, &spec)?.describe();
-    let lines = |summary: &Summary| -> BTreeSet<String> {
-        summary
-            .integrations
-            .iter()
-            .flat_map(|i| i.rules.iter().map(move |r| format!("{}: {}", i.name, r.text)))
-            .collect()
+    let current = gateway.compiled(&hash, &spec)?;
+    let requested = gateway.compiled(&row.spec_hash, &row.spec)?;
+    let lines = |spec: &PermitSpec, summary: &Summary| -> BTreeSet<String> {
+        let rules =
+            summary.integrations.iter().flat_map(|i| i.rules.iter().map(move |r| format!("{}: {}", i.name, r.text)));
+        let limits = spec.integrations.iter().filter(|i| !i.limits.is_empty()).map(|i| {
+            let limits = serde_json::to_string(&i.limits).unwrap_or_default();
+            format!("{}: limits {limits}", i.name)
+        });
+        rules.chain(limits).collect()
     };
-    let (before, after) = (lines(&current), lines(summary));
+    let before = lines(current.spec(), &current.describe());
+    let after = lines(requested.spec(), summary);
     Ok(Some(Diff {
         base_hash: hash,
-        added: after.difference(&before).cloned().collect(),
-        removed: before.difference(&after).cloned().collect(),
+        added: after.difference(&before).map(|l| Quoted::new(l)).collect(),
+        removed: before.difference(&after).map(|l| Quoted::new(l)).collect(),
     }))
 }
 
@@ -212,7 +244,8 @@ pub async fn decide(
         Some("deny") => false,
         _ => return Err(Error::bad_request("invalid_request", "choose Approve or Deny").into()),
     };
-    let seen = form.get("spec_hash").ok_or_else(|| Error::bad_request("invalid_request", "the form lacks spec_hash"))?;
+    let seen =
+        form.get("spec_hash").ok_or_else(|| Error::bad_request("invalid_request", "the form lacks spec_hash"))?;
     let expiry = match form.get("expires").unwrap_or("keep") {
         "keep" => Expiry::Keep,
         "never" => Expiry::Never,
@@ -290,6 +323,14 @@ mod tests {
               {"name": "weather", "base_url": "https://api.weather.example", "rules": [{"method": "GET", "path": "/"}]}]}"#,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn the_raw_spec_escapes_what_would_hide_text() {
+        let shown = json_for_people(&serde_json::json!({"d": "a\u{202E}b\u{E0041}c"}));
+        assert!(shown.contains(r"a\u202eb\udb40\udc41c"), "{shown}");
+        let back: serde_json::Value = serde_json::from_str(&shown).unwrap();
+        assert_eq!(back["d"], "a\u{202E}b\u{E0041}c", "still the same JSON");
     }
 
     #[test]

@@ -52,19 +52,23 @@ fn message(scope: Scope<'_>) -> Vec<u8> {
     [kind.as_bytes(), b"\0", value.as_bytes()].concat()
 }
 
-/// 403 for a form another site posted: an `Origin` other than the
-/// gateway's public one (or `null`), or, without `Origin`,
-/// `Sec-Fetch-Site: cross-site`. Browsers send one or the other with every
-/// form post; a client that sends neither still needs the token.
+/// 403 for a form another site posted: `Sec-Fetch-Site` other than
+/// `same-origin`, or an `Origin` other than the gateway's public one.
+/// Browsers send `Sec-Fetch-Site` with every request; under this UI's
+/// `Referrer-Policy: no-referrer` they send `Origin: null` with forms, which
+/// says nothing, so the token decides then (as for clients that send
+/// neither header).
 pub fn check_origin(headers: &HeaderMap, public_url: &str) -> Result<()> {
     let refused = || Error::Csrf("this form was posted from another site".into());
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let ours = url::Url::parse(public_url).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
-        return if origin.to_str().is_ok_and(|o| o.eq_ignore_ascii_case(&ours)) { Ok(()) } else { Err(refused()) };
+    if headers.get("sec-fetch-site").is_some_and(|site| site.as_bytes() != b"same-origin") {
+        return Err(refused());
     }
-    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        Some("cross-site") => Err(refused()),
-        _ => Ok(()),
+    match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        None | Some("null") => Ok(()),
+        Some(origin) => {
+            let ours = url::Url::parse(public_url).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+            if origin.eq_ignore_ascii_case(&ours) { Ok(()) } else { Err(refused()) }
+        }
     }
 }
 
@@ -94,8 +98,9 @@ mod tests {
         let ours = "http://127.0.0.1:3737";
         assert!(check_origin(&with("origin", "http://127.0.0.1:3737"), ours).is_ok());
         assert!(check_origin(&with("origin", "http://evil.example"), ours).is_err());
-        assert!(check_origin(&with("origin", "null"), ours).is_err());
+        assert!(check_origin(&with("origin", "null"), ours).is_ok(), "no-referrer forms say null: the token decides");
         assert!(check_origin(&with("sec-fetch-site", "cross-site"), ours).is_err());
+        assert!(check_origin(&with("sec-fetch-site", "same-site"), ours).is_err(), "a sibling subdomain");
         assert!(check_origin(&with("sec-fetch-site", "same-origin"), ours).is_ok());
         assert!(check_origin(&HeaderMap::new(), ours).is_ok(), "then the token decides");
     }

@@ -27,6 +27,7 @@ use crate::store::{PermitStatus, audit, secrets};
 const PENDING_PAGE: i64 = 20;
 const PERMITS_PAGE: i64 = 20;
 const AUDIT_PAGE: i64 = 50;
+const MAX_PAGE: i64 = 1 << 30;
 
 #[derive(Deserialize, Default)]
 pub struct DashboardQuery {
@@ -57,10 +58,12 @@ pub async fn home(
         }
         url
     };
-    let pending_page = query.pending.unwrap_or(0).max(0);
-    let permits_page = query.permits.unwrap_or(0).max(0);
+    // Page numbers past any real list are clamped, so offsets never overflow.
+    let pending_page = query.pending.unwrap_or(0).clamp(0, MAX_PAGE);
+    let permits_page = query.permits.unwrap_or(0).clamp(0, MAX_PAGE);
 
-    let (rows, total) = permits::pending_for(&gateway.db, owner, now, PENDING_PAGE, pending_page * PENDING_PAGE).await?;
+    let (rows, total) =
+        permits::pending_for(&gateway.db, owner, now, PENDING_PAGE, pending_page * PENDING_PAGE).await?;
     let pending = Page {
         range: range(pending_page, PENDING_PAGE, rows.len(), total),
         previous: (pending_page > 0).then(|| link(pending_page - 1, permits_page)),
@@ -79,8 +82,7 @@ pub async fn home(
             .collect(),
     };
 
-    let (rows, total) =
-        permits::page_of_owner(&gateway.db, owner, PERMITS_PAGE, permits_page * PERMITS_PAGE).await?;
+    let (rows, total) = permits::page_of_owner(&gateway.db, owner, PERMITS_PAGE, permits_page * PERMITS_PAGE).await?;
     let ids: Vec<&str> = rows.iter().map(|p| p.id.as_str()).collect();
     let uses: HashMap<String, _> =
         audit::use_of(&gateway.db, &ids).await?.into_iter().map(|u| (u.permit_id.clone(), u)).collect();
@@ -117,9 +119,14 @@ pub async fn home(
         .collect();
 
     let filter = query.audit_permit.clone().unwrap_or_default().trim().to_owned();
-    let entries =
-        audit::page_of_owner(&gateway.db, owner, Some(filter.as_str()).filter(|f| !f.is_empty()), query.audit_before, AUDIT_PAGE)
-            .await?;
+    let entries = audit::page_of_owner(
+        &gateway.db,
+        owner,
+        Some(filter.as_str()).filter(|f| !f.is_empty()),
+        query.audit_before,
+        AUDIT_PAGE,
+    )
+    .await?;
     let older = (entries.len() as i64 == AUDIT_PAGE).then(|| {
         let last = entries.last().map_or(0, |e| e.id);
         format!("/?audit_permit={}&audit_before={last}", urlencode(&filter))
@@ -138,8 +145,8 @@ pub async fn home(
                 started_at: when(e.started_at),
                 permit_id: e.permit_id,
                 decision: e.decision,
-                method: e.method,
-                url: e.url,
+                method: Quoted::new(&e.method),
+                url: Quoted::new(&e.url),
             })
             .collect(),
     };

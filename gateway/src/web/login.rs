@@ -48,7 +48,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
 /// The pre-session cookie's value, and the `Set-Cookie` that creates it
 /// when the browser has none yet.
 fn pre_session(gateway: &Gateway, headers: &HeaderMap) -> Result<(String, Option<String>)> {
-    if let Some(value) = cookie(headers, &gateway.web.cookie_name(PRE_SESSION)) {
+    if let Some(value) = cookie(headers, &gateway.web.cookie_name(PRE_SESSION)).filter(|v| !v.is_empty()) {
         return Ok((value.to_owned(), None));
     }
     let value = URL_SAFE_NO_PAD.encode(random_bytes::<24>()?);
@@ -56,10 +56,15 @@ fn pre_session(gateway: &Gateway, headers: &HeaderMap) -> Result<(String, Option
     Ok((value, Some(set)))
 }
 
-/// Checks a sign-in or sign-up form against the browser's pre-session cookie.
+/// Checks a sign-in or sign-up form against the browser's pre-session
+/// cookie. The cookie is SameSite=Strict: a form another site posts comes
+/// without it and is refused, whatever token it carries (login CSRF would
+/// sign the victim into the attacker's account).
 fn check_pre_session_form(gateway: &Gateway, headers: &HeaderMap, form: &Form) -> Result<()> {
     check_origin(headers, &gateway.public_url)?;
-    let value = cookie(headers, &gateway.web.cookie_name(PRE_SESSION)).unwrap_or_default();
+    let Some(value) = cookie(headers, &gateway.web.cookie_name(PRE_SESSION)).filter(|v| !v.is_empty()) else {
+        return Err(Error::Csrf("this form came without its cookie; allow cookies for this site and reload".into()));
+    };
     gateway.web.csrf.check(Scope::PreSession(value), form.csrf())
 }
 
@@ -68,6 +73,12 @@ fn with_cookie(mut response: Response, set_cookie: Option<String>) -> Response {
         response.headers_mut().append(axum::http::header::SET_COOKIE, value);
     }
     response
+}
+
+/// The throttle's key for a client: its address as the listener saw it. Behind
+/// a reverse proxy every client shares the proxy's (see the README).
+fn address_key(address: Option<SocketAddr>) -> String {
+    format!("address:{}", address.map_or("unknown".into(), |a| a.ip().to_string()))
 }
 
 fn anonymous(title: &str) -> Chrome {
@@ -114,16 +125,15 @@ pub async fn sign_in(
     check_pre_session_form(&gateway, &headers, &form)?;
     let next = local_path(form.get("next"));
     let token = form.get("token").unwrap_or("").trim();
-    let address_key = format!("address:{}", address.map_or("unknown".into(), |a| a.ip().to_string()));
-    let account_key = auth::claimed_subject(token).map(|sub| format!("account:{sub}"));
+    let address_key = address_key(address);
     let web = &gateway.web;
-    web.sign_ins_by_address.check(&address_key).map_err(|retry_after| Error::TooManySignIns { retry_after })?;
-    if let Some(key) = &account_key {
-        web.sign_ins_by_account.check(key).map_err(|retry_after| Error::TooManySignIns { retry_after })?;
-    }
+    let limited = |retry_after| Error::TooManySignIns { retry_after };
+    // An address past its failures gets no answer at all, not even for a
+    // right token: otherwise the limit would not slow guessing.
+    web.sign_ins_by_address.check(&address_key).map_err(limited)?;
     let refused = match auth::authenticate(&gateway, token).await {
         Ok(caller) if caller.role == Role::Owner => {
-            let cookies = Session::start(&gateway, &caller.id).await?;
+            let cookies = Session::start(&gateway, &caller).await?;
             tracing::info!(owner = %caller.id, "signed in to the web UI");
             return Ok(redirect_with(&next, cookies));
         }
@@ -131,7 +141,13 @@ pub async fn sign_in(
         Err(Error::Unauthorized(message)) => message,
         Err(error) => return Err(error.into()),
     };
-    let limited = |retry_after| Error::TooManySignIns { retry_after };
+    // Failures per account name (the subject the token claims) are limited
+    // too, but a valid token is never refused for its account's count: that
+    // would let anyone who knows an owner's id lock them out.
+    let account_key = auth::claimed_subject(token).map(|sub| format!("account:{sub}"));
+    if let Some(key) = &account_key {
+        web.sign_ins_by_account.check(key).map_err(limited)?;
+    }
     web.sign_ins_by_address.fail(&address_key).map_err(limited)?;
     if let Some(key) = &account_key {
         web.sign_ins_by_account.fail(key).map_err(limited)?;
@@ -193,7 +209,7 @@ pub async fn signup_form(
     check_pre_session_form(&gateway, &headers, &form)?;
     let next = local_path(form.get("next"));
     // Invite codes are guessed here as tokens are at sign-in: same throttle.
-    let address_key = format!("address:{}", address.map_or("unknown".into(), |a| a.ip().to_string()));
+    let address_key = address_key(address);
     let limited = |retry_after| Error::TooManySignIns { retry_after };
     gateway.web.sign_ins_by_address.check(&address_key).map_err(limited)?;
     let name = form.get("name").unwrap_or("");
@@ -208,7 +224,8 @@ pub async fn signup_form(
         }
         Err(error) => return Err(error.into()),
     };
-    let cookies = Session::start(&gateway, &signed_up.tenant_id).await?;
+    let caller = gateway.tokens.verify(&signed_up.token)?;
+    let cookies = Session::start(&gateway, &caller).await?;
     let page = SignupPage {
         chrome: anonymous("Welcome"),
         csrf: String::new(),

@@ -89,7 +89,11 @@ impl Web {
     /// A `Set-Cookie` value that deletes the cookie `name`.
     pub fn removal(&self, name: &str) -> String {
         let name = if name == session::SIGNED_IN { name.to_owned() } else { self.cookie_name(name) };
-        Cookie::build((name, "")).path("/").secure(self.secure_cookies).max_age(cookie::time::Duration::ZERO).to_string()
+        Cookie::build((name, ""))
+            .path("/")
+            .secure(self.secure_cookies)
+            .max_age(cookie::time::Duration::ZERO)
+            .to_string()
     }
 }
 
@@ -126,9 +130,7 @@ impl From<Error> for WebError {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         match self {
-            WebError::SignIn { next } => {
-                Redirect::to(&format!("/login?next={}", urlencode(&next))).into_response()
-            }
+            WebError::SignIn { next } => Redirect::to(&format!("/login?next={}", urlencode(&next))).into_response(),
             WebError::Failed(error) => {
                 let retry_after = match &error {
                     Error::TooManySignIns { retry_after } => Some(*retry_after),

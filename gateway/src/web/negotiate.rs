@@ -67,8 +67,10 @@ where
     })
 }
 
-/// A route that takes an HTML form with `form` and anything else (JSON)
-/// with `json`.
+/// A route that takes a browser's HTML form with `form` and anything else
+/// with `json`: a form body from a client that prefers HTML and sends no
+/// `Authorization` (an API client's mistaken form body gets the API's 415,
+/// never a page or a sign-in redirect).
 pub fn by_body<J, JT, F, FT>(filter: MethodFilter, json: J, form: F) -> MethodRouter<Arc<Gateway>>
 where
     J: Handler<JT, Arc<Gateway>>,
@@ -79,11 +81,10 @@ where
     on(filter, move |State(gateway): State<Arc<Gateway>>, request: Request| {
         let (json, form) = (json.clone(), form.clone());
         async move {
-            let response: Response = if is_form(request.headers()) {
-                form.call(request, gateway).await
-            } else {
-                json.call(request, gateway).await
-            };
+            let headers = request.headers();
+            let browser = is_form(headers) && prefers_html(headers) && !headers.contains_key(header::AUTHORIZATION);
+            let response: Response =
+                if browser { form.call(request, gateway).await } else { json.call(request, gateway).await };
             response
         }
     })

@@ -114,7 +114,7 @@ pub struct ApprovePage {
     pub drafter: Option<String>,
     pub docs: Vec<Doc>,
     /// Doc URLs in a spec the agent wrote itself: not fetched, agent text.
-    pub cited: Vec<String>,
+    pub cited: Vec<Quoted>,
     pub notes: Vec<Notes>,
     pub diff: Option<Diff>,
     pub secrets: Vec<SecretNeed>,
@@ -130,26 +130,28 @@ pub struct Goal {
     pub text: Quoted,
 }
 
-/// A document the drafter read.
+/// A document the drafter read (its URL is the agent's).
 pub struct Doc {
-    pub url: String,
+    pub url: Quoted,
     pub sha256: String,
     pub bytes: usize,
     pub kind: String,
 }
 
-/// The drafter's notes on one integration.
+/// The drafter's notes on one integration (an LLM's words, which the docs
+/// it read may have steered).
 pub struct Notes {
     pub name: String,
-    pub rationale: Vec<String>,
-    pub warnings: Vec<String>,
+    pub rationale: Vec<Quoted>,
+    pub warnings: Vec<Quoted>,
 }
 
-/// An extension against the current permit, rule line by rule line.
+/// An extension against the current permit, line by line (rules, and each
+/// integration's limits).
 pub struct Diff {
     pub base_hash: String,
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
+    pub added: Vec<Quoted>,
+    pub removed: Vec<Quoted>,
 }
 
 /// A secret the spec injects.
@@ -168,9 +170,10 @@ pub struct IntegrationView {
 }
 
 /// One rule: `id` is `integration/index`, what the form sends to keep it.
+/// Its text may carry a description the agent wrote.
 pub struct RuleView {
     pub id: String,
-    pub text: String,
+    pub text: Quoted,
     pub risks: Vec<&'static str>,
 }
 
@@ -239,12 +242,12 @@ pub struct AuditList {
     pub older: Option<String>,
 }
 
-/// One audited call.
+/// One audited call (its method and URL are what the agent's code sent).
 pub struct AuditItem {
     pub permit_id: String,
     pub decision: String,
-    pub method: String,
-    pub url: String,
+    pub method: Quoted,
+    pub url: Quoted,
     pub outcome: String,
     pub started_at: String,
 }

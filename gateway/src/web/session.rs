@@ -14,11 +14,12 @@ use cookie::{Cookie, SameSite};
 
 use super::WebError;
 use super::csrf::Scope;
+use crate::auth::Caller;
 use crate::db::now_ms;
 use crate::error::Result;
 use crate::keys::{hex, random_bytes};
 use crate::state::Gateway;
-use crate::store::sessions;
+use crate::store::sessions::{self, NewSession};
 
 /// A signed-in owner.
 pub struct Session {
@@ -42,14 +43,17 @@ impl Session {
         gateway.web.csrf.check(Scope::Session(&self.id_hash), token)
     }
 
-    /// Starts a session for `tenant`: the `Set-Cookie` values that sign the
-    /// browser in.
-    pub async fn start(gateway: &Gateway, tenant: &str) -> Result<Vec<String>> {
+    /// Starts a session for the owner `caller` signed in as: the
+    /// `Set-Cookie` values that sign the browser in. The session ends no
+    /// later than the token it was started with, and with it when that token
+    /// (or every token of the owner) is revoked.
+    pub async fn start(gateway: &Gateway, caller: &Caller) -> Result<Vec<String>> {
         let value = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
         let now = now_ms();
-        let ttl = gateway.web.session_ttl;
-        sessions::insert(&gateway.db, &hash(&value), tenant, now, now + ttl.as_millis() as i64).await?;
-        let max_age = cookie::time::Duration::seconds(ttl.as_secs() as i64);
+        let expires_at = (now + gateway.web.session_ttl.as_millis() as i64).min(caller.token.expires_at_ms);
+        let session = NewSession { id_hash: &hash(&value), caller, created_at: now, expires_at };
+        sessions::insert(&gateway.db, &session).await?;
+        let max_age = cookie::time::Duration::milliseconds((expires_at - now).max(0));
         Ok(vec![
             gateway.web.cookie(SESSION, value, max_age).to_string(),
             // Not a credential: tells /login that a Strict session cookie may
