@@ -374,7 +374,8 @@ async fn two_extensions_approved_at_once_never_lose_one(backend: Backend) {
         async move { gateway.post(&path, &owner, json!({"action": "approve"})).await }
     };
     let ((a, a_body), (b, b_body)) = tokio::join!(approve(&first), approve(&second));
-    let approved: Vec<&Value> = [(a, &a_body), (b, &b_body)].iter().filter(|(s, _)| *s == StatusCode::OK).map(|(_, b)| *b).collect();
+    let approved: Vec<&Value> =
+        [(a, &a_body), (b, &b_body)].iter().filter(|(s, _)| *s == StatusCode::OK).map(|(_, b)| *b).collect();
     assert_eq!(approved.len(), 1, "exactly one lands: {a} {a_body} / {b} {b_body}");
     let refused = if a == StatusCode::OK { &b_body } else { &a_body };
     assert_eq!(refused["error"]["code"], "permit_changed", "{refused}");
