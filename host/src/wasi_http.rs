@@ -233,8 +233,10 @@ impl WasiHttpHooks for HttpHooks {
             // Bodies are read as the guest writes them, in any order (a
             // guest finishing its second request's body first does not wait
             // on the first's concurrency slot).
+            // A request refused already says why, even if the run ends
+            // while its body is read (it was never going to be sent).
             let (result, record) = match (read_body(&sender, body, keep).await, refused) {
-                (Err(error), _) | (Ok(_), Some(error)) => refuse(&sender, &call, error).await,
+                (_, Some(error)) | (Err(error), None) => refuse(&sender, &call, error).await,
                 (Ok(body), None) => {
                     call.body = body;
                     sender.send(call).await
