@@ -111,7 +111,7 @@ async fn an_owner_opens_the_link_narrows_the_spec_and_the_agent_runs_under_it() 
     let (approval_url, _, permit) = setup.request(&agent, body).await;
 
     // Screenshots show the whole page: a tall window.
-    let (width, height) = if screenshots().is_some() { (1100, 1400) } else { DESKTOP };
+    let (width, height) = if screenshots().is_some() { (1100, 1650) } else { DESKTOP };
     let browser = Browser::start(width, height).await;
     browser.open(&approval_url).await;
     assert!(browser.path().await.starts_with("/login?next=%2Fapprove%2F"), "{}", browser.path().await);

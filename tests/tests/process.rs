@@ -63,7 +63,8 @@ async fn runs_the_readme_quickstart_verbatim(backend: Backend) {
     // The credential the owner stored is nowhere in what the agent saw.
     assert!(!stdout.contains("ghp_example_not_a_real_token"));
     // Step 4's link opens in a browser: the sign-in page, then back to it.
-    let link = stdout.lines().find_map(|l| l.strip_prefix("Approve in a browser: ")).expect("step 4 prints the link");
+    let link = stdout.lines().find_map(|l| l.strip_prefix("Approve in a browser: "));
+    let link = link.unwrap_or_else(|| panic!("step 4 prints the link:\n{stdout}"));
     let browser = oauth3_e2e::WebClient::new(&server.url);
     let page = browser.get(link.strip_prefix(server.url.as_str()).expect("a link to this gateway")).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
