@@ -30,6 +30,7 @@ on_both_databases!(
     revoking_tokens_ends_the_browser_sessions_signed_in_with_them,
     two_extensions_approved_at_once_never_lose_one,
     the_dashboard_pages_pending_requests_and_revokes,
+    the_dashboard_shows_an_owner_only_requests_of_their_own_agents,
     secrets_are_added_replaced_and_deleted_but_never_shown,
 );
 
@@ -332,7 +333,7 @@ async fn agent_text_is_escaped_and_its_hidden_characters_shown(backend: Backend)
         }
         assert!(page.html.contains("&#60;script&#62;window.__pwned=1&#60;/script&#62;"), "{}", page.html);
         assert!(page.html.contains("⟨U+202E⟩"), "the override is shown, not applied");
-        assert!(page.html.contains("non-ASCII letters"), "look-alike letters are flagged");
+        assert!(page.html.contains("non-ASCII characters"), "look-alike letters are flagged");
     }
 }
 
@@ -409,6 +410,26 @@ async fn the_dashboard_pages_pending_requests_and_revokes(backend: Backend) {
     assert_error(status, &body, StatusCode::CONFLICT, "permit_not_active");
 }
 
+async fn the_dashboard_shows_an_owner_only_requests_of_their_own_agents(backend: Backend) {
+    let gateway = TestGateway::start(backend).await;
+    let (agent, owen, first, _) = pending(&gateway).await;
+    let alone = signed_in(&gateway, &owen).await;
+    assert!(alone.get("/").await.html.contains(&first), "the only owner sees every new request");
+
+    let (_, mallory) = gateway.signup("mallory", "owner").await;
+    let mallory = signed_in(&gateway, &mallory).await;
+    assert!(!mallory.get("/").await.html.contains(&first), "another owner's dashboard does not list it");
+    assert!(!alone.get("/").await.html.contains(&first), "with two owners, a new agent's request travels by link");
+
+    // Once Owen has approved one of the agent's permits, its new requests are listed to him alone.
+    gateway.approve(&owen, &first).await;
+    let body = json!({"description": "another", "capabilities": [two_rules(&gateway)]});
+    let (_, second) = gateway.post("/permit", &agent, body).await;
+    let second = second["request_id"].as_str().unwrap();
+    assert!(alone.get("/").await.html.contains(second));
+    assert!(!mallory.get("/").await.html.contains(second));
+}
+
 async fn secrets_are_added_replaced_and_deleted_but_never_shown(backend: Backend) {
     let gateway = TestGateway::start(backend).await;
     let (_, owner) = gateway.signup("owner", "owner").await;
@@ -477,17 +498,19 @@ async fn failures_claiming_an_owners_account_never_lock_out_their_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sign_in_is_throttled_per_address() {
+async fn failed_sign_ins_are_throttled_per_address() {
     let gateway = TestGateway::start(Backend::Sqlite).await;
     let (_, owner) = gateway.signup("owner", "owner").await;
     let browser = WebClient::new(&gateway.url);
     for _ in 0..10 {
         assert_eq!(browser.sign_in("wrong").await.status, StatusCode::UNAUTHORIZED);
     }
-    let limited = browser.sign_in(&owner).await;
-    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "even the right token, for a while");
+    let limited = browser.sign_in("still wrong").await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "failures past ten are refused unanswered");
     assert!(limited.headers.contains_key("retry-after"));
     assert!(browser.cookie("oauth3_session").is_none());
+    // A valid token is never refused: nobody can lock owners out by failing.
+    assert_eq!(browser.sign_in(&owner).await.status, StatusCode::SEE_OTHER);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -270,7 +270,7 @@ async fn agent_written_xss_probes_render_as_text_and_run_nothing() {
     assert!(text.contains("<script>window.__xss = 'name'</script>"), "the name shows as text:\n{text}");
     assert!(text.contains("<img src=x onerror="), "the description shows as text:\n{text}");
     assert!(text.contains("window.__xss = 'goal'"), "the goal shows as text:\n{text}");
-    assert!(text.contains("non-ASCII letters"), "look-alike letters are flagged");
+    assert!(text.contains("non-ASCII characters"), "look-alike letters are flagged");
     assert!(text.contains("sha256"), "the doc's hash is shown:\n{text}");
     assert_eq!(browser.eval("return document.querySelectorAll('img, #probe, main script').length").await, 0);
     assert_eq!(browser.eval("return window.__xss === undefined").await, true, "no probe ran");

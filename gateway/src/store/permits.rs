@@ -222,10 +222,19 @@ pub async fn approve(
     .await?
     .rows_affected();
     if updated != 1 {
-        return Err(Error::conflict(
-            "permit_changed",
-            "the permit was revoked, taken or changed meanwhile; read it again (the agent may need to request again)",
-        ));
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM permits WHERE id = $1")
+            .bind(&row.permit_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        return Err(match status.as_deref() {
+            Some("revoked" | "denied") | None => {
+                Error::conflict("permit_not_active", "the permit was revoked or taken meanwhile")
+            }
+            _ => Error::conflict(
+                "permit_changed",
+                "the permit changed since this request was made; the agent must request again",
+            ),
+        });
     }
     tx.commit().await?;
     Ok(())
@@ -299,13 +308,18 @@ pub async fn revoke(db: &Db, permit_id: &str, owner: &str, at: i64) -> Result<()
     Ok(())
 }
 
-/// Requests waiting for `owner` (new permits, which any owner may take, and
-/// extensions of `owner`'s permits) at `now`, newest first: a page of
-/// `limit` after `offset`, and how many there are.
+/// Requests waiting for `owner` at `now`, newest first: a page of `limit`
+/// after `offset`, and how many there are. Listed: extensions of `owner`'s
+/// permits, and new permits from agents that already hold one of
+/// `owner`'s, or from any agent while `owner` is the only owner. (Any owner
+/// may decide a new permit's request by its link, but the dashboard does not
+/// show one owner's agents' requests to every other owner.)
 pub async fn pending_for(db: &Db, owner: &str, now: i64, limit: i64, offset: i64) -> Result<(Vec<PendingRow>, i64)> {
     const WAITING: &str = "FROM permit_requests r JOIN permits p ON p.id = r.permit_id \
          JOIN tenants t ON t.id = r.agent_id \
-         WHERE r.status = $1 AND r.expires_at > $2 AND (p.owner_id IS NULL OR p.owner_id = $3)";
+         WHERE r.status = $1 AND r.expires_at > $2 AND (p.owner_id = $3 OR (p.owner_id IS NULL AND ( \
+           EXISTS (SELECT 1 FROM permits q WHERE q.agent_id = r.agent_id AND q.owner_id = $3) \
+           OR (SELECT COUNT(*) FROM tenants o WHERE o.role = 'owner') = 1)))";
     let rows = sqlx::query_as(&format!(
         "SELECT r.id, t.name AS agent_name, r.description, r.base_spec_hash, r.created_at, \
          r.expires_at {WAITING} ORDER BY r.created_at DESC, r.id LIMIT $4 OFFSET $5"

@@ -36,7 +36,9 @@ pub async fn page(
     let now = now_ms();
     let status = row.shown_status(now);
     let mine = row.permit_owner.as_deref().is_none_or(|o| o == session.owner_id);
-    let pending = status == RequestStatus::Pending && mine;
+    // An extension of a spec the permit no longer has cannot be approved (409).
+    let stale = status == RequestStatus::Pending && row.base_spec_hash != row.permit_spec_hash;
+    let pending = status == RequestStatus::Pending && mine && !stale;
 
     let stored: HashSet<String> =
         secrets::of_owner(&gateway.db, &session.owner_id).await?.into_iter().map(|s| s.name).collect();
@@ -60,7 +62,14 @@ pub async fn page(
         status_text: status_text(&row, status, now),
         pending,
         is_extension: row.base_spec_hash.is_some(),
-        decided: decided_text(&row, status, &session.owner_id),
+        decided: match stale {
+            true => Some(
+                "The permit changed since this request was made, so it can no longer be approved: the \
+                          agent must request again."
+                    .into(),
+            ),
+            false => decided_text(&row, status, &session.owner_id),
+        },
         agent: Quoted::new(&row.agent_name),
         agent_id: row.agent_id.clone(),
         created_at: when(row.created_at),
@@ -116,7 +125,7 @@ fn json_for_people(value: &impl serde::Serialize) -> String {
     let text = serde_json::to_string_pretty(value).unwrap_or_default();
     let mut shown = String::with_capacity(text.len());
     for c in text.chars() {
-        if oauth3_policy::is_invisible(c) || (c.is_control() && c != '\n') {
+        if super::pages::hides(c) {
             for unit in c.encode_utf16(&mut [0; 2]) {
                 shown.push_str(&format!("\\u{unit:04x}"));
             }

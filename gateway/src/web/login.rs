@@ -52,12 +52,17 @@ fn pre_session(gateway: &Gateway, headers: &HeaderMap) -> Result<(String, Option
         return Ok((value.to_owned(), None));
     }
     let value = URL_SAFE_NO_PAD.encode(random_bytes::<24>()?);
-    let set = gateway.web.cookie(PRE_SESSION, value.clone(), cookie::time::Duration::hours(12)).to_string();
+    // Lax, not Strict: still never sent with another site's form post (so no
+    // login CSRF), but kept when the visitor arrives by a link from elsewhere,
+    // so a sign-in form open in another tab stays valid.
+    let mut set = gateway.web.cookie(PRE_SESSION, value.clone(), cookie::time::Duration::hours(12));
+    set.set_same_site(cookie::SameSite::Lax);
+    let set = set.to_string();
     Ok((value, Some(set)))
 }
 
 /// Checks a sign-in or sign-up form against the browser's pre-session
-/// cookie. The cookie is SameSite=Strict: a form another site posts comes
+/// cookie. The cookie is SameSite=Lax: a form another site posts comes
 /// without it and is refused, whatever token it carries (login CSRF would
 /// sign the victim into the attacker's account).
 fn check_pre_session_form(gateway: &Gateway, headers: &HeaderMap, form: &Form) -> Result<()> {
@@ -128,9 +133,10 @@ pub async fn sign_in(
     let address_key = address_key(address);
     let web = &gateway.web;
     let limited = |retry_after| Error::TooManySignIns { retry_after };
-    // An address past its failures gets no answer at all, not even for a
-    // right token: otherwise the limit would not slow guessing.
-    web.sign_ins_by_address.check(&address_key).map_err(limited)?;
+    // A valid owner token always signs in: the limits apply to failures, so
+    // nobody can lock owners out (behind a proxy, everyone shares one address).
+    // Tokens are 256-bit MACs, so failures are not a way in; they are limited
+    // to keep guessing and floods cheap.
     let refused = match auth::authenticate(&gateway, token).await {
         Ok(caller) if caller.role == Role::Owner => {
             let cookies = Session::start(&gateway, &caller).await?;
@@ -141,17 +147,12 @@ pub async fn sign_in(
         Err(Error::Unauthorized(message)) => message,
         Err(error) => return Err(error.into()),
     };
-    // Failures per account name (the subject the token claims) are limited
-    // too, but a valid token is never refused for its account's count: that
-    // would let anyone who knows an owner's id lock them out.
+    // Counted per client address and per the account the token names, both
+    // before either is checked, so neither limit hides the other's count.
     let account_key = auth::claimed_subject(token).map(|sub| format!("account:{sub}"));
-    if let Some(key) = &account_key {
-        web.sign_ins_by_account.check(key).map_err(limited)?;
-    }
-    web.sign_ins_by_address.fail(&address_key).map_err(limited)?;
-    if let Some(key) = &account_key {
-        web.sign_ins_by_account.fail(key).map_err(limited)?;
-    }
+    let by_address = web.sign_ins_by_address.fail(&address_key);
+    let by_account = account_key.as_ref().map_or(Ok(()), |key| web.sign_ins_by_account.fail(key));
+    by_address.and(by_account).map_err(limited)?;
     let (value, set_cookie) = pre_session(&gateway, &headers)?;
     let page = LoginPage {
         chrome: anonymous("Sign in"),
@@ -211,7 +212,6 @@ pub async fn signup_form(
     // Invite codes are guessed here as tokens are at sign-in: same throttle.
     let address_key = address_key(address);
     let limited = |retry_after| Error::TooManySignIns { retry_after };
-    gateway.web.sign_ins_by_address.check(&address_key).map_err(limited)?;
     let name = form.get("name").unwrap_or("");
     let signed_up = match crate::api::signup::create_tenant(&gateway, name, Role::Owner, form.get("invite")).await {
         Ok(signed_up) => signed_up,

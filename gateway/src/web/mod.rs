@@ -103,10 +103,18 @@ pub fn routes() -> Router<Arc<Gateway>> {
     Router::new()
         .route("/login", get(login::page).post(login::sign_in))
         .route("/logout", post(login::sign_out))
-        .route("/signup", get(login::signup_page))
+        // API clients keep the 405 a GET of the JSON endpoint always was.
+        .route(
+            "/signup",
+            negotiate::by_accept(axum::routing::MethodFilter::GET, method_not_allowed, login::signup_page),
+        )
         .route("/secrets/{name}/delete", post(dashboard::delete_secret))
         .route("/assets/app.css", get(assets::css))
         .route("/assets/app.js", get(assets::js))
+}
+
+async fn method_not_allowed() -> Error {
+    Error::MethodNotAllowed
 }
 
 /// Why a page could not be shown: the visitor must sign in first, or an

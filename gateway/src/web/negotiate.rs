@@ -44,8 +44,9 @@ pub fn is_form(headers: &HeaderMap) -> bool {
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
 }
 
-/// A route that answers with `html` when the client prefers HTML, and
-/// with `json` otherwise; the response says it varies by `Accept`.
+/// A route that answers with `html` when the client prefers HTML and sends
+/// no `Authorization` (a script with a token wants the API), and with `json`
+/// otherwise; the response says it varies by `Accept`.
 pub fn by_accept<J, JT, H, HT>(filter: MethodFilter, json: J, html: H) -> MethodRouter<Arc<Gateway>>
 where
     J: Handler<JT, Arc<Gateway>>,
@@ -56,11 +57,9 @@ where
     on(filter, move |State(gateway): State<Arc<Gateway>>, request: Request| {
         let (json, html) = (json.clone(), html.clone());
         async move {
-            let mut response: Response = if prefers_html(request.headers()) {
-                html.call(request, gateway).await
-            } else {
-                json.call(request, gateway).await
-            };
+            let page = prefers_html(request.headers()) && !request.headers().contains_key(header::AUTHORIZATION);
+            let mut response: Response =
+                if page { html.call(request, gateway).await } else { json.call(request, gateway).await };
             response.headers_mut().append(header::VARY, HeaderValue::from_static("accept"));
             response
         }

@@ -20,9 +20,10 @@ pub struct SignedIn {
     pub csrf: String,
 }
 
-/// Text an agent wrote, as shown to an owner: invisible and bidirectional
-/// control characters made visible (`⟨U+202E⟩`), and a flag when it has
-/// letters outside ASCII, which can imitate others (`раураl`).
+/// Text an agent wrote, as shown to an owner: invisible, bidirectional,
+/// line-breaking, private-use and blank characters made visible
+/// (`⟨U+202E⟩`), and a flag when it has characters outside ASCII, which can
+/// imitate others (`раураl`, `∕`).
 pub struct Quoted {
     /// The text, safe to escape and show.
     pub text: String,
@@ -35,14 +36,23 @@ impl Quoted {
     pub fn new(text: &str) -> Quoted {
         let mut shown = String::with_capacity(text.len());
         for c in text.chars() {
-            if oauth3_policy::is_invisible(c) || (c.is_control() && c != '\n' && c != '\t') {
+            if hides(c) {
                 shown.push_str(&format!("⟨U+{:04X}⟩", c as u32));
             } else {
                 shown.push(c);
             }
         }
-        Quoted { text: shown, lookalike: text.chars().any(|c| !c.is_ascii() && c.is_alphabetic()) }
+        Quoted { text: shown, lookalike: !text.is_ascii() }
     }
+}
+
+/// Characters that hide text, move it, or draw nothing: invisible and format
+/// characters, controls (but newline and tab), line and paragraph
+/// separators, private-use characters and the blank Braille cell.
+pub fn hides(c: char) -> bool {
+    oauth3_policy::is_invisible(c)
+        || (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{2800}' | '\u{E000}'..='\u{F8FF}' | '\u{F0000}'..)
 }
 
 /// A time for people: `2026-12-04 17:05 UTC`.
@@ -260,9 +270,10 @@ mod tests {
     fn agent_text_shows_hidden_characters_and_flags_lookalikes() {
         let q = Quoted::new("pay\u{202E}lapyap");
         assert_eq!(q.text, "pay⟨U+202E⟩lapyap");
-        assert!(!q.lookalike);
+        assert!(q.lookalike, "flagged too");
         assert!(Quoted::new("раураl").lookalike, "Cyrillic letters that read as Latin");
+        assert!(Quoted::new("docs.github.com∕evil").lookalike, "a slash look-alike");
         assert!(!Quoted::new("plain text, 100% ASCII").lookalike);
-        assert!(!Quoted::new("emoji ✓").lookalike, "symbols are not letters");
+        assert_eq!(Quoted::new("a\u{2028}b\u{E000}c\u{2800}").text, "a⟨U+2028⟩b⟨U+E000⟩c⟨U+2800⟩");
     }
 }

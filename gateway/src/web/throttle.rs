@@ -1,5 +1,6 @@
 //! Sign-in throttling: failed attempts are counted per client address and
-//! per account in fixed windows, in this process's memory (a replica counts
+//! per account in fixed windows (past the limit they get 429; successes are
+//! never limited), in this process's memory (a replica counts
 //! its own; an attacker spread over replicas gets each one's allowance).
 
 use std::collections::HashMap;
@@ -24,18 +25,8 @@ impl Throttle {
         Throttle { limit, window, failures: Mutex::new(HashMap::new()) }
     }
 
-    /// `Err(seconds to wait)` once `key` has used up its failures.
-    pub fn check(&self, key: &str) -> Result<(), u64> {
-        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        match failures.get(key) {
-            Some((since, count)) if *count >= self.limit && since.elapsed() < self.window => {
-                Err((self.window - since.elapsed()).as_secs().max(1))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Counts a failure for `key`; `Err(seconds)` when the table is full.
+    /// Counts a failure for `key`: `Err(seconds to wait)` once `key` has more
+    /// than its `limit` failures in the current window (or the table is full).
     pub fn fail(&self, key: &str) -> Result<(), u64> {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
@@ -49,7 +40,10 @@ impl Throttle {
         if now.duration_since(entry.0) >= self.window {
             *entry = (now, 0);
         }
-        entry.1 += 1;
+        entry.1 = entry.1.saturating_add(1);
+        if entry.1 > self.limit {
+            return Err((self.window.saturating_sub(now.duration_since(entry.0))).as_secs().max(1));
+        }
         Ok(())
     }
 }
@@ -59,15 +53,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_key_is_refused_after_its_failures_and_others_are_not() {
+    fn a_key_is_refused_past_its_failures_and_others_are_not() {
         let throttle = Throttle::new(3, Duration::from_secs(600));
         for _ in 0..3 {
-            assert!(throttle.check("ip:1").is_ok());
             throttle.fail("ip:1").unwrap();
         }
-        let wait = throttle.check("ip:1").unwrap_err();
+        let wait = throttle.fail("ip:1").unwrap_err();
         assert!((1..=600).contains(&wait), "{wait}");
-        assert!(throttle.check("ip:2").is_ok());
+        assert!(throttle.fail("ip:2").is_ok());
     }
 
     #[test]
@@ -75,6 +68,6 @@ mod tests {
         let throttle = Throttle::new(1, Duration::from_millis(1));
         throttle.fail("k").unwrap();
         std::thread::sleep(Duration::from_millis(5));
-        assert!(throttle.check("k").is_ok());
+        assert!(throttle.fail("k").is_ok());
     }
 }
