@@ -193,6 +193,11 @@ pub struct Config {
     #[arg(long, env = "OAUTH3_EXECUTION_RETENTION_DAYS", value_parser = clap::value_parser!(u64).range(1..))]
     pub execution_retention_days: Option<u64>,
 
+    /// Where the sealing and token keys come from. `auto`: the dstack guest agent when its socket is found
+    /// (or DSTACK_SIMULATOR_ENDPOINT is set), else key files in the data dir.
+    #[arg(long, env = "OAUTH3_KEYS", value_enum, default_value = "auto")]
+    pub keys: KeysChoice,
+
     /// Which drafter turns intents into specs. `auto`: Anthropic when ANTHROPIC_API_KEY is set, else an
     /// OpenAI-compatible server when OPENAI_BASE_URL or OPENAI_API_KEY is set, else the offline OpenAPI drafter.
     #[arg(long, env = "OAUTH3_DRAFTER", value_enum, default_value = "auto")]
@@ -234,6 +239,17 @@ pub struct Config {
     /// Time limit for fetching each API doc, in seconds.
     #[arg(long, env = "OAUTH3_DOC_TIMEOUT_SECS", default_value_t = 10)]
     pub doc_timeout_secs: u64,
+}
+
+/// Where keys come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeysChoice {
+    /// dstack when its guest agent is found, else files.
+    Auto,
+    /// The dstack guest agent's GetKey (fails to start without it).
+    Dstack,
+    /// Files in the data dir (development; anyone with the disk has every secret).
+    File,
 }
 
 /// Which drafter to use.
@@ -304,6 +320,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "OAUTH3_AUDIT_RETENTION_DAYS",
     "OAUTH3_EXECUTION_RETENTION_DAYS",
     "OAUTH3_DRAFTER",
+    "OAUTH3_KEYS",
     "OAUTH3_DRAFTER_TIMEOUT_SECS",
     "OAUTH3_DOC_MAX_BYTES",
     "OAUTH3_DOC_TIMEOUT_SECS",

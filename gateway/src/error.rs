@@ -89,6 +89,9 @@ pub enum Error {
     /// Sealing, key or token machinery failed.
     #[error("crypto: {0}")]
     Crypto(String),
+    /// The TEE's guest agent failed or could not be reached.
+    #[error("tee: {0}")]
+    Tee(String),
     /// Reading or writing the data dir failed.
     #[error("{context}: {source}")]
     Io {
@@ -159,6 +162,7 @@ impl Error {
             | Error::Migrate(_)
             | Error::Host(_)
             | Error::Crypto(_)
+            | Error::Tee(_)
             | Error::Io { .. }
             | Error::Config(_)
             | Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", true),

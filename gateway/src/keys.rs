@@ -1,6 +1,6 @@
 //! Keys and sealing. A [`KeyProvider`] hands out 256-bit keys by purpose:
-//! [`LocalKeyFile`] generates them into the data dir (development); the tee
-//! issue adds dstack's GetKey. [`Sealer`] encrypts secrets at rest with
+//! [`LocalKeyFile`] generates them into the data dir (development);
+//! [`DstackKeys`](crate::tee::DstackKeys) derives them in a dstack CVM. [`Sealer`] encrypts secrets at rest with
 //! AES-256-GCM, binding each ciphertext to its owner and name.
 
 use std::path::{Path, PathBuf};
@@ -35,6 +35,9 @@ impl KeyPurpose {
 pub trait KeyProvider: Send + Sync {
     /// The 32-byte key for `purpose`.
     async fn key(&self, purpose: KeyPurpose) -> Result<[u8; 32]>;
+
+    /// What it is, for the log (never a key).
+    fn name(&self) -> String;
 }
 
 /// Keys generated on first use into `<dir>/<purpose>.key`, mode 0600.
@@ -57,6 +60,10 @@ impl KeyProvider for LocalKeyFile {
         tokio::task::spawn_blocking(move || load_or_create(&path))
             .await
             .map_err(|e| Error::Crypto(format!("key task: {e}")))?
+    }
+
+    fn name(&self) -> String {
+        format!("file ({})", self.dir.display())
     }
 }
 

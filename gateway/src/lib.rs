@@ -19,6 +19,7 @@ pub mod retention;
 mod server;
 mod state;
 mod store;
+pub mod tee;
 pub mod views;
 pub mod web;
 

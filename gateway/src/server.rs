@@ -18,13 +18,14 @@ use oauth3_drafting::{
 
 use crate::auth::Tokens;
 use crate::capabilities::{DbAudit, DbRateLimiter};
-use crate::config::{Config, DrafterSettings, SignupMode, Switch};
+use crate::config::{Config, DrafterSettings, KeysChoice, SignupMode, Switch};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::executor::Workers;
 use crate::keys::{KeyProvider, KeyPurpose, LocalKeyFile, Sealer, new_id};
 use crate::notify::{Notifier, Silent, Webhook};
 use crate::state::{Gateway, Phase};
+use crate::tee::{Dstack, DstackKeys, Endpoint};
 use crate::web::Web;
 use crate::{api, executor, retention};
 
@@ -41,7 +42,8 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// Keys generated into the data dir, the drafter the configuration
+    /// Keys from the dstack guest agent or generated into the data dir (as
+    /// `OAUTH3_KEYS` selects), the drafter the configuration
     /// selects (offline unless an LLM is configured), docs fetched over HTTP
     /// through the address guard, and the approval webhook when configured.
     pub fn local(config: &Config) -> Result<Capabilities> {
@@ -60,12 +62,18 @@ impl Capabilities {
                 Some(url) => Arc::new(Webhook::new(url, &config.insecure_upstreams().map_err(Error::Config)?)?),
                 None => Arc::new(Silent),
             };
-        Ok(Capabilities {
-            keys: Arc::new(LocalKeyFile::new(&config.data_dir)),
-            drafter,
-            docs: Arc::new(docs),
-            notifier,
-        })
+        let keys: Arc<dyn KeyProvider> = match (config.keys, Endpoint::discover()) {
+            (KeysChoice::File, _) | (KeysChoice::Auto, None) => Arc::new(LocalKeyFile::new(&config.data_dir)),
+            (KeysChoice::Dstack | KeysChoice::Auto, Some(endpoint)) => Arc::new(DstackKeys::new(Dstack::new(endpoint))),
+            (KeysChoice::Dstack, None) => {
+                return Err(Error::Config(format!(
+                    "OAUTH3_KEYS=dstack, but no dstack guest agent was found (looked for {}; or set {})",
+                    crate::tee::dstack::SOCKETS.join(", "),
+                    crate::tee::dstack::ENDPOINT_VARIABLE
+                )));
+            }
+        };
+        Ok(Capabilities { keys, drafter, docs: Arc::new(docs), notifier })
     }
 }
 
@@ -113,6 +121,7 @@ impl Server {
         }
 
         tracing::info!(drafter = capabilities.drafter.name(), model = capabilities.drafter.model(), "drafter");
+        tracing::info!(provider = %capabilities.keys.name(), "keys");
         let token_key = capabilities.keys.key(KeyPurpose::Jwt).await?;
         let tokens = Tokens::new(&token_key, Duration::from_secs(config.token_ttl_secs));
         let sealer = Arc::new(Sealer::new(&capabilities.keys.key(KeyPurpose::Sealing).await?)?);

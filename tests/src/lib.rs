@@ -5,6 +5,7 @@ pub mod binary;
 pub mod browser;
 mod client;
 mod database;
+pub mod dstack;
 pub mod fake_llm;
 pub mod hostile;
 mod stub;

@@ -1,0 +1,122 @@
+//! Keys from the dstack guest agent, against a faithful fake agent on a Unix
+//! socket (`oauth3_e2e::dstack`): the client, the key provider, and sealed
+//! secrets shared by two gateways of one app on one Postgres database, and
+//! unreadable to another app.
+
+mod support;
+
+use std::sync::Arc;
+
+use oauth3_e2e::dstack::{FakeAgent, SIMULATOR_APP_KEY, derive};
+use oauth3_e2e::{Stub, approved_permit, call, postgres};
+use oauth3_gateway::keys::{KeyProvider, KeyPurpose, Sealer};
+use oauth3_gateway::tee::{Dstack, DstackKeys, Endpoint};
+use oauth3_gateway::{Capabilities, Server};
+use reqwest::StatusCode;
+use serde_json::json;
+use support::{Backend, assert_error, config_for, fake_secret};
+
+const OTHER_APP_KEY: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+
+fn hex_bytes(text: &str) -> Vec<u8> {
+    (0..text.len() / 2).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap()).collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn the_client_derives_the_apps_keys_as_dstack_does() {
+    let agent = FakeAgent::start(SIMULATOR_APP_KEY).await;
+    let dstack = Dstack::new(Endpoint::Socket(agent.socket.clone()));
+    // dstack's own test vector, through the real client and the socket.
+    let key = dstack.get_key("gateway/sealing/v1").await.unwrap();
+    assert_eq!(hex(&key), "cb20ff7b7e28cac39072d4532668f4afa8984c76cbe0f5811886ae0de508e03e");
+
+    let keys = DstackKeys::new(dstack);
+    assert_eq!(DstackKeys::path(KeyPurpose::Sealing), "oauth3/sealing/v1");
+    assert_eq!(DstackKeys::path(KeyPurpose::Jwt), "oauth3/jwt/v1");
+    let app = hex_bytes(SIMULATOR_APP_KEY);
+    assert_eq!(keys.key(KeyPurpose::Sealing).await.unwrap(), derive(&app, "oauth3/sealing/v1"));
+    assert_ne!(keys.key(KeyPurpose::Sealing).await.unwrap(), keys.key(KeyPurpose::Jwt).await.unwrap());
+    assert!(keys.name().starts_with("dstack ("), "{}", keys.name());
+}
+
+#[tokio::test]
+async fn quotes_carry_the_report_data_and_agent_errors_are_surfaced() {
+    let agent = FakeAgent::start(SIMULATOR_APP_KEY).await;
+    let dstack = Dstack::new(Endpoint::Socket(agent.socket.clone()));
+    let quote = dstack.get_quote(b"oauth3").await.unwrap();
+    let bytes = hex_bytes(&quote.quote);
+    assert_eq!(&bytes[568..574], b"oauth3", "report_data sits at its TDX v4 offset");
+    assert!(dstack.get_quote(&[0; 65]).await.is_err(), "more than 64 bytes is refused");
+    assert!(dstack.info().await.unwrap()["app_id"].is_string());
+
+    let missing = Dstack::new(Endpoint::Socket("/nonexistent/dstack.sock".into()));
+    let error = missing.get_key("oauth3/sealing/v1").await.unwrap_err().to_string();
+    assert!(error.contains("/nonexistent/dstack.sock") && error.contains("GetKey"), "{error}");
+}
+
+#[test]
+fn endpoints_are_a_socket_path_or_an_http_url() {
+    assert_eq!(Endpoint::parse("/var/run/dstack.sock"), Endpoint::Socket("/var/run/dstack.sock".into()));
+    assert_eq!(Endpoint::parse("unix:/tmp/d.sock"), Endpoint::Socket("/tmp/d.sock".into()));
+    assert_eq!(Endpoint::parse("http://127.0.0.1:8090/"), Endpoint::Http("http://127.0.0.1:8090".into()));
+}
+
+/// A gateway on `database` whose keys come from the fake agent for `app_key`.
+async fn gateway_of_app(app_key: &str, database: &str, stub: &Stub) -> (Server, FakeAgent, tempfile::TempDir) {
+    let agent = FakeAgent::start(app_key).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_for(&Backend::Postgres(database.to_owned()), dir.path(), stub);
+    let mut capabilities = Capabilities::local(&config).unwrap();
+    capabilities.keys = Arc::new(DstackKeys::new(Dstack::new(Endpoint::Socket(agent.socket.clone()))));
+    let server = Server::start_with(config, capabilities).await.expect("gateway starts");
+    (server, agent, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_sealed_by_one_gateway_open_in_another_of_the_same_app_only() {
+    let Some(Backend::Postgres(database)) = postgres("tee_shared_keys").await else { return };
+    let stub = Stub::start().await;
+    let secret = fake_secret();
+    let (first, _agent1, dir1) = gateway_of_app(SIMULATOR_APP_KEY, &database, &stub).await;
+    let url = format!("http://{}", first.addr());
+    let spec = json!({"name": "github", "base_url": stub.url(), "rules": [{"method": "GET", "path": "/repos/owner/repo/issues"}],
+        "inject": {"headers": {"Authorization": "Bearer {GITHUB_TOKEN}"}}, "secrets": ["GITHUB_TOKEN"]});
+    let (agent, _, permit) = approved_permit(&url, spec, &secret).await;
+    assert!(!dir1.path().join("sealing.key").exists() && !dir1.path().join("jwt.key").exists(), "no key files");
+
+    // A second replica of the same app: the same keys, so the agent's token
+    // works and the owner's sealed secret opens for the call.
+    let (second, _agent2, _dir2) = gateway_of_app(SIMULATOR_APP_KEY, &database, &stub).await;
+    let url2 = format!("http://{}", second.addr());
+    let code = "const issues = await github('GET', '/repos/owner/repo/issues'); console.log(issues.length);";
+    let body = json!({"permit_id": permit, "action_id": "replica-1", "code": code});
+    let (status, accepted) = call(&url2, "POST", "/execute", Some(&agent), Some(body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let path = format!("/execute/{}/status?wait=true&timeout=60", accepted["request_id"].as_str().unwrap());
+    let (_, done) = call(&url2, "GET", &path, Some(&agent), None).await;
+    assert_eq!(done["result"]["stdout"], "2\n", "the stub answers 401 without the secret: {done}");
+
+    // Another app on the same database: its token key differs, and the
+    // sealed bytes do not open under its sealing key.
+    let (third, _agent3, _dir3) = gateway_of_app(OTHER_APP_KEY, &database, &stub).await;
+    let url3 = format!("http://{}", third.addr());
+    let (status, body) = call(&url3, "GET", "/permits", Some(&agent), None).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    let db = oauth3_gateway::db::Db::connect(&database).await.unwrap();
+    let (owner, sealed): (String, Vec<u8>) =
+        sqlx::query_as("SELECT owner_id, sealed FROM secrets WHERE name = 'GITHUB_TOKEN'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    let ours = Sealer::new(&derive(&hex_bytes(SIMULATOR_APP_KEY), "oauth3/sealing/v1")).unwrap();
+    assert_eq!(ours.open(&owner, "GITHUB_TOKEN", &sealed).unwrap(), secret.as_bytes());
+    let theirs = Sealer::new(&derive(&hex_bytes(OTHER_APP_KEY), "oauth3/sealing/v1")).unwrap();
+    assert!(theirs.open(&owner, "GITHUB_TOKEN", &sealed).is_err(), "nothing decrypts under another app's key");
+    for server in [first, second, third] {
+        server.shutdown().await.unwrap();
+    }
+}
