@@ -17,6 +17,8 @@ pub enum KeyPurpose {
     Jwt,
     /// Seals secrets at rest (AES-256-GCM).
     Sealing,
+    /// The Ed25519 seed that signs receipts and attestations' binding key.
+    Receipts,
 }
 
 impl KeyPurpose {
@@ -25,6 +27,7 @@ impl KeyPurpose {
         match self {
             KeyPurpose::Jwt => "jwt",
             KeyPurpose::Sealing => "sealing",
+            KeyPurpose::Receipts => "receipts",
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::executor::Workers;
 use crate::keys::{KeyProvider, KeyPurpose, LocalKeyFile, Sealer, new_id};
 use crate::notify::{Notifier, Silent, Webhook};
 use crate::state::{Gateway, Phase};
-use crate::tee::{Dstack, DstackKeys, Endpoint};
+use crate::tee::{Dstack, DstackKeys, Endpoint, Tee};
 use crate::web::Web;
 use crate::{api, executor, retention};
 
@@ -39,6 +39,8 @@ pub struct Capabilities {
     pub docs: Arc<dyn DocSource>,
     /// Tells owners a request is waiting.
     pub notifier: Arc<dyn Notifier>,
+    /// The dstack guest agent, inside a CVM: quotes for `/attestation`.
+    pub tee: Option<Dstack>,
 }
 
 impl Capabilities {
@@ -62,9 +64,12 @@ impl Capabilities {
                 Some(url) => Arc::new(Webhook::new(url, &config.insecure_upstreams().map_err(Error::Config)?)?),
                 None => Arc::new(Silent),
             };
-        let keys: Arc<dyn KeyProvider> = match (config.keys, Endpoint::discover()) {
-            (KeysChoice::File, _) | (KeysChoice::Auto, None) => Arc::new(LocalKeyFile::new(&config.data_dir)),
-            (KeysChoice::Dstack | KeysChoice::Auto, Some(endpoint)) => Arc::new(DstackKeys::new(Dstack::new(endpoint))),
+        let (keys, tee): (Arc<dyn KeyProvider>, _) = match (config.keys, Endpoint::discover()) {
+            (KeysChoice::File, _) | (KeysChoice::Auto, None) => (Arc::new(LocalKeyFile::new(&config.data_dir)), None),
+            (KeysChoice::Dstack | KeysChoice::Auto, Some(endpoint)) => {
+                let agent = Dstack::new(endpoint);
+                (Arc::new(DstackKeys::new(agent.clone())), Some(agent))
+            }
             (KeysChoice::Dstack, None) => {
                 return Err(Error::Config(format!(
                     "OAUTH3_KEYS=dstack, but no dstack guest agent was found (looked for {}; or set {})",
@@ -73,7 +78,7 @@ impl Capabilities {
                 )));
             }
         };
-        Ok(Capabilities { keys, drafter, docs: Arc::new(docs), notifier })
+        Ok(Capabilities { keys, drafter, docs: Arc::new(docs), notifier, tee })
     }
 }
 
@@ -125,6 +130,16 @@ impl Server {
         let token_key = capabilities.keys.key(KeyPurpose::Jwt).await?;
         let tokens = Tokens::new(&token_key, Duration::from_secs(config.token_ttl_secs));
         let sealer = Arc::new(Sealer::new(&capabilities.keys.key(KeyPurpose::Sealing).await?)?);
+        let signing =
+            ring::signature::Ed25519KeyPair::from_seed_unchecked(&capabilities.keys.key(KeyPurpose::Receipts).await?)
+                .map_err(|e| Error::Crypto(format!("the receipt key: {e}")))?;
+        let tee = Tee {
+            agent: capabilities.tee,
+            info: Default::default(),
+            // The kind only (`dstack`, `file`): the attested config has no paths.
+            key_provider: capabilities.keys.name().split(" (").next().unwrap_or_default().to_owned(),
+            signing,
+        };
         let memory = config.memory_mb << 20;
         let runtime = Runtime::new(
             RuntimeConfig::default()
@@ -166,6 +181,7 @@ impl Server {
             stopping: Default::default(),
             web,
             notifier: capabilities.notifier,
+            tee,
         });
         let workers = executor::start(Arc::clone(&gateway), queued);
         retention::start(Arc::clone(&gateway));

@@ -49,6 +49,8 @@ pub struct Gateway {
     pub web: crate::web::Web,
     /// Tells owners a request is waiting.
     pub notifier: std::sync::Arc<dyn crate::notify::Notifier>,
+    /// The TEE (or its absence) and the receipt-signing key.
+    pub tee: crate::tee::Tee,
 }
 
 impl Gateway {

@@ -163,6 +163,7 @@ async fn wrong_methods_are_a_json_405(backend: Backend) {
 const ROUTES: &[(&str, &str)] = &[
     ("GET", "/"),
     ("GET", "/health"),
+    ("GET", "/attestation"),
     ("POST", "/signup"),
     ("POST", "/invites"),
     ("POST", "/tokens/revoke"),

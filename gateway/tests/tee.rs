@@ -71,7 +71,9 @@ async fn gateway_of_app(app_key: &str, database: &str, stub: &Stub) -> (Server, 
     let dir = tempfile::tempdir().unwrap();
     let config = config_for(&Backend::Postgres(database.to_owned()), dir.path(), stub);
     let mut capabilities = Capabilities::local(&config).unwrap();
-    capabilities.keys = Arc::new(DstackKeys::new(Dstack::new(Endpoint::Socket(agent.socket.clone()))));
+    let dstack = Dstack::new(Endpoint::Socket(agent.socket.clone()));
+    capabilities.keys = Arc::new(DstackKeys::new(dstack.clone()));
+    capabilities.tee = Some(dstack);
     let server = Server::start_with(config, capabilities).await.expect("gateway starts");
     (server, agent, dir)
 }
@@ -119,4 +121,88 @@ async fn secrets_sealed_by_one_gateway_open_in_another_of_the_same_app_only() {
     for server in [first, second, third] {
         server.shutdown().await.unwrap();
     }
+}
+
+/// Recomputes the binding from the document's own fields, independently of
+/// the gateway's code: `SHA-512("oauth3-attest-v1" ‖ key ‖ SHA-256(JCS(config)) ‖ nonce)`.
+fn binding_holds(document: &serde_json::Value) -> bool {
+    let config = serde_json_canonicalizer::to_vec(&document["config"]).unwrap();
+    let config_hash = ring::digest::digest(&ring::digest::SHA256, &config);
+    if hex(config_hash.as_ref()) != document["config_hash"] {
+        return false;
+    }
+    let field = |name: &str| hex_bytes(document[name].as_str().unwrap());
+    let bound = [b"oauth3-attest-v1".as_slice(), &field("signing_key"), config_hash.as_ref(), &field("nonce")].concat();
+    hex(ring::digest::digest(&ring::digest::SHA512, &bound).as_ref()) == document["report_data"]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_attestation_binds_the_key_the_config_and_the_nonce() {
+    // Outside a TEE: everything but the quote.
+    let gateway = support::TestGateway::start(Backend::Sqlite).await;
+    let nonce = "00112233445566778899aabbccddeeff";
+    let (status, document) = gateway.call("GET", &format!("/attestation?nonce={nonce}"), None, None).await;
+    assert_eq!(status, StatusCode::OK, "{document}");
+    let keys: Vec<&str> = document.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "tee",
+            "report_data",
+            "signing_key",
+            "config_hash",
+            "config",
+            "nonce",
+            "quote",
+            "event_log",
+            "app_id",
+            "compose_hash",
+            "instance_id"
+        ]
+    );
+    assert_eq!(document["tee"], false);
+    assert!(document["quote"].is_null() && document["app_id"].is_null());
+    assert_eq!(document["nonce"], nonce);
+    assert_eq!(document["config"]["key_provider"], "file");
+    assert_eq!(document["config"]["public_url"], gateway.url.as_str());
+    assert!(binding_holds(&document), "{document}");
+    // Any change breaks it.
+    for (pointer, value) in [
+        ("/nonce", json!("ffeeddccbbaa99887766554433221100")),
+        ("/signing_key", json!(hex(&[9; 32]))),
+        ("/config/public_url", json!("https://elsewhere.example")),
+        ("/report_data", json!(hex(&[0; 64]))),
+    ] {
+        let mut changed = document.clone();
+        *changed.pointer_mut(pointer).unwrap() = value;
+        assert!(!binding_holds(&changed), "{pointer} changed but the binding still held");
+    }
+    for bad in ["00", "zz112233445566778899aabbccddeeff", &"00".repeat(33), ""] {
+        let (status, _) = gateway.call("GET", &format!("/attestation?nonce={bad}"), None, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}");
+    }
+    let secret_free = document.to_string();
+    assert!(!secret_free.contains("api_key") && !secret_free.contains("DATABASE"), "{secret_free}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inside_a_tee_the_quote_carries_the_binding() {
+    let Some(Backend::Postgres(database)) = postgres("tee_attestation").await else { return };
+    let stub = Stub::start().await;
+    let (server, _agent, _dir) = gateway_of_app(SIMULATOR_APP_KEY, &database, &stub).await;
+    let url = format!("http://{}", server.addr());
+    let (status, document) = call(&url, "GET", "/attestation?nonce=000102030405060708090a0b0c0d0e0f", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{document}");
+    assert_eq!(document["tee"], true);
+    assert_eq!(document["config"]["key_provider"], "dstack");
+    assert!(binding_holds(&document), "{document}");
+    let quote = hex_bytes(document["quote"].as_str().unwrap());
+    assert_eq!(hex(&quote[568..632]), document["report_data"].as_str().unwrap(), "the quote is over the binding");
+    assert!(document["app_id"].is_string() && document["compose_hash"].is_string());
+    // The receipt key is the app's: the same in every replica.
+    let app = hex_bytes(SIMULATOR_APP_KEY);
+    let seed = derive(&app, "oauth3/receipts/v1");
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
+    assert_eq!(document["signing_key"], hex(ring::signature::KeyPair::public_key(&pair).as_ref()));
+    server.shutdown().await.unwrap();
 }

@@ -30,12 +30,12 @@ async fn the_gateway_takes_its_keys_from_the_guest_agent_and_never_shows_them() 
 
     let output = gateway.output();
     assert!(output.contains("provider=dstack ("), "the provider is logged:\n{output}");
-    for file in ["sealing.key", "jwt.key"] {
+    for file in ["sealing.key", "jwt.key", "receipts.key"] {
         assert!(!data.join(file).exists(), "{file} was written");
     }
     let app =
         (0..32).map(|i| u8::from_str_radix(&SIMULATOR_APP_KEY[2 * i..2 * i + 2], 16).unwrap()).collect::<Vec<_>>();
-    for path in ["oauth3/sealing/v1", "oauth3/jwt/v1"] {
+    for path in ["oauth3/sealing/v1", "oauth3/jwt/v1", "oauth3/receipts/v1"] {
         let key = hex(&derive(&app, path));
         assert!(!output.contains(&key), "the {path} key is in the log");
     }

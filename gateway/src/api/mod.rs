@@ -2,6 +2,7 @@
 //! tracing, panic and security-header layers. Paths the web UI shares are
 //! routed to its pages and forms by `Accept` and `Content-Type`. Every error leaves through [`crate::Error`].
 
+mod attestation;
 mod draft;
 mod execute;
 mod meta;
@@ -61,6 +62,14 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "none",
         description: "liveness and database check",
         route: |m| on(m, meta::health),
+    },
+    Endpoint {
+        method: "GET",
+        path: "/attestation",
+        auth: "none",
+        description: "?nonce=<hex, 16–32 bytes> → {tee, report_data, signing_key, config_hash, config, nonce, quote, \
+                      event_log, app_id, compose_hash, instance_id}: what to verify before storing a secret",
+        route: |m| on(m, attestation::attestation),
     },
     Endpoint {
         method: "POST",
