@@ -143,12 +143,8 @@ fn client(insecure_hosts: HashSet<String>, timeout: Duration) -> Result<reqwest:
 /// anything else the doc host's (502). Never quotes the request URL back from
 /// reqwest (it may be a redirect target).
 fn fetch_error(given: &str, hop: usize, error: reqwest::Error) -> DraftError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-    while let Some(e) = source {
-        if e.downcast_ref::<AddressRefused>().is_some() {
-            return not_allowed(given, hop, "the host resolves only to non-public addresses");
-        }
-        source = e.source();
+    if AddressRefused::in_chain(&error).is_some() {
+        return not_allowed(given, hop, "the host resolves only to non-public addresses");
     }
     if error.is_timeout() {
         return DraftError::DocFetchTimeout(format!("{given} did not answer in time"));

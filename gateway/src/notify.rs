@@ -164,14 +164,9 @@ async fn deliver(client: &reqwest::Client, url: reqwest::Url, notice: &ApprovalN
 }
 
 fn describe(error: &reqwest::Error) -> &'static str {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if e.downcast_ref::<oauth3_netguard::AddressRefused>().is_some() {
-            return "the host resolves only to non-public addresses";
-        }
-        source = e.source();
-    }
-    if error.is_timeout() {
+    if oauth3_netguard::AddressRefused::in_chain(error).is_some() {
+        "the host resolves only to non-public addresses"
+    } else if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {
         "could not connect"

@@ -7,7 +7,7 @@ mod support;
 
 use std::sync::Arc;
 
-use oauth3_e2e::dstack::{FakeAgent, SIMULATOR_APP_KEY, derive};
+use oauth3_e2e::dstack::{FakeAgent, SIMULATOR_APP_KEY, derive, hex, hex_bytes};
 use oauth3_e2e::{Stub, approved_permit, call, postgres};
 use oauth3_gateway::keys::{KeyProvider, KeyPurpose, Sealer};
 use oauth3_gateway::tee::{Dstack, DstackKeys, Endpoint};
@@ -17,14 +17,6 @@ use serde_json::json;
 use support::{Backend, assert_error, config_for, fake_secret};
 
 const OTHER_APP_KEY: &str = "1111111111111111111111111111111111111111111111111111111111111111";
-
-fn hex_bytes(text: &str) -> Vec<u8> {
-    (0..text.len() / 2).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap()).collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 #[tokio::test]
 async fn the_client_derives_the_apps_keys_as_dstack_does() {

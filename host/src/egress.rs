@@ -388,12 +388,8 @@ fn redacted_url(integration: &CompiledIntegration, path: &str, query: &[(String,
 }
 
 fn classify(error: reqwest::Error) -> CallError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-    while let Some(e) = source {
-        if let Some(refused) = e.downcast_ref::<AddressRefused>() {
-            return CallError::AddressNotAllowed(refused.to_string());
-        }
-        source = e.source();
+    if let Some(refused) = AddressRefused::in_chain(&error) {
+        return CallError::AddressNotAllowed(refused.to_string());
     }
     if error.is_timeout() {
         return CallError::Upstream("timed out".into());

@@ -19,6 +19,20 @@ pub struct AddressRefused(
     pub String,
 );
 
+impl AddressRefused {
+    /// The refusal in `error`'s source chain, if the guard caused it.
+    pub fn in_chain<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a AddressRefused> {
+        let mut source = Some(error);
+        while let Some(e) = source {
+            if let Some(refused) = e.downcast_ref::<AddressRefused>() {
+                return Some(refused);
+            }
+            source = e.source();
+        }
+        None
+    }
+}
+
 /// A `reqwest` DNS resolver that drops non-public addresses (see
 /// [`oauth3_policy::is_public_ip`]) unless the host name is allow-listed, and
 /// fails with [`AddressRefused`] when none is left.

@@ -85,13 +85,16 @@ async fn info() -> Response {
     .into_response()
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn hex_bytes(text: &str) -> Vec<u8> {
+/// Bytes from hex (an optional `0x` prefix allowed); panics on anything else.
+pub fn hex_bytes(text: &str) -> Vec<u8> {
     let text = text.strip_prefix("0x").unwrap_or(text);
-    (0..text.len() / 2).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap_or(0)).collect()
+    assert!(text.len().is_multiple_of(2), "odd-length hex: {text}");
+    (0..text.len() / 2).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).expect("hex")).collect()
 }
 
 #[cfg(test)]

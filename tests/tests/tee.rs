@@ -3,13 +3,9 @@
 //! no key files written; and `OAUTH3_KEYS=dstack` without an agent refuses to
 //! start.
 
-use oauth3_e2e::dstack::{FakeAgent, SIMULATOR_APP_KEY, derive};
+use oauth3_e2e::dstack::{FakeAgent, SIMULATOR_APP_KEY, derive, hex, hex_bytes};
 use oauth3_e2e::{Binary, Stub, approved_permit, fake_secret, oauth3_binary, shared_cache_dir};
 use serde_json::json;
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_takes_its_keys_from_the_guest_agent_and_never_shows_them() {
@@ -33,8 +29,7 @@ async fn the_gateway_takes_its_keys_from_the_guest_agent_and_never_shows_them() 
     for file in ["sealing.key", "jwt.key", "receipts.key"] {
         assert!(!data.join(file).exists(), "{file} was written");
     }
-    let app =
-        (0..32).map(|i| u8::from_str_radix(&SIMULATOR_APP_KEY[2 * i..2 * i + 2], 16).unwrap()).collect::<Vec<_>>();
+    let app = hex_bytes(SIMULATOR_APP_KEY);
     for path in ["oauth3/sealing/v1", "oauth3/jwt/v1", "oauth3/receipts/v1"] {
         let key = hex(&derive(&app, path));
         assert!(!output.contains(&key), "the {path} key is in the log");

@@ -9,8 +9,9 @@ use serde::Deserialize;
 
 use super::{Json, Query};
 use crate::error::Result;
+use crate::keys::hex;
 use crate::state::Gateway;
-use crate::tee::attest::{self, Attestation, to_hex};
+use crate::tee::attest::{self, Attestation};
 
 #[derive(Deserialize)]
 pub struct NonceQuery {
@@ -30,11 +31,11 @@ pub async fn attestation(
     let report_data = attest::report_data(&signing_key, &config_hash, &nonce);
     let mut document = Attestation {
         tee: false,
-        report_data: to_hex(&report_data),
-        signing_key: to_hex(&signing_key),
-        config_hash: to_hex(&config_hash),
+        report_data: hex(&report_data),
+        signing_key: hex(&signing_key),
+        config_hash: hex(&config_hash),
         config,
-        nonce: to_hex(&nonce),
+        nonce: hex(&nonce),
         quote: None,
         event_log: None,
         app_id: None,

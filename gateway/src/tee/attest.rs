@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 
 use crate::config::{Config, DrafterSettings};
 use crate::error::{Error, Result};
-use crate::keys::hex;
 
 /// The domain-separation tag: a quote made for this cannot pass for another.
 pub const TAG: &[u8] = b"oauth3-attest-v1";
@@ -100,9 +99,4 @@ pub fn nonce(text: &str) -> Result<Vec<u8>> {
         return Err(Error::bad_request("invalid_request", "nonce: 16 to 32 bytes of hex"));
     }
     Ok(bytes)
-}
-
-/// Lower-case hex of `bytes`.
-pub fn to_hex(bytes: &[u8]) -> String {
-    hex(bytes)
 }

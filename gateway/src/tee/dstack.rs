@@ -106,7 +106,7 @@ impl Dstack {
         if report_data.len() > 64 {
             return Err(Error::Internal("report data over 64 bytes".into()));
         }
-        self.call("GetQuote", json!({"report_data": hex(report_data)})).await
+        self.call("GetQuote", json!({"report_data": crate::keys::hex(report_data)})).await
     }
 
     /// `Info`: the app's identity (`app_id`, `instance_id`, `compose_hash`, …).
@@ -171,11 +171,6 @@ impl Dstack {
 
 fn tee(message: String) -> Error {
     Error::Tee(message)
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    crate::keys::hex(bytes)
 }
 
 /// Bytes from hex (an optional `0x` prefix allowed).

@@ -17,7 +17,7 @@ use super::csrf::{Scope, check_origin};
 use super::form::Form;
 use super::pages::{BouncePage, Chrome, LoginPage, SignupPage};
 use super::session::{self, PRE_SESSION, SIGNED_IN, Session, cookie};
-use super::{WebError, local_path, redirect_with, render, urlencode};
+use super::{WebError, local_path, redirect_with, render, urlencode, with_cookies};
 use crate::api::Query;
 use crate::auth::{self, Role};
 use crate::config::SignupMode;
@@ -73,11 +73,15 @@ fn check_pre_session_form(gateway: &Gateway, headers: &HeaderMap, form: &Form) -
     gateway.web.csrf.check(Scope::PreSession(value), form.csrf())
 }
 
-fn with_cookie(mut response: Response, set_cookie: Option<String>) -> Response {
-    if let Some(value) = set_cookie.and_then(|v| v.parse().ok()) {
-        response.headers_mut().append(axum::http::header::SET_COOKIE, value);
+/// The sign-in form for the browser with `pre_session`, back to `next`.
+fn login_page(gateway: &Gateway, pre_session: &str, next: String, error: Option<String>) -> LoginPage {
+    LoginPage {
+        chrome: anonymous("Sign in"),
+        csrf: gateway.web.csrf.token(Scope::PreSession(pre_session)),
+        next,
+        error,
+        signup_open: gateway.config.signup_mode() == SignupMode::Open,
     }
-    response
 }
 
 /// The throttle's key for a client: its address as the listener saw it. Behind
@@ -110,14 +114,7 @@ pub async fn page(
         return Ok(render(&BouncePage { to }));
     }
     let (value, set_cookie) = pre_session(&gateway, &headers)?;
-    let page = LoginPage {
-        chrome: anonymous("Sign in"),
-        csrf: gateway.web.csrf.token(Scope::PreSession(&value)),
-        next,
-        error: None,
-        signup_open: gateway.config.signup_mode() == SignupMode::Open,
-    };
-    Ok(with_cookie(render(&page), set_cookie))
+    Ok(with_cookies(render(&login_page(&gateway, &value, next, None)), set_cookie))
 }
 
 /// `POST /login`: an owner's token in, a session cookie out, then on to `next`.
@@ -154,14 +151,8 @@ pub async fn sign_in(
     let by_account = account_key.as_ref().map_or(Ok(()), |key| web.sign_ins_by_account.fail(key));
     by_address.and(by_account).map_err(limited)?;
     let (value, set_cookie) = pre_session(&gateway, &headers)?;
-    let page = LoginPage {
-        chrome: anonymous("Sign in"),
-        csrf: web.csrf.token(Scope::PreSession(&value)),
-        next,
-        error: Some(format!("Not signed in: {refused}.")),
-        signup_open: gateway.config.signup_mode() == SignupMode::Open,
-    };
-    Ok(with_cookie((StatusCode::UNAUTHORIZED, render(&page)).into_response(), set_cookie))
+    let page = login_page(&gateway, &value, next, Some(format!("Not signed in: {refused}.")));
+    Ok(with_cookies((StatusCode::UNAUTHORIZED, render(&page)).into_response(), set_cookie))
 }
 
 /// `POST /logout`: ends the session.
@@ -184,7 +175,7 @@ pub async fn signup_page(
 ) -> Result<Response, WebError> {
     let (value, set_cookie) = pre_session(&gateway, &headers)?;
     let page = signup_form_page(&gateway, &value, local_path(query.next.as_deref()), None);
-    Ok(with_cookie(render(&page), set_cookie))
+    Ok(with_cookies(render(&page), set_cookie))
 }
 
 fn signup_form_page(gateway: &Gateway, pre_session: &str, next: String, error: Option<String>) -> SignupPage {
@@ -220,7 +211,7 @@ pub async fn signup_form(
             let (value, set_cookie) = pre_session(&gateway, &headers)?;
             let (status, _, message) = error.shown();
             let page = signup_form_page(&gateway, &value, next, Some(message));
-            return Ok(with_cookie((status, render(&page)).into_response(), set_cookie));
+            return Ok(with_cookies((status, render(&page)).into_response(), set_cookie));
         }
         Err(error) => return Err(error.into()),
     };
@@ -235,9 +226,5 @@ pub async fn signup_form(
         name: signed_up.name,
         token: Some(signed_up.token),
     };
-    let mut response = (StatusCode::CREATED, render(&page)).into_response();
-    for value in cookies.iter().filter_map(|c| c.parse().ok()) {
-        response.headers_mut().append(axum::http::header::SET_COOKIE, value);
-    }
-    Ok(response)
+    Ok(with_cookies((StatusCode::CREATED, render(&page)).into_response(), cookies))
 }

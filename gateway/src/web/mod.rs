@@ -184,7 +184,11 @@ pub fn render(page: &impl Template) -> Response {
 
 /// A 303 to `to` that also sets `cookies`.
 pub fn redirect_with(to: &str, cookies: Vec<String>) -> Response {
-    let mut response = Redirect::to(to).into_response();
+    with_cookies(Redirect::to(to).into_response(), cookies)
+}
+
+/// `response`, also setting `cookies` (`Set-Cookie` values).
+pub fn with_cookies(mut response: Response, cookies: impl IntoIterator<Item = String>) -> Response {
     for cookie in cookies {
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             response.headers_mut().append(header::SET_COOKIE, value);
