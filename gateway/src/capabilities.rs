@@ -9,7 +9,7 @@ use oauth3_host::{AuditSink, CallRecord, RateLimiter, Secret, SecretResolver};
 use oauth3_policy::{Gcra, RateDecision, RateKey, RateLimit};
 
 use crate::db::{Db, now_ms};
-use crate::keys::Sealer;
+use crate::keyring::Keyring;
 use crate::store::{audit, secrets};
 
 /// GCRA state in the `rate_state` table, shared by every execution and
@@ -122,14 +122,14 @@ impl AuditSink for DbAudit {
 /// One owner's secrets, opened from the database on demand.
 pub struct OwnerSecrets {
     db: Db,
-    sealer: Arc<Sealer>,
+    keyring: Arc<Keyring>,
     owner_id: String,
 }
 
 impl OwnerSecrets {
     /// The secrets of `owner_id`.
-    pub fn new(db: Db, sealer: Arc<Sealer>, owner_id: String) -> OwnerSecrets {
-        OwnerSecrets { db, sealer, owner_id }
+    pub fn new(db: Db, keyring: Arc<Keyring>, owner_id: String) -> OwnerSecrets {
+        OwnerSecrets { db, keyring, owner_id }
     }
 }
 
@@ -141,9 +141,11 @@ impl SecretResolver for OwnerSecrets {
             .inspect_err(|error| tracing::error!(error = %error.chain(), "could not read a secret"))
             .ok()
             .flatten();
+        let sealed = sealed?;
         let plain = self
-            .sealer
-            .open(&self.owner_id, name, &sealed?)
+            .keyring
+            .open(sealed.version, &self.owner_id, name, &sealed.bytes)
+            .await
             .inspect_err(|error| tracing::error!(%error, "could not open a secret"))
             .ok()?;
         String::from_utf8(plain).ok().map(Secret::new)

@@ -42,6 +42,28 @@ pub enum Command {
     /// Work with a spec file offline.
     #[command(subcommand)]
     Spec(SpecCommand),
+    /// Re-encrypt every sealed secret under a new sealing key version
+    /// (`oauth3/sealing/<version>` from dstack, or `sealing-<version>.key`
+    /// in the data dir), in batches, while gateways keep serving. Safe to run
+    /// again after an interruption. Reads the same settings as `serve`.
+    RotateKeys(Box<RotateKeys>),
+}
+
+/// `oauth3 rotate-keys`.
+#[derive(Debug, Args)]
+pub struct RotateKeys {
+    /// The version to seal everything under: v2, v3, …
+    #[arg(long, value_parser = clap::value_parser!(crate::keys::KeyVersion))]
+    pub to: crate::keys::KeyVersion,
+    /// Secrets re-encrypted per transaction.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    pub batch: i64,
+    /// Milliseconds to pause between batches, to spare a busy database.
+    #[arg(long, default_value_t = 0)]
+    pub pause_ms: u64,
+    /// The gateway's settings (database, data dir, key provider).
+    #[command(flatten)]
+    pub config: Config,
 }
 
 /// `oauth3 spec ...`: offline, no gateway needed.

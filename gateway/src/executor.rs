@@ -224,7 +224,7 @@ async fn run(gateway: &Gateway, id: &str) -> Result<Ended> {
         permit_id,
         execution_id: id.to_owned(),
         permit: Arc::clone(&permit),
-        secrets: Arc::new(OwnerSecrets::new(gateway.db.clone(), Arc::clone(&gateway.sealer), owner)),
+        secrets: Arc::new(OwnerSecrets::new(gateway.db.clone(), Arc::clone(&gateway.keyring), owner)),
     };
     let limits = Limits::default()
         .max_calls(gateway.config.max_calls)

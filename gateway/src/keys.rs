@@ -32,18 +32,55 @@ impl KeyPurpose {
     }
 }
 
-/// Source of the gateway's long-lived keys. The same purpose must give the
-/// same key across restarts and replicas, or tokens and sealed secrets are lost.
+/// A key's version: `v1`, `v2`, … A new version is a new key; what the old
+/// one sealed is re-encrypted (`oauth3 rotate-keys`), never reinterpreted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyVersion(u32);
+
+impl KeyVersion {
+    /// The first version, which the JWT and receipt keys always use.
+    pub const V1: KeyVersion = KeyVersion(1);
+}
+
+impl std::fmt::Display for KeyVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "v{}", self.0)
+    }
+}
+
+impl std::str::FromStr for KeyVersion {
+    type Err = String;
+
+    /// `v` and a number from 1 (`v1`, `v2`, …; no leading zeros).
+    fn from_str(text: &str) -> std::result::Result<KeyVersion, String> {
+        let bad = || format!("{text:?} is not a key version (v1, v2, …)");
+        let digits = text.strip_prefix('v').ok_or_else(bad)?;
+        if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        digits.parse().map(KeyVersion).map_err(|_| bad())
+    }
+}
+
+/// Source of the gateway's long-lived keys. The same purpose and version
+/// must give the same key across restarts and replicas, or tokens and sealed
+/// secrets are lost.
 #[async_trait::async_trait]
 pub trait KeyProvider: Send + Sync {
-    /// The 32-byte key for `purpose`.
-    async fn key(&self, purpose: KeyPurpose) -> Result<[u8; 32]>;
+    /// The 32-byte key for `purpose` at `version`.
+    async fn key_at(&self, purpose: KeyPurpose, version: KeyVersion) -> Result<[u8; 32]>;
+
+    /// The 32-byte key for `purpose` at [`KeyVersion::V1`].
+    async fn key(&self, purpose: KeyPurpose) -> Result<[u8; 32]> {
+        self.key_at(purpose, KeyVersion::V1).await
+    }
 
     /// What it is, for the log (never a key).
     fn name(&self) -> String;
 }
 
-/// Keys generated on first use into `<dir>/<purpose>.key`, mode 0600.
+/// Keys generated on first use into `<dir>/<purpose>.key` (`v1`) or
+/// `<dir>/<purpose>-<version>.key`, mode 0600.
 #[derive(Debug, Clone)]
 pub struct LocalKeyFile {
     dir: PathBuf,
@@ -58,8 +95,12 @@ impl LocalKeyFile {
 
 #[async_trait::async_trait]
 impl KeyProvider for LocalKeyFile {
-    async fn key(&self, purpose: KeyPurpose) -> Result<[u8; 32]> {
-        let path = self.dir.join(format!("{}.key", purpose.name()));
+    async fn key_at(&self, purpose: KeyPurpose, version: KeyVersion) -> Result<[u8; 32]> {
+        let file = match version {
+            KeyVersion::V1 => format!("{}.key", purpose.name()),
+            later => format!("{}-{later}.key", purpose.name()),
+        };
+        let path = self.dir.join(file);
         tokio::task::spawn_blocking(move || load_or_create(&path))
             .await
             .map_err(|e| Error::Crypto(format!("key task: {e}")))?
@@ -204,5 +245,17 @@ mod tests {
         assert_ne!(provider.key(KeyPurpose::Jwt).await.unwrap(), first);
         let mode = std::fs::metadata(dir.path().join("sealing.key")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        let v2 = provider.key_at(KeyPurpose::Sealing, "v2".parse().unwrap()).await.unwrap();
+        assert_ne!(v2, first);
+        assert_eq!(std::fs::read(dir.path().join("sealing-v2.key")).unwrap(), v2);
+    }
+
+    #[test]
+    fn key_versions_are_v_and_a_number_from_one() {
+        assert_eq!("v1".parse::<KeyVersion>().unwrap(), KeyVersion::V1);
+        assert_eq!("v12".parse::<KeyVersion>().unwrap().to_string(), "v12");
+        for bad in ["", "v", "v0", "v01", "1", "V2", "v2 ", "v-1", "v99999999999", "v2/../x"] {
+            assert!(bad.parse::<KeyVersion>().is_err(), "{bad:?}");
+        }
     }
 }

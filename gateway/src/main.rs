@@ -1,7 +1,8 @@
 //! The `oauth3` binary. See `oauth3 --help`.
 
 use clap::Parser;
-use oauth3_gateway::config::{Cli, Command, LogFormat, SpecCommand, unknown_variables};
+use oauth3_gateway::config::{Cli, Command, LogFormat, RotateKeys, SpecCommand, unknown_variables};
+use oauth3_gateway::rotate::{Rotation, rotate};
 use oauth3_gateway::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
@@ -13,6 +14,10 @@ async fn main() -> std::process::ExitCode {
     let config = match cli.command {
         Some(Command::Serve(config)) => *config,
         Some(Command::Spec(command)) => return spec(command),
+        Some(Command::RotateKeys(rotate)) => {
+            init_logging(&rotate.config);
+            return rotate_keys(*rotate).await;
+        }
         None => cli.config,
     };
     init_logging(&config);
@@ -44,6 +49,40 @@ fn spec(command: SpecCommand) -> std::process::ExitCode {
         }
         Err(error) => {
             eprintln!("oauth3 spec wit: {}", error.chain());
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `oauth3 rotate-keys`: progress on stdout, exit 1 if any secret is left
+/// under another version.
+async fn rotate_keys(command: RotateKeys) -> std::process::ExitCode {
+    let rotation =
+        Rotation { to: command.to, batch: command.batch, pause: std::time::Duration::from_millis(command.pause_ms) };
+    let rotated = async {
+        let db = oauth3_gateway::db::Db::connect(&command.config.database_url()).await?;
+        let (provider, _) = oauth3_gateway::keyring::select(&command.config)?;
+        tracing::info!(provider = %provider.name(), to = %rotation.to, "rotating the sealing key");
+        let keyring = oauth3_gateway::keyring::Keyring::new(provider);
+        rotate(&db, &keyring, &rotation, |progress| {
+            println!("re-encrypted {} secrets; {} left under other versions", progress.done, progress.left);
+        })
+        .await
+    };
+    match rotated.await {
+        Ok(progress) if progress.left == 0 => {
+            println!("done: every secret is sealed under {}", rotation.to);
+            std::process::ExitCode::SUCCESS
+        }
+        Ok(progress) => {
+            for failure in &progress.failed {
+                eprintln!("oauth3 rotate-keys: did not open {failure}");
+            }
+            eprintln!("oauth3 rotate-keys: {} secrets are still under other versions", progress.left);
+            std::process::ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("oauth3 rotate-keys: {}", error.chain());
             std::process::ExitCode::FAILURE
         }
     }

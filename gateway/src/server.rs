@@ -18,14 +18,15 @@ use oauth3_drafting::{
 
 use crate::auth::Tokens;
 use crate::capabilities::{DbAudit, DbRateLimiter};
-use crate::config::{Config, DrafterSettings, KeysChoice, SignupMode, Switch};
+use crate::config::{Config, DrafterSettings, SignupMode, Switch};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::executor::Workers;
-use crate::keys::{KeyProvider, KeyPurpose, LocalKeyFile, Sealer, new_id};
+use crate::keyring::Keyring;
+use crate::keys::{KeyProvider, KeyPurpose, new_id};
 use crate::notify::{Notifier, Silent, Webhook};
 use crate::state::{Gateway, Phase};
-use crate::tee::{Dstack, DstackKeys, Endpoint, Tee};
+use crate::tee::{Dstack, Tee};
 use crate::web::Web;
 use crate::{api, executor, retention};
 
@@ -64,20 +65,7 @@ impl Capabilities {
                 Some(url) => Arc::new(Webhook::new(url, &config.insecure_upstreams().map_err(Error::Config)?)?),
                 None => Arc::new(Silent),
             };
-        let (keys, tee): (Arc<dyn KeyProvider>, _) = match (config.keys, Endpoint::discover()) {
-            (KeysChoice::File, _) | (KeysChoice::Auto, None) => (Arc::new(LocalKeyFile::new(&config.data_dir)), None),
-            (KeysChoice::Dstack | KeysChoice::Auto, Some(endpoint)) => {
-                let agent = Dstack::new(endpoint);
-                (Arc::new(DstackKeys::new(agent.clone())), Some(agent))
-            }
-            (KeysChoice::Dstack, None) => {
-                return Err(Error::Config(format!(
-                    "OAUTH3_KEYS=dstack, but no dstack guest agent was found (looked for {}; or set {})",
-                    crate::tee::dstack::SOCKETS.join(", "),
-                    crate::tee::dstack::ENDPOINT_VARIABLE
-                )));
-            }
-        };
+        let (keys, tee) = crate::keyring::select(config)?;
         Ok(Capabilities { keys, drafter, docs: Arc::new(docs), notifier, tee })
     }
 }
@@ -129,7 +117,10 @@ impl Server {
         tracing::info!(provider = %capabilities.keys.name(), "keys");
         let token_key = capabilities.keys.key(KeyPurpose::Jwt).await?;
         let tokens = Tokens::new(&token_key, Duration::from_secs(config.token_ttl_secs));
-        let sealer = Arc::new(Sealer::new(&capabilities.keys.key(KeyPurpose::Sealing).await?)?);
+        let keyring = Arc::new(Keyring::new(Arc::clone(&capabilities.keys)));
+        // The current sealing key is derived now, so a provider that cannot
+        // give it stops the start rather than the first secret.
+        keyring.sealer(crate::store::secrets::sealing_version(&db).await?).await?;
         let signing =
             ring::signature::Ed25519KeyPair::from_seed_unchecked(&capabilities.keys.key(KeyPurpose::Receipts).await?)
                 .map_err(|e| Error::Crypto(format!("the receipt key: {e}")))?;
@@ -169,7 +160,7 @@ impl Server {
             public_url,
             db,
             tokens,
-            sealer,
+            keyring,
             drafting: Drafting::new(capabilities.docs, capabilities.drafter, compile_options.clone()),
             compile_options,
             runtime,

@@ -12,7 +12,7 @@ use crate::auth::Tokens;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::Result;
-use crate::keys::Sealer;
+use crate::keyring::Keyring;
 use oauth3_drafting::Drafting;
 
 /// The running gateway's shared state.
@@ -25,8 +25,8 @@ pub struct Gateway {
     pub db: Db,
     /// Token issuer and verifier.
     pub tokens: Tokens,
-    /// Seals secrets at rest.
-    pub sealer: Arc<Sealer>,
+    /// Seals secrets at rest, by key version.
+    pub keyring: Arc<Keyring>,
     /// How specs are compiled (the operator's insecure upstreams).
     pub compile_options: CompileOptions,
     /// Turns intents into specs.

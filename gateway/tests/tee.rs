@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use oauth3_e2e::dstack::{FakeAgent, SIMULATOR_APP_KEY, derive, hex, hex_bytes};
 use oauth3_e2e::{Stub, approved_permit, call, postgres};
-use oauth3_gateway::keys::{KeyProvider, KeyPurpose, Sealer};
+use oauth3_gateway::keys::{KeyProvider, KeyPurpose, KeyVersion, Sealer};
 use oauth3_gateway::tee::{Dstack, DstackKeys, Endpoint};
 use oauth3_gateway::{Capabilities, Server};
 use reqwest::StatusCode;
@@ -27,9 +27,12 @@ async fn the_client_derives_the_apps_keys_as_dstack_does() {
     assert_eq!(hex(&key), "cb20ff7b7e28cac39072d4532668f4afa8984c76cbe0f5811886ae0de508e03e");
 
     let keys = DstackKeys::new(dstack);
-    assert_eq!(DstackKeys::path(KeyPurpose::Sealing), "oauth3/sealing/v1");
-    assert_eq!(DstackKeys::path(KeyPurpose::Jwt), "oauth3/jwt/v1");
+    assert_eq!(DstackKeys::path(KeyPurpose::Sealing, KeyVersion::V1), "oauth3/sealing/v1");
+    assert_eq!(DstackKeys::path(KeyPurpose::Jwt, KeyVersion::V1), "oauth3/jwt/v1");
+    let v2 = "v2".parse().unwrap();
+    assert_eq!(DstackKeys::path(KeyPurpose::Sealing, v2), "oauth3/sealing/v2");
     let app = hex_bytes(SIMULATOR_APP_KEY);
+    assert_eq!(keys.key_at(KeyPurpose::Sealing, v2).await.unwrap(), derive(&app, "oauth3/sealing/v2"));
     assert_eq!(keys.key(KeyPurpose::Sealing).await.unwrap(), derive(&app, "oauth3/sealing/v1"));
     assert_ne!(keys.key(KeyPurpose::Sealing).await.unwrap(), keys.key(KeyPurpose::Jwt).await.unwrap());
     assert!(keys.name().starts_with("dstack ("), "{}", keys.name());

@@ -46,10 +46,18 @@ pub(crate) async fn store(gateway: &Gateway, owner: &str, name: &str, value: &st
         // Secrets are injected into headers and query strings.
         return Err(Error::bad_request("invalid_request", "value: must not contain control characters or newlines"));
     }
-    let sealed = gateway.sealer.seal(owner, name, value.as_bytes())?;
-    let stored = secrets::put(&gateway.db, owner, name, &sealed, now_ms()).await?;
-    tracing::info!(owner, secret = %name, "secret stored");
-    Ok(stored)
+    // Sealed under the version the database names; a rotation moving it on
+    // in between makes the write refuse, and this seals again.
+    for _ in 0..3 {
+        let version = secrets::sealing_version(&gateway.db).await?;
+        let bytes = gateway.keyring.sealer(version).await?.seal(owner, name, value.as_bytes())?;
+        let sealed = secrets::Sealed { bytes, version };
+        if let Some(stored) = secrets::put(&gateway.db, owner, name, &sealed, now_ms()).await? {
+            tracing::info!(owner, secret = %name, key = %version, "secret stored");
+            return Ok(stored);
+        }
+    }
+    Err(Error::Internal("the sealing key version kept changing; try again".into()))
 }
 
 /// The owner's secret names and timestamps.

@@ -5,10 +5,7 @@
 
 use super::dstack::Dstack;
 use crate::error::Result;
-use crate::keys::{KeyProvider, KeyPurpose};
-
-/// The key version every purpose uses now.
-pub const KEY_VERSION: &str = "v1";
+use crate::keys::{KeyProvider, KeyPurpose, KeyVersion};
 
 /// Keys derived by the dstack guest agent.
 pub struct DstackKeys {
@@ -21,16 +18,16 @@ impl DstackKeys {
         DstackKeys { agent }
     }
 
-    /// The `GetKey` path of `purpose`.
-    pub fn path(purpose: KeyPurpose) -> String {
-        format!("oauth3/{}/{KEY_VERSION}", purpose.name())
+    /// The `GetKey` path of `purpose` at `version`: `oauth3/sealing/v1`, ….
+    pub fn path(purpose: KeyPurpose, version: KeyVersion) -> String {
+        format!("oauth3/{}/{version}", purpose.name())
     }
 }
 
 #[async_trait::async_trait]
 impl KeyProvider for DstackKeys {
-    async fn key(&self, purpose: KeyPurpose) -> Result<[u8; 32]> {
-        self.agent.get_key(&DstackKeys::path(purpose)).await
+    async fn key_at(&self, purpose: KeyPurpose, version: KeyVersion) -> Result<[u8; 32]> {
+        self.agent.get_key(&DstackKeys::path(purpose, version)).await
     }
 
     fn name(&self) -> String {

@@ -1,0 +1,62 @@
+//! Which keys this gateway uses: the [`KeyProvider`] `OAUTH3_KEYS` selects,
+//! and a [`Keyring`] of sealers by key version. Every sealed secret names
+//! the version it was sealed under; new secrets are sealed under the version
+//! the database names (moved on by `oauth3 rotate-keys`), so replicas agree
+//! without a restart.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::config::{Config, KeysChoice};
+use crate::error::{Error, Result};
+use crate::keys::{KeyProvider, KeyPurpose, KeyVersion, LocalKeyFile, Sealer};
+use crate::tee::{Dstack, DstackKeys, Endpoint};
+
+/// The key provider `config.keys` selects, and the dstack guest agent when
+/// it is the one: `auto` takes dstack when its socket is found, `dstack`
+/// refuses to go on without it, `file` keeps keys in the data dir.
+pub fn select(config: &Config) -> Result<(Arc<dyn KeyProvider>, Option<Dstack>)> {
+    match (config.keys, Endpoint::discover()) {
+        (KeysChoice::File, _) | (KeysChoice::Auto, None) => Ok((Arc::new(LocalKeyFile::new(&config.data_dir)), None)),
+        (KeysChoice::Dstack | KeysChoice::Auto, Some(endpoint)) => {
+            let agent = Dstack::new(endpoint);
+            Ok((Arc::new(DstackKeys::new(agent.clone())), Some(agent)))
+        }
+        (KeysChoice::Dstack, None) => Err(Error::Config(format!(
+            "OAUTH3_KEYS=dstack, but no dstack guest agent was found (looked for {}; or set {})",
+            crate::tee::dstack::SOCKETS.join(", "),
+            crate::tee::dstack::ENDPOINT_VARIABLE
+        ))),
+    }
+}
+
+/// Sealers by key version, each derived from the provider once.
+pub struct Keyring {
+    provider: Arc<dyn KeyProvider>,
+    sealers: Mutex<HashMap<KeyVersion, Arc<Sealer>>>,
+}
+
+impl Keyring {
+    /// Sealing keys from `provider`.
+    pub fn new(provider: Arc<dyn KeyProvider>) -> Keyring {
+        Keyring { provider, sealers: Mutex::default() }
+    }
+
+    /// The sealer of `version`.
+    pub async fn sealer(&self, version: KeyVersion) -> Result<Arc<Sealer>> {
+        if let Some(sealer) = self.sealers.lock().expect("sealers lock").get(&version) {
+            return Ok(Arc::clone(sealer));
+        }
+        // Derived outside the lock; two racing derivations give the same key.
+        let sealer = Arc::new(Sealer::new(&self.provider.key_at(KeyPurpose::Sealing, version).await?)?);
+        Ok(Arc::clone(self.sealers.lock().expect("sealers lock").entry(version).or_insert(sealer)))
+    }
+
+    /// Opens what was sealed under `version` for (`owner`, `name`).
+    pub async fn open(&self, version: KeyVersion, owner: &str, name: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+        self.sealer(version).await?.open(owner, name, sealed).map_err(|error| match error {
+            Error::Crypto(message) => Error::Crypto(format!("{message} (key {version})")),
+            other => other,
+        })
+    }
+}
