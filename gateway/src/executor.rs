@@ -18,8 +18,9 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::capabilities::OwnerSecrets;
 use crate::db::{Db, now_ms};
 use crate::error::{Error, Result};
+use crate::receipts::{self, ExecutionFacts};
 use crate::state::{Gateway, Phase};
-use crate::store::{ExecutionStatus, PermitStatus};
+use crate::store::{ExecutionStatus, PermitStatus, RunRow};
 use crate::store::{components, executions};
 use crate::views::OutcomeView;
 
@@ -113,7 +114,11 @@ async fn dispatch(gateway: Arc<Gateway>, mut queue: mpsc::Receiver<String>, slot
             if let Err(error) = task.await {
                 tracing::error!(execution = %id, %error, "execution task panicked");
                 let failed = failure("internal", "the gateway failed running this");
-                let _ = finish(&gateway, &id, ExecutionStatus::Failed, &failed).await;
+                // Signed when first read, from what the row records.
+                let at = now_ms();
+                let _ =
+                    executions::finish(&gateway.db, &id, ExecutionStatus::Failed, &failed.to_string(), at, None).await;
+                gateway.finished.notify(&id);
             }
             drop(slot);
         });
@@ -174,11 +179,23 @@ async fn execute(gateway: Arc<Gateway>, id: String) {
             return;
         }
     }
+    let row = match executions::for_run(&gateway.db, &id).await {
+        Ok(row) => row,
+        Err(error) => {
+            tracing::error!(execution = %id, %error, "could not read a claimed execution");
+            return;
+        }
+    };
+    let signed = Signed {
+        permit_id: row.permit_id.clone(),
+        spec_hash: row.claimed_spec_hash.clone(),
+        code_hash: row.code_hash.clone(),
+    };
     let ran = tokio::select! {
         biased;
         // Past the grace period: dropped here, marked interrupted by `Workers::stop`.
         () = gateway.stopping.reached(Phase::Aborting) => return,
-        ran = run(&gateway, &id) => ran,
+        ran = run(&gateway, &id, row) => ran,
     };
     let (status, result) = match ran {
         Ok(Ended::Ran(outcome)) => {
@@ -193,7 +210,7 @@ async fn execute(gateway: Arc<Gateway>, id: String) {
     };
     let code = result["error"]["code"].as_str().unwrap_or("");
     tracing::info!(execution = %id, %status, error = code, duration_ms = %result["duration_ms"], "execution ended");
-    if let Err(error) = finish(&gateway, &id, status, &result).await {
+    if let Err(error) = finish(&gateway, &id, status, &result, &signed).await {
         tracing::error!(execution = %id, %error, "could not record an execution's result");
     }
 }
@@ -206,12 +223,26 @@ enum Ended {
     Refused(&'static str, String),
 }
 
-async fn run(gateway: &Gateway, id: &str) -> Result<Ended> {
-    let row = executions::for_run(&gateway.db, id).await?;
+/// What an execution's receipt names besides its outcome.
+struct Signed {
+    permit_id: String,
+    spec_hash: Option<String>,
+    code_hash: Option<String>,
+}
+
+async fn run(gateway: &Gateway, id: &str, row: RunRow) -> Result<Ended> {
     let (permit_id, status, expires_at, code) = (row.permit_id, row.status, row.expires_at, row.code);
     let (Some(spec), Some(hash), Some(owner)) = (row.spec, row.spec_hash, row.owner_id) else {
         return Ok(Ended::Refused("permit_not_active", "the permit has no approved spec".into()));
     };
+    if row.claimed_spec_hash.as_deref() != Some(hash.as_str()) {
+        // An approval changed the spec between the claim and this read: the
+        // receipt would name a spec other than the one run.
+        return Ok(Ended::Refused(
+            "permit_changed",
+            "the permit's spec changed as this started; submit it again".into(),
+        ));
+    }
     if status != PermitStatus::Active {
         return Ok(Ended::Refused("permit_not_active", format!("the permit is {status}")));
     }
@@ -265,8 +296,19 @@ async fn run(gateway: &Gateway, id: &str) -> Result<Ended> {
     Ok(Ended::Ran(gateway.runtime.run(&script, outbound, run).await?))
 }
 
-async fn finish(gateway: &Gateway, id: &str, status: ExecutionStatus, result: &Value) -> Result<()> {
-    executions::finish(&gateway.db, id, status, &result.to_string(), now_ms()).await?;
+async fn finish(gateway: &Gateway, id: &str, status: ExecutionStatus, result: &Value, signed: &Signed) -> Result<()> {
+    let at = now_ms();
+    let facts = ExecutionFacts {
+        request_id: id,
+        permit_id: &signed.permit_id,
+        spec_hash: signed.spec_hash.as_deref(),
+        code_hash: signed.code_hash.as_deref(),
+        status: status.as_str(),
+        finished_at: Some(at),
+        result,
+    };
+    let receipt = receipts::execution(&gateway.tee.signing, &facts)?;
+    executions::finish(&gateway.db, id, status, &result.to_string(), at, Some(&receipt)).await?;
     gateway.finished.notify(id);
     Ok(())
 }

@@ -16,6 +16,7 @@ pub mod keyring;
 pub mod keys;
 pub mod notify;
 mod offline;
+pub mod receipts;
 pub mod retention;
 pub mod rotate;
 mod server;

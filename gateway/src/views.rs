@@ -146,6 +146,9 @@ pub struct RequestView {
     /// The spec to approve.
     #[serde(flatten)]
     pub spec: SpecView,
+    /// Once approved: the gateway's signed statement of what was approved
+    /// (`oauth3-approval-v1`).
+    pub approval_receipt: Option<crate::receipts::Receipt>,
 }
 
 impl RequestView {
@@ -172,6 +175,7 @@ impl RequestView {
             approval_url: urls.approval.clone(),
             status_url: urls.status.clone(),
             spec,
+            approval_receipt: None,
         }
     }
 }
@@ -205,6 +209,9 @@ pub struct DecisionView {
     pub expires_at: Option<String>,
     /// Where the request is followed.
     pub status_url: String,
+    /// After an approval: the gateway's signed statement of what was
+    /// approved (`oauth3-approval-v1`).
+    pub approval_receipt: Option<crate::receipts::Receipt>,
     /// After an approval: secrets the spec injects that the owner has not stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing_secrets: Option<Vec<String>>,
@@ -339,6 +346,9 @@ pub struct ExecutionView {
     pub finished_at: Option<String>,
     /// The [`OutcomeView`] once finished, as stored.
     pub result: Value,
+    /// Once finished: the gateway's signed statement of what ran under
+    /// which spec and how it ended (`oauth3-receipt-v1`).
+    pub receipt: Option<crate::receipts::Receipt>,
 }
 
 impl ExecutionView {
@@ -353,6 +363,7 @@ impl ExecutionView {
             started_at: rfc3339_opt(row.started_at),
             finished_at: rfc3339_opt(row.finished_at),
             result: row.result.as_deref().and_then(|r| serde_json::from_str(r).ok()).unwrap_or(Value::Null),
+            receipt: row.receipt.as_deref().and_then(|r| serde_json::from_str(r).ok()),
         }
     }
 }
@@ -480,6 +491,9 @@ pub struct AuditEntry {
     pub permit_id: String,
     /// The execution.
     pub execution_id: String,
+    /// The id of the execution's signed receipt (hex SHA-256 of its
+    /// payload's JCS bytes), once the execution has finished.
+    pub receipt_id: Option<String>,
     /// The call.
     #[serde(flatten)]
     pub call: CallView,
@@ -492,6 +506,7 @@ impl AuditEntry {
             id: row.id,
             permit_id: row.permit_id,
             execution_id: row.execution_id,
+            receipt_id: row.receipt_id,
             call: CallView {
                 integration: row.integration,
                 method: row.method,

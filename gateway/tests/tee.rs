@@ -7,7 +7,7 @@ mod support;
 
 use std::sync::Arc;
 
-use oauth3_e2e::dstack::{FakeAgent, SIMULATOR_APP_KEY, derive, hex, hex_bytes};
+use oauth3_e2e::dstack::{FakeAgent, SIMULATOR_APP_KEY, derive, hex, hex_bytes, receipt_id, receipt_verifies};
 use oauth3_e2e::{Stub, approved_permit, call, postgres};
 use oauth3_gateway::keys::{KeyProvider, KeyPurpose, KeyVersion, Sealer};
 use oauth3_gateway::tee::{Dstack, DstackKeys, Endpoint};
@@ -200,4 +200,62 @@ async fn inside_a_tee_the_quote_carries_the_binding() {
     let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).unwrap();
     assert_eq!(document["signing_key"], hex(ring::signature::KeyPair::public_key(&pair).as_ref()));
     server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executions_and_approvals_carry_receipts_signed_by_the_attested_key() {
+    let gateway = support::TestGateway::start(Backend::Sqlite).await;
+    let (_, attestation) = gateway.call("GET", "/attestation?nonce=000102030405060708090a0b0c0d0e0f", None, None).await;
+    let key = attestation["signing_key"].as_str().unwrap().to_owned();
+
+    // The approval: what the owner bound, as the agent can show it.
+    let (owner_id, owner) = gateway.signup("owner", "owner").await;
+    let (_, agent) = gateway.signup("agent", "agent").await;
+    let (status, _) = gateway.post("/secrets", &owner, json!({"name": "GITHUB_TOKEN", "value": fake_secret()})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (request, permit) = gateway.request_permit(&agent).await;
+    let decision = gateway.approve(&owner, &request).await;
+    let approval = &decision["approval_receipt"];
+    assert!(receipt_verifies(approval, &key), "{decision}");
+    let payload = &approval["payload"];
+    assert_eq!(payload["type"], "oauth3-approval-v1");
+    assert_eq!((&payload["request_id"], &payload["permit_id"]), (&json!(request), &json!(permit)));
+    assert_eq!((&payload["spec_hash"], &payload["owner_id"]), (&decision["spec_hash"], &json!(owner_id)));
+    assert_eq!(payload["expires_at"], decision["expires_at"]);
+    let (_, shown) = gateway.get(&format!("/permit/{request}"), &agent).await;
+    assert_eq!(shown["approval_receipt"], *approval, "the agent reads the same receipt");
+
+    // An execution: what ran, under which spec, and how it ended.
+    let code = "console.log((await github('GET', '/repos/owner/repo/issues')).length)";
+    let done = gateway.execute(&agent, &permit, code).await;
+    let receipt = &done["receipt"];
+    assert!(receipt_verifies(receipt, &key), "{done}");
+    let payload = &receipt["payload"];
+    assert_eq!(payload["type"], "oauth3-receipt-v1");
+    assert_eq!((&payload["request_id"], &payload["permit_id"]), (&done["request_id"], &json!(permit)));
+    assert_eq!(payload["spec_hash"], decision["spec_hash"]);
+    assert_eq!(payload["code_hash"], hex(ring::digest::digest(&ring::digest::SHA256, code.as_bytes()).as_ref()));
+    assert_eq!((&payload["status"], &payload["finished_at"]), (&json!("completed"), &done["finished_at"]));
+    assert_eq!(payload["result"], done["result"]);
+
+    // Any change to the payload, however small, breaks it; so does another key.
+    for (pointer, value) in [
+        ("/payload/status", json!("failed")),
+        ("/payload/result/stdout", json!("3\n")),
+        ("/payload/code_hash", json!(hex(&[0; 32]))),
+        ("/payload/finished_at", json!("2020-01-01T00:00:00Z")),
+    ] {
+        let mut changed = receipt.clone();
+        *changed.pointer_mut(pointer).unwrap() = value;
+        assert!(!receipt_verifies(&changed, &key), "{pointer} changed but the receipt still verified");
+    }
+    assert!(!receipt_verifies(receipt, &hex(&[7; 32])));
+
+    // The audit rows of its calls name it.
+    let (_, audit) = gateway.get(&format!("/audit?permit_id={permit}"), &owner).await;
+    let entries = audit["entries"].as_array().unwrap();
+    assert!(!entries.is_empty());
+    for entry in entries {
+        assert_eq!(entry["receipt_id"], receipt_id(receipt), "{entry}");
+    }
 }

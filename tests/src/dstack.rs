@@ -97,6 +97,26 @@ pub fn hex_bytes(text: &str) -> Vec<u8> {
     (0..text.len() / 2).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).expect("hex")).collect()
 }
 
+/// Whether `receipt` (`{payload, signature, signing_key}`) was signed by
+/// `key_hex`: Ed25519 over the JCS (RFC 8785) bytes of its payload, checked
+/// independently of the gateway's code.
+pub fn receipt_verifies(receipt: &Value, key_hex: &str) -> bool {
+    let (Some(signature), Some(signer)) = (receipt["signature"].as_str(), receipt["signing_key"].as_str()) else {
+        return false;
+    };
+    let message = serde_json_canonicalizer::to_vec(&receipt["payload"]).unwrap();
+    signer == key_hex
+        && ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, hex_bytes(key_hex))
+            .verify(&message, &hex_bytes(signature))
+            .is_ok()
+}
+
+/// A receipt's id: the hex SHA-256 of its payload's JCS bytes.
+pub fn receipt_id(receipt: &Value) -> String {
+    let message = serde_json_canonicalizer::to_vec(&receipt["payload"]).unwrap();
+    hex(ring::digest::digest(&ring::digest::SHA256, &message).as_ref())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

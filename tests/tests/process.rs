@@ -2,6 +2,7 @@
 //! README quickstart run verbatim, a kill -9 and restart, and a search for
 //! the secret value in everything the gateway wrote.
 
+use oauth3_e2e::dstack::receipt_verifies;
 use oauth3_e2e::{Backend, Binary, Stub, call, fake_secret, on_both_databases, shared_cache_dir};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -149,6 +150,15 @@ async fn state_survives_a_kill_and_a_running_execution_is_marked_interrupted(bac
     assert_eq!(interrupted["status"], "failed", "{interrupted}");
     assert_eq!(interrupted["result"]["error"]["code"], "interrupted");
     assert!(interrupted["finished_at"].is_string());
+    // Signed all the same, by the key the attestation binds.
+    let (_, attestation) = call(url, "GET", "/attestation?nonce=000102030405060708090a0b0c0d0e0f", None, None).await;
+    let receipt = &interrupted["receipt"];
+    assert!(receipt_verifies(receipt, attestation["signing_key"].as_str().unwrap()), "{interrupted}");
+    assert_eq!(receipt["payload"]["status"], "failed");
+    assert_eq!(receipt["payload"]["result"], interrupted["result"]);
+    assert!(receipt["payload"]["spec_hash"].is_string(), "{receipt}");
+    let (_, again) = call(url, "GET", &status_path, Some(&agent), None).await;
+    assert_eq!(again["receipt"], *receipt, "signed once, then stored");
     // The secret, the permit and its approval survived; the sealing key too,
     // since a new execution gets the credential injected.
     let (_, secrets) = call(url, "GET", "/secrets", Some(&owner), None).await;

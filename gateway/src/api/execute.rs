@@ -15,6 +15,7 @@ use crate::auth::{Agent, Auth, Owner, Role};
 use crate::db::now_ms;
 use crate::error::{Error, Result};
 use crate::keys::new_id;
+use crate::receipts::{self, ExecutionFacts};
 use crate::state::Gateway;
 use crate::store::components;
 use crate::store::executions::{self, Slot};
@@ -137,7 +138,7 @@ pub async fn submit(
             None
         }
         Code::Component(bytes) => {
-            let hash = crate::keys::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
+            let hash = receipts::code_hash(bytes);
             // A retry gets its execution, and an agent at its cap is
             // refused, before anything is compiled or stored.
             if let Some((id, status)) = existing_action(&gateway, &agent.id, &body, &args, Some(&hash)).await? {
@@ -153,6 +154,7 @@ pub async fn submit(
             Some(hash)
         }
     };
+    let code_hash = component_hash.clone().unwrap_or_else(|| receipts::code_hash(body.script().as_bytes()));
     // Usually a random slot is free: one plain insert. The unique index
     // refuses it if not, and the search below takes over.
     let guess = (u64::from_le_bytes(crate::keys::random_bytes::<8>()?) % cap as u64) as i64;
@@ -168,6 +170,7 @@ pub async fn submit(
             code: body.script(),
             args: &args,
             component_hash: component_hash.as_deref(),
+            code_hash: &code_hash,
             created_at: now_ms(),
         };
         if executions::insert_queued(&gateway.db, &new, slot).await? {
@@ -304,7 +307,23 @@ async fn read_status(gateway: &Gateway, caller: &Auth, id: &str) -> Result<Execu
         .await?
         .filter(visible)
         .ok_or_else(|| Error::NotFound(format!("no execution {id} visible to you")))?;
-    Ok(ExecutionView::of(&row))
+    let mut view = ExecutionView::of(&row);
+    if row.status.is_finished() && view.receipt.is_none() {
+        // Ended without a worker's finish (interrupted): signed on first read.
+        let facts = ExecutionFacts {
+            request_id: &row.id,
+            permit_id: &row.permit_id,
+            spec_hash: row.spec_hash.as_deref(),
+            code_hash: row.code_hash.as_deref(),
+            status: row.status.as_str(),
+            finished_at: row.finished_at,
+            result: &view.result,
+        };
+        let receipt = receipts::execution(&gateway.tee.signing, &facts)?;
+        executions::set_receipt(&gateway.db, &row.id, &receipt).await?;
+        view.receipt = Some(receipt);
+    }
+    Ok(view)
 }
 
 #[derive(Deserialize)]

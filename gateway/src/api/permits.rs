@@ -17,6 +17,7 @@ use crate::db::{now_ms, rfc3339, rfc3339_opt};
 use crate::error::{Error, Result};
 use crate::keys::new_id;
 use crate::notify::{AgentRef, ApprovalNotice};
+use crate::receipts::{self, ApprovalFacts, Receipt};
 use crate::state::Gateway;
 use crate::store::permits::{self, ApprovedSpec, Decision, Party};
 use crate::store::{NewRequest, PermitRow, RequestRow};
@@ -178,7 +179,27 @@ pub async fn show_request<R: Requirement + Send + Sync>(
 ) -> Result<Json<RequestView>> {
     let row = visible_request(&gateway, &caller, &id).await?;
     let compiled = gateway.compiled(&row.spec_hash, &row.spec)?;
-    Ok(Json(RequestView::of(&row, now_ms(), SpecView::of(&compiled), &request_urls(&gateway, &row.id))))
+    let mut view = RequestView::of(&row, now_ms(), SpecView::of(&compiled), &request_urls(&gateway, &row.id));
+    view.approval_receipt = approval_receipt(&gateway, &row)?;
+    Ok(Json(view))
+}
+
+/// The signed receipt of `row`'s approval, once approved.
+fn approval_receipt(gateway: &Gateway, row: &RequestRow) -> Result<Option<Receipt>> {
+    let (RequestStatus::Approved, Some(spec_hash), Some(owner_id), Some(approved_at)) =
+        (row.status, &row.approved_spec_hash, &row.decided_by, row.decided_at)
+    else {
+        return Ok(None);
+    };
+    let facts = ApprovalFacts {
+        request_id: &row.id,
+        permit_id: &row.permit_id,
+        spec_hash,
+        owner_id,
+        approved_at,
+        expires_at: row.permit_expires_at,
+    };
+    receipts::approval(&gateway.tee.signing, &facts).map(Some)
 }
 
 async fn visible_request(gateway: &Gateway, caller: &Caller, id: &str) -> Result<RequestRow> {
@@ -328,7 +349,9 @@ pub(crate) async fn decide(gateway: &Arc<Gateway>, owner: &str, id: &str, choice
         RequestStatus::Pending => {}
         status if status == wanted && row.decided_by.as_deref() == Some(owner) => {
             let bound = row.approved_spec_hash.clone();
-            return Ok(decision_view(gateway, &row, row.status, row.permit_expires_at, bound));
+            let mut view = decision_view(gateway, &row, row.status, row.permit_expires_at, bound);
+            view.approval_receipt = approval_receipt(gateway, &row)?;
+            return Ok(view);
         }
         RequestStatus::Expired => return Err(expired()),
         status => return Err(Error::conflict("already_decided", format!("this request was already {status}"))),
@@ -364,7 +387,17 @@ pub(crate) async fn decide(gateway: &Arc<Gateway>, owner: &str, id: &str, choice
         request = %row.id, permit = %row.permit_id, owner, decision = %wanted, %spec_hash,
         narrowed = spec_hash != row.spec_hash, "permit request decided"
     );
+    let facts = ApprovalFacts {
+        request_id: &row.id,
+        permit_id: &row.permit_id,
+        spec_hash: &spec_hash,
+        owner_id: owner,
+        approved_at: now,
+        expires_at: permit_expires_at,
+    };
+    let receipt = receipts::approval(&gateway.tee.signing, &facts)?;
     let mut view = decision_view(gateway, &row, wanted, permit_expires_at, Some(spec_hash));
+    view.approval_receipt = Some(receipt);
     view.missing_secrets = Some(missing_secrets(gateway, owner, &spec).await?);
     Ok(view)
 }
@@ -413,6 +446,7 @@ fn decision_view(
         requested_spec_hash: row.spec_hash.clone(),
         expires_at: rfc3339_opt(expires_at),
         status_url: request_urls(gateway, &row.id).status,
+        approval_receipt: None,
         missing_secrets: None,
     }
 }

@@ -36,7 +36,8 @@ pub async fn insert(db: &Db, permit_id: &str, execution_id: &str, record: &CallR
 pub async fn of_owner(db: &Db, owner: &str, permit_id: Option<&str>, limit: i64) -> Result<Vec<AuditRow>> {
     Ok(sqlx::query_as(
         "SELECT a.id, a.permit_id, a.execution_id, a.integration, a.method, a.url, a.decision, a.reason, a.status, \
-         a.request_bytes, a.response_bytes, a.started_at, a.duration_ms \
+         a.request_bytes, a.response_bytes, a.started_at, a.duration_ms, \
+         (SELECT e.receipt_id FROM executions e WHERE e.id = a.execution_id) AS receipt_id \
          FROM audit a JOIN permits p ON p.id = a.permit_id \
          WHERE p.owner_id = $1 AND ($2 = '' OR a.permit_id = $2) ORDER BY a.id DESC LIMIT $3",
     )
@@ -58,7 +59,8 @@ pub async fn page_of_owner(
     limit: i64,
 ) -> Result<Vec<AuditRow>> {
     let columns = "a.id, a.permit_id, a.execution_id, a.integration, a.method, a.url, a.decision, a.reason, \
-                   a.status, a.request_bytes, a.response_bytes, a.started_at, a.duration_ms";
+                   a.status, a.request_bytes, a.response_bytes, a.started_at, a.duration_ms, \
+                   (SELECT e.receipt_id FROM executions e WHERE e.id = a.execution_id) AS receipt_id";
     let before = before.unwrap_or(i64::MAX);
     let sql = match permit_id {
         // One permit: its index, after checking it is the owner's.

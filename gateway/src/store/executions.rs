@@ -9,6 +9,7 @@ use super::rows::{ActionRow, ExecutionRow, NewExecution, RunRow};
 use super::status::ExecutionStatus;
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::receipts::Receipt;
 
 /// Which of the agent's slots an insert takes.
 #[derive(Debug, Clone, Copy)]
@@ -27,14 +28,15 @@ pub enum Slot {
 /// exists).
 pub async fn insert_queued(db: &Db, new: &NewExecution<'_>, slot: Slot) -> Result<bool> {
     const EXACTLY: &str = "INSERT INTO executions (id, permit_id, agent_id, action_id, code, args, status, created_at, \
-         slot, component_hash) VALUES ($1, $2, $3, $4, $5, $6, $9, $7, $8, $10) ON CONFLICT DO NOTHING";
+         slot, component_hash, code_hash) VALUES ($1, $2, $3, $4, $5, $6, $9, $7, $8, $10, $11) ON CONFLICT DO NOTHING";
     const ANY_FREE: &str = "WITH RECURSIVE slots(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM slots WHERE n + 1 < $8), \
          free AS (SELECT n FROM slots WHERE n NOT IN (SELECT slot FROM executions WHERE agent_id = $3 \
            AND status IN ($9, $11) AND slot IS NOT NULL) ORDER BY random() LIMIT 1) \
          INSERT INTO executions (id, permit_id, agent_id, action_id, code, args, status, created_at, slot, \
-           component_hash) \
-         SELECT $1, $2, $3, $4, $5, $6, $9, $7, free.n, $10 FROM free WHERE true ON CONFLICT DO NOTHING";
-    // The search also names `running` ($11), to find the slots in use.
+           component_hash, code_hash) \
+         SELECT $1, $2, $3, $4, $5, $6, $9, $7, free.n, $10, $12 FROM free WHERE true ON CONFLICT DO NOTHING";
+    // The search also names `running` ($11), to find the slots in use; the
+    // code's hash follows it.
     let (sql, slot, search) = match slot {
         Slot::Exactly(n) => (EXACTLY, n, false),
         Slot::AnyFreeBelow(cap) => (ANY_FREE, cap, true),
@@ -53,6 +55,7 @@ pub async fn insert_queued(db: &Db, new: &NewExecution<'_>, slot: Slot) -> Resul
     if search {
         query = query.bind(ExecutionStatus::Running.as_str());
     }
+    query = query.bind(new.code_hash);
     Ok(query.execute(&db.pool).await?.rows_affected() == 1)
 }
 
@@ -82,7 +85,7 @@ pub async fn in_flight(db: &Db, agent: &str) -> Result<i64> {
 pub async fn execution(db: &Db, id: &str) -> Result<Option<ExecutionRow>> {
     Ok(sqlx::query_as(
         "SELECT e.id, e.agent_id, e.permit_id, e.action_id, e.status, e.created_at, e.started_at, e.finished_at, \
-         e.result, p.owner_id FROM executions e JOIN permits p ON p.id = e.permit_id WHERE e.id = $1",
+         e.result, p.owner_id, e.spec_hash, e.code_hash, e.receipt FROM executions e JOIN permits p ON p.id = e.permit_id WHERE e.id = $1",
     )
     .bind(id)
     .fetch_optional(&db.pool)
@@ -92,7 +95,8 @@ pub async fn execution(db: &Db, id: &str) -> Result<Option<ExecutionRow>> {
 /// What a worker needs to run the execution `id`.
 pub async fn for_run(db: &Db, id: &str) -> Result<RunRow> {
     Ok(sqlx::query_as(
-        "SELECT e.code, e.args, e.component_hash, e.permit_id, p.status, p.spec, p.spec_hash, p.owner_id, p.expires_at \
+        "SELECT e.code, e.args, e.component_hash, e.permit_id, p.status, p.spec, p.spec_hash, p.owner_id, p.expires_at, \
+         e.spec_hash AS claimed_spec_hash, e.code_hash \
          FROM executions e JOIN permits p ON p.id = e.permit_id WHERE e.id = $1",
     )
     .bind(id)
@@ -112,36 +116,70 @@ pub async fn queued_before(db: &Db, before: i64, limit: i64) -> Result<Vec<Strin
     .await?)
 }
 
-/// `queued` → `running` by `worker`. False when another worker has it, or
-/// it already ended.
+/// `queued` → `running` by `worker`, recording the spec hash its permit has
+/// now (what its receipt names). False when another worker has it, or it
+/// already ended.
 pub async fn claim(db: &Db, id: &str, worker: &str, at: i64) -> Result<bool> {
-    let claimed =
-        sqlx::query("UPDATE executions SET status = $1, started_at = $2, worker = $3 WHERE id = $4 AND status = $5")
-            .bind(ExecutionStatus::Running.as_str())
-            .bind(at)
-            .bind(worker)
-            .bind(id)
-            .bind(ExecutionStatus::Queued.as_str())
-            .execute(&db.pool)
-            .await?
-            .rows_affected();
+    let claimed = sqlx::query(
+        "UPDATE executions SET status = $1, started_at = $2, worker = $3, \
+             spec_hash = (SELECT p.spec_hash FROM permits p WHERE p.id = executions.permit_id) \
+             WHERE id = $4 AND status = $5",
+    )
+    .bind(ExecutionStatus::Running.as_str())
+    .bind(at)
+    .bind(worker)
+    .bind(id)
+    .bind(ExecutionStatus::Queued.as_str())
+    .execute(&db.pool)
+    .await?
+    .rows_affected();
     Ok(claimed == 1)
 }
 
-/// `running` → `completed` or `failed`, with the outcome (JSON).
-pub async fn finish(db: &Db, id: &str, to: ExecutionStatus, result: &str, at: i64) -> Result<()> {
+/// `running` → `completed` or `failed`, with the outcome (JSON) and its
+/// signed receipt. Without a receipt, one is signed when the execution is
+/// first read.
+pub async fn finish(
+    db: &Db,
+    id: &str,
+    to: ExecutionStatus,
+    result: &str,
+    at: i64,
+    receipt: Option<&Receipt>,
+) -> Result<()> {
     if !to.is_finished() {
         return Err(Error::Internal(format!("an execution cannot finish as {to}")));
     }
-    sqlx::query("UPDATE executions SET status = $1, finished_at = $2, result = $3 WHERE id = $4 AND status = $5")
-        .bind(to.as_str())
-        .bind(at)
-        .bind(result)
+    sqlx::query(
+        "UPDATE executions SET status = $1, finished_at = $2, result = $3, receipt = $6, receipt_id = $7 \
+         WHERE id = $4 AND status = $5",
+    )
+    .bind(to.as_str())
+    .bind(at)
+    .bind(result)
+    .bind(id)
+    .bind(ExecutionStatus::Running.as_str())
+    .bind(receipt.map(receipt_json).transpose()?)
+    .bind(receipt.map(Receipt::id).transpose()?)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// Stores the receipt of a finished execution that has none (one ended by
+/// an interruption).
+pub async fn set_receipt(db: &Db, id: &str, receipt: &Receipt) -> Result<()> {
+    sqlx::query("UPDATE executions SET receipt = $1, receipt_id = $2 WHERE id = $3 AND receipt IS NULL")
+        .bind(receipt_json(receipt)?)
+        .bind(receipt.id()?)
         .bind(id)
-        .bind(ExecutionStatus::Running.as_str())
         .execute(&db.pool)
         .await?;
     Ok(())
+}
+
+fn receipt_json(receipt: &Receipt) -> Result<String> {
+    serde_json::to_string(receipt).map_err(|e| Error::Internal(format!("serialising a receipt: {e}")))
 }
 
 /// `running` → `failed` with `result`, for the executions of `replica` (a

@@ -117,6 +117,8 @@ pub struct NewExecution<'a> {
     pub code: &'a str,
     pub args: &'a str,
     pub component_hash: Option<&'a str>,
+    /// Hex SHA-256 of `code`, or `component_hash`.
+    pub code_hash: &'a str,
     pub created_at: i64,
 }
 
@@ -146,6 +148,12 @@ pub struct ExecutionRow {
     pub finished_at: Option<i64>,
     pub result: Option<String>,
     pub owner_id: Option<String>,
+    /// The spec hash it was claimed under.
+    pub spec_hash: Option<String>,
+    /// Hex SHA-256 of its code or component.
+    pub code_hash: Option<String>,
+    /// Its signed receipt (JSON), once finished.
+    pub receipt: Option<String>,
 }
 
 /// What a worker needs to run an execution: its code and args, and its
@@ -162,6 +170,9 @@ pub struct RunRow {
     pub spec_hash: Option<String>,
     pub owner_id: Option<String>,
     pub expires_at: Option<i64>,
+    /// The permit's spec hash when this execution was claimed.
+    pub claimed_spec_hash: Option<String>,
+    pub code_hash: Option<String>,
 }
 
 /// A row of `audit`: one call, with the fields of a `CallRecord` (times
@@ -181,6 +192,7 @@ pub struct AuditRow {
     pub response_bytes: i64,
     pub started_at: i64,
     pub duration_ms: i64,
+    pub receipt_id: Option<String>,
 }
 
 /// A secret's name and timestamps in unix ms (never its value).
