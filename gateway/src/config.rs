@@ -47,6 +47,55 @@ pub enum Command {
     /// in the data dir), in batches, while gateways keep serving. Safe to run
     /// again after an interruption. Reads the same settings as `serve`.
     RotateKeys(Box<RotateKeys>),
+    /// Check what a gateway runs before trusting it with a secret.
+    #[command(subcommand)]
+    Attest(AttestCommand),
+    /// Check a receipt a gateway signed.
+    #[command(subcommand)]
+    Receipt(ReceiptCommand),
+}
+
+/// `oauth3 attest ...`.
+#[derive(Debug, Subcommand)]
+pub enum AttestCommand {
+    /// Fetch the gateway's /attestation with a fresh random nonce and check
+    /// it: the binding of its receipt key, config and the nonce into the TDX
+    /// quote's report_data, the quote (Intel DCAP, with dcap-qvl), RTMR3
+    /// replayed from the event log, and the compose hash. Prints app_id,
+    /// compose_hash and the config; exits 1 on any mismatch.
+    Verify {
+        /// The gateway's base URL.
+        #[arg(long)]
+        url: String,
+        /// The app-compose.json the gateway should run (its SHA-256 must be
+        /// the attested compose hash).
+        #[arg(long, value_name = "APP_COMPOSE_JSON")]
+        compose: Option<PathBuf>,
+        /// Where Intel's collateral comes from: a PCCS, or Intel's PCS.
+        #[arg(long, default_value = crate::tee::verify::DEFAULT_PCCS)]
+        pccs: String,
+        /// Saved collateral (dcap-qvl's JSON) instead of fetching it.
+        #[arg(long, value_name = "FILE")]
+        collateral: Option<PathBuf>,
+    },
+}
+
+/// `oauth3 receipt ...`.
+#[derive(Debug, Subcommand)]
+pub enum ReceiptCommand {
+    /// Check a saved receipt offline: Ed25519 over the JCS bytes of its
+    /// payload, by the expected key. Exits 1 if it does not verify.
+    Verify {
+        /// The receipt, or a status or decision response that holds one
+        /// (`-` reads standard input).
+        receipt: PathBuf,
+        /// The gateway's receipt key (hex), as `oauth3 attest verify` shows it.
+        #[arg(long, required_unless_present = "url", conflicts_with = "url")]
+        key: Option<String>,
+        /// Take the key from this gateway's /attestation instead.
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 /// `oauth3 rotate-keys`.

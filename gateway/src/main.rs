@@ -1,8 +1,11 @@
 //! The `oauth3` binary. See `oauth3 --help`.
 
 use clap::Parser;
-use oauth3_gateway::config::{Cli, Command, LogFormat, RotateKeys, SpecCommand, unknown_variables};
+use oauth3_gateway::config::{
+    AttestCommand, Cli, Command, LogFormat, ReceiptCommand, RotateKeys, SpecCommand, unknown_variables,
+};
 use oauth3_gateway::rotate::{Rotation, rotate};
+use oauth3_gateway::tee;
 use oauth3_gateway::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
@@ -14,6 +17,12 @@ async fn main() -> std::process::ExitCode {
     let config = match cli.command {
         Some(Command::Serve(config)) => *config,
         Some(Command::Spec(command)) => return spec(command),
+        Some(Command::Attest(AttestCommand::Verify { url, compose, pccs, collateral })) => {
+            return exit(tee::cli::attest_verify(&url, compose.as_deref(), &pccs, collateral.as_deref()).await);
+        }
+        Some(Command::Receipt(ReceiptCommand::Verify { receipt, key, url })) => {
+            return exit(tee::cli::receipt_verify(&receipt, key.as_deref(), url.as_deref()).await);
+        }
         Some(Command::RotateKeys(rotate)) => {
             init_logging(&rotate.config);
             return rotate_keys(*rotate).await;
@@ -37,6 +46,10 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn exit(passed: bool) -> std::process::ExitCode {
+    if passed { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE }
 }
 
 /// `oauth3 spec ...`: prints to stdout, errors to stderr (exit 1).

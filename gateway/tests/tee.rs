@@ -7,9 +7,13 @@ mod support;
 
 use std::sync::Arc;
 
-use oauth3_e2e::dstack::{FakeAgent, SIMULATOR_APP_KEY, derive, hex, hex_bytes, receipt_id, receipt_verifies};
+use oauth3_e2e::dstack::{
+    APP_COMPOSE, FakeAgent, SAMPLE_COLLATERAL, SAMPLE_QUOTE, SIMULATOR_APP_KEY, derive, hex, hex_bytes, patched_quote,
+    receipt_id, receipt_verifies, replay_rtmr3,
+};
 use oauth3_e2e::{Stub, approved_permit, call, postgres};
 use oauth3_gateway::keys::{KeyProvider, KeyPurpose, KeyVersion, Sealer};
+use oauth3_gateway::tee::verify::{check_document, verify_quote};
 use oauth3_gateway::tee::{Dstack, DstackKeys, Endpoint};
 use oauth3_gateway::{Capabilities, Server};
 use reqwest::StatusCode;
@@ -160,6 +164,7 @@ async fn the_attestation_binds_the_key_the_config_and_the_nonce() {
     assert_eq!(document["nonce"], nonce);
     assert_eq!(document["config"]["key_provider"], "file");
     assert_eq!(document["config"]["public_url"], gateway.url.as_str());
+    assert_eq!(document["config"]["insecure_upstreams"], json!([gateway.stub.host_port()]));
     assert!(binding_holds(&document), "{document}");
     // Any change breaks it.
     for (pointer, value) in [
@@ -194,6 +199,42 @@ async fn inside_a_tee_the_quote_carries_the_binding() {
     let quote = hex_bytes(document["quote"].as_str().unwrap());
     assert_eq!(hex(&quote[568..632]), document["report_data"].as_str().unwrap(), "the quote is over the binding");
     assert!(document["app_id"].is_string() && document["compose_hash"].is_string());
+    // What `oauth3 attest verify` checks offline all holds, and each tamper
+    // is caught by the check it targets.
+    let nonce = hex_bytes("000102030405060708090a0b0c0d0e0f");
+    let failing = |document: &serde_json::Value, nonce: &[u8], compose: &[u8]| -> Vec<&'static str> {
+        check_document(document, nonce, Some(compose)).into_iter().filter(|c| !c.ok).map(|c| c.name).collect()
+    };
+    let compose = APP_COMPOSE.as_bytes();
+    assert_eq!(failing(&document, &nonce, compose), Vec::<&str>::new(), "{document}");
+    assert_eq!(failing(&document, &[0; 16], compose), ["nonce", "report_data"]);
+    assert_eq!(failing(&document, &nonce, b"{}"), ["expected_compose"]);
+    let tampered = |pointer: &str, value: serde_json::Value| {
+        let mut changed = document.clone();
+        *changed.pointer_mut(pointer).unwrap() = value;
+        failing(&changed, &nonce, compose)
+    };
+    assert_eq!(tampered("/config/public_url", json!("https://phish.example")), ["config_hash", "report_data"]);
+    assert_eq!(tampered("/signing_key", json!(hex(&[9; 32]))), ["report_data"]);
+    assert_eq!(tampered("/compose_hash", json!(hex(&[1; 32]))), ["compose_hash", "expected_compose"]);
+    assert_eq!(tampered("/app_id", json!(hex(&[1; 20]))), ["app_id"]);
+    // A compose-hash event rewritten to claim another compose: its digest no
+    // longer matches; with the digest recomputed, RTMR3 no longer replays.
+    let event = document["event_log"].as_array().unwrap().iter().position(|e| e["event"] == "compose-hash").unwrap();
+    assert_eq!(
+        tampered(&format!("/event_log/{event}/event_payload"), json!(hex(&[1; 32]))),
+        ["rtmr3", "app_id", "compose_hash"]
+    );
+    let forged = hex(&oauth3_gateway::tee::verify::runtime_event_digest("compose-hash", &[1; 32]));
+    let mut changed = document.clone();
+    changed["event_log"][event]["event_payload"] = json!(hex(&[1; 32]));
+    changed["event_log"][event]["digest"] = json!(forged);
+    changed["compose_hash"] = json!(hex(&[1; 32]));
+    assert_eq!(failing(&changed, &nonce, compose), ["rtmr3", "expected_compose"]);
+    // A quote over other report data.
+    let other = hex(&patched_quote(&[5; 64], &replay_rtmr3(&document["event_log"])));
+    assert_eq!(tampered("/quote", json!(other)), ["quote_report_data"]);
+    assert_eq!(tampered("/tee", json!(false)), ["tee"]);
     // The receipt key is the app's: the same in every replica.
     let app = hex_bytes(SIMULATOR_APP_KEY);
     let seed = derive(&app, "oauth3/receipts/v1");
@@ -258,4 +299,24 @@ async fn executions_and_approvals_carry_receipts_signed_by_the_attested_key() {
     for entry in entries {
         assert_eq!(entry["receipt_id"], receipt_id(receipt), "{entry}");
     }
+}
+
+#[test]
+fn dcap_qvl_verifies_the_sample_quote_offline_and_refuses_a_patched_one() {
+    let collateral: dcap_qvl::QuoteCollateralV3 = serde_json::from_str(SAMPLE_COLLATERAL).unwrap();
+    // Inside the collateral's validity (its TCB info and QE identity were
+    // issued 2025-06-19 and are next updated 2025-07-19).
+    let issued = |json: &str| {
+        let value: serde_json::Value = serde_json::from_str(json).unwrap();
+        humantime::parse_rfc3339(value["issueDate"].as_str().unwrap()).unwrap()
+    };
+    let at = issued(&collateral.tcb_info).max(issued(&collateral.qe_identity)) + std::time::Duration::from_secs(3600);
+    let now = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let check = verify_quote(SAMPLE_QUOTE, &collateral, now);
+    assert!(check.ok, "{check:?}");
+    // One changed byte of report data breaks Intel's signature.
+    let patched = patched_quote(&[5; 64], SAMPLE_QUOTE[520..568].try_into().unwrap());
+    assert!(!verify_quote(&patched, &collateral, now).ok);
+    // So does expired collateral.
+    assert!(!verify_quote(SAMPLE_QUOTE, &collateral, now + 365 * 24 * 3600).ok);
 }

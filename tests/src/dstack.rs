@@ -60,27 +60,101 @@ async fn get_key(app_key: Vec<u8>, body: Value) -> Response {
     Json(json!({"key": hex(&key), "signature_chain": [hex(&[1; 65]), hex(&[2; 65])]})).into_response()
 }
 
+/// The app-compose.json the fake CVM "runs": its SHA-256 is the compose
+/// hash the event log measures and `Info` reports.
+pub const APP_COMPOSE: &str = r#"{"manifest_version":2,"name":"oauth3","runner":"docker-compose","docker_compose_file":"services:\n  oauth3:\n    image: oauth3@sha256:0000\n","kms_enabled":true,"gateway_enabled":true,"public_logs":false,"public_sysinfo":true,"allowed_envs":["OAUTH3_PUBLIC_URL"]}"#;
+
+/// dstack's sample TDX v4 quote, shipped with dcap-qvl (see
+/// `fixtures/dcap-qvl/README.md`), which the fake's quotes are patched from.
+pub const SAMPLE_QUOTE: &[u8] = include_bytes!("../fixtures/dcap-qvl/tdx_quote");
+
+/// Intel's collateral for [`SAMPLE_QUOTE`] (dcap-qvl's JSON).
+pub const SAMPLE_COLLATERAL: &str = include_str!("../fixtures/dcap-qvl/tdx_quote_collateral.json");
+
+/// The fake CVM's identity: compose hash, app id (the compose hash's first
+/// 20 bytes, as dstack derives it by default) and instance id.
+pub fn identity() -> ([u8; 32], Vec<u8>, Vec<u8>) {
+    let compose_hash: [u8; 32] =
+        ring::digest::digest(&ring::digest::SHA256, APP_COMPOSE.as_bytes()).as_ref().try_into().unwrap();
+    (compose_hash, compose_hash[..20].to_vec(), vec![0x1d; 20])
+}
+
+/// The fake's event log: a boot event on another register, then dstack's
+/// runtime events on RTMR3, each digest `SHA-384(u32le(0x08000001) ‖ ":" ‖
+/// name ‖ ":" ‖ payload)`.
+pub fn event_log() -> Value {
+    let (compose_hash, app_id, instance_id) = identity();
+    let runtime = |name: &str, payload: &[u8]| {
+        let message = [&0x0800_0001u32.to_le_bytes()[..], b":", name.as_bytes(), b":", payload].concat();
+        let digest = ring::digest::digest(&ring::digest::SHA384, &message);
+        json!({"imr": 3, "event_type": 0x0800_0001u32, "digest": hex(digest.as_ref()), "event": name, "event_payload": hex(payload)})
+    };
+    json!([
+        {"imr": 0, "event_type": 1, "digest": hex(&[0x42; 48]), "event": "", "event_payload": ""},
+        runtime("system-preparing", b""),
+        runtime("app-id", &app_id),
+        runtime("compose-hash", &compose_hash),
+        runtime("instance-id", &instance_id),
+        runtime("boot-mr-done", b""),
+        runtime("key-provider", br#"{"name":"kms","id":"fake"}"#),
+        runtime("system-ready", b""),
+    ])
+}
+
+/// RTMR3 replayed from `log`: from 48 zero bytes, `SHA-384(mr ‖ digest)`
+/// for each IMR 3 event.
+pub fn replay_rtmr3(log: &Value) -> [u8; 48] {
+    let mut mr = [0u8; 48];
+    for event in log.as_array().unwrap().iter().filter(|e| e["imr"] == 3) {
+        let extended = ring::digest::digest(
+            &ring::digest::SHA384,
+            &[&mr[..], &hex_bytes(event["digest"].as_str().unwrap())].concat(),
+        );
+        mr.copy_from_slice(extended.as_ref());
+    }
+    mr
+}
+
+/// [`SAMPLE_QUOTE`] with `report_data` at [568, 632) and `rtmr3` at
+/// [520, 568): structurally valid, its Intel signature no longer.
+pub fn patched_quote(report_data: &[u8], rtmr3: &[u8; 48]) -> Vec<u8> {
+    let mut quote = SAMPLE_QUOTE.to_vec();
+    let mut data = report_data.to_vec();
+    data.resize(64, 0);
+    quote[568..632].copy_from_slice(&data);
+    quote[520..568].copy_from_slice(rtmr3);
+    quote
+}
+
 async fn get_quote(Json(body): Json<Value>) -> Response {
     let data = hex_bytes(body["report_data"].as_str().unwrap_or(""));
     if data.len() > 64 {
         return (StatusCode::BAD_REQUEST, Json(json!({"error": "Report data is too long"}))).into_response();
     }
-    // A TDX v4 quote's report_data is at [568, 632).
-    let mut quote = vec![0u8; 632];
-    quote[568..568 + data.len()].copy_from_slice(&data);
+    let log = event_log();
+    let quote = patched_quote(&data, &replay_rtmr3(&log));
     let mut padded = data.clone();
     padded.resize(64, 0);
-    Json(json!({"quote": hex(&quote), "event_log": "[]", "report_data": hex(&padded), "vm_config": "{}"}))
+    Json(json!({"quote": hex(&quote), "event_log": log.to_string(), "report_data": hex(&padded), "vm_config": "{}"}))
         .into_response()
 }
 
 async fn info() -> Response {
+    let (compose_hash, app_id, instance_id) = identity();
+    let log = event_log();
+    let tcb_info = json!({
+        "mrtd": hex(&SAMPLE_QUOTE[184..232]),
+        "rtmr3": hex(&replay_rtmr3(&log)),
+        "compose_hash": hex(&compose_hash),
+        "app_compose": APP_COMPOSE,
+        "event_log": log,
+    });
     Json(json!({
-        "app_id": "fakeapp0000000000000000000000000000000000",
-        "instance_id": "fakeinstance",
+        "app_id": hex(&app_id),
+        "instance_id": hex(&instance_id),
         "app_name": "oauth3",
-        "compose_hash": hex(&[7; 32]),
-        "tcb_info": "{}",
+        "compose_hash": hex(&compose_hash),
+        "tcb_info": tcb_info.to_string(),
     }))
     .into_response()
 }

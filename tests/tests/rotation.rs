@@ -81,6 +81,12 @@ async fn rotation_survives_a_crash_while_the_gateway_serves_both_versions(backen
     assert!(stdout.contains("done: every secret is sealed under v2"), "{stdout}");
     let rows = versions(&database_url).await;
     assert_eq!(count(&rows, "v2"), rows.len());
+    // Neither key in any output (the rotation logs at debug here).
+    let app = hex_bytes(SIMULATOR_APP_KEY);
+    let said = format!("{stdout}{}{}", String::from_utf8_lossy(&finished.stderr), gateway.output());
+    for path in ["oauth3/sealing/v1", "oauth3/sealing/v2"] {
+        assert!(!said.contains(&oauth3_e2e::dstack::hex(&derive(&app, path))), "the {path} key was shown");
+    }
 
     // Every value opens under the v2 key alone, unchanged; a fresh gateway
     // process (v2 from the start) still injects the credential.
@@ -101,6 +107,7 @@ fn rotate_keys(data: &Path, env: &[(&str, String)], extra: &[&str]) -> std::proc
         .args(extra)
         .env_clear()
         .env("OAUTH3_DATA_DIR", data)
+        .env("RUST_LOG", "debug")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

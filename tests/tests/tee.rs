@@ -3,8 +3,10 @@
 //! no key files written; and `OAUTH3_KEYS=dstack` without an agent refuses to
 //! start.
 
-use oauth3_e2e::dstack::{FakeAgent, SIMULATOR_APP_KEY, derive, hex, hex_bytes};
-use oauth3_e2e::{Binary, Stub, approved_permit, fake_secret, oauth3_binary, shared_cache_dir};
+use oauth3_e2e::dstack::{
+    APP_COMPOSE, FakeAgent, SAMPLE_COLLATERAL, SIMULATOR_APP_KEY, derive, hex, hex_bytes, identity,
+};
+use oauth3_e2e::{Binary, Stub, approved_permit, call, fake_secret, oauth3_binary, shared_cache_dir};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,4 +52,92 @@ fn dstack_keys_without_a_guest_agent_refuse_to_start() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no dstack guest agent was found"), "{stderr}");
+}
+
+/// `oauth3 <args>`: (success, stdout, stderr).
+fn oauth3(args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(oauth3_binary()).args(args).env_clear().output().unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.success(), text(&output.stdout), text(&output.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_checks_the_gateway_and_its_receipts_with_the_cli() {
+    let agent = FakeAgent::start(SIMULATOR_APP_KEY).await;
+    let stub = Stub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("DSTACK_SIMULATOR_ENDPOINT", agent.socket.display().to_string()),
+        ("OAUTH3_INSECURE_UPSTREAMS", stub.host_port()),
+        ("OAUTH3_CACHE_DIR", shared_cache_dir().display().to_string()),
+    ];
+    let gateway = Binary::start("gateway", &dir.path().join("data"), dir.path(), &env);
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (compose, collateral) = (file("app-compose.json", APP_COMPOSE), file("collateral.json", SAMPLE_COLLATERAL));
+
+    // Every link holds but Intel's signature, which a patched sample quote
+    // cannot carry: the command says which check failed, and exits 1.
+    let (ok, stdout, stderr) =
+        oauth3(&["attest", "verify", "--url", &gateway.url, "--compose", &compose, "--collateral", &collateral]);
+    assert!(!ok, "{stdout}{stderr}");
+    let (_, app_id, _) = identity();
+    assert!(stdout.contains(&format!("app_id        {}", hex(&app_id))), "{stdout}");
+    assert!(stdout.contains("\"key_provider\": \"dstack\""), "the config is printed: {stdout}");
+    for check in [
+        "nonce",
+        "config_hash",
+        "report_data",
+        "quote_report_data",
+        "rtmr3",
+        "app_id",
+        "compose_hash",
+        "expected_compose",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with("ok") && l.split_whitespace().nth(1) == Some(check)),
+            "{check}: {stdout}"
+        );
+    }
+    assert!(stdout.contains("FAIL quote_signature"), "{stdout}");
+    assert!(stdout.contains("NOT verified: 1 of 9 checks failed"), "{stdout}");
+    let (ok, stdout, _) = oauth3(&[
+        "attest",
+        "verify",
+        "--url",
+        &gateway.url,
+        "--compose",
+        &file("other.json", "{}"),
+        "--collateral",
+        &collateral,
+    ]);
+    assert!(!ok && stdout.contains("FAIL expected_compose"), "{stdout}");
+
+    // A receipt, saved as the agent got it, checks offline; changed, it does not.
+    let spec = json!({"name": "github", "base_url": stub.url(), "rules": [{"method": "GET", "path": "/repos/owner/repo/issues"}],
+        "inject": {"headers": {"Authorization": "Bearer {GITHUB_TOKEN}"}}, "secrets": ["GITHUB_TOKEN"]});
+    let (agent_token, _, permit) = approved_permit(&gateway.url, spec, &fake_secret()).await;
+    let code = "console.log((await github('GET', '/repos/owner/repo/issues')).length)";
+    let body = json!({"permit_id": permit, "action_id": "cli-receipt", "code": code});
+    let (_, accepted) = call(&gateway.url, "POST", "/execute", Some(&agent_token), Some(body)).await;
+    let path = format!("/execute/{}/status?wait=true&timeout=60", accepted["request_id"].as_str().unwrap());
+    let (_, done) = call(&gateway.url, "GET", &path, Some(&agent_token), None).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let saved = file("status.json", &done.to_string());
+    let (ok, stdout, stderr) = oauth3(&["receipt", "verify", &saved, "--url", &gateway.url]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.starts_with("valid oauth3-receipt-v1 signed by "), "{stdout}");
+    let key = done["receipt"]["signing_key"].as_str().unwrap();
+    let receipt_only = file("receipt.json", &done["receipt"].to_string());
+    assert!(oauth3(&["receipt", "verify", &receipt_only, "--key", key]).0);
+
+    let mut changed = done["receipt"].clone();
+    changed["payload"]["result"]["stdout"] = json!("3\n");
+    let (ok, _, stderr) = oauth3(&["receipt", "verify", &file("changed.json", &changed.to_string()), "--key", key]);
+    assert!(!ok && stderr.contains("INVALID: the signature does not match the payload"), "{stderr}");
+    let (ok, _, stderr) = oauth3(&["receipt", "verify", &receipt_only, "--key", &hex(&[3; 32])]);
+    assert!(!ok && stderr.contains("INVALID: signed by"), "{stderr}");
 }

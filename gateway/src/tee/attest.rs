@@ -83,7 +83,11 @@ pub fn public_config(config: &Config, public_url: &str, key_provider: &str) -> V
             "request_ttl_secs": config.request_ttl_secs,
             "session_ttl_secs": config.session_ttl_secs,
         },
-        "insecure_upstreams": config.insecure_upstreams,
+        // Parsed, as enforced (the gateway refuses to start on a bad one).
+        "insecure_upstreams": config
+            .insecure_upstreams()
+            .map(|upstreams| upstreams.iter().map(ToString::to_string).collect::<Vec<_>>())
+            .unwrap_or_default(),
         "signup": format!("{:?}", config.signup_mode()).to_lowercase(),
         "drafter": drafter,
         "key_provider": key_provider,

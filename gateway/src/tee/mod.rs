@@ -4,8 +4,10 @@
 //! so development and tests run without a TEE.
 
 pub mod attest;
+pub mod cli;
 pub mod dstack;
 mod keys;
+pub mod verify;
 
 pub use dstack::{Dstack, Endpoint};
 pub use keys::DstackKeys;
