@@ -59,25 +59,53 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum AttestCommand {
     /// Fetch the gateway's /attestation with a fresh random nonce and check
-    /// it: the binding of its receipt key, config and the nonce into the TDX
-    /// quote's report_data, the quote (Intel DCAP, with dcap-qvl), RTMR3
-    /// replayed from the event log, and the compose hash. Prints app_id,
-    /// compose_hash and the config; exits 1 on any mismatch.
+    /// it: the attested public URL is the one asked, the binding of its
+    /// receipt key, config and the nonce into the TDX quote's report_data,
+    /// the quote itself (Intel DCAP, with dcap-qvl), the OS image's
+    /// measurements, RTMR3 replayed from the event log, and the app id,
+    /// compose hash and key provider it names. Prints what it found and one
+    /// line per check; exits 0 only when every check passed and every
+    /// expectation was given, 1 otherwise.
     Verify {
-        /// The gateway's base URL.
+        /// The gateway's base URL (https, or http to a loopback address).
         #[arg(long)]
         url: String,
-        /// The app-compose.json the gateway should run (its SHA-256 must be
-        /// the attested compose hash).
-        #[arg(long, value_name = "APP_COMPOSE_JSON")]
-        compose: Option<PathBuf>,
-        /// Where Intel's collateral comes from: a PCCS, or Intel's PCS.
-        #[arg(long, default_value = crate::tee::verify::DEFAULT_PCCS)]
-        pccs: String,
-        /// Saved collateral (dcap-qvl's JSON) instead of fetching it.
-        #[arg(long, value_name = "FILE")]
-        collateral: Option<PathBuf>,
+        /// What the gateway must be.
+        #[command(flatten)]
+        expected: Expectations,
     },
+}
+
+/// What an owner expects of a gateway, for `attest verify`.
+#[derive(Debug, Clone, Args)]
+pub struct Expectations {
+    /// The app-compose.json it should run (its SHA-256 must be the attested
+    /// compose hash).
+    #[arg(long, value_name = "APP_COMPOSE_JSON")]
+    pub compose: Option<PathBuf>,
+    /// Its dstack app id (hex).
+    #[arg(long, value_name = "HEX")]
+    pub app_id: Option<String>,
+    /// The dstack OS image's boot measurements, JSON
+    /// `{"mrtd", "rtmr0", "rtmr1", "rtmr2"}` (hex), as `dstack-mr` computes
+    /// them for the image.
+    #[arg(long, value_name = "FILE")]
+    pub measurements: Option<PathBuf>,
+    /// The id of the KMS the app takes its keys from (the `key-provider`
+    /// event's `id`).
+    #[arg(long, value_name = "HEX")]
+    pub key_provider_id: Option<String>,
+    /// Where Intel's collateral comes from: a PCCS, or Intel's PCS
+    /// (https://api.trustedservices.intel.com).
+    #[arg(long, default_value = crate::tee::verify::DEFAULT_PCCS)]
+    pub pccs: String,
+    /// Saved collateral (dcap-qvl's JSON) instead of fetching it.
+    #[arg(long, value_name = "FILE")]
+    pub collateral: Option<PathBuf>,
+    /// TCB statuses to accept besides UpToDate (comma-separated, e.g.
+    /// SWHardeningNeeded).
+    #[arg(long, value_name = "STATUS", value_delimiter = ',')]
+    pub allow_tcb_status: Vec<String>,
 }
 
 /// `oauth3 receipt ...`.
@@ -92,9 +120,13 @@ pub enum ReceiptCommand {
         /// The gateway's receipt key (hex), as `oauth3 attest verify` shows it.
         #[arg(long, required_unless_present = "url", conflicts_with = "url")]
         key: Option<String>,
-        /// Take the key from this gateway's /attestation instead.
+        /// Take the key from this gateway, once its attestation verifies as
+        /// `oauth3 attest verify` checks it (with the same options).
         #[arg(long)]
         url: Option<String>,
+        /// What the gateway must be, with --url.
+        #[command(flatten)]
+        expected: Expectations,
     },
 }
 

@@ -49,6 +49,22 @@ async fn fail_interrupted(db: &Db, replica_id: Option<&str>) -> Result<u64> {
     executions::fail_interrupted(db, replica_id, &result.to_string(), now, now - REPLICA_TIMEOUT_MS).await
 }
 
+/// The failures the gateway records without a worker's finish (so without
+/// a receipt): an interruption, or an internal error before or around the
+/// run. Only these are signed later, on first read; a finished row of any
+/// other kind without a receipt is not vouched for.
+pub(crate) const SIGNED_ON_READ: [&str; 2] = ["interrupted", "internal"];
+
+/// Finishes `id` as failed with an internal error, unsigned (signed when
+/// first read), when its worker cannot finish it normally.
+async fn fail_internally(gateway: &Gateway, id: &str, message: &str) {
+    let failed = failure("internal", message).to_string();
+    if let Err(error) = executions::finish(&gateway.db, id, ExecutionStatus::Failed, &failed, now_ms(), None).await {
+        tracing::error!(execution = %id, %error, "could not record an execution's failure");
+    }
+    gateway.finished.notify(id);
+}
+
 fn failure(code: &str, message: &str) -> Value {
     serde_json::to_value(OutcomeView::failure(code, message)).unwrap_or(Value::Null)
 }
@@ -113,12 +129,7 @@ async fn dispatch(gateway: Arc<Gateway>, mut queue: mpsc::Receiver<String>, slot
             let task = tokio::spawn(execute(Arc::clone(&gateway), id.clone()));
             if let Err(error) = task.await {
                 tracing::error!(execution = %id, %error, "execution task panicked");
-                let failed = failure("internal", "the gateway failed running this");
-                // Signed when first read, from what the row records.
-                let at = now_ms();
-                let _ =
-                    executions::finish(&gateway.db, &id, ExecutionStatus::Failed, &failed.to_string(), at, None).await;
-                gateway.finished.notify(&id);
+                fail_internally(&gateway, &id, "the gateway failed running this").await;
             }
             drop(slot);
         });
@@ -182,7 +193,8 @@ async fn execute(gateway: Arc<Gateway>, id: String) {
     let row = match executions::for_run(&gateway.db, &id).await {
         Ok(row) => row,
         Err(error) => {
-            tracing::error!(execution = %id, %error, "could not read a claimed execution");
+            tracing::error!(execution = %id, error = %error.chain(), "could not read a claimed execution");
+            fail_internally(&gateway, &id, "the gateway could not run this execution").await;
             return;
         }
     };

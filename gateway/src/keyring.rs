@@ -42,13 +42,27 @@ impl Keyring {
         Keyring { provider, sealers: Mutex::default() }
     }
 
-    /// The sealer of `version`.
+    /// The sealer of `version`, whose key must exist.
     pub async fn sealer(&self, version: KeyVersion) -> Result<Arc<Sealer>> {
+        self.sealer_made(version, false).await
+    }
+
+    /// The sealer of `version`, its key made if the provider keeps keys and
+    /// has none: only for the target of a rotation.
+    pub async fn prepare(&self, version: KeyVersion) -> Result<Arc<Sealer>> {
+        self.sealer_made(version, true).await
+    }
+
+    async fn sealer_made(&self, version: KeyVersion, create: bool) -> Result<Arc<Sealer>> {
         if let Some(sealer) = self.sealers.lock().expect("sealers lock").get(&version) {
             return Ok(Arc::clone(sealer));
         }
         // Derived outside the lock; two racing derivations give the same key.
-        let sealer = Arc::new(Sealer::new(&self.provider.key_at(KeyPurpose::Sealing, version).await?)?);
+        let key = match create {
+            true => self.provider.create_key_at(KeyPurpose::Sealing, version).await?,
+            false => self.provider.key_at(KeyPurpose::Sealing, version).await?,
+        };
+        let sealer = Arc::new(Sealer::new(&key)?);
         Ok(Arc::clone(self.sealers.lock().expect("sealers lock").entry(version).or_insert(sealer)))
     }
 

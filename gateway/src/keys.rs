@@ -67,8 +67,17 @@ impl std::str::FromStr for KeyVersion {
 /// secrets are lost.
 #[async_trait::async_trait]
 pub trait KeyProvider: Send + Sync {
-    /// The 32-byte key for `purpose` at `version`.
+    /// The 32-byte key for `purpose` at `version`. A provider that keeps
+    /// keys makes only the first version here; a later one must already
+    /// exist ([`KeyProvider::create_key_at`]).
     async fn key_at(&self, purpose: KeyPurpose, version: KeyVersion) -> Result<[u8; 32]>;
+
+    /// The key for `purpose` at `version`, made now if this provider keeps
+    /// keys and has none: what `oauth3 rotate-keys` asks for its target. A
+    /// provider that derives keys derives it.
+    async fn create_key_at(&self, purpose: KeyPurpose, version: KeyVersion) -> Result<[u8; 32]> {
+        self.key_at(purpose, version).await
+    }
 
     /// The 32-byte key for `purpose` at [`KeyVersion::V1`].
     async fn key(&self, purpose: KeyPurpose) -> Result<[u8; 32]> {
@@ -96,11 +105,17 @@ impl LocalKeyFile {
 #[async_trait::async_trait]
 impl KeyProvider for LocalKeyFile {
     async fn key_at(&self, purpose: KeyPurpose, version: KeyVersion) -> Result<[u8; 32]> {
-        let file = match version {
-            KeyVersion::V1 => format!("{}.key", purpose.name()),
-            later => format!("{}-{later}.key", purpose.name()),
-        };
-        let path = self.dir.join(file);
+        // A first start makes v1; a later version made here, by a replica
+        // that merely lacks the file, would seal what no other can open.
+        let path = self.path(purpose, version);
+        let create = version == KeyVersion::V1;
+        tokio::task::spawn_blocking(move || if create { load_or_create(&path) } else { load(&path, version) })
+            .await
+            .map_err(|e| Error::Crypto(format!("key task: {e}")))?
+    }
+
+    async fn create_key_at(&self, purpose: KeyPurpose, version: KeyVersion) -> Result<[u8; 32]> {
+        let path = self.path(purpose, version);
         tokio::task::spawn_blocking(move || load_or_create(&path))
             .await
             .map_err(|e| Error::Crypto(format!("key task: {e}")))?
@@ -108,6 +123,28 @@ impl KeyProvider for LocalKeyFile {
 
     fn name(&self) -> String {
         format!("file ({})", self.dir.display())
+    }
+}
+
+impl LocalKeyFile {
+    fn path(&self, purpose: KeyPurpose, version: KeyVersion) -> PathBuf {
+        match version {
+            KeyVersion::V1 => self.dir.join(format!("{}.key", purpose.name())),
+            later => self.dir.join(format!("{}-{later}.key", purpose.name())),
+        }
+    }
+}
+
+fn load(path: &Path, version: KeyVersion) -> Result<[u8; 32]> {
+    match std::fs::read(path) {
+        Ok(bytes) => bytes
+            .try_into()
+            .map_err(|_| Error::Config(format!("{} is not a 32-byte key; restore it or move it away", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Config(format!(
+            "{} is missing: `oauth3 rotate-keys --to {version}` made it where it ran; copy it into this data dir",
+            path.display()
+        ))),
+        Err(e) => Err(Error::io(format!("reading {}", path.display()))(e)),
     }
 }
 
@@ -245,9 +282,16 @@ mod tests {
         assert_ne!(provider.key(KeyPurpose::Jwt).await.unwrap(), first);
         let mode = std::fs::metadata(dir.path().join("sealing.key")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let v2 = provider.key_at(KeyPurpose::Sealing, "v2".parse().unwrap()).await.unwrap();
+        // A later version is made only when asked to be (rotation), never
+        // on the way to opening something.
+        let version = "v2".parse().unwrap();
+        let missing = provider.key_at(KeyPurpose::Sealing, version).await.unwrap_err().to_string();
+        assert!(missing.contains("sealing-v2.key is missing"), "{missing}");
+        assert!(!dir.path().join("sealing-v2.key").exists());
+        let v2 = provider.create_key_at(KeyPurpose::Sealing, version).await.unwrap();
         assert_ne!(v2, first);
         assert_eq!(std::fs::read(dir.path().join("sealing-v2.key")).unwrap(), v2);
+        assert_eq!(provider.key_at(KeyPurpose::Sealing, version).await.unwrap(), v2);
     }
 
     #[test]

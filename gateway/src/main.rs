@@ -17,11 +17,11 @@ async fn main() -> std::process::ExitCode {
     let config = match cli.command {
         Some(Command::Serve(config)) => *config,
         Some(Command::Spec(command)) => return spec(command),
-        Some(Command::Attest(AttestCommand::Verify { url, compose, pccs, collateral })) => {
-            return exit(tee::cli::attest_verify(&url, compose.as_deref(), &pccs, collateral.as_deref()).await);
+        Some(Command::Attest(AttestCommand::Verify { url, expected })) => {
+            return exit(tee::cli::attest_verify(&url, &expected).await);
         }
-        Some(Command::Receipt(ReceiptCommand::Verify { receipt, key, url })) => {
-            return exit(tee::cli::receipt_verify(&receipt, key.as_deref(), url.as_deref()).await);
+        Some(Command::Receipt(ReceiptCommand::Verify { receipt, key, url, expected })) => {
+            return exit(tee::cli::receipt_verify(&receipt, key.as_deref(), url.as_deref(), &expected).await);
         }
         Some(Command::RotateKeys(rotate)) => {
             init_logging(&rotate.config);

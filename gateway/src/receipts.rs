@@ -66,6 +66,11 @@ impl Receipt {
         if !self.signing_key.eq_ignore_ascii_case(&hex(trusted_key)) {
             return Err(Invalid::OtherKey { found: self.signing_key.clone(), expected: hex(trusted_key) });
         }
+        if !exact_numbers(&self.payload) {
+            // JCS writes numbers as doubles: two integers past 2^53 could
+            // share one canonical form, so one signature would cover both.
+            return Err(Invalid::Malformed("an integer beyond 2^53 cannot be signed exactly".into()));
+        }
         let signature = crate::tee::dstack::hex_bytes(&self.signature).map_err(Invalid::Malformed)?;
         let message = canonical(&self.payload).map_err(Invalid::Malformed)?;
         UnparsedPublicKey::new(&ED25519, trusted_key).verify(&message, &signature).map_err(|_| Invalid::BadSignature)
@@ -142,6 +147,19 @@ pub fn approval(key: &Ed25519KeyPair, facts: &ApprovalFacts<'_>) -> Result<Recei
     )
 }
 
+/// Whether every integer in `value` is one a double holds exactly.
+fn exact_numbers(value: &Value) -> bool {
+    const LIMIT: u64 = 1 << 53;
+    match value {
+        Value::Number(n) => {
+            n.as_u64().is_none_or(|u| u <= LIMIT) && n.as_i64().is_none_or(|i| i.unsigned_abs() <= LIMIT)
+        }
+        Value::Array(items) => items.iter().all(exact_numbers),
+        Value::Object(map) => map.values().all(exact_numbers),
+        _ => true,
+    }
+}
+
 /// The hex SHA-256 of code an agent submitted.
 pub fn code_hash(code: &[u8]) -> String {
     hex(digest(&SHA256, code).as_ref())
@@ -187,5 +205,9 @@ mod tests {
         forged.signing_key = hex(other.public_key().as_ref());
         assert!(forged.verify(other.public_key().as_ref()).is_err());
         assert_ne!(changed.id().unwrap(), receipt.id().unwrap());
+        // Integers a double cannot hold are refused, not rounded.
+        let mut big = receipt.clone();
+        big.payload["result"]["calls"][0]["status"] = json!(9_007_199_254_740_993u64);
+        assert!(matches!(big.verify(&public), Err(Invalid::Malformed(_))));
     }
 }

@@ -2,7 +2,9 @@
 //! new sealing key version while gateways keep serving.
 //!
 //! The order makes it safe to stop at any point and run again:
-//! 1. the new key is derived (nothing changes if that fails);
+//! 1. every key in use is shown to open one of its rows, then the new key
+//!    is derived (made, for file keys); nothing changes if either fails, so
+//!    a wrong data dir or provider stops here;
 //! 2. the database's sealing version moves on, so every replica seals new
 //!    secrets under it (a write sealed under the old one is refused);
 //! 3. older rows are re-encrypted in batches, one transaction each, each row
@@ -12,7 +14,7 @@
 use std::time::Duration;
 
 use crate::db::Db;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keyring::Keyring;
 use crate::keys::KeyVersion;
 use crate::store::secrets::{self, Sealed, StaleSecret};
@@ -48,7 +50,33 @@ pub async fn rotate(
     rotation: &Rotation,
     mut report: impl FnMut(&Progress),
 ) -> Result<Progress> {
-    let target = keyring.sealer(rotation.to).await?;
+    let current = secrets::sealing_version(db).await?;
+    if rotation.to < current {
+        return Err(Error::Config(format!(
+            "the database already seals new secrets under {current}; rotating back to {} is refused",
+            rotation.to
+        )));
+    }
+    // The target last: for file keys, preparing it makes it.
+    let mut versions = secrets::versions_in_use(db).await?;
+    versions.sort_by_key(|version| *version == rotation.to);
+    let mut target = None;
+    for version in versions {
+        if version == rotation.to {
+            target = Some(keyring.prepare(rotation.to).await?);
+        }
+        let Some(row) = secrets::sample(db, version).await? else { continue };
+        keyring.open(version, &row.owner_id, &row.name, &row.sealed.bytes).await.map_err(|error| {
+            Error::Config(format!(
+                "the {version} key does not open {}/{} ({error}): is this the gateway's data dir and key provider?",
+                row.owner_id, row.name
+            ))
+        })?;
+    }
+    let target = match target {
+        Some(target) => target,
+        None => keyring.prepare(rotation.to).await?,
+    };
     secrets::set_sealing_version(db, rotation.to).await?;
     let mut progress = Progress { left: count(db, rotation.to).await?, ..Progress::default() };
     report(&progress);
@@ -60,6 +88,10 @@ pub async fn rotate(
         let mut changed = 0;
         progress.failed.clear();
         loop {
+            let now = secrets::sealing_version(db).await?;
+            if now != rotation.to {
+                return Err(Error::Config(format!("another rotation moved the sealing version to {now}; stopped")));
+            }
             let page = secrets::stale(db, rotation.to, &after, rotation.batch.max(1)).await?;
             let Some(last) = page.last() else { break };
             after = (last.owner_id.clone(), last.name.clone());
@@ -83,6 +115,7 @@ pub async fn rotate(
             }
         }
         if changed == 0 && settled {
+            progress.left = count(db, rotation.to).await?;
             return Ok(progress);
         }
         if changed == 0 {

@@ -6,14 +6,15 @@
 mod support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use oauth3_e2e::dstack::{
-    APP_COMPOSE, FakeAgent, SAMPLE_COLLATERAL, SAMPLE_QUOTE, SIMULATOR_APP_KEY, derive, hex, hex_bytes, patched_quote,
-    receipt_id, receipt_verifies, replay_rtmr3,
+    APP_COMPOSE, FakeAgent, SAMPLE_COLLATERAL, SAMPLE_QUOTE, SIMULATOR_APP_KEY, derive, hex, hex_bytes, identity,
+    patched_quote, receipt_id, receipt_verifies, replay_rtmr3,
 };
 use oauth3_e2e::{Stub, approved_permit, call, postgres};
 use oauth3_gateway::keys::{KeyProvider, KeyPurpose, KeyVersion, Sealer};
-use oauth3_gateway::tee::verify::{check_document, verify_quote};
+use oauth3_gateway::tee::verify::{Expected, Measurements, Status, check_document, measurements_of, verify_quote};
 use oauth3_gateway::tee::{Dstack, DstackKeys, Endpoint};
 use oauth3_gateway::{Capabilities, Server};
 use reqwest::StatusCode;
@@ -202,35 +203,68 @@ async fn inside_a_tee_the_quote_carries_the_binding() {
     // What `oauth3 attest verify` checks offline all holds, and each tamper
     // is caught by the check it targets.
     let nonce = hex_bytes("000102030405060708090a0b0c0d0e0f");
-    let failing = |document: &serde_json::Value, nonce: &[u8], compose: &[u8]| -> Vec<&'static str> {
-        check_document(document, nonce, Some(compose)).into_iter().filter(|c| !c.ok).map(|c| c.name).collect()
-    };
+    let (_, app_id, _) = identity();
+    let app_id = hex(&app_id);
+    let measured = measurements_of(&quote).unwrap();
+    let pins = |nonce, compose| everything_pinned(nonce, compose, &app_id, &measured);
+    let nonce = nonce.as_slice();
     let compose = APP_COMPOSE.as_bytes();
-    assert_eq!(failing(&document, &nonce, compose), Vec::<&str>::new(), "{document}");
-    assert_eq!(failing(&document, &[0; 16], compose), ["nonce", "report_data"]);
-    assert_eq!(failing(&document, &nonce, b"{}"), ["expected_compose"]);
+    let failing = |document: &serde_json::Value, expected: &Expected<'_>| -> Vec<&'static str> {
+        let checks = check_document(document, expected);
+        checks.iter().filter(|c| c.status != Status::Ok).map(|c| c.name).collect()
+    };
+    assert_eq!(failing(&document, &pins(nonce, compose)), Vec::<&str>::new(), "{document}");
+    assert_eq!(failing(&document, &pins(&[0; 16], compose)), ["nonce", "report_data"]);
+    assert_eq!(failing(&document, &pins(nonce, b"{}")), ["expected_compose"]);
+    let asked_elsewhere = Expected { url: Some("https://oauth3.example"), ..pins(nonce, compose) };
+    assert_eq!(failing(&document, &asked_elsewhere), ["public_url"]);
+    let other_os = Measurements { rtmr1: hex(&[1; 48]), ..measured.clone() };
+    assert_eq!(
+        failing(&document, &Expected { measurements: Some(&other_os), ..pins(nonce, compose) }),
+        ["os_measurements"]
+    );
+    assert_eq!(failing(&document, &Expected { app_id: Some("00"), ..pins(nonce, compose) }), ["expected_app_id"]);
+    let other_kms = Expected { key_provider_id: Some("other"), ..pins(nonce, compose) };
+    assert_eq!(failing(&document, &other_kms), ["expected_key_provider"]);
+    // Without expectations the checks that need them are unpinned, not passed.
+    let unpinned: Vec<&str> = check_document(&document, &Expected { nonce, ..Expected::default() })
+        .into_iter()
+        .filter(|c| c.status == Status::Unpinned)
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(unpinned, ["os_measurements", "expected_app_id", "expected_compose", "expected_key_provider"]);
     let tampered = |pointer: &str, value: serde_json::Value| {
         let mut changed = document.clone();
         *changed.pointer_mut(pointer).unwrap() = value;
-        failing(&changed, &nonce, compose)
+        failing(&changed, &pins(nonce, compose))
     };
     assert_eq!(tampered("/config/public_url", json!("https://phish.example")), ["config_hash", "report_data"]);
     assert_eq!(tampered("/signing_key", json!(hex(&[9; 32]))), ["report_data"]);
     assert_eq!(tampered("/compose_hash", json!(hex(&[1; 32]))), ["compose_hash", "expected_compose"]);
     assert_eq!(tampered("/app_id", json!(hex(&[1; 20]))), ["app_id"]);
+    // A key that is not 32 bytes is refused even when the binding is
+    // recomputed over it.
+    let mut short = document.clone();
+    short["signing_key"] = json!(hex(&[9; 31]));
+    let config = serde_json_canonicalizer::to_vec(&short["config"]).unwrap();
+    let config_hash = ring::digest::digest(&ring::digest::SHA256, &config);
+    let bound = [b"oauth3-attest-v1".as_slice(), &[9; 31], config_hash.as_ref(), nonce].concat();
+    short["report_data"] = json!(hex(ring::digest::digest(&ring::digest::SHA512, &bound).as_ref()));
+    assert!(failing(&short, &pins(nonce, compose)).contains(&"report_data"));
     // A compose-hash event rewritten to claim another compose: its digest no
-    // longer matches; with the digest recomputed, RTMR3 no longer replays.
+    // longer matches (so nothing in the log is believed); with the digest
+    // recomputed, RTMR3 no longer replays.
     let event = document["event_log"].as_array().unwrap().iter().position(|e| e["event"] == "compose-hash").unwrap();
     assert_eq!(
         tampered(&format!("/event_log/{event}/event_payload"), json!(hex(&[1; 32]))),
-        ["rtmr3", "app_id", "compose_hash"]
+        ["rtmr3", "app_id", "expected_app_id", "compose_hash", "key_provider", "expected_key_provider"]
     );
     let forged = hex(&oauth3_gateway::tee::verify::runtime_event_digest("compose-hash", &[1; 32]));
     let mut changed = document.clone();
     changed["event_log"][event]["event_payload"] = json!(hex(&[1; 32]));
     changed["event_log"][event]["digest"] = json!(forged);
     changed["compose_hash"] = json!(hex(&[1; 32]));
-    assert_eq!(failing(&changed, &nonce, compose), ["rtmr3", "expected_compose"]);
+    assert_eq!(failing(&changed, &pins(nonce, compose)), ["rtmr3", "expected_compose"]);
     // A quote over other report data.
     let other = hex(&patched_quote(&[5; 64], &replay_rtmr3(&document["event_log"])));
     assert_eq!(tampered("/quote", json!(other)), ["quote_report_data"]);
@@ -301,6 +335,23 @@ async fn executions_and_approvals_carry_receipts_signed_by_the_attested_key() {
     }
 }
 
+/// Every expectation `oauth3 attest verify` takes, as the fake CVM meets them.
+fn everything_pinned<'a>(
+    nonce: &'a [u8],
+    compose: &'a [u8],
+    app_id: &'a str,
+    measured: &'a Measurements,
+) -> Expected<'a> {
+    Expected {
+        nonce,
+        url: None,
+        compose: Some(compose),
+        app_id: Some(app_id),
+        key_provider_id: Some("fake"),
+        measurements: Some(measured),
+    }
+}
+
 #[test]
 fn dcap_qvl_verifies_the_sample_quote_offline_and_refuses_a_patched_one() {
     let collateral: dcap_qvl::QuoteCollateralV3 = serde_json::from_str(SAMPLE_COLLATERAL).unwrap();
@@ -312,11 +363,48 @@ fn dcap_qvl_verifies_the_sample_quote_offline_and_refuses_a_patched_one() {
     };
     let at = issued(&collateral.tcb_info).max(issued(&collateral.qe_identity)) + std::time::Duration::from_secs(3600);
     let now = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let check = verify_quote(SAMPLE_QUOTE, &collateral, now);
-    assert!(check.ok, "{check:?}");
+    let check = verify_quote(SAMPLE_QUOTE, &collateral, now, &[]);
+    assert!(check.ok(), "{check:?}");
     // One changed byte of report data breaks Intel's signature.
     let patched = patched_quote(&[5; 64], SAMPLE_QUOTE[520..568].try_into().unwrap());
-    assert!(!verify_quote(&patched, &collateral, now).ok);
+    assert!(!verify_quote(&patched, &collateral, now, &[]).ok());
     // So does expired collateral.
-    assert!(!verify_quote(SAMPLE_QUOTE, &collateral, now + 365 * 24 * 3600).ok);
+    assert!(!verify_quote(SAMPLE_QUOTE, &collateral, now + 365 * 24 * 3600, &[]).ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_with_the_wrong_keys_or_backwards_changes_nothing() {
+    use oauth3_gateway::db::Db;
+    use oauth3_gateway::keyring::Keyring;
+    use oauth3_gateway::keys::LocalKeyFile;
+    use oauth3_gateway::rotate::{Rotation, rotate};
+
+    let gateway = support::TestGateway::start(Backend::Sqlite).await;
+    let (_, owner) = gateway.signup("owner", "owner").await;
+    let (status, _) = gateway.post("/secrets", &owner, json!({"name": "GITHUB_TOKEN", "value": fake_secret()})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let db = Db::connect(&gateway.database_url()).await.unwrap();
+    let sealing_version = || async {
+        sqlx::query_scalar::<_, String>("SELECT version FROM key_versions WHERE purpose = 'sealing'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+    let to = |version: &str| Rotation { to: version.parse().unwrap(), batch: 10, pause: Duration::ZERO };
+
+    // Another data dir's keys (a mistyped OAUTH3_DATA_DIR): refused before
+    // the version moves, and no v2 key is left behind for a gateway to use.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let wrong = Keyring::new(Arc::new(LocalKeyFile::new(elsewhere.path())));
+    let refused = rotate(&db, &wrong, &to("v2"), |_| {}).await.unwrap_err().to_string();
+    assert!(refused.contains("the v1 key does not open"), "{refused}");
+    assert_eq!(sealing_version().await, "v1");
+
+    let right = Keyring::new(Arc::new(LocalKeyFile::new(gateway.data_dir.path())));
+    let done = rotate(&db, &right, &to("v2"), |_| {}).await.unwrap();
+    assert_eq!((done.done, done.left), (1, 0));
+    assert_eq!(sealing_version().await, "v2");
+    let back = rotate(&db, &right, &to("v1"), |_| {}).await.unwrap_err().to_string();
+    assert!(back.contains("rotating back to v1 is refused"), "{back}");
+    assert_eq!(sealing_version().await, "v2");
 }

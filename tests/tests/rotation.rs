@@ -40,7 +40,8 @@ async fn rotation_survives_a_crash_while_the_gateway_serves_both_versions(backen
     let (agent_token, owner, permit) = approved_permit(&gateway.url, spec, &fake_secret()).await;
     let mut values = vec![];
     for i in 0..SECRETS {
-        let (name, value) = (format!("TOKEN_{i:03}"), fake_secret());
+        // Sorted before GITHUB_TOKEN, so an early stop leaves that one at v1.
+        let (name, value) = (format!("AAA_{i:03}"), fake_secret());
         let (status, _) =
             call(&gateway.url, "POST", "/secrets", Some(&owner), Some(json!({"name": name, "value": value}))).await;
         assert_eq!(status, StatusCode::CREATED);
@@ -48,7 +49,8 @@ async fn rotation_survives_a_crash_while_the_gateway_serves_both_versions(backen
     }
 
     // Killed after its first batches: some rows moved, most not.
-    let mut rotation = rotate_keys(&data, &env, &["--batch", "5", "--pause-ms", "150"]);
+    let mut rotation =
+        rotate_keys(&data, &env, &["--batch", "5", "--pause-ms", "150"], &dir.path().join("first.stderr"));
     let mut lines = BufReader::new(rotation.stdout.take().unwrap()).lines();
     let progress = lines.find(|line| line.as_ref().unwrap().starts_with("re-encrypted 10 ")).unwrap().unwrap();
     rotation.kill().unwrap();
@@ -59,7 +61,9 @@ async fn rotation_survives_a_crash_while_the_gateway_serves_both_versions(backen
     assert!(v1 > 0 && v2 >= 10, "a crash mid-way leaves both versions: v1 {v1}, v2 {v2}");
     assert_eq!(sealing_version(&database_url).await, "v2");
 
-    // The gateway never stopped: it opens both, and seals new secrets under v2.
+    // The gateway never stopped: it opens both (GITHUB_TOKEN is still v1),
+    // and seals new secrets under v2.
+    assert_eq!(rows.iter().find(|(name, _)| name == "GITHUB_TOKEN").unwrap().1, "v1");
     assert_eq!(list_issues(&gateway, &agent_token, &permit).await["status"], "completed");
     let (status, _) = call(
         &gateway.url,
@@ -75,15 +79,17 @@ async fn rotation_survives_a_crash_while_the_gateway_serves_both_versions(backen
     assert_eq!(list_issues(&gateway, &agent_token, &permit).await["status"], "completed");
 
     // Run again: it finishes.
-    let finished = rotate_keys(&data, &env, &[]).wait_with_output().unwrap();
+    let finished = rotate_keys(&data, &env, &[], &dir.path().join("second.stderr")).wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&finished.stdout);
-    assert!(finished.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&finished.stderr));
+    let logged = std::fs::read_to_string(dir.path().join("first.stderr")).unwrap()
+        + &std::fs::read_to_string(dir.path().join("second.stderr")).unwrap();
+    assert!(finished.status.success(), "{stdout}\n{logged}");
     assert!(stdout.contains("done: every secret is sealed under v2"), "{stdout}");
     let rows = versions(&database_url).await;
     assert_eq!(count(&rows, "v2"), rows.len());
     // Neither key in any output (the rotation logs at debug here).
     let app = hex_bytes(SIMULATOR_APP_KEY);
-    let said = format!("{stdout}{}{}", String::from_utf8_lossy(&finished.stderr), gateway.output());
+    let said = format!("{progress}{stdout}{logged}{}", gateway.output());
     for path in ["oauth3/sealing/v1", "oauth3/sealing/v2"] {
         assert!(!said.contains(&oauth3_e2e::dstack::hex(&derive(&app, path))), "the {path} key was shown");
     }
@@ -100,8 +106,9 @@ async fn rotation_survives_a_crash_while_the_gateway_serves_both_versions(backen
     assert_eq!(list_issues(&gateway, &agent_token, &permit).await["status"], "completed");
 }
 
-/// `oauth3 rotate-keys --to v2` with the gateway's settings, stdout piped.
-fn rotate_keys(data: &Path, env: &[(&str, String)], extra: &[&str]) -> std::process::Child {
+/// `oauth3 rotate-keys --to v2` with the gateway's settings, stdout piped,
+/// stderr to `stderr` (a file: never a pipe left unread).
+fn rotate_keys(data: &Path, env: &[(&str, String)], extra: &[&str], stderr: &Path) -> std::process::Child {
     Command::new(oauth3_binary())
         .args(["rotate-keys", "--to", "v2"])
         .args(extra)
@@ -110,7 +117,7 @@ fn rotate_keys(data: &Path, env: &[(&str, String)], extra: &[&str]) -> std::proc
         .env("RUST_LOG", "debug")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(stderr).unwrap())
         .spawn()
         .unwrap()
 }

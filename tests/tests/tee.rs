@@ -1,10 +1,11 @@
 //! The real `oauth3` binary with keys from a (fake) dstack guest agent: found
 //! through `DSTACK_SIMULATOR_ENDPOINT`, logged by provider and never by key,
-//! no key files written; and `OAUTH3_KEYS=dstack` without an agent refuses to
-//! start.
+//! no key files written; `OAUTH3_KEYS=dstack` without an agent refuses to
+//! start; and an owner checks the gateway (`oauth3 attest verify`) and its
+//! receipts (`oauth3 receipt verify`) with the same binary.
 
 use oauth3_e2e::dstack::{
-    APP_COMPOSE, FakeAgent, SAMPLE_COLLATERAL, SIMULATOR_APP_KEY, derive, hex, hex_bytes, identity,
+    APP_COMPOSE, FakeAgent, SAMPLE_COLLATERAL, SAMPLE_QUOTE, SIMULATOR_APP_KEY, derive, hex, hex_bytes, identity,
 };
 use oauth3_e2e::{Binary, Stub, approved_permit, call, fake_secret, oauth3_binary, shared_cache_dir};
 use serde_json::json;
@@ -81,40 +82,72 @@ async fn an_owner_checks_the_gateway_and_its_receipts_with_the_cli() {
 
     // Every link holds but Intel's signature, which a patched sample quote
     // cannot carry: the command says which check failed, and exits 1.
-    let (ok, stdout, stderr) =
-        oauth3(&["attest", "verify", "--url", &gateway.url, "--compose", &compose, "--collateral", &collateral]);
-    assert!(!ok, "{stdout}{stderr}");
     let (_, app_id, _) = identity();
-    assert!(stdout.contains(&format!("app_id        {}", hex(&app_id))), "{stdout}");
+    let measured = &SAMPLE_QUOTE[184..232];
+    let rtmr = |i: usize| hex(&SAMPLE_QUOTE[376 + 48 * i..424 + 48 * i]);
+    let measurements = file(
+        "measurements.json",
+        &json!({"mrtd": hex(measured), "rtmr0": rtmr(0), "rtmr1": rtmr(1), "rtmr2": rtmr(2)}).to_string(),
+    );
+    let app_id = hex(&app_id);
+    let pinned = |compose: &str| {
+        vec![
+            "attest",
+            "verify",
+            "--url",
+            &gateway.url,
+            "--compose",
+            compose,
+            "--collateral",
+            &collateral,
+            "--app-id",
+            &app_id,
+            "--measurements",
+            &measurements,
+            "--key-provider-id",
+            "fake",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<String>>()
+    };
+    let run = |args: Vec<String>| oauth3(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (ok, stdout, stderr) = run(pinned(&compose));
+    assert!(!ok, "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("app_id        {app_id}")), "{stdout}");
     assert!(stdout.contains("\"key_provider\": \"dstack\""), "the config is printed: {stdout}");
-    for check in [
-        "nonce",
-        "config_hash",
-        "report_data",
-        "quote_report_data",
-        "rtmr3",
-        "app_id",
-        "compose_hash",
-        "expected_compose",
-    ] {
-        assert!(
-            stdout.lines().any(|l| l.starts_with("ok") && l.split_whitespace().nth(1) == Some(check)),
-            "{check}: {stdout}"
-        );
-    }
-    assert!(stdout.contains("FAIL quote_signature"), "{stdout}");
-    assert!(stdout.contains("NOT verified: 1 of 9 checks failed"), "{stdout}");
-    let (ok, stdout, _) = oauth3(&[
-        "attest",
-        "verify",
-        "--url",
-        &gateway.url,
-        "--compose",
-        &file("other.json", "{}"),
-        "--collateral",
-        &collateral,
-    ]);
-    assert!(!ok && stdout.contains("FAIL expected_compose"), "{stdout}");
+    let ok_lines: Vec<&str> =
+        stdout.lines().filter(|l| l.starts_with("ok ")).filter_map(|l| l.split_whitespace().nth(1)).collect();
+    assert_eq!(
+        ok_lines,
+        [
+            "transport",
+            "nonce",
+            "public_url",
+            "config_hash",
+            "report_data",
+            "quote_report_data",
+            "os_measurements",
+            "rtmr3",
+            "app_id",
+            "expected_app_id",
+            "compose_hash",
+            "expected_compose",
+            "key_provider",
+            "expected_key_provider"
+        ],
+        "{stdout}"
+    );
+    assert!(stdout.contains("FAIL     quote_signature"), "{stdout}");
+    assert!(stdout.contains("NOT verified: 1 of 15 checks failed"), "{stdout}");
+    let (ok, stdout, _) = run(pinned(&file("other.json", "{}")));
+    assert!(!ok && stdout.contains("FAIL     expected_compose"), "{stdout}");
+    // Without expectations nothing it could not compare is called verified.
+    let (ok, stdout, _) = oauth3(&["attest", "verify", "--url", &gateway.url, "--collateral", &collateral]);
+    assert!(
+        !ok && stdout.contains("UNPINNED os_measurements") && stdout.contains("UNPINNED expected_compose"),
+        "{stdout}"
+    );
 
     // A receipt, saved as the agent got it, checks offline; changed, it does not.
     let spec = json!({"name": "github", "base_url": stub.url(), "rules": [{"method": "GET", "path": "/repos/owner/repo/issues"}],
@@ -127,12 +160,16 @@ async fn an_owner_checks_the_gateway_and_its_receipts_with_the_cli() {
     let (_, done) = call(&gateway.url, "GET", &path, Some(&agent_token), None).await;
     assert_eq!(done["status"], "completed", "{done}");
     let saved = file("status.json", &done.to_string());
-    let (ok, stdout, stderr) = oauth3(&["receipt", "verify", &saved, "--url", &gateway.url]);
+    let key = done["receipt"]["signing_key"].as_str().unwrap();
+    let (ok, stdout, stderr) = oauth3(&["receipt", "verify", &saved, "--key", key]);
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.starts_with("valid oauth3-receipt-v1 signed by "), "{stdout}");
-    let key = done["receipt"]["signing_key"].as_str().unwrap();
     let receipt_only = file("receipt.json", &done["receipt"].to_string());
     assert!(oauth3(&["receipt", "verify", &receipt_only, "--key", key]).0);
+    // --url trusts the gateway's key only once its attestation verifies,
+    // which a fake quote never does.
+    let (ok, _, stderr) = oauth3(&["receipt", "verify", &saved, "--url", &gateway.url, "--collateral", &collateral]);
+    assert!(!ok && stderr.contains("did not verify, so its key is not trusted"), "{stderr}");
 
     let mut changed = done["receipt"].clone();
     changed["payload"]["result"]["stdout"] = json!("3\n");

@@ -14,6 +14,7 @@ use super::{Json, Query};
 use crate::auth::{Agent, Auth, Owner, Role};
 use crate::db::now_ms;
 use crate::error::{Error, Result};
+use crate::executor::SIGNED_ON_READ;
 use crate::keys::new_id;
 use crate::receipts::{self, ExecutionFacts};
 use crate::state::Gateway;
@@ -308,8 +309,10 @@ async fn read_status(gateway: &Gateway, caller: &Auth, id: &str) -> Result<Execu
         .filter(visible)
         .ok_or_else(|| Error::NotFound(format!("no execution {id} visible to you")))?;
     let mut view = ExecutionView::of(&row);
-    if row.status.is_finished() && view.receipt.is_none() {
-        // Ended without a worker's finish (interrupted): signed on first read.
+    let code = view.result["error"]["code"].as_str().unwrap_or_default();
+    if row.status == ExecutionStatus::Failed && view.receipt.is_none() && SIGNED_ON_READ.contains(&code) {
+        // Ended without a worker's finish (interrupted, or an internal
+        // error): signed on first read. Nothing else is signed after the fact.
         let facts = ExecutionFacts {
             request_id: &row.id,
             permit_id: &row.permit_id,

@@ -176,6 +176,23 @@ pub async fn reseal(db: &Db, batch: &[(StaleSecret, Sealed)]) -> Result<u64> {
     Ok(replaced)
 }
 
+/// The key versions the stored secrets are sealed under.
+pub async fn versions_in_use(db: &Db) -> Result<Vec<KeyVersion>> {
+    let texts: Vec<String> = sqlx::query_scalar("SELECT DISTINCT key_version FROM secrets").fetch_all(&db.pool).await?;
+    texts.iter().map(|text| version(text)).collect()
+}
+
+/// One secret sealed under `version`, if any.
+pub async fn sample(db: &Db, version: KeyVersion) -> Result<Option<StaleSecret>> {
+    let row: Option<(String, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT owner_id, name, sealed FROM secrets WHERE key_version = $1 ORDER BY owner_id, name LIMIT 1",
+    )
+    .bind(version.to_string())
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(row.map(|(owner_id, name, bytes)| StaleSecret { owner_id, name, sealed: Sealed { bytes, version } }))
+}
+
 /// How many secrets are sealed under a version other than `current`.
 pub async fn count_stale(db: &Db, current: KeyVersion) -> Result<i64> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM secrets WHERE key_version <> $1")

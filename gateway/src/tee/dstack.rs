@@ -176,6 +176,9 @@ fn tee(message: String) -> Error {
 /// Bytes from hex (an optional `0x` prefix allowed).
 pub fn hex_bytes(text: &str) -> std::result::Result<Vec<u8>, String> {
     let text = text.strip_prefix("0x").unwrap_or(text);
+    if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("not hex digits".into());
+    }
     if !text.len().is_multiple_of(2) {
         return Err("odd length".into());
     }

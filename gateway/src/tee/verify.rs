@@ -10,7 +10,7 @@
 //! the quote itself verifies against Intel's collateral (dcap-qvl).
 
 use dcap_qvl::QuoteCollateralV3;
-use dcap_qvl::quote::Quote;
+use dcap_qvl::quote::{Quote, TDReport10};
 use ring::digest::{SHA256, SHA384, digest};
 use serde_json::Value;
 
@@ -21,48 +21,115 @@ use crate::keys::hex;
 /// The event type of dstack's runtime events (those extended into RTMR3).
 pub const RUNTIME_EVENT: u32 = 0x0800_0001;
 
+/// Where Intel publishes the SGX root CA's CRL (its distribution point).
+pub const INTEL_ROOT_CA_CRL: &str = "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der";
+
+/// The most a collateral or attestation response may hold.
+pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
+
 /// Phala's public PCCS, the default source of collateral.
 pub const DEFAULT_PCCS: &str = "https://pccs.phala.network";
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// It held.
+    Ok,
+    /// It did not.
+    Fail,
+    /// Nothing to compare with: the owner gave no expected value.
+    Unpinned,
+}
 
 /// One check's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
     /// What was checked.
     pub name: &'static str,
-    /// Whether it held.
-    pub ok: bool,
+    /// How it came out.
+    pub status: Status,
     /// What was found.
     pub detail: String,
 }
 
 impl Check {
     fn new(name: &'static str, ok: bool, detail: impl Into<String>) -> Check {
-        Check { name, ok, detail: detail.into() }
+        Check { name, status: if ok { Status::Ok } else { Status::Fail }, detail: detail.into() }
+    }
+
+    fn unpinned(name: &'static str, detail: impl Into<String>) -> Check {
+        Check { name, status: Status::Unpinned, detail: detail.into() }
+    }
+
+    /// Whether it held.
+    pub fn ok(&self) -> bool {
+        self.status == Status::Ok
     }
 }
 
+/// The TD's boot measurements, as a dstack OS image yields them (hex; the
+/// JSON `dstack-mr` prints): firmware (MRTD), firmware config (RTMR0),
+/// kernel (RTMR1), kernel command line and initrd (RTMR2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct Measurements {
+    /// MRTD.
+    pub mrtd: String,
+    /// RTMR0.
+    pub rtmr0: String,
+    /// RTMR1.
+    pub rtmr1: String,
+    /// RTMR2.
+    pub rtmr2: String,
+}
+
+/// What the owner expects of the gateway.
+#[derive(Debug, Default)]
+pub struct Expected<'a> {
+    /// The fresh nonce sent.
+    pub nonce: &'a [u8],
+    /// The URL asked: the attested `public_url` must be its origin.
+    pub url: Option<&'a str>,
+    /// The app-compose.json it should run.
+    pub compose: Option<&'a [u8]>,
+    /// Its dstack app id (hex).
+    pub app_id: Option<&'a str>,
+    /// The key provider's id (the `id` of the `key-provider` event).
+    pub key_provider_id: Option<&'a str>,
+    /// The OS image's measurements.
+    pub measurements: Option<&'a Measurements>,
+}
+
 /// The checks that need no network: everything but the quote's signature
-/// chain. `nonce` is what was sent; `compose` the app-compose.json bytes the
-/// owner expects, when given.
-pub fn check_document(document: &Value, nonce: &[u8], compose: Option<&[u8]>) -> Vec<Check> {
+/// chain. What `expected` leaves out is reported [`Status::Unpinned`].
+pub fn check_document(document: &Value, expected: &Expected<'_>) -> Vec<Check> {
+    let nonce = expected.nonce;
     let mut checks = Vec::new();
     let field = |name: &str| document.get(name).and_then(Value::as_str).and_then(|t| hex_bytes(t).ok());
     checks.push(Check::new("nonce", field("nonce").as_deref() == Some(nonce), "the gateway echoed the fresh nonce"));
+    if let Some(url) = expected.url {
+        let attested = document["config"]["public_url"].as_str().unwrap_or_default();
+        checks.push(Check::new(
+            "public_url",
+            same_origin(url, attested),
+            format!("the attested public URL {attested:?} is the one asked"),
+        ));
+    }
 
     let config_hash = attest::config_hash(&document["config"]).ok();
     let config_ok = config_hash.is_some() && field("config_hash").as_deref() == config_hash.as_ref().map(|h| &h[..]);
     checks.push(Check::new("config_hash", config_ok, "SHA-256 of the JCS form of config"));
 
-    let expected = match (field("signing_key"), config_hash) {
-        (Some(key), Some(hash)) => Some(attest::report_data(&key, &hash, nonce)),
+    let key = field("signing_key").filter(|key| key.len() == 32);
+    let bound = match (&key, config_hash) {
+        (Some(key), Some(hash)) => Some(attest::report_data(key, &hash, nonce)),
         _ => None,
     };
     let report_data = field("report_data");
-    let binding_ok = expected.is_some() && report_data.as_deref() == expected.as_ref().map(|e| &e[..]);
+    let binding_ok = bound.is_some() && report_data.as_deref() == bound.as_ref().map(|e| &e[..]);
     checks.push(Check::new(
         "report_data",
         binding_ok,
-        "SHA-512(\"oauth3-attest-v1\" ‖ signing_key ‖ config_hash ‖ nonce)",
+        "SHA-512(\"oauth3-attest-v1\" ‖ signing_key (32 bytes) ‖ config_hash ‖ nonce)",
     ));
 
     if document["tee"] != Value::Bool(true) {
@@ -88,6 +155,17 @@ pub fn check_document(document: &Value, nonce: &[u8], compose: Option<&[u8]>) ->
         report_data.as_deref() == Some(&report.report_data[..]),
         "the quote is over the document's report_data",
     ));
+    let measured = measurements(&report);
+    checks.push(match expected.measurements {
+        Some(wanted) => {
+            Check::new("os_measurements", lower(wanted) == measured, "MRTD and RTMR0-2 are the expected OS image's")
+        }
+        None => Check::unpinned(
+            "os_measurements",
+            "MRTD and RTMR0-2 not compared with a known dstack OS image (--measurements): any OS could have \
+             extended RTMR3",
+        ),
+    });
 
     let replay = replay_rtmr3(&document["event_log"]);
     let (replay_ok, detail) = match &replay {
@@ -102,28 +180,79 @@ pub fn check_document(document: &Value, nonce: &[u8], compose: Option<&[u8]>) ->
         logged("app-id").is_some() && logged("app-id") == said("app_id"),
         "the event log's app-id is the document's",
     ));
+    checks.push(pinned("expected_app_id", expected.app_id, logged("app-id"), "--app-id"));
     checks.push(Check::new(
         "compose_hash",
         logged("compose-hash").is_some() && logged("compose-hash") == said("compose_hash"),
         "the event log's compose-hash is the document's",
     ));
-    if let Some(compose) = compose {
-        let file_hash = hex(digest(&SHA256, compose).as_ref());
-        checks.push(Check::new(
-            "expected_compose",
-            said("compose_hash").as_deref() == Some(file_hash.as_str()),
-            format!("SHA-256 of the expected app-compose.json is {file_hash}"),
-        ));
-    }
+    let file_hash = expected.compose.map(|compose| hex(digest(&SHA256, compose).as_ref()));
+    checks.push(pinned("expected_compose", file_hash.as_deref(), said("compose_hash"), "--compose"));
+
+    let provider = replay
+        .as_ref()
+        .ok()
+        .and_then(|r| r.event("key-provider"))
+        .and_then(|payload| serde_json::from_slice::<Value>(payload).ok());
+    let name = provider.as_ref().and_then(|p| p["name"].as_str()).unwrap_or_default().to_owned();
+    checks.push(Check::new("key_provider", name == "kms", format!("keys from a dstack KMS (the log says {name:?})")));
+    let id = provider.as_ref().and_then(|p| p["id"].as_str()).map(str::to_ascii_lowercase);
+    checks.push(pinned("expected_key_provider", expected.key_provider_id, id, "--key-provider-id"));
     checks
 }
 
+/// An expected value (hex, any case) against the found one, or unpinned.
+fn pinned(name: &'static str, expected: Option<&str>, found: Option<String>, option: &str) -> Check {
+    let found_text = found.clone().unwrap_or_else(|| "none".into());
+    match expected {
+        Some(wanted) => Check::new(
+            name,
+            found.is_some_and(|f| f.eq_ignore_ascii_case(wanted.trim())),
+            format!("expected {}, attested {found_text}", wanted.trim()),
+        ),
+        None => Check::unpinned(name, format!("attested {found_text}; nothing expected ({option})")),
+    }
+}
+
+fn lower(measurements: &Measurements) -> Measurements {
+    let clean = |text: &str| text.trim().trim_start_matches("0x").to_ascii_lowercase();
+    Measurements {
+        mrtd: clean(&measurements.mrtd),
+        rtmr0: clean(&measurements.rtmr0),
+        rtmr1: clean(&measurements.rtmr1),
+        rtmr2: clean(&measurements.rtmr2),
+    }
+}
+
+/// Whether two URLs have the same scheme, host and port.
+fn same_origin(a: &str, b: &str) -> bool {
+    match (url::Url::parse(a), url::Url::parse(b)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin() && a.origin().is_tuple(),
+        _ => false,
+    }
+}
+
+/// The boot measurements a quote carries, to print and to pin.
+pub fn measurements_of(quote: &[u8]) -> Option<Measurements> {
+    Some(measurements(Quote::parse(quote).ok()?.report.as_td10()?))
+}
+
+fn measurements(report: &TDReport10) -> Measurements {
+    Measurements {
+        mrtd: hex(&report.mr_td),
+        rtmr0: hex(&report.rt_mr0),
+        rtmr1: hex(&report.rt_mr1),
+        rtmr2: hex(&report.rt_mr2),
+    }
+}
+
 /// Verifies the quote's signature chain and TCB against `collateral` at
-/// `now_secs` (Unix seconds).
-pub fn verify_quote(quote: &[u8], collateral: &QuoteCollateralV3, now_secs: u64) -> Check {
+/// `now_secs` (Unix seconds). The TCB must be `UpToDate`, or one of the
+/// statuses in `also_allowed` (say `SWHardeningNeeded`).
+pub fn verify_quote(quote: &[u8], collateral: &QuoteCollateralV3, now_secs: u64, also_allowed: &[String]) -> Check {
     match dcap_qvl::verify::verify(quote, collateral, now_secs) {
         Ok(report) => {
-            let ok = report.status == "UpToDate";
+            let ok = report.status == "UpToDate" || also_allowed.contains(&report.status);
             let advisories = if report.advisory_ids.is_empty() {
                 String::new()
             } else {
@@ -210,9 +339,12 @@ pub async fn fetch_collateral(client: &reqwest::Client, pccs: &str, quote: &[u8]
         get(client, &format!("{base}/{tee}/certification/v4/tcb?fmspc={fmspc}"), "TCB-Info-Issuer-Chain").await?;
     let (identity, identity_chain) =
         get(client, &format!("{base}/{tee}/certification/v4/qe/identity"), "SGX-Enclave-Identity-Issuer-Chain").await?;
-    let (root_crl, _) = get(client, &format!("{base}/sgx/certification/v4/rootcacrl"), "").await?;
-    // A PCCS sends the root CA CRL as hex; Intel's PCS as DER.
-    let root_ca_crl = std::str::from_utf8(&root_crl).ok().and_then(|t| hex_bytes(t.trim()).ok()).unwrap_or(root_crl);
+    // A PCCS serves the root CA's CRL (as hex); Intel's PCS does not, so
+    // it comes from the CRL distribution point of Intel's SGX root CA.
+    let root_ca_crl = match get(client, &format!("{base}/sgx/certification/v4/rootcacrl"), "").await {
+        Ok((body, _)) => std::str::from_utf8(&body).ok().and_then(|t| hex_bytes(t.trim()).ok()).unwrap_or(body),
+        Err(_) => get(client, INTEL_ROOT_CA_CRL, "").await?.0,
+    };
 
     let signed = |body: &[u8], field: &str| -> Result<(String, Vec<u8>), String> {
         let value: Value = serde_json::from_slice(body).map_err(|e| format!("{field}: {e}"))?;
@@ -259,8 +391,19 @@ async fn get(client: &reqwest::Client, url: &str, header: &str) -> Result<(Vec<u
                 .into_owned()
         }
     };
-    let body = response.bytes().await.map_err(|e| format!("{url}: {e}"))?.to_vec();
-    Ok((body, value))
+    Ok((read_limited(response, url).await?, value))
+}
+
+/// A response's body, refused past [`MAX_RESPONSE_BYTES`].
+pub(crate) async fn read_limited(mut response: reqwest::Response, url: &str) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| format!("{url}: {}", chain(&e)))? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(format!("{url}: the response is over {MAX_RESPONSE_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// An error and its sources, `: `-separated (reqwest's own text hides why).
