@@ -160,6 +160,32 @@ pub enum SpecCommand {
         #[arg(long = "insecure-upstream", value_name = "HOST:PORT")]
         insecure_upstreams: Vec<String>,
     },
+    /// Check a spec as the gateway would (parse, validate, compile): prints
+    /// its spec hash and each risk an owner will see flagged, or what is
+    /// wrong with it (exit 1).
+    Lint {
+        /// The spec, as JSON (`-` reads standard input).
+        spec: PathBuf,
+        /// A host:port the spec may reach over plain http (repeatable).
+        #[arg(long = "insecure-upstream", value_name = "HOST:PORT")]
+        insecure_upstreams: Vec<String>,
+        /// `{valid, spec_hash, risks, error}` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Describe a spec as its owner will be asked to approve it: one line per
+    /// rule, risks flagged, and its spec hash.
+    Describe {
+        /// The spec, as JSON (`-` reads standard input).
+        spec: PathBuf,
+        /// A host:port the spec may reach over plain http (repeatable).
+        #[arg(long = "insecure-upstream", value_name = "HOST:PORT")]
+        insecure_upstreams: Vec<String>,
+        /// The same view `POST /draft` answers with (spec, spec_hash,
+        /// summary, risks, wit, capabilities), as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Whether anyone may sign up as an owner.

@@ -28,6 +28,6 @@ pub mod web;
 
 pub use config::Config;
 pub use error::{Error, Result};
-pub use offline::spec_wit;
+pub use offline::{Lint, spec_describe, spec_lint, spec_wit};
 pub use server::{Capabilities, Server};
 pub use store::{ExecutionStatus, PermitStatus, RequestStatus};

@@ -54,15 +54,48 @@ fn exit(passed: bool) -> std::process::ExitCode {
 
 /// `oauth3 spec ...`: prints to stdout, errors to stderr (exit 1).
 fn spec(command: SpecCommand) -> std::process::ExitCode {
-    let SpecCommand::Wit { spec, insecure_upstreams } = command;
-    match oauth3_gateway::spec_wit(&spec, &insecure_upstreams) {
-        Ok(wit) => {
-            print!("{wit}");
-            std::process::ExitCode::SUCCESS
+    let failed = |name: &str, error: oauth3_gateway::Error| {
+        eprintln!("oauth3 spec {name}: {}", error.chain());
+        std::process::ExitCode::FAILURE
+    };
+    match command {
+        SpecCommand::Wit { spec, insecure_upstreams } => match oauth3_gateway::spec_wit(&spec, &insecure_upstreams) {
+            Ok(wit) => {
+                print!("{wit}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(error) => failed("wit", error),
+        },
+        SpecCommand::Lint { spec, insecure_upstreams, json } => {
+            let lint = match oauth3_gateway::spec_lint(&spec, &insecure_upstreams) {
+                Ok(lint) => lint,
+                Err(error) => return failed("lint", error),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&lint).unwrap_or_default());
+            } else if let Some(hash) = &lint.spec_hash {
+                println!("valid: spec_hash {hash}");
+                for risk in &lint.risks {
+                    println!("warning: {risk}");
+                }
+            } else {
+                eprintln!("invalid: {}", lint.error.as_deref().unwrap_or_default());
+            }
+            exit(lint.valid)
         }
-        Err(error) => {
-            eprintln!("oauth3 spec wit: {}", error.chain());
-            std::process::ExitCode::FAILURE
+        SpecCommand::Describe { spec, insecure_upstreams, json } => {
+            match oauth3_gateway::spec_describe(&spec, &insecure_upstreams) {
+                Ok(view) if json => {
+                    println!("{}", serde_json::to_string_pretty(&view).unwrap_or_default());
+                    std::process::ExitCode::SUCCESS
+                }
+                Ok(view) => {
+                    print!("{}", view.summary);
+                    println!("spec_hash {}", view.spec_hash);
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(error) => failed("describe", error),
+            }
         }
     }
 }

@@ -64,3 +64,70 @@ fn spec_wit_reads_standard_input_and_reports_a_bad_spec_on_stderr() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/spec.json"));
 }
+
+/// `oauth3 <args>` with `stdin`: (success, stdout, stderr).
+fn oauth3_with_input(args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(oauth3_binary())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.success(), text(&output.stdout), text(&output.stderr))
+}
+
+#[test]
+fn spec_lint_gives_the_hash_an_approval_binds_and_flags_what_the_owner_will_see() {
+    let risky = json!({"version": 1, "integrations": [{
+        "name": "github", "base_url": "https://api.github.com",
+        "rules": [{"method": "GET", "path": "/repos/o/r/issues", "query": {"state": {"values": ["open", "closed"]}}},
+                  {"method": "POST", "path": "/repos/o/r/**"}],
+        "rate_limit": {"max_calls": 10, "window_seconds": 60}
+    }]})
+    .to_string();
+    let (ok, stdout, stderr) = oauth3_with_input(&["spec", "lint", "-"], &risky);
+    assert!(ok, "{stderr}");
+    let hash = stdout.lines().next().unwrap().strip_prefix("valid: spec_hash ").unwrap().to_owned();
+    let warnings: Vec<&str> = stdout.lines().skip(1).collect();
+    assert_eq!(warnings.len(), 1, "only the POST rule is flagged: {stdout}");
+    assert!(warnings[0].starts_with("warning: github: POST https://api.github.com/repos/o/r/**"), "{stdout}");
+    assert!(warnings[0].contains("changes data") && warnings[0].contains("'**' matches any sub-path"), "{stdout}");
+
+    // describe shows the same spec as the owner's page does, with the same hash.
+    let (ok, described, _) = oauth3_with_input(&["spec", "describe", "-", "--json"], &risky);
+    assert!(ok);
+    let view: serde_json::Value = serde_json::from_str(&described).unwrap();
+    assert_eq!(view["spec_hash"], hash.as_str());
+    assert_eq!(view["capabilities"][0]["signature"], "github(method, path, { body, query, headers })");
+    assert!(view["wit"].as_str().unwrap().contains("world permit"));
+    let (ok, text, _) = oauth3_with_input(&["spec", "describe", "-"], &risky);
+    assert!(ok && text.contains("[! changes data]") && text.ends_with(&format!("spec_hash {hash}\n")), "{text}");
+
+    // Plain http only for an allowed upstream, as on the gateway.
+    let (ok, stdout, _) = oauth3_with_input(&["spec", "lint", "-", "--insecure-upstream", "127.0.0.1:9"], &spec());
+    assert!(ok && stdout.contains("plain http, not https"), "{stdout}");
+}
+
+#[test]
+fn spec_lint_says_what_is_wrong_and_exits_1() {
+    let bad = json!({"version": 1, "integrations": [{"name": "x", "base_url": "http://evil.example", "rules": []}]});
+    let (ok, stdout, stderr) = oauth3_with_input(&["spec", "lint", "-"], &bad.to_string());
+    assert!(!ok && stdout.is_empty());
+    assert!(stderr.starts_with("invalid: "), "{stderr}");
+    assert!(
+        stderr.contains("integrations[0].base_url: must use https") && stderr.contains("integrations[0].rules"),
+        "{stderr}"
+    );
+    let (ok, stdout, _) = oauth3_with_input(&["spec", "lint", "-", "--json"], "{not json");
+    let verdict: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        !ok && verdict["valid"] == false && verdict["spec_hash"].is_null() && verdict["error"].is_string(),
+        "{stdout}"
+    );
+    let (ok, _, stderr) = oauth3_with_input(&["spec", "describe", "-"], &bad.to_string());
+    assert!(!ok && stderr.starts_with("oauth3 spec describe: "), "{stderr}");
+}
