@@ -53,6 +53,15 @@ pub enum Command {
     /// Check a receipt a gateway signed.
     #[command(subcommand)]
     Receipt(ReceiptCommand),
+    /// Create an account on a gateway; prints its token once.
+    Signup(crate::client::commands::Signup),
+    /// Keep a gateway's URL and your token (read from standard input, or a
+    /// prompt that does not echo) for the commands below, in a file only you
+    /// can read.
+    Login(crate::client::commands::Login),
+    /// Your secrets on a gateway (owners).
+    #[command(subcommand)]
+    Secrets(crate::client::commands::Secrets),
 }
 
 /// `oauth3 attest ...`.
@@ -453,6 +462,11 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "OAUTH3_DRAFTER_TIMEOUT_SECS",
     "OAUTH3_DOC_MAX_BYTES",
     "OAUTH3_DOC_TIMEOUT_SECS",
+    // The client commands' (`oauth3 login`, `oauth3 secrets`, …), which a
+    // shell that runs both may well have set.
+    "OAUTH3_URL",
+    "OAUTH3_TOKEN",
+    "OAUTH3_CONFIG",
 ];
 
 /// `OAUTH3_*` variables in `vars` that the gateway does not read (typos).

@@ -8,6 +8,7 @@
 mod api;
 pub mod auth;
 mod capabilities;
+pub mod client;
 pub mod config;
 pub mod db;
 mod error;

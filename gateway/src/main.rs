@@ -1,6 +1,8 @@
 //! The `oauth3` binary. See `oauth3 --help`.
 
 use clap::Parser;
+use oauth3_gateway::client::commands::ClientCommand;
+use oauth3_gateway::client::run as run_client;
 use oauth3_gateway::config::{
     AttestCommand, Cli, Command, LogFormat, ReceiptCommand, RotateKeys, SpecCommand, unknown_variables,
 };
@@ -23,6 +25,9 @@ async fn main() -> std::process::ExitCode {
         Some(Command::Receipt(ReceiptCommand::Verify { receipt, key, url, expected })) => {
             return exit(tee::cli::receipt_verify(&receipt, key.as_deref(), url.as_deref(), &expected).await);
         }
+        Some(Command::Signup(signup)) => return exit(run_client(ClientCommand::Signup(signup)).await),
+        Some(Command::Login(login)) => return exit(run_client(ClientCommand::Login(login)).await),
+        Some(Command::Secrets(secrets)) => return exit(run_client(ClientCommand::Secrets(secrets)).await),
         Some(Command::RotateKeys(rotate)) => {
             init_logging(&rotate.config);
             return rotate_keys(*rotate).await;

@@ -1,0 +1,51 @@
+//! One JSON request to the gateway; its error bodies become one line with
+//! the gateway's code and message.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// A gateway at `url`, with a token when signed in.
+pub struct Api {
+    url: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Api {
+    /// A client of the gateway at `url`.
+    pub fn new(url: &str, token: Option<String>) -> Result<Api, String> {
+        let tls = oauth3_netguard::tls_config(&[]).map_err(|e| format!("TLS: {e}"))?;
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(Api { url: url.trim_end_matches('/').to_owned(), token, http })
+    }
+
+    /// Sends `body` (if any) to `path`: the answer's JSON, or the gateway's
+    /// `code: message`.
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value, String> {
+        let mut request = self.http.request(method, format!("{}{path}", self.url)).header("accept", "application/json");
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body.to_string());
+        }
+        let response = request.send().await.map_err(|e| format!("{}: {}", self.url, crate::tee::verify::chain(&e)))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| format!("{}: {e}", self.url))?;
+        let value: Value =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        if status.is_success() {
+            return Ok(value);
+        }
+        let error = &value["error"];
+        match (error["code"].as_str(), error["message"].as_str()) {
+            (Some(code), Some(message)) => Err(format!("{code}: {message}")),
+            _ => Err(format!("HTTP {status}")),
+        }
+    }
+}

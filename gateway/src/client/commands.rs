@@ -1,0 +1,213 @@
+//! The client's commands: their arguments (clap) and what each does.
+
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::api::Api;
+use super::profile::Profile;
+
+/// Where the gateway is, and how to print.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The gateway's base URL (default: the one `oauth3 login` saved).
+    #[arg(long, env = "OAUTH3_URL")]
+    pub url: Option<String>,
+    /// Print the gateway's JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `oauth3 signup`.
+#[derive(Debug, Args)]
+pub struct Signup {
+    /// `agent` or `owner`.
+    #[arg(long, default_value = "agent")]
+    pub role: String,
+    /// The account's name.
+    #[arg(long)]
+    pub name: String,
+    /// An owner invite code (gateways with OAUTH3_SIGNUP=invite).
+    #[arg(long)]
+    pub invite: Option<String>,
+    /// Keep the URL and the new token for later commands, as `oauth3 login` does.
+    #[arg(long)]
+    pub save: bool,
+    /// The gateway, and the output format.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `oauth3 login`.
+#[derive(Debug, Args)]
+pub struct Login {
+    /// The gateway, and the output format.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `oauth3 secrets ...` (owners).
+#[derive(Debug, Subcommand)]
+pub enum Secrets {
+    /// Store (or replace) a secret. The value is read from standard input,
+    /// or a prompt that does not echo: never from the command line.
+    Set {
+        /// Its name, as specs name it (e.g. GITHUB_TOKEN).
+        name: String,
+        /// The gateway, and the output format.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Your secrets' names and times (never values).
+    List {
+        /// The gateway, and the output format.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a secret.
+    Rm {
+        /// Its name.
+        name: String,
+        /// The gateway, and the output format.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// A client command.
+#[derive(Debug)]
+pub enum ClientCommand {
+    /// `oauth3 signup`.
+    Signup(Signup),
+    /// `oauth3 login`.
+    Login(Login),
+    /// `oauth3 secrets ...`.
+    Secrets(Secrets),
+}
+
+/// Runs `command`; prints its output, or `oauth3: <why>` on stderr.
+pub async fn run(command: ClientCommand) -> bool {
+    match dispatch(command).await {
+        Ok(()) => true,
+        Err(error) => {
+            eprintln!("oauth3: {error}");
+            false
+        }
+    }
+}
+
+async fn dispatch(command: ClientCommand) -> Result<(), String> {
+    match command {
+        ClientCommand::Signup(signup) => {
+            let url = gateway_url(&signup.client)?;
+            let body = json!({"name": signup.name, "role": signup.role, "invite": signup.invite});
+            let signed_up = Api::new(&url, None)?.call(Method::POST, "/signup", Some(&body)).await?;
+            let token = signed_up["token"].as_str().ok_or("the gateway returned no token")?;
+            if signup.save {
+                let path = Profile { url: Some(url), token: Some(token.to_owned()) }.save()?;
+                eprintln!("saved to {}", path.display());
+            }
+            if signup.client.json {
+                println!("{signed_up:#}");
+            } else {
+                println!(
+                    "signed up: {} {} ({})",
+                    signed_up["role"].as_str().unwrap_or("-"),
+                    text(&signed_up["tenant_id"]),
+                    text(&signed_up["name"])
+                );
+                println!("token (shown once; `oauth3 login` keeps it): {token}");
+            }
+            Ok(())
+        }
+        ClientCommand::Login(login) => {
+            let url = gateway_url(&login.client)?;
+            let token = read_secret("token")?;
+            // Checked before it is kept: every role may list its permits.
+            Api::new(&url, Some(token.clone()))?.call(Method::GET, "/permits", None).await?;
+            let path = Profile { url: Some(url.clone()), token: Some(token) }.save()?;
+            if login.client.json {
+                println!("{}", json!({"url": url, "config": path}));
+            } else {
+                println!("signed in to {url}; saved to {} (mode 0600)", path.display());
+            }
+            Ok(())
+        }
+        ClientCommand::Secrets(Secrets::Set { name, client }) => {
+            let api = signed_in(&client)?;
+            let value = read_secret(&format!("value of {name}"))?;
+            let stored = api.call(Method::POST, "/secrets", Some(&json!({"name": name, "value": value}))).await?;
+            print(&client, &stored, || format!("stored {}", text(&stored["name"])));
+            Ok(())
+        }
+        ClientCommand::Secrets(Secrets::List { client }) => {
+            let listed = signed_in(&client)?.call(Method::GET, "/secrets", None).await?;
+            let lines = || {
+                let secrets = listed["secrets"].as_array().cloned().unwrap_or_default();
+                let lines: Vec<String> = secrets
+                    .iter()
+                    .map(|s| format!("{}  (updated {})", text(&s["name"]), text(&s["updated_at"])))
+                    .collect();
+                if lines.is_empty() { "no secrets".to_owned() } else { lines.join("\n") }
+            };
+            print(&client, &listed, lines);
+            Ok(())
+        }
+        ClientCommand::Secrets(Secrets::Rm { name, client }) => {
+            let path = format!(
+                "/secrets/{}",
+                percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC)
+            );
+            signed_in(&client)?.call(Method::DELETE, &path, None).await?;
+            print(&client, &json!({"deleted": name}), || format!("deleted {name}"));
+            Ok(())
+        }
+    }
+}
+
+/// `--url` / `OAUTH3_URL`, else the saved one.
+fn gateway_url(client: &ClientArgs) -> Result<String, String> {
+    match &client.url {
+        Some(url) if !url.trim().is_empty() => Ok(url.trim().to_owned()),
+        _ => Profile::load()?.url.ok_or_else(|| "no gateway URL: give --url, set OAUTH3_URL, or `oauth3 login`".into()),
+    }
+}
+
+/// The gateway, with `OAUTH3_TOKEN` or the saved token.
+fn signed_in(client: &ClientArgs) -> Result<Api, String> {
+    let url = gateway_url(client)?;
+    let token = match std::env::var("OAUTH3_TOKEN") {
+        Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
+        _ => Profile::load()?.token.ok_or("not signed in: set OAUTH3_TOKEN or run `oauth3 login`")?,
+    };
+    Api::new(&url, Some(token))
+}
+
+/// A secret from standard input (one line, its newline dropped), or from a
+/// prompt that does not echo when standard input is a terminal.
+fn read_secret(what: &str) -> Result<String, String> {
+    use std::io::{BufRead, IsTerminal};
+    let value = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("{what}: ")).map_err(|e| format!("reading the {what}: {e}"))?
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("reading the {what}: {e}"))?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    };
+    if value.is_empty() {
+        return Err(format!("no {what} given (standard input was empty)"));
+    }
+    Ok(value)
+}
+
+fn print(client: &ClientArgs, value: &Value, human: impl FnOnce() -> String) {
+    if client.json {
+        println!("{value:#}");
+    } else {
+        println!("{}", human());
+    }
+}
+
+fn text(value: &Value) -> String {
+    value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string())
+}

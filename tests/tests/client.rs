@@ -1,0 +1,113 @@
+//! The `oauth3` client commands against the real gateway binary: sign up,
+//! log in (the token kept in a 0600 file), and owners' secrets set from
+//! standard input (never the command line), listed and removed; errors say
+//! the gateway's code and message.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use oauth3_e2e::{Binary, fake_secret, oauth3_binary, shared_cache_dir};
+
+/// `oauth3 <args>` with only `env` set and `stdin` written: (success, stdout, stderr).
+fn oauth3(args: &[&str], env: &[(&str, &str)], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(oauth3_binary())
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.success(), text(&output.stdout), text(&output.stderr))
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn an_owner_signs_up_logs_in_and_manages_secrets_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = shared_cache_dir().display().to_string();
+    let gateway = Binary::start("gateway", &dir.path().join("data"), dir.path(), &[("OAUTH3_CACHE_DIR", cache)]);
+    let config = dir.path().join("home/oauth3/config.json");
+    let config_text = config.display().to_string();
+    let env = [("OAUTH3_CONFIG", config_text.as_str())];
+
+    let (ok, stdout, stderr) =
+        oauth3(&["signup", "--role", "owner", "--name", "alice", "--url", &gateway.url, "--save"], &env, "");
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("signed up: owner owner_"), "{stdout}");
+    let token = stdout.lines().find_map(|l| l.strip_prefix("token (shown once; `oauth3 login` keeps it): ")).unwrap();
+    assert_eq!((mode(&config), mode(config.parent().unwrap())), (0o600, 0o700));
+    assert!(std::fs::read_to_string(&config).unwrap().contains(token));
+
+    // The value goes in on standard input: it is nowhere in the process's
+    // command line while it waits for it.
+    let secret = fake_secret();
+    let mut child = Command::new(oauth3_binary())
+        .args(["secrets", "set", "GITHUB_TOKEN"])
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
+    assert!(!String::from_utf8_lossy(&cmdline).contains(&secret));
+    child.stdin.take().unwrap().write_all(format!("{secret}\n").as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "stored GITHUB_TOKEN\n");
+
+    let (ok, listed, _) = oauth3(&["secrets", "list", "--json"], &env, "");
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert!(ok);
+    assert_eq!(listed["secrets"][0]["name"], "GITHUB_TOKEN");
+    assert!(!listed.to_string().contains(&secret), "a value was listed");
+    let (ok, text, _) = oauth3(&["secrets", "list"], &env, "");
+    assert!(ok && text.starts_with("GITHUB_TOKEN  (updated "), "{text}");
+
+    let (ok, stdout, _) = oauth3(&["secrets", "rm", "GITHUB_TOKEN"], &env, "");
+    assert!(ok && stdout == "deleted GITHUB_TOKEN\n", "{stdout}");
+    let (ok, _, stderr) = oauth3(&["secrets", "rm", "GITHUB_TOKEN"], &env, "");
+    assert!(!ok && stderr == "oauth3: not_found: no secret named GITHUB_TOKEN\n", "{stderr}");
+    assert_eq!(oauth3(&["secrets", "list"], &env, "").1, "no secrets\n");
+    let (ok, _, stderr) = oauth3(&["secrets", "set", "EMPTY"], &env, "");
+    assert!(!ok && stderr.contains("standard input was empty"), "{stderr}");
+}
+
+#[test]
+fn login_keeps_only_a_token_the_gateway_accepts_and_the_environment_overrides_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = shared_cache_dir().display().to_string();
+    let gateway = Binary::start("gateway", &dir.path().join("data"), dir.path(), &[("OAUTH3_CACHE_DIR", cache)]);
+    let config = dir.path().join("config.json").display().to_string();
+    let env = [("OAUTH3_CONFIG", config.as_str())];
+    let (_, stdout, _) =
+        oauth3(&["signup", "--role", "owner", "--name", "o", "--url", &gateway.url, "--json"], &env, "");
+    let owner: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let token = owner["token"].as_str().unwrap();
+
+    let (ok, _, stderr) = oauth3(&["login", "--url", &gateway.url], &env, "not-a-token\n");
+    assert!(!ok && stderr.starts_with("oauth3: unauthorized: "), "{stderr}");
+    assert!(!Path::new(&config).exists(), "a refused token is not kept");
+    let (ok, _, _) = oauth3(&["secrets", "list"], &env, "");
+    assert!(!ok);
+
+    let (ok, stdout, stderr) = oauth3(&["login", "--url", &gateway.url], &env, &format!("{token}\n"));
+    assert!(ok && stdout.starts_with(&format!("signed in to {}", gateway.url)), "{stdout}{stderr}");
+    assert!(oauth3(&["secrets", "list"], &env, "").0, "the saved URL and token are used");
+    let with_other = [("OAUTH3_CONFIG", config.as_str()), ("OAUTH3_TOKEN", "forged")];
+    let (ok, _, stderr) = oauth3(&["secrets", "list"], &with_other, "");
+    assert!(!ok && stderr.starts_with("oauth3: unauthorized: "), "OAUTH3_TOKEN wins: {stderr}");
+    let (ok, _, stderr) = oauth3(&["secrets", "list"], &[("OAUTH3_CONFIG", "/nonexistent/oauth3.json")], "");
+    assert!(!ok && stderr.contains("no gateway URL"), "{stderr}");
+}
