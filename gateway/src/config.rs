@@ -62,6 +62,34 @@ pub enum Command {
     /// Your secrets on a gateway (owners).
     #[command(subcommand)]
     Secrets(crate::client::commands::Secrets),
+    /// Ask for a permit, or look at one (agents; owners may look).
+    #[command(subcommand)]
+    Permit(crate::client::commands::Permit),
+    /// Approve a permit request, after showing what it asks (owners).
+    Approve(crate::client::commands::Approve),
+    /// Revoke a permit (owners).
+    Revoke {
+        /// The permit (`prm_…`).
+        permit: String,
+        /// The gateway, and the output format.
+        #[command(flatten)]
+        client: crate::client::commands::ClientArgs,
+    },
+    /// Run a script or a component under a permit and print what it printed;
+    /// exits 1 when it failed or a call was denied, saying why.
+    Run(crate::client::commands::Run),
+    /// The newest calls under your permits, oldest first (owners).
+    Audit {
+        /// One permit's calls only.
+        #[arg(long)]
+        permit: Option<String>,
+        /// Keep printing new calls as they come.
+        #[arg(long)]
+        follow: bool,
+        /// The gateway, and the output format.
+        #[command(flatten)]
+        client: crate::client::commands::ClientArgs,
+    },
 }
 
 /// `oauth3 attest ...`.

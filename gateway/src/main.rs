@@ -28,6 +28,15 @@ async fn main() -> std::process::ExitCode {
         Some(Command::Signup(signup)) => return exit(run_client(ClientCommand::Signup(signup)).await),
         Some(Command::Login(login)) => return exit(run_client(ClientCommand::Login(login)).await),
         Some(Command::Secrets(secrets)) => return exit(run_client(ClientCommand::Secrets(secrets)).await),
+        Some(Command::Permit(permit)) => return exit(run_client(ClientCommand::Permit(permit)).await),
+        Some(Command::Approve(approve)) => return exit(run_client(ClientCommand::Approve(approve)).await),
+        Some(Command::Revoke { permit, client }) => {
+            return exit(run_client(ClientCommand::Revoke { permit, client }).await);
+        }
+        Some(Command::Run(run)) => return exit(run_client(ClientCommand::Run(run)).await),
+        Some(Command::Audit { permit, follow, client }) => {
+            return exit(run_client(ClientCommand::Audit { permit, follow, client }).await);
+        }
         Some(Command::RotateKeys(rotate)) => {
             init_logging(&rotate.config);
             return rotate_keys(*rotate).await;

@@ -111,3 +111,87 @@ fn login_keeps_only_a_token_the_gateway_accepts_and_the_environment_overrides_it
     let (ok, _, stderr) = oauth3(&["secrets", "list"], &[("OAUTH3_CONFIG", "/nonexistent/oauth3.json")], "");
     assert!(!ok && stderr.contains("no gateway URL"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quickstart_runs_from_the_cli_and_a_denied_call_exits_1_with_its_code() {
+    let stub = oauth3_e2e::Stub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("OAUTH3_CACHE_DIR", shared_cache_dir().display().to_string()),
+        ("OAUTH3_INSECURE_UPSTREAMS", stub.host_port()),
+    ];
+    let gateway = Binary::start("gateway", &dir.path().join("data"), dir.path(), &env);
+    let profile = |who: &str| dir.path().join(format!("{who}.json")).display().to_string();
+    let (owner, agent) = (profile("owner"), profile("agent"));
+    let as_owner = [("OAUTH3_CONFIG", owner.as_str())];
+    let as_agent = [("OAUTH3_CONFIG", agent.as_str())];
+    let url = gateway.url.as_str();
+    assert!(oauth3(&["signup", "--role", "owner", "--name", "o", "--url", url, "--save"], &as_owner, "").0);
+    assert!(oauth3(&["signup", "--role", "agent", "--name", "a", "--url", url, "--save"], &as_agent, "").0);
+    assert!(oauth3(&["secrets", "set", "GITHUB_TOKEN"], &as_owner, &fake_secret()).0);
+
+    let spec = serde_json::json!({"name": "github", "base_url": stub.url(),
+        "rules": [{"method": "GET", "path": "/repos/*/*/issues"}],
+        "inject": {"headers": {"Authorization": "Bearer {GITHUB_TOKEN}"}}, "secrets": ["GITHUB_TOKEN"]});
+    let spec_path = dir.path().join("spec.json");
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    let (ok, stdout, stderr) =
+        oauth3(&["permit", "request", "--spec", &spec_path.display().to_string(), "--json"], &as_agent, "");
+    assert!(ok, "{stderr}");
+    let requested: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let (request, permit) = (requested["request_id"].as_str().unwrap(), requested["permit_id"].as_str().unwrap());
+    let (ok, text, _) = oauth3(&["permit", "request", "--spec", &spec_path.display().to_string()], &as_agent, "");
+    assert!(ok && text.contains("approve at http") && text.contains("github(method, path"), "{text}");
+
+    // An approval that names another spec hash than the request's is refused.
+    let (status, refused) = oauth3_e2e::call(
+        url,
+        "POST",
+        &format!("/approve/{request}"),
+        Some(profile_token(&owner).as_str()),
+        Some(serde_json::json!({"action": "approve", "spec_hash": "0".repeat(64)})),
+    )
+    .await;
+    assert_eq!((status.as_u16(), refused["error"]["code"].as_str()), (409, Some("spec_changed")), "{refused}");
+    let (ok, stdout, stderr) = oauth3(&["approve", request, "--expires", "24h"], &as_owner, "");
+    assert!(ok && stdout.starts_with(&format!("{request} approved (permit {permit}, until ")), "{stdout}{stderr}");
+    let (ok, shown, _) = oauth3(&["permit", "show", permit], &as_agent, "");
+    assert!(ok && shown.starts_with(&format!("{permit} active\nspec_hash ")), "{shown}");
+
+    let script = |name: &str, code: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, code).unwrap();
+        path.display().to_string()
+    };
+    let list = script(
+        "list.js",
+        "const issues = await github('GET', `/repos/${args.repo}/issues`); console.log(issues.length);",
+    );
+    let (ok, stdout, stderr) =
+        oauth3(&["run", "--permit", permit, &list, "--args", r#"{"repo": "octo/hello"}"#], &as_agent, "");
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "2\n");
+    let denied = script("denied.js", "await github('DELETE', '/repos/octo/hello');");
+    let (ok, _, stderr) = oauth3(&["run", "--permit", permit, &denied], &as_agent, "");
+    assert!(!ok, "a denied call exits 1");
+    assert!(stderr.contains("denied: DELETE /repos/octo/hello: path_not_allowed"), "{stderr}");
+    let uncaught = "failed: uncaught: Error: github('DELETE', '/repos/octo/hello') failed: path_not_allowed";
+    assert!(stderr.contains(uncaught), "{stderr}");
+    assert!(stderr.ends_with("oauth3: the run failed or a call was denied\n"), "{stderr}");
+
+    let (ok, audit, _) = oauth3(&["audit", "--permit", permit], &as_owner, "");
+    let lines: Vec<&str> = audit.lines().collect();
+    assert!(ok && lines.len() == 2, "{audit}");
+    assert!(lines[0].contains(" allow GET ") && lines[0].ends_with(" 200"), "{audit}");
+    assert!(lines[1].contains(" deny DELETE ") && lines[1].ends_with("(path_not_allowed)"), "{audit}");
+
+    assert!(oauth3(&["revoke", permit], &as_owner, "").0);
+    let (ok, _, stderr) = oauth3(&["run", "--permit", permit, &list], &as_agent, "");
+    assert!(!ok && stderr.starts_with("oauth3: permit_not_active: "), "{stderr}");
+}
+
+/// The token a profile file holds.
+fn profile_token(path: &str) -> String {
+    let profile: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    profile["token"].as_str().unwrap().to_owned()
+}

@@ -239,6 +239,10 @@ pub struct Approval {
     expires_in: Option<u64>,
     #[serde(default)]
     narrow: Option<NarrowBody>,
+    /// The spec hash the owner was shown: the decision is refused (409
+    /// `spec_changed`) if the request now holds another.
+    #[serde(default)]
+    spec_hash: Option<String>,
 }
 
 /// What the owner takes away before approving (see [`Narrowing`]).
@@ -293,7 +297,7 @@ pub async fn approve(
         approve,
         expiry: body.expires_in.map_or(Expiry::Keep, Expiry::In),
         narrowing: body.narrow.map(Narrowing::from).unwrap_or_default(),
-        seen_spec_hash: None,
+        seen_spec_hash: body.spec_hash,
     };
     decide(&gateway, &owner.id, &id, choice).await.map(Json)
 }

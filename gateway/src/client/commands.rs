@@ -4,8 +4,11 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use std::path::PathBuf;
+
 use super::api::Api;
 use super::profile::Profile;
+use super::work;
 
 /// Where the gateway is, and how to print.
 #[derive(Debug, Clone, Args)]
@@ -74,6 +77,73 @@ pub enum Secrets {
     },
 }
 
+/// `oauth3 permit ...`.
+#[derive(Debug, Subcommand)]
+pub enum Permit {
+    /// Ask for a permit (or to extend one): prints the approval link to hand
+    /// to your owner.
+    Request {
+        /// A spec: `{version, integrations}`, a list of integrations, or one.
+        #[arg(long, required_unless_present = "intent", conflicts_with = "intent", value_name = "SPEC_JSON")]
+        spec: Option<PathBuf>,
+        /// An intent for the gateway's drafter: `{name, goal, doc_urls, secret_hints}` (or a list).
+        #[arg(long, value_name = "INTENT_JSON")]
+        intent: Option<PathBuf>,
+        /// What for, in your words (shown to the owner).
+        #[arg(long, default_value = "requested with oauth3 permit request")]
+        description: String,
+        /// Extend this permit instead of asking for a new one.
+        #[arg(long, value_name = "PERMIT_ID")]
+        extend: Option<String>,
+        /// The gateway, and the output format.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// A request (`req_…`) or a permit (`prm_…`): status, spec hash, summary.
+    Show {
+        /// `req_…` or `prm_…`.
+        id: String,
+        /// The gateway, and the output format.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// `oauth3 approve`.
+#[derive(Debug, Args)]
+pub struct Approve {
+    /// The request (`req_…`).
+    pub id: String,
+    /// Deny it instead.
+    #[arg(long)]
+    pub deny: bool,
+    /// How long the permit lasts (`1h`, `24h`, `7d`); default: as the gateway decides.
+    #[arg(long)]
+    pub expires: Option<String>,
+    /// Do not ask, even on a terminal.
+    #[arg(long)]
+    pub yes: bool,
+    /// The gateway, and the output format.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `oauth3 run`.
+#[derive(Debug, Args)]
+pub struct Run {
+    /// The permit to run under.
+    #[arg(long)]
+    pub permit: String,
+    /// A script (JavaScript), or a component (`.wasm`).
+    pub code: PathBuf,
+    /// Its `args`, as JSON.
+    #[arg(long)]
+    pub args: Option<String>,
+    /// The gateway, and the output format.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
 /// A client command.
 #[derive(Debug)]
 pub enum ClientCommand {
@@ -83,6 +153,28 @@ pub enum ClientCommand {
     Login(Login),
     /// `oauth3 secrets ...`.
     Secrets(Secrets),
+    /// `oauth3 permit ...`.
+    Permit(Permit),
+    /// `oauth3 approve`.
+    Approve(Approve),
+    /// `oauth3 revoke PERMIT`.
+    Revoke {
+        /// The permit.
+        permit: String,
+        /// The gateway, and the output format.
+        client: ClientArgs,
+    },
+    /// `oauth3 run`.
+    Run(Run),
+    /// `oauth3 audit`.
+    Audit {
+        /// One permit's calls only.
+        permit: Option<String>,
+        /// Keep printing new calls.
+        follow: bool,
+        /// The gateway, and the output format.
+        client: ClientArgs,
+    },
 }
 
 /// Runs `command`; prints its output, or `oauth3: <why>` on stderr.
@@ -98,6 +190,20 @@ pub async fn run(command: ClientCommand) -> bool {
 
 async fn dispatch(command: ClientCommand) -> Result<(), String> {
     match command {
+        ClientCommand::Permit(Permit::Request { spec, intent, description, extend, client }) => {
+            work::request(&client, spec.as_deref(), intent.as_deref(), &description, extend.as_deref()).await
+        }
+        ClientCommand::Permit(Permit::Show { id, client }) => work::show(&client, &id).await,
+        ClientCommand::Approve(approve) => {
+            let expires = approve.expires.as_deref();
+            work::decide(&approve.client, &approve.id, approve.deny, expires, approve.yes).await
+        }
+        ClientCommand::Revoke { permit, client } => work::revoke(&client, &permit).await,
+        ClientCommand::Run(run) => match work::run(&run.client, &run.permit, &run.code, run.args.as_deref()).await? {
+            true => Ok(()),
+            false => Err("the run failed or a call was denied".into()),
+        },
+        ClientCommand::Audit { permit, follow, client } => work::audit(&client, permit.as_deref(), follow).await,
         ClientCommand::Signup(signup) => {
             let url = gateway_url(&signup.client)?;
             let body = json!({"name": signup.name, "role": signup.role, "invite": signup.invite});
@@ -174,7 +280,7 @@ fn gateway_url(client: &ClientArgs) -> Result<String, String> {
 }
 
 /// The gateway, with `OAUTH3_TOKEN` or the saved token.
-fn signed_in(client: &ClientArgs) -> Result<Api, String> {
+pub(super) fn signed_in(client: &ClientArgs) -> Result<Api, String> {
     let url = gateway_url(client)?;
     let token = match std::env::var("OAUTH3_TOKEN") {
         Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
@@ -200,7 +306,7 @@ fn read_secret(what: &str) -> Result<String, String> {
     Ok(value)
 }
 
-fn print(client: &ClientArgs, value: &Value, human: impl FnOnce() -> String) {
+pub(super) fn print(client: &ClientArgs, value: &Value, human: impl FnOnce() -> String) {
     if client.json {
         println!("{value:#}");
     } else {
@@ -208,6 +314,6 @@ fn print(client: &ClientArgs, value: &Value, human: impl FnOnce() -> String) {
     }
 }
 
-fn text(value: &Value) -> String {
+pub(super) fn text(value: &Value) -> String {
     value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string())
 }

@@ -8,6 +8,7 @@
 mod api;
 pub mod commands;
 mod profile;
+mod work;
 
 pub use commands::run;
 pub use profile::Profile;

@@ -1,0 +1,205 @@
+//! The client's permit and execution commands: request and show permits,
+//! approve or deny, revoke, run code under a permit, read the audit log.
+
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine as _;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::commands::{ClientArgs, print, signed_in, text};
+
+/// `oauth3 permit request`: a spec (`{version, integrations}`, a list of
+/// integrations, or one) or an intent, for its owner to approve.
+pub async fn request(
+    client: &ClientArgs,
+    spec: Option<&Path>,
+    intent: Option<&Path>,
+    description: &str,
+    extend: Option<&str>,
+) -> Result<(), String> {
+    let mut body = json!({"description": description});
+    match (spec, intent) {
+        (Some(path), None) => {
+            let spec = json_file(path)?;
+            body["capabilities"] = match spec {
+                Value::Object(ref map) if map.contains_key("integrations") => spec["integrations"].clone(),
+                Value::Array(_) => spec,
+                one => json!([one]),
+            };
+        }
+        (None, Some(path)) => body["intent"] = json_file(path)?,
+        _ => return Err("give --spec or --intent".into()),
+    }
+    if let Some(permit) = extend {
+        body["permit_id"] = json!(permit);
+    }
+    let requested = signed_in(client)?.call(Method::POST, "/permit", Some(&body)).await?;
+    print(client, &requested, || {
+        let mut lines = vec![
+            format!("requested {} for permit {}", text(&requested["request_id"]), text(&requested["permit_id"])),
+            format!("approve at {}", text(&requested["approval_url"])),
+        ];
+        for capability in requested["capabilities"].as_array().into_iter().flatten() {
+            lines.push(format!("  {}", text(&capability["signature"])));
+        }
+        lines.join("\n")
+    });
+    Ok(())
+}
+
+/// `oauth3 permit show ID`: a request (`req_…`) or a permit (`prm_…`).
+pub async fn show(client: &ClientArgs, id: &str) -> Result<(), String> {
+    let path =
+        if id.starts_with("req_") { format!("/permit/{}", segment(id)) } else { format!("/permits/{}", segment(id)) };
+    let shown = signed_in(client)?.call(Method::GET, &path, None).await?;
+    print(client, &shown, || {
+        format!(
+            "{} {}\nspec_hash {}\n{}",
+            id,
+            text(&shown["status"]),
+            text(&shown["spec_hash"]),
+            shown["summary"].as_str().unwrap_or_default().trim_end()
+        )
+    });
+    Ok(())
+}
+
+/// `oauth3 approve ID`: shows what is asked and, on a terminal, asks first.
+pub async fn decide(client: &ClientArgs, id: &str, deny: bool, expires: Option<&str>, yes: bool) -> Result<(), String> {
+    use std::io::IsTerminal;
+    let api = signed_in(client)?;
+    let path = format!("/approve/{}", segment(id));
+    let mut body = json!({"action": if deny { "deny" } else { "approve" }});
+    if let Some(expires) = expires {
+        let duration = humantime::parse_duration(expires).map_err(|e| format!("--expires {expires}: {e}"))?;
+        body["expires_in"] = json!(duration.as_secs());
+    }
+    if std::io::stdin().is_terminal() && !yes {
+        let asked = api.call(Method::GET, &path, None).await?;
+        eprintln!("{} asks: {}", text(&asked["agent_name"]), text(&asked["description"]));
+        eprint!("{}", asked["summary"].as_str().unwrap_or_default());
+        eprintln!("spec_hash {}", text(&asked["spec_hash"]));
+        eprint!("{} this? [y/N] ", if deny { "Deny" } else { "Approve" });
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).map_err(|e| e.to_string())?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Err("not decided".into());
+        }
+        body["spec_hash"] = asked["spec_hash"].clone();
+    }
+    let decided = api.call(Method::POST, &path, Some(&body)).await?;
+    print(client, &decided, || {
+        let expiry = decided["expires_at"].as_str().map_or("no expiry".to_owned(), |at| format!("until {at}"));
+        format!("{} {} (permit {}, {expiry})", id, text(&decided["status"]), text(&decided["permit_id"]))
+    });
+    Ok(())
+}
+
+/// `oauth3 revoke PERMIT`.
+pub async fn revoke(client: &ClientArgs, permit: &str) -> Result<(), String> {
+    let path = format!("/permits/{}/revoke", segment(permit));
+    let revoked = signed_in(client)?.call(Method::POST, &path, None).await?;
+    print(client, &revoked, || format!("{permit} revoked"));
+    Ok(())
+}
+
+/// `oauth3 run`: submits a script (or a `.wasm` component), waits for it,
+/// prints what it printed; false when it failed or a call was denied.
+pub async fn run(client: &ClientArgs, permit: &str, code: &Path, args: Option<&str>) -> Result<bool, String> {
+    let api = signed_in(client)?;
+    let bytes = std::fs::read(code).map_err(|e| format!("{}: {e}", code.display()))?;
+    let action = format!("cli-{}", crate::keys::hex(&crate::keys::random_bytes::<8>().map_err(|e| e.to_string())?));
+    let mut body = json!({"permit_id": permit, "action_id": action});
+    if code.extension().is_some_and(|e| e == "wasm") {
+        body["component"] = json!(base64::engine::general_purpose::STANDARD.encode(&bytes));
+    } else {
+        body["code"] = json!(String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8", code.display()))?);
+    }
+    if let Some(args) = args {
+        body["args"] = serde_json::from_str(args).map_err(|e| format!("--args: not JSON ({e})"))?;
+    }
+    let accepted = api.call(Method::POST, "/execute", Some(&body)).await?;
+    let id = text(&accepted["request_id"]);
+    let done = loop {
+        let status =
+            api.call(Method::GET, &format!("/execute/{}/status?wait=true&timeout=30", segment(&id)), None).await?;
+        if matches!(status["status"].as_str(), Some("completed" | "failed")) {
+            break status;
+        }
+    };
+    let result = &done["result"];
+    let denied: Vec<String> = result["calls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|call| call["decision"] == "deny")
+        .map(|call| format!("denied: {} {}: {}", text(&call["method"]), text(&call["url"]), text(&call["reason"])))
+        .collect();
+    let passed = done["status"] == "completed" && denied.is_empty();
+    if client.json {
+        println!("{done:#}");
+    } else {
+        print!("{}", result["stdout"].as_str().unwrap_or_default());
+        for line in &denied {
+            eprintln!("{line}");
+        }
+        if let Some(code) = result["error"]["code"].as_str() {
+            let message = text(&result["error"]["message"]);
+            let message = message.strip_prefix(&format!("{code}: ")).unwrap_or(&message);
+            eprintln!("failed: {code}: {message}");
+        }
+    }
+    Ok(passed)
+}
+
+/// `oauth3 audit`: the newest calls, oldest first; with `follow`, new ones
+/// as they come (every 2 s) until interrupted.
+pub async fn audit(client: &ClientArgs, permit: Option<&str>, follow: bool) -> Result<(), String> {
+    let api = signed_in(client)?;
+    let query = permit.map(|p| format!("&permit_id={}", segment(p))).unwrap_or_default();
+    let mut last = i64::MIN;
+    loop {
+        let page = api.call(Method::GET, &format!("/audit?limit=100{query}"), None).await?;
+        let mut entries: Vec<Value> = page["entries"].as_array().cloned().unwrap_or_default();
+        entries.retain(|e| e["id"].as_i64().is_some_and(|id| id > last));
+        entries.reverse();
+        for entry in &entries {
+            last = last.max(entry["id"].as_i64().unwrap_or(last));
+            if client.json {
+                println!("{entry}");
+            } else {
+                let reason = entry["reason"].as_str().map(|r| format!(" ({r})")).unwrap_or_default();
+                println!(
+                    "{} {} {} {} {}{reason}",
+                    text(&entry["started_at"]),
+                    text(&entry["decision"]),
+                    text(&entry["method"]),
+                    text(&entry["url"]),
+                    entry["status"].as_u64().map_or("-".to_owned(), |s| s.to_string())
+                );
+            }
+        }
+        if !follow {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// One path segment, percent-encoded.
+fn segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+fn json_file(path: &Path) -> Result<Value, String> {
+    let bytes = if path == Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map_err(|e| format!("stdin: {e}"))?;
+        bytes
+    } else {
+        std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?
+    };
+    serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
