@@ -24,6 +24,7 @@ mod server;
 mod state;
 mod store;
 pub mod tee;
+pub mod terminal;
 pub mod views;
 pub mod web;
 

@@ -13,8 +13,11 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    // A missing .env is normal; a broken one is reported below once logging is up.
-    let dotenv = dotenvy::dotenv();
+    // A missing .env is normal; a broken one is reported below once logging
+    // is up. Only the server's commands read one: a client command run in a
+    // checked-out repository must not take its gateway or token from there.
+    let dotenv =
+        if reads_dotenv(std::env::args().nth(1).as_deref()) { dotenvy::dotenv() } else { Ok(Default::default()) };
     let cli = Cli::parse();
     let config = match cli.command {
         Some(Command::Serve(config)) => *config,
@@ -59,6 +62,15 @@ async fn main() -> std::process::ExitCode {
             eprintln!("oauth3: {}", error.chain());
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Whether the command (the first argument) is the server's: `serve`
+/// (named, or by default) or `rotate-keys`.
+fn reads_dotenv(first: Option<&str>) -> bool {
+    match first {
+        None => true,
+        Some(first) => first.starts_with('-') || matches!(first, "serve" | "rotate-keys"),
     }
 }
 

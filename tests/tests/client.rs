@@ -23,6 +23,8 @@ fn oauth3(args: &[&str], env: &[(&str, &str)], stdin: &str) -> (bool, String, St
     child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     let output = child.wait_with_output().unwrap();
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    // 0, 1 (refused), or 2 (clap's usage error); never a panic.
+    assert!(matches!(output.status.code(), Some(0..=2)), "{:?}: {}", output.status, text(&output.stderr));
     (output.status.success(), text(&output.stdout), text(&output.stderr))
 }
 
@@ -82,6 +84,12 @@ fn an_owner_signs_up_logs_in_and_manages_secrets_from_the_cli() {
     assert_eq!(oauth3(&["secrets", "list"], &env, "").1, "no secrets\n");
     let (ok, _, stderr) = oauth3(&["secrets", "set", "EMPTY"], &env, "");
     assert!(!ok && stderr.contains("standard input was empty"), "{stderr}");
+    let (ok, _, stderr) = oauth3(&["secrets", "set", "PEM"], &env, "line one\nline two\n");
+    assert!(!ok && stderr.contains("more than one line"), "never stored cut short: {stderr}");
+    // A value on the command line is not taken at all.
+    let (ok, _, _) = oauth3(&["secrets", "set", "ARGV", &secret], &env, "");
+    assert!(!ok);
+    assert_eq!(oauth3(&["secrets", "list"], &env, "").1, "no secrets\n");
 }
 
 #[test]
@@ -110,6 +118,27 @@ fn login_keeps_only_a_token_the_gateway_accepts_and_the_environment_overrides_it
     assert!(!ok && stderr.starts_with("oauth3: unauthorized: "), "OAUTH3_TOKEN wins: {stderr}");
     let (ok, _, stderr) = oauth3(&["secrets", "list"], &[("OAUTH3_CONFIG", "/nonexistent/oauth3.json")], "");
     assert!(!ok && stderr.contains("no gateway URL"), "{stderr}");
+    // The saved token goes to the saved gateway only, and never in clear
+    // text over a network.
+    let (ok, _, stderr) = oauth3(&["secrets", "list", "--url", "http://127.0.0.1:9"], &env, "");
+    assert!(!ok && stderr.contains(&format!("the saved token is for {}", gateway.url)), "{stderr}");
+    let remote = [("OAUTH3_CONFIG", config.as_str()), ("OAUTH3_TOKEN", token)];
+    let (ok, _, stderr) = oauth3(&["secrets", "list", "--url", "http://oauth3.example"], &remote, "");
+    assert!(!ok && stderr.contains("plain http would carry your token in the clear"), "{stderr}");
+
+    // A `.env` where the command runs (a checked-out repository, say) steers
+    // only the server, never a client command's gateway or token.
+    let checkout = tempfile::tempdir().unwrap();
+    std::fs::write(checkout.path().join(".env"), "OAUTH3_URL=http://127.0.0.1:9\nOAUTH3_TOKEN=planted\n").unwrap();
+    let output = Command::new(oauth3_binary())
+        .args(["secrets", "list"])
+        .env_clear()
+        .env("OAUTH3_CONFIG", "/nonexistent/oauth3.json")
+        .current_dir(checkout.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("no gateway URL"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,12 +163,19 @@ async fn the_quickstart_runs_from_the_cli_and_a_denied_call_exits_1_with_its_cod
         "rules": [{"method": "GET", "path": "/repos/*/*/issues"}],
         "inject": {"headers": {"Authorization": "Bearer {GITHUB_TOKEN}"}}, "secrets": ["GITHUB_TOKEN"]});
     let spec_path = dir.path().join("spec.json");
-    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    std::fs::write(&spec_path, serde_json::json!({"version": 1, "integrations": [spec]}).to_string()).unwrap();
     let (ok, stdout, stderr) =
         oauth3(&["permit", "request", "--spec", &spec_path.display().to_string(), "--json"], &as_agent, "");
     assert!(ok, "{stderr}");
     let requested: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let (request, permit) = (requested["request_id"].as_str().unwrap(), requested["permit_id"].as_str().unwrap());
+    // Offline, `spec lint` names the hash the gateway will ask the owner to bind.
+    let spec_file = spec_path.display().to_string();
+    let (ok, linted, _) = oauth3(&["spec", "lint", &spec_file, "--insecure-upstream", &stub.host_port()], &[], "");
+    assert!(
+        ok && linted.starts_with(&format!("valid: spec_hash {}", requested["spec_hash"].as_str().unwrap())),
+        "{linted}"
+    );
     let (ok, text, _) = oauth3(&["permit", "request", "--spec", &spec_path.display().to_string()], &as_agent, "");
     assert!(ok && text.contains("approve at http") && text.contains("github(method, path"), "{text}");
 
@@ -153,7 +189,9 @@ async fn the_quickstart_runs_from_the_cli_and_a_denied_call_exits_1_with_its_cod
     )
     .await;
     assert_eq!((status.as_u16(), refused["error"]["code"].as_str()), (409, Some("spec_changed")), "{refused}");
-    let (ok, stdout, stderr) = oauth3(&["approve", request, "--expires", "24h"], &as_owner, "");
+    let (ok, _, stderr) = oauth3(&["approve", request], &as_owner, "");
+    assert!(!ok && stderr.contains("add --yes to decide unseen"), "nothing is asked without a terminal: {stderr}");
+    let (ok, stdout, stderr) = oauth3(&["approve", request, "--expires", "24h", "--yes"], &as_owner, "");
     assert!(ok && stdout.starts_with(&format!("{request} approved (permit {permit}, until ")), "{stdout}{stderr}");
     let (ok, shown, _) = oauth3(&["permit", "show", permit], &as_agent, "");
     assert!(ok && shown.starts_with(&format!("{permit} active\nspec_hash ")), "{shown}");

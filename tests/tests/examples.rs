@@ -148,13 +148,16 @@ async fn the_wasi_http_component_calls_the_same_api_with_an_ordinary_http_client
     assert!(error.contains("HTTP 403") && error.contains("no single integration"), "{done}");
     let reasons: Vec<&str> =
         done["result"]["calls"].as_array().unwrap().iter().map(|c| c["reason"].as_str().unwrap()).collect();
-    assert_eq!(reasons, ["unknown_integration", "unknown_integration"], "{done}");
+    // `try_zip` stops at the first refusal, so the second request may
+    // never be sent: one or two, each refused the same way.
+    assert!(!reasons.is_empty() && reasons.iter().all(|r| *r == "unknown_integration"), "{done}");
     let accepted = tokio::time::timeout(std::time::Duration::from_millis(200), elsewhere.accept()).await;
     assert!(accepted.is_err(), "a request reached the origin no integration has");
 
     let calls = audited_calls(&binary, &owner, &permit).await;
-    let expected = [("GET", "allow"), ("GET", "deny"), ("POST", "allow"), ("POST", "deny")];
-    assert_eq!(calls, expected.map(|(m, d)| (m.to_owned(), d.to_owned())));
+    let allowed: Vec<&(String, String)> = calls.iter().filter(|(_, decision)| decision == "allow").collect();
+    assert_eq!(allowed, [&("GET".to_owned(), "allow".to_owned()), &("POST".to_owned(), "allow".to_owned())]);
+    assert_eq!(calls.len() - allowed.len(), reasons.len(), "every refusal is audited: {calls:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::terminal::printable;
+
 /// A gateway at `url`, with a token when signed in.
 pub struct Api {
     url: String,
@@ -13,12 +15,31 @@ pub struct Api {
 }
 
 impl Api {
-    /// A client of the gateway at `url`.
+    /// A client of the gateway at `url`: https, or plain http to a loopback
+    /// address only (a token must not cross a network in the clear). No
+    /// redirects are followed: a secret or a decision goes where it was sent.
     pub fn new(url: &str, token: Option<String>) -> Result<Api, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("{url}: not a URL ({e})"))?;
+        if !parsed.username().is_empty() || parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(format!("{url}: give the gateway's base URL alone"));
+        }
+        let loopback = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name == "localhost",
+            None => false,
+        };
+        match parsed.scheme() {
+            "https" => {}
+            "http" if loopback => {}
+            "http" => return Err(format!("{url}: plain http would carry your token in the clear; use https")),
+            other => return Err(format!("{url}: {other} is not http(s)")),
+        }
         let tls = oauth3_netguard::tls_config(&[]).map_err(|e| format!("TLS: {e}"))?;
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
-            .timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(180))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
         Ok(Api { url: url.trim_end_matches('/').to_owned(), token, http })
@@ -43,9 +64,13 @@ impl Api {
             return Ok(value);
         }
         let error = &value["error"];
+        let hint = if status == reqwest::StatusCode::UNAUTHORIZED { " (`oauth3 login` again?)" } else { "" };
         match (error["code"].as_str(), error["message"].as_str()) {
-            (Some(code), Some(message)) => Err(format!("{code}: {message}")),
-            _ => Err(format!("HTTP {status}")),
+            (Some(code), Some(message)) => Err(printable(&format!("{code}: {message}{hint}"))),
+            _ => {
+                let body = value.as_str().map(|b| b.chars().take(200).collect::<String>()).unwrap_or_default();
+                Err(printable(format!("HTTP {status}{hint} {body}").trim_end()))
+            }
         }
     }
 }

@@ -279,29 +279,43 @@ fn gateway_url(client: &ClientArgs) -> Result<String, String> {
     }
 }
 
-/// The gateway, with `OAUTH3_TOKEN` or the saved token.
+/// The gateway, with `OAUTH3_TOKEN`, or the saved token when the gateway
+/// is the saved one (a token is never sent to another gateway).
 pub(super) fn signed_in(client: &ClientArgs) -> Result<Api, String> {
     let url = gateway_url(client)?;
     let token = match std::env::var("OAUTH3_TOKEN") {
         Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
-        _ => Profile::load()?.token.ok_or("not signed in: set OAUTH3_TOKEN or run `oauth3 login`")?,
+        _ => {
+            let profile = Profile::load()?;
+            let token = profile.token.ok_or("not signed in: set OAUTH3_TOKEN or run `oauth3 login`")?;
+            let saved = profile.url.unwrap_or_default();
+            if saved.trim_end_matches('/') != url.trim_end_matches('/') {
+                return Err(format!("the saved token is for {saved}: `oauth3 login --url {url}`, or set OAUTH3_TOKEN"));
+            }
+            token
+        }
     };
     Api::new(&url, Some(token))
 }
 
-/// A secret from standard input (one line, its newline dropped), or from a
-/// prompt that does not echo when standard input is a terminal.
+/// A secret from standard input (all of it, one final newline dropped), or
+/// from a prompt that does not echo when standard input is a terminal.
 fn read_secret(what: &str) -> Result<String, String> {
-    use std::io::{BufRead, IsTerminal};
+    use std::io::{IsTerminal, Read};
     let value = if std::io::stdin().is_terminal() {
         rpassword::prompt_password(format!("{what}: ")).map_err(|e| format!("reading the {what}: {e}"))?
     } else {
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("reading the {what}: {e}"))?;
-        line.trim_end_matches(['\n', '\r']).to_owned()
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|e| format!("reading the {what}: {e}"))?;
+        let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+        text.to_owned()
     };
     if value.is_empty() {
         return Err(format!("no {what} given (standard input was empty)"));
+    }
+    if value.contains(['\n', '\r']) {
+        // Never stored cut short: values go into headers and query strings.
+        return Err(format!("the {what} has more than one line"));
     }
     Ok(value)
 }
@@ -314,6 +328,11 @@ pub(super) fn print(client: &ClientArgs, value: &Value, human: impl FnOnce() -> 
     }
 }
 
+/// A field for people: the gateway's (or an agent's) text, made printable.
 pub(super) fn text(value: &Value) -> String {
-    value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string())
+    match value {
+        Value::Null => "-".to_owned(),
+        Value::String(text) => crate::terminal::printable(text),
+        other => other.to_string(),
+    }
 }

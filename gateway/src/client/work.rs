@@ -24,7 +24,13 @@ pub async fn request(
         (Some(path), None) => {
             let spec = json_file(path)?;
             body["capabilities"] = match spec {
-                Value::Object(ref map) if map.contains_key("integrations") => spec["integrations"].clone(),
+                // A whole spec is checked here (its version too), then its
+                // integrations go, normalised.
+                Value::Object(ref map) if map.contains_key("integrations") => {
+                    let parsed = oauth3_policy::PermitSpec::from_json(&spec.to_string())
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    serde_json::to_value(&parsed.integrations).map_err(|e| e.to_string())?
+                }
                 Value::Array(_) => spec,
                 one => json!([one]),
             };
@@ -51,6 +57,7 @@ pub async fn request(
 
 /// `oauth3 permit show ID`: a request (`req_…`) or a permit (`prm_…`).
 pub async fn show(client: &ClientArgs, id: &str) -> Result<(), String> {
+    check_id(id)?;
     let path =
         if id.starts_with("req_") { format!("/permit/{}", segment(id)) } else { format!("/permits/{}", segment(id)) };
     let shown = signed_in(client)?.call(Method::GET, &path, None).await?;
@@ -66,9 +73,16 @@ pub async fn show(client: &ClientArgs, id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `oauth3 approve ID`: shows what is asked and, on a terminal, asks first.
+/// `oauth3 approve ID`: reads what is asked, shows it and, on a terminal,
+/// asks first (elsewhere `--yes` must say so); the decision binds the spec
+/// hash read, so a request changed meanwhile is refused.
 pub async fn decide(client: &ClientArgs, id: &str, deny: bool, expires: Option<&str>, yes: bool) -> Result<(), String> {
     use std::io::IsTerminal;
+    check_id(id)?;
+    let asking = std::io::stdin().is_terminal() && !yes;
+    if !asking && !yes {
+        return Err("standard input is not a terminal, so nothing can be asked: add --yes to decide unseen".into());
+    }
     let api = signed_in(client)?;
     let path = format!("/approve/{}", segment(id));
     let mut body = json!({"action": if deny { "deny" } else { "approve" }});
@@ -76,10 +90,15 @@ pub async fn decide(client: &ClientArgs, id: &str, deny: bool, expires: Option<&
         let duration = humantime::parse_duration(expires).map_err(|e| format!("--expires {expires}: {e}"))?;
         body["expires_in"] = json!(duration.as_secs());
     }
-    if std::io::stdin().is_terminal() && !yes {
-        let asked = api.call(Method::GET, &path, None).await?;
+    let asked = api.call(Method::GET, &path, None).await?;
+    let hash = asked["spec_hash"].as_str().ok_or("the gateway did not say which spec is asked for")?;
+    body["spec_hash"] = json!(hash);
+    if asking {
         eprintln!("{} asks: {}", text(&asked["agent_name"]), text(&asked["description"]));
-        eprint!("{}", asked["summary"].as_str().unwrap_or_default());
+        if let Some(extends) = asked["extends"].as_str() {
+            eprintln!("(extends the permit's current spec {})", text(&json!(extends)));
+        }
+        eprint!("{}", text(&asked["summary"]));
         eprintln!("spec_hash {}", text(&asked["spec_hash"]));
         eprint!("{} this? [y/N] ", if deny { "Deny" } else { "Approve" });
         let mut answer = String::new();
@@ -87,7 +106,6 @@ pub async fn decide(client: &ClientArgs, id: &str, deny: bool, expires: Option<&
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
             return Err("not decided".into());
         }
-        body["spec_hash"] = asked["spec_hash"].clone();
     }
     let decided = api.call(Method::POST, &path, Some(&body)).await?;
     print(client, &decided, || {
@@ -99,6 +117,7 @@ pub async fn decide(client: &ClientArgs, id: &str, deny: bool, expires: Option<&
 
 /// `oauth3 revoke PERMIT`.
 pub async fn revoke(client: &ClientArgs, permit: &str) -> Result<(), String> {
+    check_id(permit)?;
     let path = format!("/permits/{}/revoke", segment(permit));
     let revoked = signed_in(client)?.call(Method::POST, &path, None).await?;
     print(client, &revoked, || format!("{permit} revoked"));
@@ -108,11 +127,12 @@ pub async fn revoke(client: &ClientArgs, permit: &str) -> Result<(), String> {
 /// `oauth3 run`: submits a script (or a `.wasm` component), waits for it,
 /// prints what it printed; false when it failed or a call was denied.
 pub async fn run(client: &ClientArgs, permit: &str, code: &Path, args: Option<&str>) -> Result<bool, String> {
+    check_id(permit)?;
     let api = signed_in(client)?;
     let bytes = std::fs::read(code).map_err(|e| format!("{}: {e}", code.display()))?;
     let action = format!("cli-{}", crate::keys::hex(&crate::keys::random_bytes::<8>().map_err(|e| e.to_string())?));
     let mut body = json!({"permit_id": permit, "action_id": action});
-    if code.extension().is_some_and(|e| e == "wasm") {
+    if bytes.starts_with(b"\0asm") {
         body["component"] = json!(base64::engine::general_purpose::STANDARD.encode(&bytes));
     } else {
         body["code"] = json!(String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8", code.display()))?);
@@ -121,12 +141,22 @@ pub async fn run(client: &ClientArgs, permit: &str, code: &Path, args: Option<&s
         body["args"] = serde_json::from_str(args).map_err(|e| format!("--args: not JSON ({e})"))?;
     }
     let accepted = api.call(Method::POST, "/execute", Some(&body)).await?;
-    let id = text(&accepted["request_id"]);
+    let id = accepted["request_id"].as_str().ok_or("the gateway returned no request id")?.to_owned();
+    check_id(&id)?;
+    // Said at once, so an interrupted wait can be taken up again.
+    eprintln!("submitted {id}");
     let done = loop {
+        let asked = std::time::Instant::now();
         let status =
             api.call(Method::GET, &format!("/execute/{}/status?wait=true&timeout=30", segment(&id)), None).await?;
-        if matches!(status["status"].as_str(), Some("completed" | "failed")) {
-            break status;
+        match status["status"].as_str() {
+            Some("completed" | "failed") => break status,
+            Some("queued" | "running") => {}
+            other => return Err(format!("{id}: unexpected status {}", text(&json!(other)))),
+        }
+        // A gateway that answers at once (it is stopping) is not asked in a tight loop.
+        if asked.elapsed() < Duration::from_secs(1) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     };
     let result = &done["result"];
@@ -141,7 +171,11 @@ pub async fn run(client: &ClientArgs, permit: &str, code: &Path, args: Option<&s
     if client.json {
         println!("{done:#}");
     } else {
-        print!("{}", result["stdout"].as_str().unwrap_or_default());
+        print!("{}", crate::terminal::printable(result["stdout"].as_str().unwrap_or_default()));
+        if let Some(output) = result["output"].as_str() {
+            println!("{}", crate::terminal::printable(output));
+        }
+        eprint!("{}", crate::terminal::printable(result["stderr"].as_str().unwrap_or_default()));
         for line in &denied {
             eprintln!("{line}");
         }
@@ -157,6 +191,9 @@ pub async fn run(client: &ClientArgs, permit: &str, code: &Path, args: Option<&s
 /// `oauth3 audit`: the newest calls, oldest first; with `follow`, new ones
 /// as they come (every 2 s) until interrupted.
 pub async fn audit(client: &ClientArgs, permit: Option<&str>, follow: bool) -> Result<(), String> {
+    if let Some(permit) = permit {
+        check_id(permit)?;
+    }
     let api = signed_in(client)?;
     let query = permit.map(|p| format!("&permit_id={}", segment(p))).unwrap_or_default();
     let mut last = i64::MIN;
@@ -186,6 +223,13 @@ pub async fn audit(client: &ClientArgs, permit: Option<&str>, follow: bool) -> R
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+}
+
+/// An id the gateway handed out (`req_…`, `prm_…`, `exe_…`): letters,
+/// digits and `_` only, so it is one path segment as it stands.
+fn check_id(id: &str) -> Result<(), String> {
+    let well_formed = id.contains('_') && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if well_formed { Ok(()) } else { Err(format!("{}: not a request, permit or execution id", text(&json!(id)))) }
 }
 
 /// One path segment, percent-encoded.

@@ -18,6 +18,7 @@ use super::verify::{
 use crate::config::Expectations;
 use crate::keys::{hex, random_bytes};
 use crate::receipts::Receipt;
+use crate::terminal::printable;
 
 /// `oauth3 attest verify`: fetches `/attestation` with a fresh nonce and
 /// checks it against `expected`.
@@ -178,11 +179,6 @@ fn client() -> Result<reqwest::Client, String> {
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| format!("HTTP client: {e}"))
-}
-
-/// Control characters escaped (`\u{1b}`), everything else as it is.
-fn printable(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect()
 }
 
 /// `-` reads standard input.

@@ -13,7 +13,7 @@ mod dashboard;
 mod form;
 mod login;
 pub mod negotiate;
-mod pages;
+pub(crate) mod pages;
 pub mod session;
 pub mod throttle;
 
