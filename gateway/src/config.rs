@@ -490,18 +490,21 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "OAUTH3_DRAFTER_TIMEOUT_SECS",
     "OAUTH3_DOC_MAX_BYTES",
     "OAUTH3_DOC_TIMEOUT_SECS",
-    // The client commands' (`oauth3 login`, `oauth3 secrets`, …), which a
-    // shell that runs both may well have set.
-    "OAUTH3_URL",
-    "OAUTH3_TOKEN",
-    "OAUTH3_CONFIG",
 ];
+
+/// The client commands' variables (`oauth3 login`, `oauth3 secrets`, …),
+/// which a shell that runs both may well have set: not reported either.
+pub const CLIENT_VARIABLES: &[&str] = &["OAUTH3_URL", "OAUTH3_TOKEN", "OAUTH3_CONFIG"];
 
 /// `OAUTH3_*` variables in `vars` that the gateway does not read (typos).
 pub fn unknown_variables(vars: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut unknown: Vec<String> = vars
         .into_iter()
-        .filter(|name| name.starts_with("OAUTH3_") && !KNOWN_VARIABLES.contains(&name.as_str()))
+        .filter(|name| {
+            name.starts_with("OAUTH3_")
+                && !KNOWN_VARIABLES.contains(&name.as_str())
+                && !CLIENT_VARIABLES.contains(&name.as_str())
+        })
         .collect();
     unknown.sort();
     unknown
@@ -669,7 +672,7 @@ mod tests {
 
     #[test]
     fn unknown_oauth3_variables_are_reported_and_others_ignored() {
-        let vars = ["OAUTH3_LISTEN", "OAUTH3_LISTN", "PATH", "DATABASE_URL", "OAUTH3_FUEL", "OAUTH3_"];
+        let vars = ["OAUTH3_LISTEN", "OAUTH3_LISTN", "PATH", "DATABASE_URL", "OAUTH3_FUEL", "OAUTH3_", "OAUTH3_TOKEN"];
         let unknown = unknown_variables(vars.map(String::from));
         assert_eq!(unknown, ["OAUTH3_", "OAUTH3_LISTN"]);
     }
