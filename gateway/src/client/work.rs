@@ -41,7 +41,13 @@ pub async fn request(
     if let Some(permit) = extend {
         body["permit_id"] = json!(permit);
     }
-    let requested = signed_in(client)?.call(Method::POST, "/permit", Some(&body)).await?;
+    // Drafting fetches the docs and may ask an LLM: a while.
+    let spinner = if intent.is_some() { waiting(client, "drafting the spec") } else { None };
+    let requested = signed_in(client)?.call(Method::POST, "/permit", Some(&body)).await;
+    if let Some(spinner) = spinner {
+        spinner.finish_and_clear();
+    }
+    let requested = requested?;
     print(client, &requested, || {
         let mut lines = vec![
             format!("requested {} for permit {}", text(&requested["request_id"]), text(&requested["permit_id"])),
@@ -145,6 +151,7 @@ pub async fn run(client: &ClientArgs, permit: &str, code: &Path, args: Option<&s
     check_id(&id)?;
     // Said at once, so an interrupted wait can be taken up again.
     eprintln!("submitted {id}");
+    let spinner = waiting(client, &format!("waiting for {id}"));
     let done = loop {
         let asked = std::time::Instant::now();
         let status =
@@ -159,6 +166,9 @@ pub async fn run(client: &ClientArgs, permit: &str, code: &Path, args: Option<&s
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     };
+    if let Some(spinner) = spinner {
+        spinner.finish_and_clear();
+    }
     let result = &done["result"];
     let denied: Vec<String> = result["calls"]
         .as_array()
@@ -223,6 +233,18 @@ pub async fn audit(client: &ClientArgs, permit: Option<&str>, follow: bool) -> R
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+}
+
+/// A spinner on standard error while a long wait lasts: on a terminal only,
+/// and never with `--json`.
+fn waiting(client: &ClientArgs, message: &str) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if client.json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let spinner = indicatif::ProgressBar::new_spinner().with_message(message.to_owned());
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    Some(spinner)
 }
 
 /// An id the gateway handed out (`req_…`, `prm_…`, `exe_…`): letters,
