@@ -460,6 +460,16 @@ impl std::str::FromStr for ApiKey {
     }
 }
 
+/// Whether `url`'s host is this machine: `localhost` or a loopback address.
+pub(crate) fn names_this_machine(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 /// Every `OAUTH3_*` variable the gateway reads; others are reported at start.
 pub const KNOWN_VARIABLES: &[&str] = &[
     "OAUTH3_LISTEN",
@@ -608,15 +618,7 @@ impl Config {
     /// other than this one (a proxy in front).
     pub fn is_exposed(&self) -> bool {
         let public = self.public_url.as_deref().filter(|u| !u.trim().is_empty()).map(|u| url::Url::parse(u.trim()));
-        let public_is_local = |url: &url::Url| {
-            url.scheme() == "http"
-                && match url.host() {
-                    Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                    None => false,
-                }
-        };
+        let public_is_local = |url: &url::Url| url.scheme() == "http" && names_this_machine(url);
         // A public URL that names another machine, or https, means a proxy
         // in front (an unparsable one counts as exposed: fail safe).
         !self.listen.ip().is_loopback() || public.is_some_and(|url| !url.as_ref().is_ok_and(public_is_local))

@@ -107,18 +107,11 @@ impl KeyProvider for LocalKeyFile {
     async fn key_at(&self, purpose: KeyPurpose, version: KeyVersion) -> Result<[u8; 32]> {
         // A first start makes v1; a later version made here, by a replica
         // that merely lacks the file, would seal what no other can open.
-        let path = self.path(purpose, version);
-        let create = version == KeyVersion::V1;
-        tokio::task::spawn_blocking(move || if create { load_or_create(&path) } else { load(&path, version) })
-            .await
-            .map_err(|e| Error::Crypto(format!("key task: {e}")))?
+        self.file_key(purpose, version, version == KeyVersion::V1).await
     }
 
     async fn create_key_at(&self, purpose: KeyPurpose, version: KeyVersion) -> Result<[u8; 32]> {
-        let path = self.path(purpose, version);
-        tokio::task::spawn_blocking(move || load_or_create(&path))
-            .await
-            .map_err(|e| Error::Crypto(format!("key task: {e}")))?
+        self.file_key(purpose, version, true).await
     }
 
     fn name(&self) -> String {
@@ -127,11 +120,16 @@ impl KeyProvider for LocalKeyFile {
 }
 
 impl LocalKeyFile {
-    fn path(&self, purpose: KeyPurpose, version: KeyVersion) -> PathBuf {
-        match version {
+    /// The key file of `purpose` at `version`, read (made first if `create`)
+    /// off the async runtime.
+    async fn file_key(&self, purpose: KeyPurpose, version: KeyVersion, create: bool) -> Result<[u8; 32]> {
+        let path = match version {
             KeyVersion::V1 => self.dir.join(format!("{}.key", purpose.name())),
             later => self.dir.join(format!("{}-{later}.key", purpose.name())),
-        }
+        };
+        tokio::task::spawn_blocking(move || if create { load_or_create(&path) } else { load(&path, version) })
+            .await
+            .map_err(|e| Error::Crypto(format!("key task: {e}")))?
     }
 }
 

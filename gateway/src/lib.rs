@@ -24,8 +24,8 @@ mod server;
 mod state;
 mod store;
 pub mod tee;
-pub mod terminal;
 pub mod views;
+pub mod visible;
 pub mod web;
 
 pub use config::Config;

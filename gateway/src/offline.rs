@@ -74,12 +74,30 @@ fn options(insecure_upstreams: &[String]) -> Result<CompileOptions> {
     Ok(CompileOptions { insecure_upstreams, ..CompileOptions::default() })
 }
 
-/// The file at `path`, or standard input for `-`.
+/// The spec at `path` (`-`: standard input), as text.
 fn read(path: &Path) -> Result<String> {
+    let context = if path == Path::new("-") {
+        "reading the spec from stdin".to_owned()
+    } else {
+        format!("reading {}", path.display())
+    };
+    let bytes = read_input(path).map_err(Error::io(context.clone()))?;
+    String::from_utf8(bytes).map_err(|_| Error::Config(format!("{context}: not UTF-8")))
+}
+
+/// The bytes of the file a command is given, or of standard input for `-`,
+/// as every command that takes a file reads it.
+pub(crate) fn read_input(path: &Path) -> std::io::Result<Vec<u8>> {
     if path == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(Error::io("reading the spec from stdin"))?;
-        return Ok(text);
+        let mut bytes = Vec::new();
+        std::io::stdin().read_to_end(&mut bytes)?;
+        return Ok(bytes);
     }
-    std::fs::read_to_string(path).map_err(Error::io(format!("reading {}", path.display())))
+    std::fs::read(path)
+}
+
+/// The JSON file a client command is given (`-`: standard input), parsed.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> std::result::Result<T, String> {
+    let bytes = read_input(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }

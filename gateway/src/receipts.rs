@@ -48,11 +48,29 @@ pub enum Invalid {
     Malformed(String),
 }
 
+/// A receipt just signed, with its id: both from one canonical form.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The receipt.
+    pub receipt: Receipt,
+    /// Its id ([`Receipt::id`]).
+    pub id: String,
+}
+
 impl Receipt {
     /// Signs `payload` with `key`.
     pub fn sign(key: &Ed25519KeyPair, payload: Value) -> Result<Receipt> {
-        let signature = key.sign(&canonical(&payload).map_err(Error::Internal)?);
-        Ok(Receipt { payload, signature: hex(signature.as_ref()), signing_key: hex(key.public_key().as_ref()) })
+        Receipt::issue(key, payload).map(|issued| issued.receipt)
+    }
+
+    /// Signs `payload` with `key`, and names the receipt by its id, without
+    /// canonicalising the payload twice.
+    pub fn issue(key: &Ed25519KeyPair, payload: Value) -> Result<Issued> {
+        let message = canonical(&payload).map_err(Error::Internal)?;
+        let signature = key.sign(&message);
+        let receipt =
+            Receipt { payload, signature: hex(signature.as_ref()), signing_key: hex(key.public_key().as_ref()) };
+        Ok(Issued { receipt, id: hex(digest(&SHA256, &message).as_ref()) })
     }
 
     /// Its id: the hex SHA-256 of the JCS bytes of its payload (what audit
@@ -96,9 +114,9 @@ pub struct ExecutionFacts<'a> {
     pub result: &'a Value,
 }
 
-/// The receipt of a finished execution.
-pub fn execution(key: &Ed25519KeyPair, facts: &ExecutionFacts<'_>) -> Result<Receipt> {
-    Receipt::sign(
+/// The receipt of a finished execution, with its id.
+pub fn execution(key: &Ed25519KeyPair, facts: &ExecutionFacts<'_>) -> Result<Issued> {
+    Receipt::issue(
         key,
         json!({
             "type": EXECUTION,
@@ -190,7 +208,9 @@ mod tests {
             finished_at: Some(1_700_000_000_000),
             result: &result,
         };
-        let receipt = execution(&signer, &facts).unwrap();
+        let issued = execution(&signer, &facts).unwrap();
+        let receipt = issued.receipt;
+        assert_eq!(receipt.id().unwrap(), issued.id, "the id issued is the receipt's");
         let public = signer.public_key().as_ref().to_vec();
         assert_eq!(receipt.verify(&public), Ok(()));
         // Through JSON text and back, as a saved receipt travels.

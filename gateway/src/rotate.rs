@@ -58,25 +58,14 @@ pub async fn rotate(
         )));
     }
     // The target last: for file keys, preparing it makes it.
-    let mut versions = secrets::versions_in_use(db).await?;
-    versions.sort_by_key(|version| *version == rotation.to);
-    let mut target = None;
-    for version in versions {
-        if version == rotation.to {
-            target = Some(keyring.prepare(rotation.to).await?);
-        }
-        let Some(row) = secrets::sample(db, version).await? else { continue };
-        keyring.open(version, &row.owner_id, &row.name, &row.sealed.bytes).await.map_err(|error| {
-            Error::Config(format!(
-                "the {version} key does not open {}/{} ({error}): is this the gateway's data dir and key provider?",
-                row.owner_id, row.name
-            ))
-        })?;
+    let in_use = secrets::versions_in_use(db).await?;
+    for version in in_use.iter().filter(|version| **version != rotation.to) {
+        opens_one(db, keyring, *version).await?;
     }
-    let target = match target {
-        Some(target) => target,
-        None => keyring.prepare(rotation.to).await?,
-    };
+    let target = keyring.prepare(rotation.to).await?;
+    if in_use.contains(&rotation.to) {
+        opens_one(db, keyring, rotation.to).await?;
+    }
     secrets::set_sealing_version(db, rotation.to).await?;
     let mut progress = Progress { left: count(db, rotation.to).await?, ..Progress::default() };
     report(&progress);
@@ -123,6 +112,18 @@ pub async fn rotate(
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
+}
+
+/// Whether the keyring's `version` key opens a secret sealed under it: a
+/// wrong data dir or key provider is found before anything changes.
+async fn opens_one(db: &Db, keyring: &Keyring, version: KeyVersion) -> Result<()> {
+    let Some(row) = secrets::sample(db, version).await? else { return Ok(()) };
+    keyring.open(version, &row.owner_id, &row.name, &row.sealed.bytes).await.map(drop).map_err(|error| {
+        Error::Config(format!(
+            "the {version} key does not open {}/{} ({error}): is this the gateway's data dir and key provider?",
+            row.owner_id, row.name
+        ))
+    })
 }
 
 async fn count(db: &Db, current: KeyVersion) -> Result<u64> {

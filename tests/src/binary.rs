@@ -166,3 +166,24 @@ pub async fn approved_permit(url: &str, spec: serde_json::Value, secret: &str) -
     assert_eq!(status, StatusCode::OK, "{approved}");
     (agent, owner, request["permit_id"].as_str().unwrap().to_owned())
 }
+
+/// Runs `oauth3 <args>` (a command that ends by itself) with only `env` set
+/// and `stdin` written to it: (success, stdout, stderr). It must exit 0, 1
+/// (refused) or 2 (a usage error), never by a panic.
+pub fn run_oauth3(args: &[&str], env: &[(&str, &str)], stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(oauth3_binary())
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the oauth3 binary");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    assert!(matches!(output.status.code(), Some(0..=2)), "{:?}: {}", output.status, text(&output.stderr));
+    (output.status.success(), text(&output.stdout), text(&output.stderr))
+}

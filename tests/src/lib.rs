@@ -11,7 +11,7 @@ pub mod hostile;
 mod stub;
 pub mod web;
 
-pub use binary::{Binary, approved_permit, call, oauth3_binary};
+pub use binary::{Binary, approved_permit, call, oauth3_binary, run_oauth3};
 pub use client::{Body, Reply, assert_error, bearer, http_client, send};
 pub use database::{Backend, postgres};
 pub use stub::{Stub, shared_cache_dir};

@@ -65,19 +65,9 @@ fn spec_wit_reads_standard_input_and_reports_a_bad_spec_on_stderr() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/spec.json"));
 }
 
-/// `oauth3 <args>` with `stdin`: (success, stdout, stderr).
+/// `oauth3 <args>` with `stdin` written.
 fn oauth3_with_input(args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(oauth3_binary())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-    (output.status.success(), text(&output.stdout), text(&output.stderr))
+    oauth3_e2e::run_oauth3(args, &[], stdin)
 }
 
 #[test]

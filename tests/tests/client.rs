@@ -7,25 +7,11 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use oauth3_e2e::{Binary, fake_secret, oauth3_binary, shared_cache_dir};
+use oauth3_e2e::{Binary, fake_secret, oauth3_binary, run_oauth3, shared_cache_dir};
 
-/// `oauth3 <args>` with only `env` set and `stdin` written: (success, stdout, stderr).
+/// `oauth3 <args>` with only `env` set and `stdin` written.
 fn oauth3(args: &[&str], env: &[(&str, &str)], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(oauth3_binary())
-        .args(args)
-        .env_clear()
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-    // 0, 1 (refused), or 2 (clap's usage error); never a panic.
-    assert!(matches!(output.status.code(), Some(0..=2)), "{:?}: {}", output.status, text(&output.stderr));
-    (output.status.success(), text(&output.stdout), text(&output.stderr))
+    run_oauth3(args, env, stdin)
 }
 
 fn mode(path: &Path) -> u32 {

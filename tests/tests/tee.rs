@@ -57,9 +57,7 @@ fn dstack_keys_without_a_guest_agent_refuse_to_start() {
 
 /// `oauth3 <args>`: (success, stdout, stderr).
 fn oauth3(args: &[&str]) -> (bool, String, String) {
-    let output = std::process::Command::new(oauth3_binary()).args(args).env_clear().output().unwrap();
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-    (output.status.success(), text(&output.stdout), text(&output.stderr))
+    oauth3_e2e::run_oauth3(args, &[], "")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -324,7 +324,7 @@ async fn read_status(gateway: &Gateway, caller: &Auth, id: &str) -> Result<Execu
         };
         let receipt = receipts::execution(&gateway.tee.signing, &facts)?;
         executions::set_receipt(&gateway.db, &row.id, &receipt).await?;
-        view.receipt = Some(receipt);
+        view.receipt = Some(receipt.receipt);
     }
     Ok(view)
 }

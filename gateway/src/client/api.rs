@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::terminal::printable;
+use crate::visible::shown as printable;
 
 /// A gateway at `url`, with a token when signed in.
 pub struct Api {
@@ -23,15 +23,9 @@ impl Api {
         if !parsed.username().is_empty() || parsed.query().is_some() || parsed.fragment().is_some() {
             return Err(format!("{url}: give the gateway's base URL alone"));
         }
-        let loopback = match parsed.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(name)) => name == "localhost",
-            None => false,
-        };
         match parsed.scheme() {
             "https" => {}
-            "http" if loopback => {}
+            "http" if crate::config::names_this_machine(&parsed) => {}
             "http" => return Err(format!("{url}: plain http would carry your token in the clear; use https")),
             other => return Err(format!("{url}: {other} is not http(s)")),
         }

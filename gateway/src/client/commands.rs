@@ -332,7 +332,7 @@ pub(super) fn print(client: &ClientArgs, value: &Value, human: impl FnOnce() -> 
 pub(super) fn text(value: &Value) -> String {
     match value {
         Value::Null => "-".to_owned(),
-        Value::String(text) => crate::terminal::printable(text),
+        Value::String(text) => crate::visible::shown(text),
         other => other.to_string(),
     }
 }

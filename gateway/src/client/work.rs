@@ -9,6 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::commands::{ClientArgs, print, signed_in, text};
+use crate::offline::read_json;
 
 /// `oauth3 permit request`: a spec (`{version, integrations}`, a list of
 /// integrations, or one) or an intent, for its owner to approve.
@@ -22,7 +23,7 @@ pub async fn request(
     let mut body = json!({"description": description});
     match (spec, intent) {
         (Some(path), None) => {
-            let spec = json_file(path)?;
+            let spec = read_json::<Value>(path)?;
             body["capabilities"] = match spec {
                 // A whole spec is checked here (its version too), then its
                 // integrations go, normalised.
@@ -35,7 +36,7 @@ pub async fn request(
                 one => json!([one]),
             };
         }
-        (None, Some(path)) => body["intent"] = json_file(path)?,
+        (None, Some(path)) => body["intent"] = read_json::<Value>(path)?,
         _ => return Err("give --spec or --intent".into()),
     }
     if let Some(permit) = extend {
@@ -181,11 +182,11 @@ pub async fn run(client: &ClientArgs, permit: &str, code: &Path, args: Option<&s
     if client.json {
         println!("{done:#}");
     } else {
-        print!("{}", crate::terminal::printable(result["stdout"].as_str().unwrap_or_default()));
+        print!("{}", crate::visible::shown(result["stdout"].as_str().unwrap_or_default()));
         if let Some(output) = result["output"].as_str() {
-            println!("{}", crate::terminal::printable(output));
+            println!("{}", crate::visible::shown(output));
         }
-        eprint!("{}", crate::terminal::printable(result["stderr"].as_str().unwrap_or_default()));
+        eprint!("{}", crate::visible::shown(result["stderr"].as_str().unwrap_or_default()));
         for line in &denied {
             eprintln!("{line}");
         }
@@ -257,15 +258,4 @@ fn check_id(id: &str) -> Result<(), String> {
 /// One path segment, percent-encoded.
 fn segment(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-fn json_file(path: &Path) -> Result<Value, String> {
-    let bytes = if path == Path::new("-") {
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map_err(|e| format!("stdin: {e}"))?;
-        bytes
-    } else {
-        std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?
-    };
-    serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }

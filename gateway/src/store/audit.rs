@@ -31,21 +31,20 @@ pub async fn insert(db: &Db, permit_id: &str, execution_id: &str, record: &CallR
     Ok(())
 }
 
+/// An [`AuditRow`]'s columns, from `audit a`: the receipt id is its
+/// execution's.
+const COLUMNS: &str = "a.id, a.permit_id, a.execution_id, a.integration, a.method, a.url, a.decision, a.reason, \
+                       a.status, a.request_bytes, a.response_bytes, a.started_at, a.duration_ms, \
+                       (SELECT e.receipt_id FROM executions e WHERE e.id = a.execution_id) AS receipt_id";
+
 /// The newest `limit` calls under `owner`'s permits (or the one permit),
 /// newest first.
 pub async fn of_owner(db: &Db, owner: &str, permit_id: Option<&str>, limit: i64) -> Result<Vec<AuditRow>> {
-    Ok(sqlx::query_as(
-        "SELECT a.id, a.permit_id, a.execution_id, a.integration, a.method, a.url, a.decision, a.reason, a.status, \
-         a.request_bytes, a.response_bytes, a.started_at, a.duration_ms, \
-         (SELECT e.receipt_id FROM executions e WHERE e.id = a.execution_id) AS receipt_id \
-         FROM audit a JOIN permits p ON p.id = a.permit_id \
-         WHERE p.owner_id = $1 AND ($2 = '' OR a.permit_id = $2) ORDER BY a.id DESC LIMIT $3",
-    )
-    .bind(owner)
-    .bind(permit_id.unwrap_or(""))
-    .bind(limit)
-    .fetch_all(&db.pool)
-    .await?)
+    let sql = format!(
+        "SELECT {COLUMNS} FROM audit a JOIN permits p ON p.id = a.permit_id \
+         WHERE p.owner_id = $1 AND ($2 = '' OR a.permit_id = $2) ORDER BY a.id DESC LIMIT $3"
+    );
+    Ok(sqlx::query_as(&sql).bind(owner).bind(permit_id.unwrap_or("")).bind(limit).fetch_all(&db.pool).await?)
 }
 
 /// A page of calls under `owner`'s permits (or the one permit), newest
@@ -58,18 +57,15 @@ pub async fn page_of_owner(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AuditRow>> {
-    let columns = "a.id, a.permit_id, a.execution_id, a.integration, a.method, a.url, a.decision, a.reason, \
-                   a.status, a.request_bytes, a.response_bytes, a.started_at, a.duration_ms, \
-                   (SELECT e.receipt_id FROM executions e WHERE e.id = a.execution_id) AS receipt_id";
     let before = before.unwrap_or(i64::MAX);
     let sql = match permit_id {
         // One permit: its index, after checking it is the owner's.
         Some(_) => format!(
-            "SELECT {columns} FROM audit a WHERE a.permit_id = $1 AND a.id < $2 \
+            "SELECT {COLUMNS} FROM audit a WHERE a.permit_id = $1 AND a.id < $2 \
              AND EXISTS (SELECT 1 FROM permits p WHERE p.id = $1 AND p.owner_id = $3) ORDER BY a.id DESC LIMIT $4"
         ),
         None => format!(
-            "SELECT {columns} FROM audit a WHERE a.permit_id IN (SELECT id FROM permits WHERE owner_id = $3) \
+            "SELECT {COLUMNS} FROM audit a WHERE a.permit_id IN (SELECT id FROM permits WHERE owner_id = $3) \
              AND a.id < $2 AND $1 = '' ORDER BY a.id DESC LIMIT $4"
         ),
     };

@@ -9,7 +9,7 @@ use super::rows::{ActionRow, ExecutionRow, NewExecution, RunRow};
 use super::status::ExecutionStatus;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::receipts::Receipt;
+use crate::receipts::{Issued, Receipt};
 
 /// Which of the agent's slots an insert takes.
 #[derive(Debug, Clone, Copy)]
@@ -145,7 +145,7 @@ pub async fn finish(
     to: ExecutionStatus,
     result: &str,
     at: i64,
-    receipt: Option<&Receipt>,
+    receipt: Option<&Issued>,
 ) -> Result<()> {
     if !to.is_finished() {
         return Err(Error::Internal(format!("an execution cannot finish as {to}")));
@@ -159,8 +159,8 @@ pub async fn finish(
     .bind(result)
     .bind(id)
     .bind(ExecutionStatus::Running.as_str())
-    .bind(receipt.map(receipt_json).transpose()?)
-    .bind(receipt.map(Receipt::id).transpose()?)
+    .bind(receipt.map(|issued| receipt_json(&issued.receipt)).transpose()?)
+    .bind(receipt.map(|issued| issued.id.as_str()))
     .execute(&db.pool)
     .await?;
     Ok(())
@@ -168,10 +168,10 @@ pub async fn finish(
 
 /// Stores the receipt of a finished execution that has none (one ended by
 /// an interruption).
-pub async fn set_receipt(db: &Db, id: &str, receipt: &Receipt) -> Result<()> {
+pub async fn set_receipt(db: &Db, id: &str, receipt: &Issued) -> Result<()> {
     sqlx::query("UPDATE executions SET receipt = $1, receipt_id = $2 WHERE id = $3 AND receipt IS NULL")
-        .bind(receipt_json(receipt)?)
-        .bind(receipt.id()?)
+        .bind(receipt_json(&receipt.receipt)?)
+        .bind(receipt.id.as_str())
         .bind(id)
         .execute(&db.pool)
         .await?;

@@ -17,8 +17,9 @@ use super::verify::{
 };
 use crate::config::Expectations;
 use crate::keys::{hex, random_bytes};
+use crate::offline::{read_input, read_json};
 use crate::receipts::Receipt;
-use crate::terminal::printable;
+use crate::visible::shown as printable;
 
 /// `oauth3 attest verify`: fetches `/attestation` with a fresh nonce and
 /// checks it against `expected`.
@@ -35,8 +36,8 @@ pub async fn attest_verify(url: &str, expected: &Expectations) -> bool {
 /// Verifies the gateway at `url`: whether it all held, and the document.
 async fn attest(url: &str, expected: &Expectations) -> Result<(bool, Value), String> {
     let compose = expected.compose.as_deref().map(read).transpose()?;
-    let measurements: Option<Measurements> = expected.measurements.as_deref().map(json_file).transpose()?;
-    let collateral: Option<QuoteCollateralV3> = expected.collateral.as_deref().map(json_file).transpose()?;
+    let measurements: Option<Measurements> = expected.measurements.as_deref().map(read_json).transpose()?;
+    let collateral: Option<QuoteCollateralV3> = expected.collateral.as_deref().map(read_json).transpose()?;
     let client = client()?;
     let nonce = random_bytes::<32>().map_err(|e| e.to_string())?;
     let document = attestation(&client, url, &nonce).await?;
@@ -102,12 +103,7 @@ fn transport(url: &str) -> Check {
     let parsed = url::Url::parse(url);
     let ok = match &parsed {
         Ok(parsed) if parsed.scheme() == "https" => true,
-        Ok(parsed) if parsed.scheme() == "http" => match parsed.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(name)) => name == "localhost",
-            None => false,
-        },
+        Ok(parsed) if parsed.scheme() == "http" => crate::config::names_this_machine(parsed),
         _ => false,
     };
     Check {
@@ -183,16 +179,7 @@ fn client() -> Result<reqwest::Client, String> {
 
 /// `-` reads standard input.
 fn read(path: &Path) -> Result<Vec<u8>, String> {
-    if path == Path::new("-") {
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map_err(|e| format!("stdin: {e}"))?;
-        return Ok(bytes);
-    }
-    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-fn json_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
-    serde_json::from_slice(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))
+    read_input(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn now_secs() -> u64 {

@@ -125,7 +125,7 @@ fn json_for_people(value: &impl serde::Serialize) -> String {
     let text = serde_json::to_string_pretty(value).unwrap_or_default();
     let mut shown = String::with_capacity(text.len());
     for c in text.chars() {
-        if super::pages::hides(c) {
+        if crate::visible::hides(c) {
             for unit in c.encode_utf16(&mut [0; 2]) {
                 shown.push_str(&format!("\\u{unit:04x}"));
             }

@@ -13,7 +13,7 @@ mod dashboard;
 mod form;
 mod login;
 pub mod negotiate;
-pub(crate) mod pages;
+mod pages;
 pub mod session;
 pub mod throttle;
 

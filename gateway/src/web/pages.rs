@@ -34,25 +34,8 @@ pub struct Quoted {
 impl Quoted {
     /// `text` as an owner should see it.
     pub fn new(text: &str) -> Quoted {
-        let mut shown = String::with_capacity(text.len());
-        for c in text.chars() {
-            if hides(c) {
-                shown.push_str(&format!("⟨U+{:04X}⟩", c as u32));
-            } else {
-                shown.push(c);
-            }
-        }
-        Quoted { text: shown, lookalike: !text.is_ascii() }
+        Quoted { text: crate::visible::shown(text), lookalike: !text.is_ascii() }
     }
-}
-
-/// Characters that hide text, move it, or draw nothing: invisible and format
-/// characters, controls (but newline and tab), line and paragraph
-/// separators, private-use characters and the blank Braille cell.
-pub fn hides(c: char) -> bool {
-    oauth3_policy::is_invisible(c)
-        || (c.is_control() && c != '\n' && c != '\t')
-        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{2800}' | '\u{E000}'..='\u{F8FF}' | '\u{F0000}'..)
 }
 
 /// A time for people: `2026-12-04 17:05 UTC`.
