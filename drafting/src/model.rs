@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::openapi::ApiDoc;
 
 /// One thing an agent wants to do with one API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Intent {
     /// Integration name the agent wants (`github`).

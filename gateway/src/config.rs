@@ -78,6 +78,9 @@ pub enum Command {
     /// Run a script or a component under a permit and print what it printed;
     /// exits 1 when it failed or a call was denied, saying why.
     Run(crate::client::commands::Run),
+    /// An MCP server on stdio whose tools are the gateway's (for MCP clients
+    /// that only launch stdio servers; others connect to <url>/mcp).
+    Mcp(crate::mcp::Stdio),
     /// The newest calls under your permits, oldest first (owners).
     Audit {
         /// One permit's calls only.

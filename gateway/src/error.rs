@@ -210,19 +210,29 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The status and the JSON body a client is shown:
+    /// `{"error": {"code", "message"}}`, with each refusal of a rejected
+    /// component. The HTTP API and MCP tools answer with this.
+    pub(crate) fn body(&self) -> (StatusCode, serde_json::Value) {
+        let (status, code, message) = self.shown();
+        let mut body = json!({"error": {"code": code, "message": message}});
+        if let Error::Host(HostError::ComponentRejected(rejected)) = self {
+            // Each offending import or export, by name.
+            body["error"]["refusals"] = json!(rejected.refusals);
+        }
+        (status, body)
+    }
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let (status, code, message) = self.shown();
+        let (status, body) = self.body();
         let retry_after = match &self {
             Error::Draft(error) => error.retry_after(),
             Error::TooManySignIns { retry_after } => Some(*retry_after),
             _ => None,
         };
-        let mut body = json!({"error": {"code": code, "message": message}});
-        if let Error::Host(HostError::ComponentRejected(rejected)) = &self {
-            // Each offending import or export, by name.
-            body["error"]["refusals"] = json!(rejected.refusals);
-        }
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

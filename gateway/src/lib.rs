@@ -15,6 +15,7 @@ mod error;
 mod executor;
 pub mod keyring;
 pub mod keys;
+pub mod mcp;
 pub mod notify;
 mod offline;
 pub mod receipts;

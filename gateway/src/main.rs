@@ -40,6 +40,15 @@ async fn main() -> std::process::ExitCode {
         Some(Command::Audit { permit, follow, client }) => {
             return exit(run_client(ClientCommand::Audit { permit, follow, client }).await);
         }
+        Some(Command::Mcp(stdio)) => {
+            return exit(match oauth3_gateway::mcp::proxy(stdio).await {
+                Ok(()) => true,
+                Err(error) => {
+                    eprintln!("oauth3 mcp: {error}");
+                    false
+                }
+            });
+        }
         Some(Command::RotateKeys(rotate)) => {
             init_logging(&rotate.config);
             return rotate_keys(*rotate).await;

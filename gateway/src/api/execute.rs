@@ -25,7 +25,8 @@ use crate::store::{ExecutionRow, NewExecution};
 use crate::store::{ExecutionStatus, PermitStatus, audit};
 use crate::views::{AuditEntry, AuditView, ExecutionAccepted, ExecutionView};
 
-/// What `POST /execute` carries, from either form of the request.
+/// What `POST /execute` carries, from either form of the request (or an
+/// MCP `execute` call).
 pub struct Submit {
     permit_id: String,
     action_id: String,
@@ -34,7 +35,7 @@ pub struct Submit {
 }
 
 /// What runs: a script, or a component's bytes.
-enum Code {
+pub(crate) enum Code {
     Script(String),
     Component(Vec<u8>),
 }
@@ -202,6 +203,11 @@ pub async fn submit(
 }
 
 impl Submit {
+    /// A submission of `code` under `permit_id`, idempotent per `action_id`.
+    pub(crate) fn new(permit_id: String, action_id: String, args: Option<Value>, code: Code) -> Submit {
+        Submit { permit_id, action_id, args, code }
+    }
+
     /// The script's source; empty for a component.
     fn script(&self) -> &str {
         match &self.code {
@@ -250,12 +256,14 @@ async fn existing_action(
     Ok(Some((row.id, row.status)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub struct StatusQuery {
+    /// Wait for the execution to end.
     #[serde(default)]
-    wait: Option<bool>,
+    pub(crate) wait: Option<bool>,
+    /// For at most this many seconds.
     #[serde(default)]
-    timeout: Option<f64>,
+    pub(crate) timeout: Option<f64>,
 }
 
 /// `GET /execute/{id}/status[?wait=true&timeout=S]`: the submitting agent or

@@ -4,7 +4,7 @@
 
 mod attestation;
 mod draft;
-mod execute;
+pub(crate) mod execute;
 mod meta;
 pub(crate) mod permits;
 pub(crate) mod secrets;
@@ -198,6 +198,14 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "agent or owner",
         description: "?wait=true&timeout=S long-polls until it ends",
         route: |m| on(m, execute::status),
+    },
+    Endpoint {
+        method: "POST",
+        path: "/mcp",
+        auth: "agent or owner",
+        description: "MCP (Streamable HTTP, stateless): tools request_permit, permit_status, get_permit_wit, execute, \
+                      execution_status, list_permits",
+        route: |m| on(m, crate::mcp::serve),
     },
     Endpoint {
         method: "GET",

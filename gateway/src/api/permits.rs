@@ -32,13 +32,13 @@ const MAX_EXPIRES_IN_SECS: u64 = 10 * 365 * 24 * 3600;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PermitRequest {
-    description: String,
+    pub(crate) description: String,
     #[serde(default)]
-    intent: Option<Intents>,
+    pub(crate) intent: Option<Intents>,
     #[serde(default)]
-    capabilities: Option<Vec<Value>>,
+    pub(crate) capabilities: Option<Vec<Value>>,
     #[serde(default)]
-    permit_id: Option<String>,
+    pub(crate) permit_id: Option<String>,
 }
 
 /// `POST /permit`: an agent asks for a new permit, or to extend one.

@@ -7,6 +7,29 @@ use serde_json::Value;
 
 use crate::visible::shown as printable;
 
+/// The HTTP client for the gateway at `url`: https, or plain http to a
+/// loopback address only (a token must not cross a network in the clear).
+/// No redirects are followed: a secret or a decision goes where it was sent.
+pub(crate) fn http_client(url: &str) -> Result<reqwest::Client, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("{url}: not a URL ({e})"))?;
+    if !parsed.username().is_empty() || parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(format!("{url}: give the gateway's base URL alone"));
+    }
+    match parsed.scheme() {
+        "https" => {}
+        "http" if crate::config::names_this_machine(&parsed) => {}
+        "http" => return Err(format!("{url}: plain http would carry your token in the clear; use https")),
+        other => return Err(format!("{url}: {other} is not http(s)")),
+    }
+    let tls = oauth3_netguard::tls_config(&[]).map_err(|e| format!("TLS: {e}"))?;
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(180))
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))
+}
+
 /// A gateway at `url`, with a token when signed in.
 pub struct Api {
     url: String,
@@ -15,27 +38,9 @@ pub struct Api {
 }
 
 impl Api {
-    /// A client of the gateway at `url`: https, or plain http to a loopback
-    /// address only (a token must not cross a network in the clear). No
-    /// redirects are followed: a secret or a decision goes where it was sent.
+    /// A client of the gateway at `url` (see [`http_client`]).
     pub fn new(url: &str, token: Option<String>) -> Result<Api, String> {
-        let parsed = url::Url::parse(url).map_err(|e| format!("{url}: not a URL ({e})"))?;
-        if !parsed.username().is_empty() || parsed.query().is_some() || parsed.fragment().is_some() {
-            return Err(format!("{url}: give the gateway's base URL alone"));
-        }
-        match parsed.scheme() {
-            "https" => {}
-            "http" if crate::config::names_this_machine(&parsed) => {}
-            "http" => return Err(format!("{url}: plain http would carry your token in the clear; use https")),
-            other => return Err(format!("{url}: {other} is not http(s)")),
-        }
-        let tls = oauth3_netguard::tls_config(&[]).map_err(|e| format!("TLS: {e}"))?;
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(180))
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+        let http = http_client(url)?;
         Ok(Api { url: url.trim_end_matches('/').to_owned(), token, http })
     }
 

@@ -282,6 +282,12 @@ fn gateway_url(client: &ClientArgs) -> Result<String, String> {
 /// The gateway, with `OAUTH3_TOKEN`, or the saved token when the gateway
 /// is the saved one (a token is never sent to another gateway).
 pub(super) fn signed_in(client: &ClientArgs) -> Result<Api, String> {
+    let (url, token) = credentials(client)?;
+    Api::new(&url, Some(token))
+}
+
+/// The gateway's URL and the token for it, as [`signed_in`] chooses them.
+pub(crate) fn credentials(client: &ClientArgs) -> Result<(String, String), String> {
     let url = gateway_url(client)?;
     let token = match std::env::var("OAUTH3_TOKEN") {
         Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
@@ -295,7 +301,7 @@ pub(super) fn signed_in(client: &ClientArgs) -> Result<Api, String> {
             token
         }
     };
-    Api::new(&url, Some(token))
+    Ok((url, token))
 }
 
 /// A secret from standard input (all of it, one final newline dropped), or

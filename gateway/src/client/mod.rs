@@ -5,7 +5,7 @@
 //! users see it in the process list. Output is for people, or JSON with
 //! `--json`; errors print the gateway's code and message.
 
-mod api;
+pub(crate) mod api;
 pub mod commands;
 mod profile;
 mod work;
