@@ -33,6 +33,20 @@ pub enum Intents {
     One(Intent),
 }
 
+impl schemars::JsonSchema for Intents {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Intents".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let one = generator.subschema_for::<Intent>();
+        schemars::json_schema!({
+            "description": "One intent, or a list of them (one per API).",
+            "anyOf": [one, {"type": "array", "items": one, "minItems": 1}]
+        })
+    }
+}
+
 // By hand rather than `untagged`, so a mistake inside an intent is reported
 // as itself (`unknown field doc_url`), not as "matched no variant".
 impl<'de> Deserialize<'de> for Intents {
@@ -103,7 +117,7 @@ pub trait Drafter: Send + Sync {
 }
 
 /// What a fetched doc turned out to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DocKind {
     /// OpenAPI 3.x.
@@ -150,7 +164,7 @@ impl FetchedDoc {
 }
 
 /// What the owner is shown about a doc the drafter read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DocRecord {
     /// The URL.
     pub url: String,

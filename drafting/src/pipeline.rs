@@ -47,7 +47,7 @@ pub struct Draft {
 
 /// Who drafted a spec from what, and why it looks the way it does; stored
 /// with the request and shown to the owner.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Provenance {
     /// The drafter's name.
     pub drafter: String,
@@ -58,7 +58,7 @@ pub struct Provenance {
 }
 
 /// The rationale, warnings and docs for one drafted integration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IntegrationNotes {
     /// Integration name.
     pub name: String,

@@ -22,7 +22,7 @@ const ISSUER: &str = "oauth3-gateway";
 const AUDIENCE: &str = "oauth3-api";
 
 /// What a tenant is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Requests permits and executes code under them.

@@ -210,18 +210,34 @@ impl Error {
     }
 }
 
+/// The body of every error answer, from the HTTP API and MCP tools alike.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// An error's stable code and its message.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code: `invalid_request`, `not_found`, `permit_not_active`, …
+    pub code: String,
+    /// What happened, for people.
+    pub message: String,
+    /// For `component_rejected`: each offending import or export, by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusals: Option<serde_json::Value>,
+}
+
 impl Error {
-    /// The status and the JSON body a client is shown:
-    /// `{"error": {"code", "message"}}`, with each refusal of a rejected
-    /// component. The HTTP API and MCP tools answer with this.
-    pub(crate) fn body(&self) -> (StatusCode, serde_json::Value) {
+    /// The status and the body a client is shown.
+    pub(crate) fn body(&self) -> (StatusCode, ErrorBody) {
         let (status, code, message) = self.shown();
-        let mut body = json!({"error": {"code": code, "message": message}});
-        if let Error::Host(HostError::ComponentRejected(rejected)) = self {
-            // Each offending import or export, by name.
-            body["error"]["refusals"] = json!(rejected.refusals);
-        }
-        (status, body)
+        let refusals = match self {
+            Error::Host(HostError::ComponentRejected(rejected)) => Some(json!(rejected.refusals)),
+            _ => None,
+        };
+        (status, ErrorBody { error: ErrorDetail { code: code.to_owned(), message, refusals } })
     }
 }
 

@@ -19,7 +19,7 @@ pub const EXECUTION: &str = "oauth3-receipt-v1";
 pub const APPROVAL: &str = "oauth3-approval-v1";
 
 /// A signed statement.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Receipt {
     /// What is vouched for; `type` names which kind.
     pub payload: Value,

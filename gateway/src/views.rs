@@ -5,6 +5,7 @@
 use oauth3_drafting::Provenance;
 use oauth3_host::{CallRecord, Outcome};
 use oauth3_policy::{CompiledPermit, PermitSpec, Summary};
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -15,7 +16,7 @@ use crate::store::{
 };
 
 /// A spec as owners and agents read it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct SpecView {
     /// The normalised spec.
     pub spec: PermitSpec,
@@ -47,7 +48,7 @@ impl SpecView {
 }
 
 /// One integration of a spec: its function and what it may do.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct CapabilityView {
     /// The integration's name.
     pub name: String,
@@ -73,7 +74,7 @@ impl CapabilityView {
 }
 
 /// `POST /draft`: a preview; nothing is stored.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct DraftView {
     /// The drafted spec.
     #[serde(flatten)]
@@ -83,7 +84,7 @@ pub struct DraftView {
 }
 
 /// `POST /permit`: the request made.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct RequestCreated {
     /// `req_…`.
     pub request_id: String,
@@ -104,7 +105,7 @@ pub struct RequestCreated {
 }
 
 /// A permit request, for its agent and for the owner asked to approve it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct RequestView {
     /// `req_…`.
     pub request_id: String,
@@ -190,7 +191,7 @@ pub struct RequestUrls {
 }
 
 /// `POST /approve/{id}`: the decision.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct DecisionView {
     /// `req_…`.
     pub request_id: String,
@@ -218,7 +219,7 @@ pub struct DecisionView {
 }
 
 /// A permit, for its agent and its owner.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct PermitView {
     /// `prm_…`.
     pub permit_id: String,
@@ -271,14 +272,14 @@ impl PermitView {
 }
 
 /// `GET /permits`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct PermitList {
     /// Newest first.
     pub permits: Vec<PermitListItem>,
 }
 
 /// One permit in a list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct PermitListItem {
     /// `prm_…`.
     pub permit_id: String,
@@ -306,7 +307,7 @@ impl PermitListItem {
 }
 
 /// `POST /permits/{id}/revoke`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct PermitRevoked {
     /// `prm_…`.
     pub permit_id: String,
@@ -317,7 +318,7 @@ pub struct PermitRevoked {
 }
 
 /// `POST /execute`: the execution queued (or the one the action already made).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct ExecutionAccepted {
     /// `exe_…`.
     pub request_id: String,
@@ -328,7 +329,7 @@ pub struct ExecutionAccepted {
 }
 
 /// An execution, for its agent and the permit's owner.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct ExecutionView {
     /// `exe_…`.
     pub request_id: String,
@@ -370,7 +371,7 @@ impl ExecutionView {
 
 /// How an execution ended: what the script printed, every call it made,
 /// and its error, if any.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct OutcomeView {
     /// True when it ran to the end without an error.
     pub success: bool,
@@ -424,7 +425,7 @@ impl OutcomeView {
 }
 
 /// An error code and message.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct ErrorView {
     /// Stable snake_case code.
     pub code: String,
@@ -433,7 +434,7 @@ pub struct ErrorView {
 }
 
 /// One call as agents and owners see it (an audit entry has the same fields).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct CallView {
     /// The integration.
     pub integration: String,
@@ -476,14 +477,14 @@ impl CallView {
 }
 
 /// `GET /audit`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct AuditView {
     /// Newest first.
     pub entries: Vec<AuditEntry>,
 }
 
 /// One audited call.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct AuditEntry {
     /// Increasing.
     pub id: i64,
@@ -524,7 +525,7 @@ impl AuditEntry {
 }
 
 /// A secret's name and timestamps; never its value.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct SecretView {
     /// The name.
     pub name: String,
@@ -542,14 +543,14 @@ impl SecretView {
 }
 
 /// `GET /secrets`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct SecretList {
     /// By name.
     pub secrets: Vec<SecretView>,
 }
 
 /// `POST /signup`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct SignedUp {
     /// `agent_…` or `owner_…`.
     pub tenant_id: String,
@@ -562,14 +563,14 @@ pub struct SignedUp {
 }
 
 /// `POST /invites`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct InviteView {
     /// A single-use code for `POST /signup`.
     pub invite: String,
 }
 
 /// `POST /tokens/revoke`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(tag = "revoked", rename_all = "snake_case")]
 pub enum TokensRevoked {
     /// The token used for the call.
@@ -586,4 +587,45 @@ pub enum TokensRevoked {
         /// The fresh token.
         token: String,
     },
+}
+
+/// `GET /`: what this gateway is and its endpoints.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Discovery {
+    /// `oauth3`.
+    pub name: &'static str,
+    /// The gateway's version.
+    pub version: &'static str,
+    /// Where it is reached.
+    pub public_url: String,
+    /// How to authenticate.
+    pub auth: &'static str,
+    /// The owner's sign-in page.
+    pub web_ui: String,
+    /// The machine-readable description of every endpoint.
+    pub openapi: String,
+    /// Every endpoint.
+    pub endpoints: Vec<EndpointView>,
+}
+
+/// One endpoint, as `GET /` lists it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EndpointView {
+    /// `GET`, `POST` or `DELETE`.
+    pub method: &'static str,
+    /// The path, with `{parameters}`.
+    pub path: &'static str,
+    /// Who may call it: `none`, `agent`, `owner`, `agent or owner`, `any`.
+    pub auth: &'static str,
+    /// What it does.
+    pub description: &'static str,
+}
+
+/// `GET /health`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Health {
+    /// `ok`, or `unavailable` (503).
+    pub status: &'static str,
+    /// The database: `ok` or `unavailable`.
+    pub database: &'static str,
 }

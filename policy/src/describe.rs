@@ -12,14 +12,14 @@ use crate::origin::Scheme;
 use crate::spec::{RateLimit, Rule};
 
 /// A permit described for its owner.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     /// One entry per integration, in spec order.
     pub integrations: Vec<IntegrationSummary>,
 }
 
 /// One integration described.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct IntegrationSummary {
     /// Integration name.
     pub name: String,
@@ -32,7 +32,7 @@ pub struct IntegrationSummary {
 }
 
 /// One rule described.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RuleSummary {
     /// E.g. `POST https://api.github.com/repos/o/r/issues — body: title (string, required); ...`.
     pub text: String,
@@ -41,7 +41,7 @@ pub struct RuleSummary {
 }
 
 /// Something an owner should look at twice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Risk {
     /// The rule changes data upstream (POST, PUT, PATCH, DELETE).

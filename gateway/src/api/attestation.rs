@@ -13,8 +13,9 @@ use crate::keys::hex;
 use crate::state::Gateway;
 use crate::tee::attest::{self, Attestation};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct NonceQuery {
+    /// 16–32 random bytes, hex: the quote's report data binds it.
     nonce: String,
 }
 

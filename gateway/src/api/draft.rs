@@ -13,9 +13,10 @@ use crate::error::Result;
 use crate::state::Gateway;
 use crate::views::{DraftView, SpecView};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DraftRequest {
+    /// What the agent needs, per API.
     intent: Intents,
 }
 

@@ -41,25 +41,33 @@ pub(crate) enum Code {
 }
 
 /// The JSON form: `code` or `component` (base64), not both.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct SubmitJson {
+pub(crate) struct SubmitJson {
+    /// An active permit issued to the caller.
     permit_id: String,
+    /// Unique per action: a retry with the same code and args returns the same execution.
     action_id: String,
+    /// JavaScript to run.
     #[serde(default)]
     code: Option<String>,
+    /// Or a Wasm component, base64.
     #[serde(default)]
     component: Option<String>,
+    /// Any JSON; the script reads it as `args`.
     #[serde(default)]
     args: Option<Value>,
 }
 
 /// The query of the raw form (`Content-Type: application/wasm`); `args` is JSON text.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct SubmitQuery {
+pub(crate) struct SubmitQuery {
+    /// An active permit issued to the caller.
     permit_id: String,
+    /// Unique per action.
     action_id: String,
+    /// JSON text; the component reads it.
     #[serde(default)]
     args: Option<String>,
 }
@@ -256,12 +264,12 @@ async fn existing_action(
     Ok(Some((row.id, row.status)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 pub struct StatusQuery {
     /// Wait for the execution to end.
     #[serde(default)]
     pub(crate) wait: Option<bool>,
-    /// For at most this many seconds.
+    /// For at most this many seconds: 0–60, default 30.
     #[serde(default)]
     pub(crate) timeout: Option<f64>,
 }
@@ -337,10 +345,12 @@ async fn read_status(gateway: &Gateway, caller: &Auth, id: &str) -> Result<Execu
     Ok(view)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct AuditQuery {
+    /// One permit's calls only.
     #[serde(default)]
     permit_id: Option<String>,
+    /// How many, newest first: 1–1000, default 100.
     #[serde(default)]
     limit: Option<i64>,
 }

@@ -6,6 +6,7 @@ mod attestation;
 mod draft;
 pub(crate) mod execute;
 mod meta;
+mod openapi;
 pub(crate) mod permits;
 pub(crate) mod secrets;
 pub(crate) mod signup;
@@ -31,7 +32,27 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use crate::auth::{AnyRole, OwnerRole};
 use crate::error::Error;
 use crate::state::Gateway;
+use crate::views;
 use crate::web::{self, negotiate::by_accept, negotiate::by_body};
+
+use openapi::{Answer, Doc, schema};
+
+/// `POST /draft`'s example body.
+const INTENT_EXAMPLE: &str = r#"{"intent": [{"name": "github", "goal": "list the issues in owner/repo",
+    "doc_urls": ["https://api.example.com/openapi.json"], "secret_hints": ["GITHUB_TOKEN"]}]}"#;
+
+/// `POST /permit`'s example body.
+const PERMIT_EXAMPLE: &str = r#"{"description": "Triage issues in owner/repo", "capabilities": [{"name": "github",
+    "base_url": "https://api.github.com", "rules": [{"method": "GET", "path": "/repos/*/*/issues"}],
+    "inject": {"headers": {"Authorization": "Bearer {GITHUB_TOKEN}"}}, "secrets": ["GITHUB_TOKEN"]}]}"#;
+
+/// `POST /execute`'s example body.
+const EXECUTE_EXAMPLE: &str = r#"{"permit_id": "prm_0a1b", "action_id": "list-issues-1",
+    "code": "const r = await github('GET', '/repos/owner/repo/issues'); console.log(r.length);", "args": {}}"#;
+
+/// `POST /mcp`'s example body.
+const MCP_EXAMPLE: &str = r#"{"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+    "params": {"name": "list_permits", "arguments": {}}}"#;
 
 /// One endpoint: what routes it and what `GET /` says about it, in one row.
 pub(crate) struct Endpoint {
@@ -45,6 +66,8 @@ pub(crate) struct Endpoint {
     pub description: &'static str,
     /// Its handler, for `method`.
     route: fn(MethodFilter) -> MethodRouter<Arc<Gateway>>,
+    /// What it takes and answers, for `GET /openapi.json`.
+    pub doc: Doc,
 }
 
 /// Every endpoint, in the order `GET /` lists them.
@@ -55,6 +78,15 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "none",
         description: "this list; in a browser, the owner's dashboard",
         route: |m| by_accept(m, meta::discovery, web::home),
+        doc: Doc::json(200, schema::<views::Discovery>),
+    },
+    Endpoint {
+        method: "GET",
+        path: "/openapi.json",
+        auth: "none",
+        description: "this API as an OpenAPI 3.1 document",
+        route: |m| on(m, openapi::openapi),
+        doc: Doc::json(200, schema::<serde_json::Value>),
     },
     Endpoint {
         method: "GET",
@@ -62,6 +94,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "none",
         description: "liveness and database check",
         route: |m| on(m, meta::health),
+        doc: Doc::json(200, schema::<views::Health>).or_status(503).example(r#"{"status": "ok", "database": "ok"}"#),
     },
     Endpoint {
         method: "GET",
@@ -70,6 +103,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         description: "?nonce=<hex, 16–32 bytes> → {tee, report_data, signing_key, config_hash, config, nonce, quote, \
                       event_log, app_id, compose_hash, instance_id}: what to verify before storing a secret",
         route: |m| on(m, attestation::attestation),
+        doc: Doc::json(200, schema::<crate::tee::attest::Attestation>).query(schema::<attestation::NonceQuery>).errors(&[502]),
     },
     Endpoint {
         method: "POST",
@@ -77,6 +111,10 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "none",
         description: "{name, role?: agent|owner, invite?} → {tenant_id, name, role, token}",
         route: |m| by_body(m, signup::signup, web::signup_form),
+        doc: Doc::json(201, schema::<views::SignedUp>)
+            .body(schema::<signup::Signup>, r#"{"name": "my-agent", "role": "agent"}"#)
+            .example(r#"{"tenant_id": "agent_5f1c", "name": "my-agent", "role": "agent", "token": "eyJhbGciOiJIUzI1NiJ9.e30.c2ln"}"#)
+            .errors(&[403, 429]),
     },
     Endpoint {
         method: "POST",
@@ -84,6 +122,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "owner",
         description: "a single-use invite code for another owner",
         route: |m| on(m, signup::create_invite),
+        doc: Doc::json(201, schema::<views::InviteView>),
     },
     Endpoint {
         method: "POST",
@@ -91,6 +130,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "any",
         description: "{all?} → revokes this token, or with all: true every token of the account and returns a fresh one",
         route: |m| on(m, tokens::revoke),
+        doc: Doc::json(200, schema::<views::TokensRevoked>).body(schema::<tokens::Revoke>, r#"{"all": false}"#),
     },
     Endpoint {
         method: "POST",
@@ -98,6 +138,9 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "owner",
         description: "{name, value}: store a secret (sealed; never returned)",
         route: |m| by_body(m, secrets::put, web::secret_form),
+        doc: Doc::json(201, schema::<views::SecretView>)
+            .body(schema::<secrets::PutSecret>, r#"{"name": "GITHUB_TOKEN", "value": "ghp_example_not_a_real_token"}"#)
+            .or_status(200),
     },
     Endpoint {
         method: "GET",
@@ -105,6 +148,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "owner",
         description: "secret names and timestamps",
         route: |m| on(m, secrets::list),
+        doc: Doc::json(200, schema::<views::SecretList>),
     },
     Endpoint {
         method: "DELETE",
@@ -112,6 +156,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "owner",
         description: "delete a secret",
         route: |m| on(m, secrets::delete),
+        doc: Doc::answers(204, Answer::Empty),
     },
     Endpoint {
         method: "POST",
@@ -119,6 +164,9 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "agent or owner",
         description: "{intent}: preview the drafted spec, rationale, warnings, doc hashes",
         route: |m| on(m, draft::draft),
+        doc: Doc::json(200, schema::<views::DraftView>)
+            .body(schema::<draft::DraftRequest>, INTENT_EXAMPLE)
+            .errors(&[422, 502, 503, 504]),
     },
     Endpoint {
         method: "POST",
@@ -126,6 +174,9 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "agent",
         description: "{description, capabilities?|intent?, permit_id?} → request_id, approval_url",
         route: |m| on(m, permits::request),
+        doc: Doc::json(201, schema::<views::RequestCreated>)
+            .body(schema::<permits::PermitRequest>, PERMIT_EXAMPLE)
+            .errors(&[409, 422, 502, 503, 504]),
     },
     Endpoint {
         method: "GET",
@@ -133,6 +184,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "agent or owner",
         description: "a permit request: status, spec, spec_hash, summary, WIT",
         route: |m| on(m, permits::show_request::<AnyRole>),
+        doc: Doc::json(200, schema::<views::RequestView>),
     },
     Endpoint {
         method: "GET",
@@ -140,6 +192,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "owner",
         description: "what the owner is asked to approve; in a browser, the page to decide on",
         route: |m| by_accept(m, permits::show_request::<OwnerRole>, web::approve_page),
+        doc: Doc::json(200, schema::<views::RequestView>),
     },
     Endpoint {
         method: "POST",
@@ -148,6 +201,9 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         description: "{action: approve|deny, owner_token?, expires_in?, narrow?: {drop_rules?: [{integration, rule}], \
                       rate_limits?: {name: {max_calls, window_seconds}}}}",
         route: |m| by_body(m, permits::approve, web::approve_form),
+        doc: Doc::json(200, schema::<views::DecisionView>)
+            .body(schema::<permits::Approval>, r#"{"action": "approve", "expires_in": 86400}"#)
+            .errors(&[409]),
     },
     Endpoint {
         method: "GET",
@@ -155,6 +211,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "agent or owner",
         description: "your permits",
         route: |m| on(m, permits::list),
+        doc: Doc::json(200, schema::<views::PermitList>),
     },
     Endpoint {
         method: "GET",
@@ -162,6 +219,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "agent or owner",
         description: "a permit: status, spec, spec_hash, summary, WIT",
         route: |m| on(m, permits::show_permit),
+        doc: Doc::json(200, schema::<views::PermitView>),
     },
     Endpoint {
         method: "GET",
@@ -169,6 +227,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "agent or owner",
         description: "the approved spec's WIT world (text/plain), for building components",
         route: |m| on(m, permits::permit_wit),
+        doc: Doc::answers(200, Answer::Bytes("text/plain")).errors(&[409]),
     },
     Endpoint {
         method: "GET",
@@ -176,6 +235,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "agent or owner",
         description: "the exact component the host runs for the permit's JavaScript (application/wasm)",
         route: |m| on(m, permits::permit_component),
+        doc: Doc::answers(200, Answer::Bytes("application/wasm")).errors(&[409]),
     },
     Endpoint {
         method: "POST",
@@ -183,6 +243,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "owner",
         description: "revoke a permit",
         route: |m| by_body(m, permits::revoke, web::revoke_form),
+        doc: Doc::json(200, schema::<views::PermitRevoked>),
     },
     Endpoint {
         method: "POST",
@@ -191,6 +252,11 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         description: "{permit_id, action_id, code | component (base64), args?}, or a component as the body \
                       (application/wasm) with permit_id, action_id, args in the query → 202 {request_id, status_url}",
         route: |m| on(m, execute::submit),
+        doc: Doc::json(202, schema::<views::ExecutionAccepted>)
+            .body(schema::<execute::SubmitJson>, EXECUTE_EXAMPLE)
+            .or_raw("application/wasm")
+            .query(schema::<execute::SubmitQuery>)
+            .errors(&[409, 422, 429]),
     },
     Endpoint {
         method: "GET",
@@ -198,6 +264,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "agent or owner",
         description: "?wait=true&timeout=S long-polls until it ends",
         route: |m| on(m, execute::status),
+        doc: Doc::json(200, schema::<views::ExecutionView>).query(schema::<execute::StatusQuery>),
     },
     Endpoint {
         method: "POST",
@@ -206,6 +273,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         description: "MCP (Streamable HTTP, stateless): tools request_permit, permit_status, get_permit_wit, execute, \
                       execution_status, list_permits",
         route: |m| on(m, crate::mcp::serve),
+        doc: Doc::json(200, schema::<serde_json::Value>).body(schema::<serde_json::Value>, MCP_EXAMPLE).errors(&[406]),
     },
     Endpoint {
         method: "GET",
@@ -213,6 +281,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "owner",
         description: "?permit_id=&limit=: every call with decision, reason, status, timing",
         route: |m| on(m, execute::audit),
+        doc: Doc::json(200, schema::<views::AuditView>).query(schema::<execute::AuditQuery>),
     },
 ];
 

@@ -29,14 +29,18 @@ use crate::views::{
 
 const MAX_EXPIRES_IN_SECS: u64 = 10 * 365 * 24 * 3600;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PermitRequest {
+    /// What the permit is for; the owner reads it.
     pub(crate) description: String,
+    /// What the agent needs, per API, for the drafter.
     #[serde(default)]
     pub(crate) intent: Option<Intents>,
+    /// Instead of `intent`: the integration specs the agent proposes.
     #[serde(default)]
     pub(crate) capabilities: Option<Vec<Value>>,
+    /// Extend this active permit instead of asking for a new one.
     #[serde(default)]
     pub(crate) permit_id: Option<String>,
 }
@@ -229,14 +233,18 @@ pub(crate) async fn visible_request_of_owner(gateway: &Gateway, owner: &str, id:
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Approval {
+    /// `approve` or `deny`.
     action: String,
+    /// The owner's token, when no Authorization header is sent.
     #[serde(default)]
     owner_token: Option<String>,
+    /// Seconds until the permit expires (default: never, or an extended permit's expiry).
     #[serde(default)]
     expires_in: Option<u64>,
+    /// What to take away before approving.
     #[serde(default)]
     narrow: Option<NarrowBody>,
     /// The spec hash the owner was shown: the decision is refused (409
@@ -246,19 +254,23 @@ pub struct Approval {
 }
 
 /// What the owner takes away before approving (see [`Narrowing`]).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NarrowBody {
+    /// Rules to leave out.
     #[serde(default)]
     drop_rules: Vec<RuleRef>,
+    /// Lower rate limits, per integration.
     #[serde(default)]
     rate_limits: BTreeMap<String, RateLimit>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RuleRef {
+    /// The integration's name.
     integration: String,
+    /// The rule's index in it, from 0.
     rule: usize,
 }
 

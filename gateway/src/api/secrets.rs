@@ -17,10 +17,12 @@ use crate::views::{SecretList, SecretView};
 
 const MAX_VALUE_BYTES: usize = 64 << 10;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutSecret {
+    /// As specs name it: `GITHUB_TOKEN`.
     name: String,
+    /// The credential; sealed, and never returned by any endpoint.
     value: String,
 }
 

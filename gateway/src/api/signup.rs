@@ -16,12 +16,15 @@ use crate::state::Gateway;
 use crate::store::tenants;
 use crate::views::{InviteView, SignedUp};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Signup {
+    /// The account's name, shown to owners.
     name: String,
+    /// `agent` (the default) or `owner`.
     #[serde(default)]
     role: Option<String>,
+    /// A single-use owner invite, on gateways with `OAUTH3_SIGNUP=invite`.
     #[serde(default)]
     invite: Option<String>,
 }

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::state::Gateway;
 use crate::views::TokensRevoked;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Revoke {
     /// Every token of the caller's account, not just this one.

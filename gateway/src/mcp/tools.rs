@@ -262,5 +262,5 @@ fn answer(result: Result<impl Serialize>) -> CallToolResult {
 
 /// The API's error body (`{"error": {code, message}}`) as a tool error.
 fn refused(error: &Error) -> CallToolResult {
-    CallToolResult::structured_error(error.body().1)
+    CallToolResult::structured_error(serde_json::to_value(error.body().1).unwrap_or_default())
 }

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 pub const TAG: &[u8] = b"oauth3-attest-v1";
 
 /// The attestation document, in the field order clients verify.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Attestation {
     /// Whether a TEE quote is attached.
     pub tee: bool,
