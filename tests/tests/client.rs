@@ -209,6 +209,32 @@ async fn the_quickstart_runs_from_the_cli_and_a_denied_call_exits_1_with_its_cod
     assert!(lines[0].contains(" allow GET ") && lines[0].ends_with(" 200"), "{audit}");
     assert!(lines[1].contains(" deny DELETE ") && lines[1].ends_with("(path_not_allowed)"), "{audit}");
 
+    // `audit --follow` prints what is there, then each new call as it comes.
+    let mut follow = Command::new(oauth3_binary())
+        .args(["audit", "--follow", "--json", "--permit", permit])
+        .env_clear()
+        .envs(as_owner)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines, receiver) = std::sync::mpsc::channel();
+    let stdout = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let _ = lines.send(line.unwrap());
+        }
+    });
+    let next = || receiver.recv_timeout(std::time::Duration::from_secs(60)).expect("a line from audit --follow");
+    let seen: Vec<serde_json::Value> = (0..2).map(|_| serde_json::from_str(&next()).unwrap()).collect();
+    assert_eq!((seen[0]["decision"].as_str(), seen[1]["decision"].as_str()), (Some("allow"), Some("deny")));
+    assert!(oauth3(&["run", "--permit", permit, &list, "--args", r#"{"repo": "octo/new"}"#], &as_agent, "").0);
+    let new: serde_json::Value = serde_json::from_str(&next()).unwrap();
+    assert!(new["url"].as_str().unwrap().ends_with("/repos/octo/new/issues"), "{new}");
+    assert!(new["id"].as_i64() > seen[1]["id"].as_i64());
+    follow.kill().unwrap();
+    let _ = follow.wait();
+
     assert!(oauth3(&["revoke", permit], &as_owner, "").0);
     let (ok, _, stderr) = oauth3(&["run", "--permit", permit, &list], &as_agent, "");
     assert!(!ok && stderr.starts_with("oauth3: permit_not_active: "), "{stderr}");
@@ -218,4 +244,84 @@ async fn the_quickstart_runs_from_the_cli_and_a_denied_call_exits_1_with_its_cod
 fn profile_token(path: &str) -> String {
     let profile: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     profile["token"].as_str().unwrap().to_owned()
+}
+
+/// `oauth3 approve ID` in a terminal (a pty, by util-linux `script`), answering `answer`.
+fn approve_in_a_terminal(request: &str, env: &[(&str, &str)], answer: &str) -> (bool, String) {
+    use std::io::Write;
+    let command = format!("{} approve {request}", oauth3_binary().display());
+    let mut child = Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .env_clear()
+        .envs(env.iter().copied())
+        .env("TERM", "dumb")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script`");
+    // The answer is typed once the question is up; stdin stays open until
+    // the session ends (`script` may end it at EOF).
+    let mut stdout = child.stdout.take().unwrap();
+    let (chunks, received) = std::sync::mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buffer) {
+            let _ = chunks.send(buffer[..n].to_vec());
+        }
+    });
+    let mut shown = Vec::new();
+    while !String::from_utf8_lossy(&shown).contains("[y/N]") {
+        match received.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(chunk) => shown.extend(chunk),
+            Err(_) => break, // ended, or never asked: the assertions say which
+        }
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(answer.as_bytes()).unwrap();
+    reader.join().unwrap();
+    shown.extend(received.try_iter().flatten());
+    drop(stdin);
+    let status = child.wait().unwrap();
+    (status.success(), String::from_utf8_lossy(&shown).replace('\r', ""))
+}
+
+#[tokio::test]
+async fn approve_on_a_terminal_shows_the_request_and_decides_only_on_yes() {
+    let stub = oauth3_e2e::Stub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("OAUTH3_CACHE_DIR", shared_cache_dir().display().to_string()),
+        ("OAUTH3_INSECURE_UPSTREAMS", stub.host_port()),
+    ];
+    let gateway = Binary::start("gateway", &dir.path().join("data"), dir.path(), &env);
+    let owner = dir.path().join("owner.json").display().to_string();
+    let agent = dir.path().join("agent.json").display().to_string();
+    let (as_owner, as_agent) = ([("OAUTH3_CONFIG", owner.as_str())], [("OAUTH3_CONFIG", agent.as_str())]);
+    let url = gateway.url.as_str();
+    assert!(oauth3(&["signup", "--role", "owner", "--name", "o", "--url", url, "--save"], &as_owner, "").0);
+    assert!(oauth3(&["signup", "--role", "agent", "--name", "bot", "--url", url, "--save"], &as_agent, "").0);
+    let spec = serde_json::json!({"name": "github", "base_url": stub.url(),
+        "rules": [{"method": "GET", "path": "/repos/*/*/issues"}]});
+    let spec_path = dir.path().join("spec.json");
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    let spec_file = spec_path.display().to_string();
+    let asked = ["permit", "request", "--spec", &spec_file, "--description", "read the issues", "--json"];
+    let (ok, stdout, _) = oauth3(&asked, &as_agent, "");
+    assert!(ok);
+    let requested: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let request = requested["request_id"].as_str().unwrap();
+
+    let (ok, shown) = approve_in_a_terminal(request, &as_owner, "n\n");
+    assert!(!ok, "{shown}");
+    assert!(shown.contains("bot asks: read the issues"), "{shown}");
+    assert!(shown.contains("GET") && shown.contains("/repos/*/*/issues"), "the summary is shown: {shown}");
+    assert!(shown.contains(&format!("spec_hash {}", requested["spec_hash"].as_str().unwrap())), "{shown}");
+    assert!(shown.contains("Approve this? [y/N]") && shown.contains("not decided"), "{shown}");
+    let (_, status, _) = oauth3(&["permit", "show", requested["permit_id"].as_str().unwrap()], &as_agent, "");
+    assert!(status.contains(" pending"), "nothing was decided: {status}");
+
+    let (ok, shown) = approve_in_a_terminal(request, &as_owner, "y\n");
+    assert!(ok, "{shown}");
+    assert!(shown.contains(&format!("{request} approved (permit ")), "{shown}");
 }

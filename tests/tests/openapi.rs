@@ -262,6 +262,12 @@ async fn every_response_of_the_quickstart_fits_the_document() {
     assert_eq!(a.call("POST", "/execute", "/execute", Some(agent), Some(bad)).await.status, 400);
     let audit = a.call("GET", "/audit", &format!("/audit?permit_id={permit}&limit=10"), Some(owner), None).await;
     assert_eq!(audit.body["entries"].as_array().unwrap().len(), 1);
+    let first = audit.body["entries"][0]["id"].as_i64().unwrap();
+    let since = |after: i64| format!("/audit?after={after}");
+    let none = a.call("GET", "/audit", &since(first), Some(owner), None).await;
+    assert_eq!(none.body["entries"], json!([]), "nothing after the newest");
+    let one = a.call("GET", "/audit", &since(first - 1), Some(owner), None).await;
+    assert_eq!(one.body["entries"][0]["id"], first);
 
     let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "list_permits",
         "arguments": {}}});

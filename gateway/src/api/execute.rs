@@ -353,10 +353,14 @@ pub struct AuditQuery {
     /// How many, newest first: 1–1000, default 100.
     #[serde(default)]
     limit: Option<i64>,
+    /// Only calls after this entry `id`, oldest first: to follow the log.
+    #[serde(default)]
+    after: Option<i64>,
 }
 
-/// `GET /audit?permit_id=&limit=`: the newest calls under the owner's
-/// permits (all of them, or one), newest first. `limit` defaults to 100, at most 1000.
+/// `GET /audit?permit_id=&limit=&after=`: the newest calls under the
+/// owner's permits (all of them, or one), newest first; with `after`, the
+/// calls after that entry, oldest first. `limit` defaults to 100, at most 1000.
 pub async fn audit(
     State(gateway): State<Arc<Gateway>>,
     owner: Owner,
@@ -371,6 +375,10 @@ pub async fn audit(
     {
         return Err(Error::NotFound(format!("no permit {permit} owned by you")));
     }
-    let rows = audit::of_owner(&gateway.db, &owner.id, query.permit_id.as_deref(), limit).await?;
+    let permit = query.permit_id.as_deref();
+    let rows = match query.after {
+        Some(after) => audit::after_of_owner(&gateway.db, &owner.id, permit, after, limit).await?,
+        None => audit::of_owner(&gateway.db, &owner.id, permit, limit).await?,
+    };
     Ok(Json(AuditView { entries: rows.into_iter().map(AuditEntry::of).collect() }))
 }

@@ -279,7 +279,8 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         method: "GET",
         path: "/audit",
         auth: "owner",
-        description: "?permit_id=&limit=: every call with decision, reason, status, timing",
+        description: "?permit_id=&limit=&after=: every call with decision, reason, status, timing; newest first, \
+                      or with after=<id> the calls after it, oldest first",
         route: |m| on(m, execute::audit),
         doc: Doc::json(200, schema::<views::AuditView>).query(schema::<execute::AuditQuery>),
     },

@@ -200,21 +200,28 @@ pub async fn run(client: &ClientArgs, permit: &str, code: &Path, args: Option<&s
 }
 
 /// `oauth3 audit`: the newest calls, oldest first; with `follow`, new ones
-/// as they come (every 2 s) until interrupted.
+/// as they come (asked for every 2 s, all of them however many came) until
+/// interrupted.
 pub async fn audit(client: &ClientArgs, permit: Option<&str>, follow: bool) -> Result<(), String> {
     if let Some(permit) = permit {
         check_id(permit)?;
     }
     let api = signed_in(client)?;
     let query = permit.map(|p| format!("&permit_id={}", segment(p))).unwrap_or_default();
-    let mut last = i64::MIN;
+    let mut last: Option<i64> = None;
     loop {
-        let page = api.call(Method::GET, &format!("/audit?limit=100{query}"), None).await?;
+        let path = match last {
+            None => format!("/audit?limit=100{query}"),
+            Some(after) => format!("/audit?limit={FOLLOW_PAGE}&after={after}{query}"),
+        };
+        let page = api.call(Method::GET, &path, None).await?;
         let mut entries: Vec<Value> = page["entries"].as_array().cloned().unwrap_or_default();
-        entries.retain(|e| e["id"].as_i64().is_some_and(|id| id > last));
-        entries.reverse();
+        if last.is_none() {
+            entries.reverse(); // newest first without `after`
+        }
+        let full = last.is_some() && entries.len() as i64 == FOLLOW_PAGE;
+        last = entries.iter().filter_map(|e| e["id"].as_i64()).max().max(last).or(Some(0));
         for entry in &entries {
-            last = last.max(entry["id"].as_i64().unwrap_or(last));
             if client.json {
                 println!("{entry}");
             } else {
@@ -232,9 +239,14 @@ pub async fn audit(client: &ClientArgs, permit: Option<&str>, follow: bool) -> R
         if !follow {
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        if !full {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
     }
 }
+
+/// Calls asked for at once while following.
+const FOLLOW_PAGE: i64 = 500;
 
 /// A spinner on standard error while a long wait lasts: on a terminal only,
 /// and never with `--json`.

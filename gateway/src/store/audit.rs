@@ -47,6 +47,23 @@ pub async fn of_owner(db: &Db, owner: &str, permit_id: Option<&str>, limit: i64)
     Ok(sqlx::query_as(&sql).bind(owner).bind(permit_id.unwrap_or("")).bind(limit).fetch_all(&db.pool).await?)
 }
 
+/// Up to `limit` calls under `owner`'s permits (or the one permit) with an
+/// id above `after`, oldest first: what `audit --follow` has not seen.
+pub async fn after_of_owner(
+    db: &Db,
+    owner: &str,
+    permit_id: Option<&str>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<AuditRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM audit a JOIN permits p ON p.id = a.permit_id \
+         WHERE p.owner_id = $1 AND ($2 = '' OR a.permit_id = $2) AND a.id > $3 ORDER BY a.id LIMIT $4"
+    );
+    let query = sqlx::query_as(&sql).bind(owner).bind(permit_id.unwrap_or("")).bind(after).bind(limit);
+    Ok(query.fetch_all(&db.pool).await?)
+}
+
 /// A page of calls under `owner`'s permits (or the one permit), newest
 /// first: up to `limit` with an id below `before` (keyset pagination, so a
 /// page costs the same however deep it is).
