@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use oauth3_host::{CallContext, HostError, Limits, Outcome, RunContext};
+use oauth3_host::{CallContext, HostError, Limits, Outcome, RunContext, StdoutTap};
 use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc};
 
@@ -203,11 +203,13 @@ async fn execute(gateway: Arc<Gateway>, id: String) {
         spec_hash: row.claimed_spec_hash.clone(),
         code_hash: row.code_hash.clone(),
     };
+    let tap = StdoutTap::new();
     let ran = tokio::select! {
         biased;
         // Past the grace period: dropped here, marked interrupted by `Workers::stop`.
         () = gateway.stopping.reached(Phase::Aborting) => return,
-        ran = run(&gateway, &id, row) => ran,
+        ran = run(&gateway, &id, row, &tap) => ran,
+        never = record_stdout(&gateway, &id, &tap) => match never {},
     };
     let (status, result) = match ran {
         Ok(Ended::Ran(outcome)) => {
@@ -227,6 +229,25 @@ async fn execute(gateway: Arc<Gateway>, id: String) {
     }
 }
 
+/// Writes what the run has printed (whole lines) to its row as it grows,
+/// for whichever replica a client polls; stopped when the run ends.
+async fn record_stdout(gateway: &Gateway, id: &str, tap: &StdoutTap) -> std::convert::Infallible {
+    let mut recorded = 0;
+    loop {
+        tokio::time::sleep(STDOUT_EVERY).await;
+        let lines = tap.lines();
+        if lines.len() > recorded {
+            match executions::set_stdout_so_far(&gateway.db, id, &lines).await {
+                Ok(()) => recorded = lines.len(),
+                Err(error) => tracing::warn!(execution = %id, %error, "could not record output so far"),
+            }
+        }
+    }
+}
+
+/// How often a running execution's output is recorded.
+const STDOUT_EVERY: Duration = Duration::from_millis(500);
+
 /// How an execution ended.
 enum Ended {
     /// The script ran (successfully or not).
@@ -242,7 +263,7 @@ struct Signed {
     code_hash: Option<String>,
 }
 
-async fn run(gateway: &Gateway, id: &str, row: RunRow) -> Result<Ended> {
+async fn run(gateway: &Gateway, id: &str, row: RunRow, tap: &StdoutTap) -> Result<Ended> {
     let (permit_id, status, expires_at, code) = (row.permit_id, row.status, row.expires_at, row.code);
     let (Some(spec), Some(hash), Some(owner)) = (row.spec, row.spec_hash, row.owner_id) else {
         return Ok(Ended::Refused("permit_not_active", "the permit has no approved spec".into()));
@@ -286,7 +307,9 @@ async fn run(gateway: &Gateway, id: &str, row: RunRow) -> Result<Ended> {
             }
         };
         let ran = match component {
-            Ok(component) => gateway.runtime.run_component(&component, &permit, outbound, &args, limits).await,
+            Ok(component) => {
+                gateway.runtime.run_component_tapped(&component, &permit, outbound, &args, limits, Some(tap)).await
+            }
             Err(error) => Err(error),
         };
         return match ran {
@@ -304,7 +327,7 @@ async fn run(gateway: &Gateway, id: &str, row: RunRow) -> Result<Ended> {
         }
         Err(error) => return Err(Error::Host(error)),
     };
-    let run = RunContext::for_permit(&permit).args(args).limits(limits);
+    let run = RunContext::for_permit(&permit).args(args).limits(limits).stdout(tap.clone());
     Ok(Ended::Ran(gateway.runtime.run(&script, outbound, run).await?))
 }
 

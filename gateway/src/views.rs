@@ -350,6 +350,10 @@ pub struct ExecutionView {
     /// Once finished: the gateway's signed statement of what ran under
     /// which spec and how it ended (`oauth3-receipt-v1`).
     pub receipt: Option<crate::receipts::Receipt>,
+    /// While it runs: the complete lines it has printed so far (the start
+    /// of `result.stdout`), to show output as it comes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdout_so_far: Option<String>,
 }
 
 impl ExecutionView {
@@ -365,6 +369,7 @@ impl ExecutionView {
             finished_at: rfc3339_opt(row.finished_at),
             result: row.result.as_deref().and_then(|r| serde_json::from_str(r).ok()).unwrap_or(Value::Null),
             receipt: row.receipt.as_deref().and_then(|r| serde_json::from_str(r).ok()),
+            stdout_so_far: row.stdout_so_far.clone().filter(|_| row.status == ExecutionStatus::Running),
         }
     }
 }
@@ -479,7 +484,7 @@ impl CallView {
 /// `GET /audit`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct AuditView {
-    /// Newest first.
+    /// Newest first; with `after`, oldest first.
     pub entries: Vec<AuditEntry>,
 }
 

@@ -183,6 +183,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/execute"),
     ("GET", "/execute/{request_id}/status"),
     ("GET", "/audit"),
+    ("POST", "/mcp"),
+    ("GET", "/openapi.json"),
 ];
 
 async fn discovery_lists_every_endpoint_and_each_is_routed(backend: Backend) {

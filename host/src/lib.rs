@@ -27,5 +27,6 @@ pub use error::{BoxedError, HostError};
 pub use limits::Limits;
 pub use outcome::{Outcome, RunError};
 pub use runtime::{RunContext, Runtime, RuntimeConfig};
+pub use sandbox::StdoutTap;
 pub use script::Script;
 pub use wasi_http::ERROR_HEADER;

@@ -38,7 +38,7 @@ use crate::js_component::{self, JsComponent};
 use crate::limits::{Limits, setters};
 use crate::outcome::{Outcome, RunError};
 use crate::sandbox::{
-    BoundedPipe, MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES, NoOutbound, State, StateLimits, Stop, lock,
+    BoundedPipe, MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES, NoOutbound, State, StateLimits, StdoutTap, Stop, lock,
 };
 use crate::script::Script;
 use crate::{scoped_fetch, wasi, wasi_http};
@@ -148,6 +148,8 @@ pub struct RunContext {
     pub args: serde_json::Value,
     /// Bounds of the run.
     pub limits: Limits,
+    /// Where what it prints can be read while it runs.
+    pub stdout: Option<StdoutTap>,
 }
 
 impl RunContext {
@@ -174,6 +176,12 @@ impl RunContext {
     /// Sets [`RunContext::limits`].
     pub fn limits(mut self, limits: Limits) -> RunContext {
         self.limits = limits;
+        self
+    }
+
+    /// Sets [`RunContext::stdout`].
+    pub fn stdout(mut self, tap: StdoutTap) -> RunContext {
+        self.stdout = Some(tap);
         self
     }
 }
@@ -382,7 +390,7 @@ impl Runtime {
         }
 
         let limits = self.inner.config.compile_limits;
-        let mut session = self.session(Arc::new(NoOutbound), None, &limits).await;
+        let mut session = self.session(Arc::new(NoOutbound), None, &limits, None).await;
         let pre = &self.inner.plain;
         let result = session
             .drive(async |store| {
@@ -431,7 +439,7 @@ impl Runtime {
         limits.memory_bytes = limits.memory_bytes.min(self.inner.config.max_memory_bytes);
 
         let started = Instant::now();
-        let mut session = self.session(outbound, None, &limits).await;
+        let mut session = self.session(outbound, None, &limits, context.stdout.as_ref()).await;
         let bytecode = script.bytecode.clone();
         let integrations = context.integrations;
         let pre = &js.pre;
@@ -569,6 +577,20 @@ impl Runtime {
         args: &serde_json::Value,
         limits: Limits,
     ) -> Result<Outcome, HostError> {
+        self.run_component_tapped(component, permit, outbound, args, limits, None).await
+    }
+
+    /// [`Runtime::run_component`], with what it prints readable from
+    /// `stdout` while it runs.
+    pub async fn run_component_tapped(
+        &self,
+        component: &AgentComponent,
+        permit: &Arc<CompiledPermit>,
+        outbound: Arc<dyn Outbound>,
+        args: &serde_json::Value,
+        limits: Limits,
+        stdout: Option<&StdoutTap>,
+    ) -> Result<Outcome, HostError> {
         component.check_imports(permit, self.inner.config.wasi_http)?;
         let pre = self.linked(component, permit)?;
         let args = serde_json::to_string(args).map_err(|e| HostError::InvalidContext(e.to_string()))?;
@@ -576,7 +598,7 @@ impl Runtime {
         limits.memory_bytes = limits.memory_bytes.min(self.inner.config.max_memory_bytes);
 
         let started = Instant::now();
-        let mut session = self.session(outbound, Some(Arc::clone(permit)), &limits).await;
+        let mut session = self.session(outbound, Some(Arc::clone(permit)), &limits, stdout).await;
         let result = session
             .drive(async |store| {
                 let instance = pre.instantiate_async(&mut *store).await?;
@@ -621,16 +643,17 @@ impl Runtime {
         Ok(pre)
     }
 
-    /// A store for one run; `permit` routes wasi:http requests.
+    /// A store for one run; `permit` routes wasi:http requests, `tap` sees stdout.
     async fn session(
         &self,
         outbound: Arc<dyn Outbound>,
         permit: Option<Arc<CompiledPermit>>,
         limits: &Limits,
+        tap: Option<&StdoutTap>,
     ) -> Session {
         // The semaphore is never closed.
         let slot = self.inner.slots.clone().acquire_owned().await.ok();
-        let stdout = BoundedPipe::new(limits.stdout_bytes);
+        let stdout = BoundedPipe::tapped(limits.stdout_bytes, tap);
         let stderr = BoundedPipe::new(limits.stderr_bytes);
         let state = State::new(
             outbound,

@@ -489,6 +489,12 @@ impl BoundedPipe {
         BoundedPipe { buffer: Arc::default(), limit, overflowed: Arc::default() }
     }
 
+    /// A pipe whose contents `tap` reads while the run goes on.
+    pub(crate) fn tapped(limit: usize, tap: Option<&StdoutTap>) -> BoundedPipe {
+        let buffer = tap.map(|t| Arc::clone(&t.0)).unwrap_or_default();
+        BoundedPipe { buffer, limit, overflowed: Arc::default() }
+    }
+
     pub(crate) fn overflowed(&self) -> bool {
         self.overflowed.load(Ordering::Relaxed)
     }
@@ -507,6 +513,27 @@ impl BoundedPipe {
         }
         buffer.extend_from_slice(bytes);
         Ok(())
+    }
+}
+
+/// What a run has printed to stdout so far, readable while it runs (for
+/// showing output as it arrives). Give one to a run, then read it from
+/// another task; a fresh tap per run.
+#[derive(Debug, Clone, Default)]
+pub struct StdoutTap(Arc<Mutex<Vec<u8>>>);
+
+impl StdoutTap {
+    /// A tap for one run.
+    pub fn new() -> StdoutTap {
+        StdoutTap::default()
+    }
+
+    /// The complete lines printed so far (through the last newline), as
+    /// [`crate::Outcome::stdout`] will begin: it is always a prefix of it.
+    pub fn lines(&self) -> String {
+        let buffer = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let end = buffer.iter().rposition(|&b| b == b'\n').map_or(0, |at| at + 1);
+        String::from_utf8_lossy(&buffer[..end]).into_owned()
     }
 }
 

@@ -325,3 +325,86 @@ async fn approve_on_a_terminal_shows_the_request_and_decides_only_on_yes() {
     assert!(ok, "{shown}");
     assert!(shown.contains(&format!("{request} approved (permit ")), "{shown}");
 }
+
+/// An upstream whose `GET /wait` answers only once the test releases it,
+/// saying when a request is waiting: (address, arrived, release).
+async fn held_upstream() -> (String, tokio::sync::mpsc::Receiver<()>, std::sync::Arc<tokio::sync::Notify>) {
+    use std::sync::Arc;
+    let (arrived_tx, arrived) = tokio::sync::mpsc::channel(4);
+    let release = Arc::new(tokio::sync::Notify::new());
+    let held = Arc::clone(&release);
+    let app = axum::Router::new().route(
+        "/wait",
+        axum::routing::get(move || {
+            let (arrived, held) = (arrived_tx.clone(), Arc::clone(&held));
+            async move {
+                let released = held.notified();
+                let _ = arrived.send(()).await;
+                released.await;
+                axum::Json(serde_json::json!({"ok": true}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (address, arrived, release)
+}
+
+/// `what`, which must end within a minute.
+async fn within<F: std::future::Future>(what: F) -> F::Output {
+    tokio::time::timeout(std::time::Duration::from_secs(60), what).await.expect("done within a minute")
+}
+
+#[tokio::test]
+async fn run_prints_each_line_as_the_script_prints_it() {
+    let (upstream, mut arrived, release) = held_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("OAUTH3_CACHE_DIR", shared_cache_dir().display().to_string()),
+        ("OAUTH3_INSECURE_UPSTREAMS", upstream.clone()),
+    ];
+    let gateway = Binary::start("gateway", &dir.path().join("data"), dir.path(), &env);
+    let spec = serde_json::json!({"name": "slow", "base_url": format!("http://{upstream}"),
+        "rules": [{"method": "GET", "path": "/wait"}]});
+    let (agent, _, permit) = oauth3_e2e::approved_permit(&gateway.url, spec, &fake_secret()).await;
+    let script = dir.path().join("slow.js");
+    std::fs::write(&script, "console.log('first');\nawait slow('GET', '/wait');\nconsole.log('second');\n").unwrap();
+
+    let mut run = tokio::process::Command::new(oauth3_binary())
+        .args(["run", "--permit", &permit, &script.display().to_string(), "--url", &gateway.url])
+        .env_clear()
+        .env("OAUTH3_TOKEN", &agent)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(run.stdout.take().unwrap()));
+    // The script is blocked on the upstream, and its first line is out already.
+    within(arrived.recv()).await.expect("the script's call reaches the upstream");
+    assert_eq!(within(lines.next_line()).await.unwrap().as_deref(), Some("first"));
+    release.notify_one();
+    assert_eq!(within(lines.next_line()).await.unwrap().as_deref(), Some("second"));
+    assert_eq!(within(lines.next_line()).await.unwrap(), None, "each line once");
+    let status = within(run.wait()).await.unwrap();
+    assert!(status.success());
+
+    // The same action id again is the same run: it does not call the upstream twice.
+    let again = ["run", "--permit", &permit, &script.display().to_string(), "--action-id", "slow-1"];
+    let token = [("OAUTH3_TOKEN", agent.as_str()), ("OAUTH3_URL", gateway.url.as_str())];
+    let first = tokio::task::spawn_blocking({
+        let (again, token) = (again.map(str::to_owned), token.map(|(k, v)| (k, v.to_owned())));
+        move || {
+            let again: Vec<&str> = again.iter().map(String::as_str).collect();
+            let token: Vec<(&str, &str)> = token.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            oauth3(&again, &token, "")
+        }
+    });
+    within(arrived.recv()).await.expect("the first run calls the upstream");
+    release.notify_one();
+    let (ok, stdout, _) = first.await.unwrap();
+    assert!(ok && stdout == "first\nsecond\n", "{stdout}");
+    let (ok, stdout, _) = oauth3(&again, &token, "");
+    assert!(ok && stdout == "first\nsecond\n", "{stdout}");
+    assert!(arrived.try_recv().is_err(), "the retry ran again");
+}

@@ -118,9 +118,12 @@ async fn runs_the_quickstart(client: &Client, stub: &Stub, url: &str, owner: &st
     assert_eq!(status["result"]["stdout"], ran["result"]["stdout"]);
     // The same action_id, code and args is the same execution: a retry is safe.
     let again = json!({"permit_id": permit, "code": "console.log(2)", "action_id": "once"});
-    let (_, first) = tool(client, "execute", again.clone()).await;
-    let (_, second) = tool(client, "execute", again).await;
+    let (failed, first) = tool(client, "execute", again.clone()).await;
+    assert!(!failed && first["request_id"].is_string(), "{first}");
+    let (failed, second) = tool(client, "execute", again).await;
+    assert!(!failed, "{second}");
     assert_eq!(first["request_id"], second["request_id"]);
+    assert_eq!(second["result"]["stdout"], "2\n", "{second}");
     let (failed, syntax) = tool(client, "execute", json!({"permit_id": permit, "code": "await ("})).await;
     assert!(failed && syntax["error"]["code"] == "syntax_error", "{syntax}");
 }

@@ -274,6 +274,17 @@ async fn every_response_of_the_quickstart_fits_the_document() {
     let mcp = a.call("POST", "/mcp", "/mcp", Some(agent), Some(list)).await;
     assert_eq!(mcp.body["result"]["structuredContent"]["permits"][0]["permit_id"], permit, "{}", mcp.body);
     assert_eq!(a.call("POST", "/mcp", "/mcp", None, Some(json!({}))).await.status, 401);
+    // rmcp's own refusals answer in the API's error shape too.
+    let json_only = [bearer(Some(agent)), vec![(ACCEPT, "application/json".into())]].concat();
+    let refused = send(&a.http, &a.url, "POST", "/mcp", json_only, Some(Body::Json(json!({"jsonrpc": "2.0"})))).await;
+    assert_eq!(refused.status, 406, "{}", refused.body);
+    assert_fits(&a.response_schema("POST", "/mcp", 406).unwrap(), &refused.body, "POST /mcp → 406");
+    let both = [bearer(Some(agent)), vec![(ACCEPT, "application/json, text/event-stream".into())]].concat();
+    let garbled = send(&a.http, &a.url, "POST", "/mcp", both, Some(Body::Raw(b"{not json".to_vec()))).await;
+    let status = garbled.status.as_u16();
+    let schema = a.response_schema("POST", "/mcp", status).unwrap_or_else(|| panic!("{status} is not documented"));
+    assert!(garbled.status.is_client_error(), "{}", garbled.body);
+    assert_fits(&schema, &garbled.body, "POST /mcp with malformed JSON");
 
     // A media type the endpoint does not take.
     let plain = vec![(reqwest::header::CONTENT_TYPE, "text/plain".into())];

@@ -77,7 +77,7 @@ async fn the_readme_cli_walkthrough_runs_verbatim() {
     let audit: Vec<&str> = stdout.lines().filter(|l| l.contains(" GET ") || l.contains(" DELETE ")).collect();
     assert!(audit.iter().any(|l| l.contains(" allow GET ") && l.ends_with(" 200")), "{stdout}");
     assert!(audit.iter().any(|l| l.contains(" deny DELETE ") && l.ends_with("(method_not_allowed)")), "{stdout}");
-    // Each party's token went to its own 0600 profile, and no token to argv.
+    // Each party's token went to its own 0600 profile.
     for who in ["owner", "agent"] {
         let profile = std::fs::metadata(work.join(format!("{who}.json"))).unwrap();
         assert_eq!(std::os::unix::fs::PermissionsExt::mode(&profile.permissions()) & 0o777, 0o600);

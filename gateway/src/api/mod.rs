@@ -130,7 +130,9 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "any",
         description: "{all?} → revokes this token, or with all: true every token of the account and returns a fresh one",
         route: |m| on(m, tokens::revoke),
-        doc: Doc::json(200, schema::<views::TokensRevoked>).body(schema::<tokens::Revoke>, r#"{"all": false}"#),
+        doc: Doc::json(200, schema::<views::TokensRevoked>)
+            .body(schema::<tokens::Revoke>, r#"{"all": false}"#)
+            .body_optional(),
     },
     Endpoint {
         method: "POST",
@@ -176,7 +178,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         route: |m| on(m, permits::request),
         doc: Doc::json(201, schema::<views::RequestCreated>)
             .body(schema::<permits::PermitRequest>, PERMIT_EXAMPLE)
-            .errors(&[409, 422, 502, 503, 504]),
+            .errors(&[404, 409, 422, 502, 503, 504]),
     },
     Endpoint {
         method: "GET",
@@ -256,7 +258,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
             .body(schema::<execute::SubmitJson>, EXECUTE_EXAMPLE)
             .or_raw("application/wasm")
             .query(schema::<execute::SubmitQuery>)
-            .errors(&[409, 422, 429]),
+            .errors(&[404, 409, 422, 429]),
     },
     Endpoint {
         method: "GET",
@@ -273,7 +275,10 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         description: "MCP (Streamable HTTP, stateless): tools request_permit, permit_status, get_permit_wit, execute, \
                       execution_status, list_permits",
         route: |m| on(m, crate::mcp::serve),
-        doc: Doc::json(200, schema::<serde_json::Value>).body(schema::<serde_json::Value>, MCP_EXAMPLE).errors(&[406]),
+        doc: Doc::json(200, schema::<serde_json::Value>)
+            .body(schema::<serde_json::Value>, MCP_EXAMPLE)
+            .or_empty(202)
+            .errors(&[406]),
     },
     Endpoint {
         method: "GET",
@@ -282,7 +287,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         description: "?permit_id=&limit=&after=: every call with decision, reason, status, timing; newest first, \
                       or with after=<id> the calls after it, oldest first",
         route: |m| on(m, execute::audit),
-        doc: Doc::json(200, schema::<views::AuditView>).query(schema::<execute::AuditQuery>),
+        doc: Doc::json(200, schema::<views::AuditView>).query(schema::<execute::AuditQuery>).errors(&[404]),
     },
 ];
 

@@ -49,6 +49,10 @@ pub(crate) struct Doc {
     pub ok: u16,
     /// Another success status with the same body.
     pub also_ok: Option<u16>,
+    /// Another success status, with no body.
+    pub also_empty: Option<u16>,
+    /// Whether the JSON body may be left out.
+    pub optional_body: bool,
     /// The success body.
     pub answer: Answer,
     /// An example success body.
@@ -72,6 +76,8 @@ impl Doc {
             query: None,
             ok,
             also_ok: None,
+            also_empty: None,
+            optional_body: false,
             answer,
             answer_example: None,
             errors: &[],
@@ -100,6 +106,18 @@ impl Doc {
     /// An example answer.
     pub(crate) const fn example(mut self, example: &'static str) -> Doc {
         self.answer_example = Some(example);
+        self
+    }
+
+    /// It also succeeds with `status` and no body.
+    pub(crate) const fn or_empty(mut self, status: u16) -> Doc {
+        self.also_empty = Some(status);
+        self
+    }
+
+    /// Its body may be left out.
+    pub(crate) const fn body_optional(mut self) -> Doc {
+        self.optional_body = true;
         self
     }
 
@@ -191,7 +209,7 @@ fn operation(endpoint: &Endpoint, generator: &mut SchemaGenerator, error: &Schem
         if let Some(media_type) = doc.raw_body {
             content.insert(media_type.into(), json!({"schema": {"type": "string", "contentMediaType": media_type}}));
         }
-        operation["requestBody"] = json!({"required": true, "content": content});
+        operation["requestBody"] = json!({"required": !doc.optional_body, "content": content});
     }
     let mut responses = Map::new();
     let ok = match doc.answer {
@@ -212,6 +230,9 @@ fn operation(endpoint: &Endpoint, generator: &mut SchemaGenerator, error: &Schem
         responses.insert(also.to_string(), same);
     }
     responses.insert(doc.ok.to_string(), ok);
+    if let Some(empty) = doc.also_empty {
+        responses.insert(empty.to_string(), json!({"description": reason(empty)}));
+    }
     for status in error_statuses(endpoint) {
         let example = json!({"error": {"code": example_code(status), "message": reason(status)}});
         responses.insert(
@@ -299,7 +320,7 @@ fn error_statuses(endpoint: &Endpoint) -> Vec<u16> {
         statuses.push(404);
     }
     statuses.push(500);
-    statuses.retain(|s| *s != doc.ok);
+    statuses.retain(|s| *s != doc.ok && Some(*s) != doc.also_ok && Some(*s) != doc.also_empty);
     statuses.sort_unstable();
     statuses.dedup();
     statuses

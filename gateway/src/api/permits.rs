@@ -39,6 +39,7 @@ pub struct PermitRequest {
     pub(crate) intent: Option<Intents>,
     /// Instead of `intent`: the integration specs the agent proposes.
     #[serde(default)]
+    #[schemars(with = "Option<Vec<oauth3_policy::IntegrationSpec>>")]
     pub(crate) capabilities: Option<Vec<Value>>,
     /// Extend this active permit instead of asking for a new one.
     #[serde(default)]

@@ -139,6 +139,10 @@ pub struct Run {
     /// Its `args`, as JSON.
     #[arg(long)]
     pub args: Option<String>,
+    /// Names this action, so that running it again (the same code and args)
+    /// returns the first run instead of running twice: for retries. Default: a new one.
+    #[arg(long)]
+    pub action_id: Option<String>,
     /// The gateway, and the output format.
     #[command(flatten)]
     pub client: ClientArgs,
@@ -199,10 +203,12 @@ async fn dispatch(command: ClientCommand) -> Result<(), String> {
             work::decide(&approve.client, &approve.id, approve.deny, expires, approve.yes).await
         }
         ClientCommand::Revoke { permit, client } => work::revoke(&client, &permit).await,
-        ClientCommand::Run(run) => match work::run(&run.client, &run.permit, &run.code, run.args.as_deref()).await? {
-            true => Ok(()),
-            false => Err("the run failed or a call was denied".into()),
-        },
+        ClientCommand::Run(run) => {
+            match work::run(&run.client, &run.permit, &run.code, run.args.as_deref(), run.action_id.as_deref()).await? {
+                true => Ok(()),
+                false => Err("the run failed or a call was denied".into()),
+            }
+        }
         ClientCommand::Audit { permit, follow, client } => work::audit(&client, permit.as_deref(), follow).await,
         ClientCommand::Signup(signup) => {
             let url = gateway_url(&signup.client)?;

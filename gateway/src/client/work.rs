@@ -131,13 +131,23 @@ pub async fn revoke(client: &ClientArgs, permit: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `oauth3 run`: submits a script (or a `.wasm` component), waits for it,
-/// prints what it printed; false when it failed or a call was denied.
-pub async fn run(client: &ClientArgs, permit: &str, code: &Path, args: Option<&str>) -> Result<bool, String> {
+/// `oauth3 run`: submits a script (or a `.wasm` component), prints what it
+/// prints as it comes (whole lines; all of it at the end with `--json`);
+/// false when it failed or a call was denied.
+pub async fn run(
+    client: &ClientArgs,
+    permit: &str,
+    code: &Path,
+    args: Option<&str>,
+    action_id: Option<&str>,
+) -> Result<bool, String> {
     check_id(permit)?;
     let api = signed_in(client)?;
     let bytes = std::fs::read(code).map_err(|e| format!("{}: {e}", code.display()))?;
-    let action = format!("cli-{}", crate::keys::hex(&crate::keys::random_bytes::<8>().map_err(|e| e.to_string())?));
+    let action = match action_id {
+        Some(id) => id.to_owned(),
+        None => format!("cli-{}", crate::keys::hex(&crate::keys::random_bytes::<8>().map_err(|e| e.to_string())?)),
+    };
     let mut body = json!({"permit_id": permit, "action_id": action});
     if bytes.starts_with(b"\0asm") {
         body["component"] = json!(base64::engine::general_purpose::STANDARD.encode(&bytes));
@@ -153,14 +163,27 @@ pub async fn run(client: &ClientArgs, permit: &str, code: &Path, args: Option<&s
     // Said at once, so an interrupted wait can be taken up again.
     eprintln!("submitted {id}");
     let spinner = waiting(client, &format!("waiting for {id}"));
+    // Asked often enough to show output as it comes; with --json, only the end.
+    let timeout = if client.json { 30 } else { 1 };
+    let mut printed = 0;
     let done = loop {
         let asked = std::time::Instant::now();
-        let status =
-            api.call(Method::GET, &format!("/execute/{}/status?wait=true&timeout=30", segment(&id)), None).await?;
-        match status["status"].as_str() {
+        let path = format!("/execute/{}/status?wait=true&timeout={timeout}", segment(&id));
+        let status = api.call(Method::GET, &path, None).await?;
+        let so_far = match status["status"].as_str() {
             Some("completed" | "failed") => break status,
-            Some("queued" | "running") => {}
+            Some("running") => status["stdout_so_far"].as_str().unwrap_or_default(),
+            Some("queued") => "",
             other => return Err(format!("{id}: unexpected status {}", text(&json!(other)))),
+        };
+        if !client.json && so_far.len() > printed && so_far.is_char_boundary(printed) {
+            let new = crate::visible::shown(&so_far[printed..]);
+            match &spinner {
+                Some(spinner) => spinner.suspend(|| print!("{new}")),
+                None => print!("{new}"),
+            }
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            printed = so_far.len();
         }
         // A gateway that answers at once (it is stopping) is not asked in a tight loop.
         if asked.elapsed() < Duration::from_secs(1) {
@@ -182,7 +205,10 @@ pub async fn run(client: &ClientArgs, permit: &str, code: &Path, args: Option<&s
     if client.json {
         println!("{done:#}");
     } else {
-        print!("{}", crate::visible::shown(result["stdout"].as_str().unwrap_or_default()));
+        // The rest: what was not shown while it ran (all of it, if nothing was).
+        let stdout = result["stdout"].as_str().unwrap_or_default();
+        let rest = if stdout.is_char_boundary(printed) { stdout.get(printed..).unwrap_or_default() } else { stdout };
+        print!("{}", crate::visible::shown(rest));
         if let Some(output) = result["output"].as_str() {
             println!("{}", crate::visible::shown(output));
         }
@@ -199,54 +225,75 @@ pub async fn run(client: &ClientArgs, permit: &str, code: &Path, args: Option<&s
     Ok(passed)
 }
 
-/// `oauth3 audit`: the newest calls, oldest first; with `follow`, new ones
-/// as they come (asked for every 2 s, all of them however many came) until
-/// interrupted.
+/// `oauth3 audit`: the newest calls, oldest first; with `follow`, every new
+/// one as it comes (asked for every 2 s) until interrupted.
 pub async fn audit(client: &ClientArgs, permit: Option<&str>, follow: bool) -> Result<(), String> {
     if let Some(permit) = permit {
         check_id(permit)?;
     }
     let api = signed_in(client)?;
     let query = permit.map(|p| format!("&permit_id={}", segment(p))).unwrap_or_default();
-    let mut last: Option<i64> = None;
+    let page = api.call(Method::GET, &format!("/audit?limit=100{query}"), None).await?;
+    let mut entries: Vec<Value> = page["entries"].as_array().cloned().unwrap_or_default();
+    entries.reverse();
+    entries.iter().for_each(|entry| print_entry(client, entry));
+    if !follow {
+        return Ok(());
+    }
+    // Ids are handed out before their rows commit, so a lower id can appear
+    // after a higher one (concurrent calls, other replicas). The cursor
+    // only passes an id once it has been seen for SETTLE; until then, later
+    // ids are asked for again and the ones already printed skipped.
+    let mut cursor = entries.iter().filter_map(|e| e["id"].as_i64()).max().unwrap_or(0);
+    let mut unsettled: Vec<(i64, std::time::Instant)> = Vec::new();
     loop {
-        let path = match last {
-            None => format!("/audit?limit=100{query}"),
-            Some(after) => format!("/audit?limit={FOLLOW_PAGE}&after={after}{query}"),
-        };
-        let page = api.call(Method::GET, &path, None).await?;
-        let mut entries: Vec<Value> = page["entries"].as_array().cloned().unwrap_or_default();
-        if last.is_none() {
-            entries.reverse(); // newest first without `after`
-        }
-        let full = last.is_some() && entries.len() as i64 == FOLLOW_PAGE;
-        last = entries.iter().filter_map(|e| e["id"].as_i64()).max().max(last).or(Some(0));
-        for entry in &entries {
-            if client.json {
-                println!("{entry}");
-            } else {
-                let reason = entry["reason"].as_str().map(|r| format!(" ({r})")).unwrap_or_default();
-                println!(
-                    "{} {} {} {} {}{reason}",
-                    text(&entry["started_at"]),
-                    text(&entry["decision"]),
-                    text(&entry["method"]),
-                    text(&entry["url"]),
-                    entry["status"].as_u64().map_or("-".to_owned(), |s| s.to_string())
-                );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut after = cursor;
+        loop {
+            let path = format!("/audit?limit={FOLLOW_PAGE}&after={after}{query}");
+            let page = api.call(Method::GET, &path, None).await?;
+            let entries = page["entries"].as_array().cloned().unwrap_or_default();
+            for entry in &entries {
+                let Some(id) = entry["id"].as_i64() else { continue };
+                after = after.max(id);
+                if !unsettled.iter().any(|(seen, _)| *seen == id) {
+                    print_entry(client, entry);
+                    unsettled.push((id, std::time::Instant::now()));
+                }
+            }
+            if (entries.len() as i64) < FOLLOW_PAGE {
+                break;
             }
         }
-        if !follow {
-            return Ok(());
+        let settled = |(_, seen): &(i64, std::time::Instant)| seen.elapsed() >= SETTLE;
+        if let Some(highest) = unsettled.iter().filter(|e| settled(e)).map(|(id, _)| *id).max() {
+            cursor = cursor.max(highest);
         }
-        if !full {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
+        unsettled.retain(|(id, _)| *id > cursor);
     }
 }
 
 /// Calls asked for at once while following.
 const FOLLOW_PAGE: i64 = 500;
+
+/// How long an audit id may wait for a lower one to commit.
+const SETTLE: Duration = Duration::from_secs(10);
+
+fn print_entry(client: &ClientArgs, entry: &Value) {
+    if client.json {
+        println!("{entry}");
+        return;
+    }
+    let reason = entry["reason"].as_str().map(|r| format!(" ({r})")).unwrap_or_default();
+    println!(
+        "{} {} {} {} {}{reason}",
+        text(&entry["started_at"]),
+        text(&entry["decision"]),
+        text(&entry["method"]),
+        text(&entry["url"]),
+        entry["status"].as_u64().map_or("-".to_owned(), |s| s.to_string())
+    );
+}
 
 /// A spinner on standard error while a long wait lasts: on a terminal only,
 /// and never with `--json`.

@@ -42,7 +42,31 @@ pub(crate) async fn serve(State(gateway): State<Arc<Gateway>>, caller: Auth, req
         Arc::new(NeverSessionManager::default()),
         config,
     );
-    service.handle(request).await.into_response()
+    let response = service.handle(request).await.into_response();
+    if response.status().is_success() { response } else { as_error_body(response).await }
+}
+
+/// rmcp's refusals (406 without the Accept MCP requires, 415, 413, 400)
+/// are plain text; the API's clients expect its one error shape.
+async fn as_error_body(response: Response) -> Response {
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 16 << 10).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| text.trim().to_owned());
+    let code = match status.as_u16() {
+        406 => "not_acceptable",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        500.. => "internal",
+        _ => "invalid_request",
+    };
+    let error = crate::error::ErrorDetail { code: code.to_owned(), message, refusals: None };
+    (status, axum::Json(crate::error::ErrorBody { error })).into_response()
 }
 
 /// Room for a component in base64 as well as a script's usual limit, as

@@ -57,6 +57,7 @@ A non-2xx response throws an Error with .status, .body, .headers. \
 A refused or failed call throws an Error with .code: a deny code (method_not_allowed, path_not_allowed, \
 query_not_allowed, body_invalid, header_not_allowed, rate_limited, secret_missing, …) or timeout. \
 Use Promise.all([...]) to make calls concurrently. `args` holds the args you pass. \
+Give an action_id when the code writes, so that a retry returns the first run instead of running it again. \
 Print results with console.log (captured as stdout). No fetch, timers, env, filesystem or sockets. \
 Returns {request_id, status, result: {success, stdout, stderr, calls: [{integration, method, url, decision, \
 reason, status}], error?: {code, message}}}; if status is queued or running, call execution_status with request_id.";
@@ -111,7 +112,8 @@ pub(crate) struct Execute {
     /// Any JSON value; the script reads it as `args`.
     #[serde(default)]
     args: Option<Value>,
-    /// Makes a retry safe: the same action_id with the same code and args returns the first run. Default: a new one.
+    /// Makes a retry safe: the same action_id with the same code and args returns the first run instead of running
+    /// again. Give one for anything that writes. Default: a new one.
     #[serde(default)]
     action_id: Option<String>,
     /// Seconds to wait for the run to end (0–60, default 30).
@@ -228,6 +230,10 @@ impl Tools {
             return Err(Error::bad_request("invalid_request", "timeout_secs: seconds, from 0 to 60"));
         }
         let code = match (p.code, p.component) {
+            // The HTTP API's limit for a script's submission.
+            (Some(code), None) if code.len() > self.gateway.config.max_body_bytes => {
+                return Err(Error::TooLarge(self.gateway.config.max_body_bytes));
+            }
             (Some(code), None) => execute::Code::Script(code),
             (None, Some(encoded)) => execute::Code::Component(
                 base64::engine::general_purpose::STANDARD
@@ -244,7 +250,15 @@ impl Tools {
         let gateway = State(Arc::clone(&self.gateway));
         let (_, Json(accepted)) = execute::submit(gateway.clone(), self.auth()?, submit).await?;
         let query = execute::StatusQuery { wait: Some(true), timeout: Some(timeout) };
-        to_value(execute::status(gateway, self.any(), Path(accepted.request_id), Query(query)).await?.0)
+        match execute::status(gateway, self.any(), Path(accepted.request_id.clone()), Query(query)).await {
+            Ok(Json(view)) => to_value(view),
+            // It was accepted: say so, with its id, rather than invite a
+            // retry that would run it twice.
+            Err(error) => {
+                tracing::warn!(error = %error.chain(), execution = %accepted.request_id, "waiting for an execution");
+                to_value(accepted)
+            }
+        }
     }
 }
 

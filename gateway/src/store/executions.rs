@@ -85,11 +85,23 @@ pub async fn in_flight(db: &Db, agent: &str) -> Result<i64> {
 pub async fn execution(db: &Db, id: &str) -> Result<Option<ExecutionRow>> {
     Ok(sqlx::query_as(
         "SELECT e.id, e.agent_id, e.permit_id, e.action_id, e.status, e.created_at, e.started_at, e.finished_at, \
-         e.result, p.owner_id, e.spec_hash, e.code_hash, e.receipt FROM executions e JOIN permits p ON p.id = e.permit_id WHERE e.id = $1",
+         e.result, p.owner_id, e.spec_hash, e.code_hash, e.receipt, e.stdout_so_far \
+         FROM executions e JOIN permits p ON p.id = e.permit_id WHERE e.id = $1",
     )
     .bind(id)
     .fetch_optional(&db.pool)
     .await?)
+}
+
+/// Records what the running execution `id` has printed so far.
+pub async fn set_stdout_so_far(db: &Db, id: &str, stdout: &str) -> Result<()> {
+    sqlx::query("UPDATE executions SET stdout_so_far = $1 WHERE id = $2 AND status = $3")
+        .bind(stdout)
+        .bind(id)
+        .bind(ExecutionStatus::Running.as_str())
+        .execute(&db.pool)
+        .await?;
+    Ok(())
 }
 
 /// What a worker needs to run the execution `id`.
@@ -151,8 +163,8 @@ pub async fn finish(
         return Err(Error::Internal(format!("an execution cannot finish as {to}")));
     }
     sqlx::query(
-        "UPDATE executions SET status = $1, finished_at = $2, result = $3, receipt = $6, receipt_id = $7 \
-         WHERE id = $4 AND status = $5",
+        "UPDATE executions SET status = $1, finished_at = $2, result = $3, receipt = $6, receipt_id = $7, \
+         stdout_so_far = NULL WHERE id = $4 AND status = $5",
     )
     .bind(to.as_str())
     .bind(at)

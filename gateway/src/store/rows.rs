@@ -154,6 +154,8 @@ pub struct ExecutionRow {
     pub code_hash: Option<String>,
     /// Its signed receipt (JSON), once finished.
     pub receipt: Option<String>,
+    /// While it runs: the complete lines it has printed so far.
+    pub stdout_so_far: Option<String>,
 }
 
 /// What a worker needs to run an execution: its code and args, and its
