@@ -4,14 +4,15 @@
 //! use), the errors they answer with, and examples the tests check against
 //! those schemas.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use axum::body::Bytes;
 use axum::extract::State;
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
-use super::{ENDPOINTS, Endpoint, Json};
+use super::{ENDPOINTS, Endpoint};
 use crate::error::ErrorBody;
 use crate::state::Gateway;
 
@@ -134,9 +135,19 @@ impl Doc {
     }
 }
 
-/// `GET /openapi.json`.
-pub async fn openapi(State(gateway): State<Arc<Gateway>>) -> Json<Value> {
-    Json(document(&gateway.public_url))
+/// `GET /openapi.json`: built once per process (per public URL), then served as bytes.
+pub async fn openapi(State(gateway): State<Arc<Gateway>>) -> impl axum::response::IntoResponse {
+    static BUILT: Mutex<Option<(String, Bytes)>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    let bytes = match &*built {
+        Some((url, bytes)) if *url == gateway.public_url => bytes.clone(),
+        _ => {
+            let bytes = Bytes::from(document(&gateway.public_url).to_string());
+            *built = Some((gateway.public_url.clone(), bytes.clone()));
+            bytes
+        }
+    };
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], bytes)
 }
 
 /// The document, with `public_url` as its server.
