@@ -7,8 +7,9 @@
 //! ```
 //!
 //! Each execution is `POST /execute` (a fresh `action_id`) then
-//! `GET /execute/{id}/status?wait=true`; its latency runs from just before the
-//! POST to the completed status response, and it must end `completed` with
+//! `GET /execute/{id}/status?wait=true`, or with `--one-trip` a single
+//! `POST /execute` with `"wait": 60` answered by the finished execution; its
+//! latency runs from just before the POST to the completed status response, and it must end `completed` with
 //! `success: true` (the bench aborts otherwise). For every concurrency level
 //! (that many client tasks, each looping) it prints p50, p99, mean latency and
 //! throughput after a short unmeasured warm-up, then a coarse breakdown from
@@ -21,6 +22,7 @@
 //! - `--permits K` / `BENCH_PERMITS=K`: spread the client tasks over K approved
 //!   permits (default 1: every execution shares one permit and so one
 //!   rate-limit row).
+//! - `--one-trip` / `BENCH_FLOW=one-trip`: one request per execution (above).
 //! - `--no-rate-limit` / `BENCH_RATE_LIMIT=off`: approve the permit without a
 //!   `rate_limit` (default: 1,000,000 calls per 60 s, which never limits).
 //! - `BENCH_DATABASE_URL=postgres://user@host/db`: run on Postgres. The bench
@@ -63,6 +65,7 @@ struct Settings {
     n: Option<usize>,
     permits: usize,
     rate_limit: bool,
+    one_trip: bool,
     database_url: Option<String>,
 }
 
@@ -71,6 +74,7 @@ fn settings() -> Result<Settings, String> {
     let mut n = std::env::var("BENCH_N").ok();
     let mut permits = std::env::var("BENCH_PERMITS").ok();
     let mut rate_limit = !std::env::var("BENCH_RATE_LIMIT").is_ok_and(|v| v == "off" || v == "0");
+    let mut one_trip = std::env::var("BENCH_FLOW").is_ok_and(|v| v == "one-trip");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -84,10 +88,12 @@ fn settings() -> Result<Settings, String> {
             "--n" | "-n" => n = Some(inline.or_else(|| args.next()).ok_or("--n needs a value")?),
             "--permits" => permits = Some(inline.or_else(|| args.next()).ok_or("--permits needs a value")?),
             "--no-rate-limit" => rate_limit = false,
+            "--one-trip" => one_trip = true,
             "--help" | "-h" => {
                 println!(
-                    "usage: load [--concurrency 1,64] [--n N] [--permits K] [--no-rate-limit]\n\
-                     env: BENCH_CONCURRENCY, BENCH_N, BENCH_PERMITS, BENCH_RATE_LIMIT=off, BENCH_DATABASE_URL, RUST_LOG"
+                    "usage: load [--concurrency 1,64] [--n N] [--permits K] [--no-rate-limit] [--one-trip]\n\
+                     env: BENCH_CONCURRENCY, BENCH_N, BENCH_PERMITS, BENCH_RATE_LIMIT=off, BENCH_FLOW=one-trip, \
+                     BENCH_DATABASE_URL, RUST_LOG"
                 );
                 std::process::exit(0);
             }
@@ -111,7 +117,7 @@ fn settings() -> Result<Settings, String> {
         None => 1,
     };
     let database_url = std::env::var("BENCH_DATABASE_URL").ok().filter(|s| !s.is_empty());
-    Ok(Settings { levels, n, permits, rate_limit, database_url })
+    Ok(Settings { levels, n, permits, rate_limit, one_trip, database_url })
 }
 
 fn main() {
@@ -218,11 +224,12 @@ async fn run(settings: &Settings, config: Config, backend: &str, stub: SocketAdd
         let workers = std::thread::available_parallelism().map_or(0, |n| n.get());
         let limit = if settings.rate_limit { "rate limit 1000000/60s" } else { "no rate limit" };
         println!(
-            "\noauth3 load bench: {backend}, {workers} cores, README quickstart script, POST /execute + long-poll, \
+            "\noauth3 load bench: {backend}, {workers} cores, README quickstart script, {flow}, \
              {} permit(s), {limit}",
-            permits.len()
+            permits.len(),
+            flow = if settings.one_trip { "POST /execute with wait (one trip)" } else { "POST /execute + long-poll" },
         );
-        let ctx = Arc::new(Context { client: client.clone(), agent, permits });
+        let ctx = Arc::new(Context { client: client.clone(), agent, permits, one_trip: settings.one_trip });
         for &concurrency in &settings.levels {
             let n = settings.n.unwrap_or_else(|| default_n(concurrency));
             run_level(&ctx, concurrency, warmup_n(concurrency)).await?;
@@ -348,6 +355,7 @@ struct Context {
     client: Client,
     agent: String,
     permits: Vec<String>,
+    one_trip: bool,
 }
 
 /// One measured execution.
@@ -375,14 +383,22 @@ fn millis(body: &Value, field: &str) -> f64 {
 async fn execute_once(ctx: &Context, task: usize, seq: usize) -> Result<Sample, String> {
     let action = format!("bench-{seq}-{}", oauth3_gateway::keys::new_id("a").map_err(|e| e.to_string())?);
     let permit = &ctx.permits[task % ctx.permits.len()];
-    let body = json!({"permit_id": permit, "action_id": action, "code": SCRIPT});
+    let mut body = json!({"permit_id": permit, "action_id": action, "code": SCRIPT});
     let start = Instant::now();
-    let submitted =
-        expect("POST /execute", StatusCode::ACCEPTED, ctx.client.post("/execute", Some(&ctx.agent), body).await?)?;
-    let submit = start.elapsed();
-    let id = text(&submitted, "request_id")?;
-    let path = format!("/execute/{id}/status?wait=true&timeout=60");
-    let status = expect("GET /execute/{id}/status", StatusCode::OK, ctx.client.get(&path, &ctx.agent).await?)?;
+    let (status, submit, id) = if ctx.one_trip {
+        body["wait"] = json!(60);
+        let done = expect("POST /execute", StatusCode::OK, ctx.client.post("/execute", Some(&ctx.agent), body).await?)?;
+        let id = text(&done, "request_id")?.to_owned();
+        (done, start.elapsed(), id)
+    } else {
+        let submitted =
+            expect("POST /execute", StatusCode::ACCEPTED, ctx.client.post("/execute", Some(&ctx.agent), body).await?)?;
+        let submit = start.elapsed();
+        let id = text(&submitted, "request_id")?.to_owned();
+        let path = format!("/execute/{id}/status?wait=true&timeout=60");
+        let status = expect("GET /execute/{id}/status", StatusCode::OK, ctx.client.get(&path, &ctx.agent).await?)?;
+        (status, submit, id)
+    };
     let total = start.elapsed();
     let result = &status["result"];
     if status["status"] != "completed" || result["success"] != true {

@@ -367,6 +367,11 @@ pub struct Config {
     #[arg(long, env = "OAUTH3_KEYS", value_enum, default_value = "auto")]
     pub keys: KeysChoice,
 
+    /// Where key files are kept when keys come from files (default: the data dir). Replicas outside a TEE
+    /// share their keys by pointing this at one mounted directory (0700, readable by the gateway's user only).
+    #[arg(long, env = "OAUTH3_KEY_DIR")]
+    pub key_dir: Option<PathBuf>,
+
     /// Which drafter turns intents into specs. `auto`: Anthropic when ANTHROPIC_API_KEY is set, else an
     /// OpenAI-compatible server when OPENAI_BASE_URL or OPENAI_API_KEY is set, else the offline OpenAPI drafter.
     #[arg(long, env = "OAUTH3_DRAFTER", value_enum, default_value = "auto")]
@@ -477,6 +482,7 @@ pub(crate) fn names_this_machine(url: &url::Url) -> bool {
 pub const KNOWN_VARIABLES: &[&str] = &[
     "OAUTH3_LISTEN",
     "OAUTH3_DATA_DIR",
+    "OAUTH3_KEY_DIR",
     "OAUTH3_PUBLIC_URL",
     "OAUTH3_INSECURE_UPSTREAMS",
     "OAUTH3_SIGNUP",
@@ -539,6 +545,7 @@ impl Config {
         config.database_url = None;
         config.insecure_upstreams = Vec::new();
         config.cache_dir = None;
+        config.key_dir = None;
         config.drafter = DrafterChoice::Auto;
         config.anthropic_api_key = None;
         config.anthropic_base_url = "https://api.anthropic.com".into();

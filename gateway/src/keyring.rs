@@ -8,8 +8,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::config::{Config, KeysChoice};
+use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::keys::{KeyProvider, KeyPurpose, KeyVersion, LocalKeyFile, Sealer};
+use crate::store::key_checks;
 use crate::tee::{Dstack, DstackKeys, Endpoint};
 
 /// The key provider `config.keys` selects, and the dstack guest agent when
@@ -17,7 +19,10 @@ use crate::tee::{Dstack, DstackKeys, Endpoint};
 /// refuses to go on without it, `file` keeps keys in the data dir.
 pub fn select(config: &Config) -> Result<(Arc<dyn KeyProvider>, Option<Dstack>)> {
     match (config.keys, Endpoint::discover()) {
-        (KeysChoice::File, _) | (KeysChoice::Auto, None) => Ok((Arc::new(LocalKeyFile::new(&config.data_dir)), None)),
+        (KeysChoice::File, _) | (KeysChoice::Auto, None) => {
+            let dir = config.key_dir.as_ref().unwrap_or(&config.data_dir);
+            Ok((Arc::new(LocalKeyFile::new(dir)), None))
+        }
         (KeysChoice::Dstack | KeysChoice::Auto, Some(endpoint)) => {
             let agent = Dstack::new(endpoint);
             Ok((Arc::new(DstackKeys::new(agent.clone())), Some(agent)))
@@ -28,6 +33,24 @@ pub fn select(config: &Config) -> Result<(Arc<dyn KeyProvider>, Option<Dstack>)>
             crate::tee::dstack::ENDPOINT_VARIABLE
         ))),
     }
+}
+
+/// Refuses `key` unless it is the key `purpose` at `version` was first used
+/// with against this database (its check value, stored then): a replica
+/// with other keys would issue tokens the others refuse and seal secrets
+/// they cannot open.
+pub async fn verify(db: &Db, purpose: KeyPurpose, version: KeyVersion, key: &[u8; 32]) -> Result<()> {
+    let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), b"oauth3 key check v1");
+    let check = crate::keys::hex(&tag.as_ref()[..16]);
+    let stored = key_checks::stored_or(db, purpose.name(), &version.to_string(), &check).await?;
+    if stored == check {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "the {} key ({version}) is not the one this database was set up with: every replica must use the same \
+         keys (the same OAUTH3_KEY_DIR contents, or the same dstack app); refusing to start",
+        purpose.name()
+    )))
 }
 
 /// Sealers by key version, each derived from the provider once.
@@ -64,6 +87,12 @@ impl Keyring {
         };
         let sealer = Arc::new(Sealer::new(&key)?);
         Ok(Arc::clone(self.sealers.lock().expect("sealers lock").entry(version).or_insert(sealer)))
+    }
+
+    /// [`verify`] for the sealing key of `version`.
+    pub async fn verify(&self, db: &Db, version: KeyVersion) -> Result<()> {
+        let key = self.provider.key_at(KeyPurpose::Sealing, version).await?;
+        verify(db, KeyPurpose::Sealing, version, &key).await
     }
 
     /// Opens what was sealed under `version` for (`owner`, `name`).

@@ -159,14 +159,33 @@ fn load_or_create(path: &Path) -> Result<[u8; 32]> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io(format!("reading {}", path.display()))(e)),
     }
+    if let Some(dir) = path.parent() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(Error::io(format!("creating {}", dir.display())))?;
+    }
     let key = random_bytes::<32>()?;
-    // create_new: two processes starting at once must not both write a key.
-    let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
-    match created {
-        Ok(mut file) => {
-            file.write_all(&key)
-                .and_then(|()| file.sync_all())
-                .map_err(Error::io(format!("writing {}", path.display())))?;
+    // Written whole to a temporary file, then linked into place: replicas
+    // starting at once on a shared key dir never read a half-written key,
+    // and the link fails for all but one of them.
+    let temporary = path.with_extension(format!("tmp-{}", hex(&random_bytes::<8>()?)));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temporary)
+        .and_then(|mut file| file.write_all(&key).and_then(|()| file.sync_all()));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(Error::io(format!("writing {}", temporary.display()))(e));
+    }
+    let linked = std::fs::hard_link(&temporary, path);
+    let _ = std::fs::remove_file(&temporary);
+    match linked {
+        Ok(()) => {
             tracing::info!(path = %path.display(), "generated a new key");
             Ok(key)
         }

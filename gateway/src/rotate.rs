@@ -63,6 +63,7 @@ pub async fn rotate(
         opens_one(db, keyring, *version).await?;
     }
     let target = keyring.prepare(rotation.to).await?;
+    keyring.verify(db, rotation.to).await?;
     if in_use.contains(&rotation.to) {
         opens_one(db, keyring, rotation.to).await?;
     }

@@ -23,7 +23,7 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::executor::Workers;
 use crate::keyring::Keyring;
-use crate::keys::{KeyProvider, KeyPurpose, new_id};
+use crate::keys::{KeyProvider, KeyPurpose, KeyVersion, new_id};
 use crate::notify::{Notifier, Silent, Webhook};
 use crate::state::{Gateway, Phase};
 use crate::tee::{Dstack, Tee};
@@ -115,15 +115,20 @@ impl Server {
 
         tracing::info!(drafter = capabilities.drafter.name(), model = capabilities.drafter.model(), "drafter");
         tracing::info!(provider = %capabilities.keys.name(), "keys");
+        // Every key is derived now and checked against the one the database
+        // was set up with, so a provider that cannot give it, or gives
+        // another replica's keys, stops the start rather than a request.
         let token_key = capabilities.keys.key(KeyPurpose::Jwt).await?;
+        crate::keyring::verify(&db, KeyPurpose::Jwt, KeyVersion::V1, &token_key).await?;
         let tokens = Tokens::new(&token_key, Duration::from_secs(config.token_ttl_secs));
         let keyring = Arc::new(Keyring::new(Arc::clone(&capabilities.keys)));
-        // The current sealing key is derived now, so a provider that cannot
-        // give it stops the start rather than the first secret.
-        keyring.sealer(crate::store::secrets::sealing_version(&db).await?).await?;
-        let signing =
-            ring::signature::Ed25519KeyPair::from_seed_unchecked(&capabilities.keys.key(KeyPurpose::Receipts).await?)
-                .map_err(|e| Error::Crypto(format!("the receipt key: {e}")))?;
+        let sealing = crate::store::secrets::sealing_version(&db).await?;
+        keyring.sealer(sealing).await?;
+        keyring.verify(&db, sealing).await?;
+        let receipts_key = capabilities.keys.key(KeyPurpose::Receipts).await?;
+        crate::keyring::verify(&db, KeyPurpose::Receipts, KeyVersion::V1, &receipts_key).await?;
+        let signing = ring::signature::Ed25519KeyPair::from_seed_unchecked(&receipts_key)
+            .map_err(|e| Error::Crypto(format!("the receipt key: {e}")))?;
         let tee = Tee {
             agent: capabilities.tee,
             info: Default::default(),

@@ -634,3 +634,16 @@ pub struct Health {
     /// The database: `ok` or `unavailable`.
     pub database: &'static str,
 }
+
+/// `GET /ready`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Readiness {
+    /// `ready`, or `unavailable` (503).
+    pub status: &'static str,
+    /// The database: `ok` or `unavailable`.
+    pub database: &'static str,
+    /// The sandbox (a script compiles): `ok` or `unavailable`.
+    pub sandbox: &'static str,
+    /// `serving`, or `stopping` (503: draining before a stop).
+    pub process: &'static str,
+}

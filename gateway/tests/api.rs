@@ -40,6 +40,8 @@ on_both_databases!(
     extending_a_permit_keeps_the_old_spec_until_the_owner_approves,
     a_stale_extension_request_cannot_be_approved,
     long_polls_return_as_soon_as_the_execution_ends,
+    a_submission_with_wait_answers_with_the_finished_execution,
+    a_submission_whose_run_outlasts_its_wait_is_a_202,
     long_polls_return_the_current_status_at_their_timeout,
     long_poll_timeouts_outside_0_to_60_seconds_are_refused,
     unknown_executions_are_a_404,
@@ -185,6 +187,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/audit"),
     ("POST", "/mcp"),
     ("GET", "/openapi.json"),
+    ("GET", "/ready"),
 ];
 
 async fn discovery_lists_every_endpoint_and_each_is_routed(backend: Backend) {
@@ -663,6 +666,54 @@ async fn long_polls_return_as_soon_as_the_execution_ends(backend: Backend) {
         assert_eq!(status, StatusCode::OK, "{again}");
         assert_eq!(again["status"], "completed", "{again}");
     }
+}
+
+async fn a_submission_with_wait_answers_with_the_finished_execution(backend: Backend) {
+    let gateway = TestGateway::start(backend).await;
+    let (agent, owner, permit) = gateway.approved_permit(&fake_secret()).await;
+    let body = json!({"permit_id": permit, "action_id": "one-trip", "code": "console.log('at once')", "wait": true});
+    let (status, done) = gateway.post("/execute", &agent, body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["result"]["stdout"], "at once\n", "{done}");
+    assert!(done["receipt"]["signature"].is_string(), "{done}");
+    // The same as its status says, and a retry is the same execution.
+    let id = done["request_id"].as_str().unwrap();
+    let (_, status_view) = gateway.get(&format!("/execute/{id}/status"), &owner).await;
+    assert_eq!(status_view["result"], done["result"]);
+    let (status, again) = gateway.post("/execute", &agent, body).await;
+    assert_eq!((status, &again["request_id"]), (StatusCode::OK, &done["request_id"]), "{again}");
+    // Seconds work too; `false` and 0 answer at once.
+    let seconds = json!({"permit_id": permit, "action_id": "secs", "code": "console.log(2)", "wait": 10});
+    assert_eq!(gateway.post("/execute", &agent, seconds).await.0, StatusCode::OK);
+    for (action, wait) in [("no", json!(false)), ("zero", json!(0))] {
+        let body = json!({"permit_id": permit, "action_id": action, "code": "console.log(3)", "wait": wait});
+        let (status, accepted) = gateway.post("/execute", &agent, body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    }
+    // A bad wait is refused before anything is stored: the action id is still free.
+    for wait in [json!(61), json!(-1), json!("soon")] {
+        let body = json!({"permit_id": permit, "action_id": "bad", "code": "console.log(4)", "wait": wait});
+        let (status, refused) = gateway.post("/execute", &agent, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    }
+    let (status, body) = gateway.submit(&agent, &permit, "bad", "console.log('other code')").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+}
+
+async fn a_submission_whose_run_outlasts_its_wait_is_a_202(backend: Backend) {
+    let gateway = TestGateway::start_with(backend, |c| {
+        c.timeout_secs = 3;
+        c.fuel = u64::MAX;
+    })
+    .await;
+    let (agent, _owner, permit) = gateway.approved_permit(&fake_secret()).await;
+    let body = json!({"permit_id": permit, "action_id": "spin", "code": "while (true) {}", "wait": 0.3});
+    let (status, accepted) = gateway.post("/execute", &agent, body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    assert!(matches!(accepted["status"].as_str(), Some("queued" | "running")), "{accepted}");
+    let done = gateway.wait_for(&agent, accepted["request_id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "failed", "{done}");
 }
 
 async fn long_polls_return_the_current_status_at_their_timeout(backend: Backend) {

@@ -206,6 +206,7 @@ async fn every_response_of_the_quickstart_fits_the_document() {
 
     a.call("GET", "/", "/", None, None).await;
     a.call("GET", "/health", "/health", None, None).await;
+    assert_eq!(a.call("GET", "/ready", "/ready", None, None).await.body["status"], "ready");
     a.call("GET", "/openapi.json", "/openapi.json", None, None).await;
     let nonce = "00".repeat(32);
     assert_eq!(a.call("GET", "/attestation", &format!("/attestation?nonce={nonce}"), None, None).await.status, 200);
@@ -258,10 +259,13 @@ async fn every_response_of_the_quickstart_fits_the_document() {
     let status = format!("/execute/{}/status?wait=true", accepted.body["request_id"].as_str().unwrap());
     let ended = a.call("GET", "/execute/{request_id}/status", &status, Some(agent), None).await;
     assert_eq!(ended.body["status"], "completed", "{}", ended.body);
+    let one_trip = json!({"permit_id": permit, "action_id": "list-wait", "code": code, "wait": true});
+    let finished = a.call("POST", "/execute", "/execute", Some(agent), Some(one_trip)).await;
+    assert_eq!((finished.status.as_u16(), &finished.body["status"]), (200, &json!("completed")), "{}", finished.body);
     let bad = json!({"permit_id": permit, "action_id": "bad", "code": "await ("});
     assert_eq!(a.call("POST", "/execute", "/execute", Some(agent), Some(bad)).await.status, 400);
     let audit = a.call("GET", "/audit", &format!("/audit?permit_id={permit}&limit=10"), Some(owner), None).await;
-    assert_eq!(audit.body["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(audit.body["entries"].as_array().unwrap().len(), 2);
     let first = audit.body["entries"][0]["id"].as_i64().unwrap();
     let since = |after: i64| format!("/audit?after={after}");
     let none = a.call("GET", "/audit", &since(first), Some(owner), None).await;

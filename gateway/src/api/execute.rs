@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Json, Query};
-use crate::auth::{Agent, Auth, Owner, Role};
+use crate::auth::{Agent, AnyRole, Auth, Owner, Role};
 use crate::db::now_ms;
 use crate::error::{Error, Result};
 use crate::executor::SIGNED_ON_READ;
@@ -32,6 +33,41 @@ pub struct Submit {
     action_id: String,
     args: Option<Value>,
     code: Code,
+    /// How long to wait for it to end before answering 202.
+    wait: Option<Wait>,
+}
+
+/// `wait` on a submission: `true` (30 s) or seconds (0–60).
+#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum Wait {
+    /// `true`: up to 30 s; `false`: answer at once.
+    Flag(bool),
+    /// Up to this many seconds, 0–60.
+    Seconds(f64),
+}
+
+impl Wait {
+    /// The seconds to wait, checked; 0 for none.
+    fn seconds(self) -> Result<f64> {
+        match self {
+            Wait::Flag(wait) => Ok(if wait { 30.0 } else { 0.0 }),
+            Wait::Seconds(s) if (0.0..=60.0).contains(&s) => Ok(s),
+            Wait::Seconds(_) => Err(Error::bad_request("invalid_request", "wait: true, or seconds from 0 to 60")),
+        }
+    }
+
+    /// From a query string: `true`, `false` or seconds.
+    fn parse(text: &str) -> Result<Wait> {
+        match text {
+            "true" => Ok(Wait::Flag(true)),
+            "false" => Ok(Wait::Flag(false)),
+            seconds => seconds
+                .parse()
+                .map(Wait::Seconds)
+                .map_err(|_| Error::bad_request("invalid_request", "wait: true, or seconds from 0 to 60")),
+        }
+    }
 }
 
 /// What runs: a script, or a component's bytes.
@@ -57,6 +93,10 @@ pub(crate) struct SubmitJson {
     /// Any JSON; the script reads it as `args`.
     #[serde(default)]
     args: Option<Value>,
+    /// Wait for it to end: `true` (up to 30 s) or seconds (0–60). If it ends in time the answer is
+    /// 200 with the finished execution, as its status gives it; else 202 as without `wait`.
+    #[serde(default)]
+    wait: Option<Wait>,
 }
 
 /// The query of the raw form (`Content-Type: application/wasm`); `args` is JSON text.
@@ -70,6 +110,9 @@ pub(crate) struct SubmitQuery {
     /// JSON text; the component reads it.
     #[serde(default)]
     args: Option<String>,
+    /// `true` or seconds (0–60): as `wait` in the JSON form.
+    #[serde(default)]
+    wait: Option<String>,
 }
 
 impl FromRequest<Arc<Gateway>> for Submit {
@@ -90,7 +133,8 @@ impl FromRequest<Arc<Gateway>> for Submit {
                 None => None,
             };
             let code = Code::Component(bytes.to_vec());
-            return Ok(Submit { permit_id: query.permit_id, action_id: query.action_id, args, code });
+            let wait = query.wait.as_deref().map(Wait::parse).transpose()?;
+            return Ok(Submit { permit_id: query.permit_id, action_id: query.action_id, args, code, wait });
         }
         // Room for a component base64-encoded, and the rest of the JSON; a
         // script's submission keeps the usual limit.
@@ -112,16 +156,31 @@ impl FromRequest<Arc<Gateway>> for Submit {
             }
             _ => return Err(Error::bad_request("invalid_request", "give exactly one of code or component")),
         };
-        Ok(Submit { permit_id: body.permit_id, action_id: body.action_id, args: body.args, code })
+        Ok(Submit { permit_id: body.permit_id, action_id: body.action_id, args: body.args, code, wait: body.wait })
     }
 }
 
-/// `POST /execute`: queue a script or a component under a permit issued to
-/// the caller. Both are checked first: a script for syntax errors, a
-/// component against the permit's world (422 `component_rejected`). The
-/// same `action_id` with the same code (or component) and args returns the
-/// existing execution.
-pub async fn submit(
+/// `POST /execute`: [`accept`], then with `wait`, the finished execution
+/// (200, as its status gives it) if it ends in time, else the 202.
+pub async fn submit(State(gateway): State<Arc<Gateway>>, agent: Agent, body: Submit) -> Result<Response> {
+    // Checked before anything is stored.
+    let wait = body.wait.map(Wait::seconds).transpose()?.unwrap_or(0.0);
+    let caller = Auth::<AnyRole>::check((*agent).clone())?;
+    let (status, Json(accepted)) = accept(State(Arc::clone(&gateway)), agent, body).await?;
+    if wait > 0.0 {
+        let view = wait_for(&gateway, &caller, &accepted.request_id, wait).await?;
+        if view.status.is_finished() {
+            return Ok(Json(view).into_response());
+        }
+    }
+    Ok((status, Json(accepted)).into_response())
+}
+
+/// Queues a script or a component under a permit issued to the caller.
+/// Both are checked first: a script for syntax errors, a component against
+/// the permit's world (422 `component_rejected`). The same `action_id` with
+/// the same code (or component) and args returns the existing execution.
+pub(crate) async fn accept(
     State(gateway): State<Arc<Gateway>>,
     agent: Agent,
     body: Submit,
@@ -213,7 +272,7 @@ pub async fn submit(
 impl Submit {
     /// A submission of `code` under `permit_id`, idempotent per `action_id`.
     pub(crate) fn new(permit_id: String, action_id: String, args: Option<Value>, code: Code) -> Submit {
-        Submit { permit_id, action_id, args, code }
+        Submit { permit_id, action_id, args, code, wait: None }
     }
 
     /// The script's source; empty for a component.
@@ -290,13 +349,18 @@ pub async fn status(
     if !query.wait.unwrap_or(false) {
         return Ok(Json(read_status(&gateway, &caller, &id).await?));
     }
+    wait_for(&gateway, &caller, &id, timeout).await.map(Json)
+}
+
+/// The execution `id` once it ends, or after `timeout` seconds as it is then.
+async fn wait_for(gateway: &Gateway, caller: &Auth, id: &str, timeout: f64) -> Result<ExecutionView> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(timeout);
-    let notify = gateway.finished.subscribe(&id);
+    let notify = gateway.finished.subscribe(id);
     let result = loop {
         let woken = notify.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        let view = read_status(&gateway, &caller, &id).await;
+        let view = read_status(gateway, caller, id).await;
         let done = view.as_ref().map_or(true, |v| v.status.is_finished());
         let now = tokio::time::Instant::now();
         if done || now >= deadline {
@@ -311,8 +375,8 @@ pub async fn status(
             () = gateway.stopping.wait() => {}
         }
     };
-    gateway.finished.unsubscribe(&id, notify);
-    Ok(Json(result?))
+    gateway.finished.unsubscribe(id, notify);
+    result
 }
 
 async fn read_status(gateway: &Gateway, caller: &Auth, id: &str) -> Result<ExecutionView> {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::{ENDPOINTS, Json};
 use crate::state::Gateway;
-use crate::views::{Discovery, EndpointView, Health};
+use crate::views::{Discovery, EndpointView, Health, Readiness};
 use axum::extract::State;
 use axum::http::StatusCode;
 
@@ -35,4 +35,29 @@ pub async fn health(State(gateway): State<Arc<Gateway>>) -> (StatusCode, Json<He
             (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "unavailable", database: "unavailable" }))
         }
     }
+}
+
+/// `GET /ready`: 200 when this process should get traffic: the database
+/// answers, the sandbox compiles a script, and it is not stopping; 503
+/// otherwise (for a load balancer's readiness check; `/health` is liveness).
+pub async fn ready(State(gateway): State<Arc<Gateway>>) -> (StatusCode, Json<Readiness>) {
+    let database = match sqlx::query("SELECT 1").execute(&gateway.db.pool).await {
+        Ok(_) => "ok",
+        Err(error) => {
+            tracing::error!(%error, "readiness: database unavailable");
+            "unavailable"
+        }
+    };
+    let sandbox = match gateway.runtime.compile_js("undefined").await {
+        Ok(_) => "ok",
+        Err(error) => {
+            tracing::error!(%error, "readiness: the sandbox cannot compile");
+            "unavailable"
+        }
+    };
+    let process = if gateway.stopping.is_stopping() { "stopping" } else { "serving" };
+    let ready = database == "ok" && sandbox == "ok" && process == "serving";
+    let status = if ready { "ready" } else { "unavailable" };
+    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(Readiness { status, database, sandbox, process }))
 }

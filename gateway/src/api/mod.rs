@@ -98,6 +98,16 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         method: "GET",
+        path: "/ready",
+        auth: "none",
+        description: "readiness: the database answers, the sandbox compiles, the process is not stopping (503 if not)",
+        route: |m| on(m, meta::ready),
+        doc: Doc::json(200, schema::<views::Readiness>)
+            .or_status(503)
+            .example(r#"{"status": "ready", "database": "ok", "sandbox": "ok", "process": "serving"}"#),
+    },
+    Endpoint {
+        method: "GET",
         path: "/attestation",
         auth: "none",
         description: "?nonce=<hex, 16–32 bytes> → {tee, report_data, signing_key, config_hash, config, nonce, quote, \
@@ -251,10 +261,12 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         method: "POST",
         path: "/execute",
         auth: "agent",
-        description: "{permit_id, action_id, code | component (base64), args?}, or a component as the body \
-                      (application/wasm) with permit_id, action_id, args in the query → 202 {request_id, status_url}",
+        description: "{permit_id, action_id, code | component (base64), args?, wait?}, or a component as the body \
+                      (application/wasm) with permit_id, action_id, args, wait in the query → 202 {request_id, \
+                      status_url}; with wait (true or seconds) the finished execution (200) if it ends in time",
         route: |m| on(m, execute::submit),
         doc: Doc::json(202, schema::<views::ExecutionAccepted>)
+            .or_answer(200, schema::<views::ExecutionView>)
             .body(schema::<execute::SubmitJson>, EXECUTE_EXAMPLE)
             .or_raw("application/wasm")
             .query(schema::<execute::SubmitQuery>)

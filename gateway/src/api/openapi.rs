@@ -50,6 +50,8 @@ pub(crate) struct Doc {
     pub ok: u16,
     /// Another success status with the same body.
     pub also_ok: Option<u16>,
+    /// Another success status with a JSON body of its own.
+    pub other_answer: Option<(u16, SchemaFn)>,
     /// Another success status, with no body.
     pub also_empty: Option<u16>,
     /// Whether the JSON body may be left out.
@@ -77,6 +79,7 @@ impl Doc {
             query: None,
             ok,
             also_ok: None,
+            other_answer: None,
             also_empty: None,
             optional_body: false,
             answer,
@@ -107,6 +110,12 @@ impl Doc {
     /// An example answer.
     pub(crate) const fn example(mut self, example: &'static str) -> Doc {
         self.answer_example = Some(example);
+        self
+    }
+
+    /// It also succeeds with `status`, answering JSON of `answer`.
+    pub(crate) const fn or_answer(mut self, status: u16, answer: SchemaFn) -> Doc {
+        self.other_answer = Some((status, answer));
         self
     }
 
@@ -241,6 +250,10 @@ fn operation(endpoint: &Endpoint, generator: &mut SchemaGenerator, error: &Schem
         responses.insert(also.to_string(), same);
     }
     responses.insert(doc.ok.to_string(), ok);
+    if let Some((status, answer)) = doc.other_answer {
+        let content = json!({"application/json": {"schema": answer(generator)}});
+        responses.insert(status.to_string(), json!({"description": reason(status), "content": content}));
+    }
     if let Some(empty) = doc.also_empty {
         responses.insert(empty.to_string(), json!({"description": reason(empty)}));
     }
@@ -331,7 +344,8 @@ fn error_statuses(endpoint: &Endpoint) -> Vec<u16> {
         statuses.push(404);
     }
     statuses.push(500);
-    statuses.retain(|s| *s != doc.ok && Some(*s) != doc.also_ok && Some(*s) != doc.also_empty);
+    let other = doc.other_answer.map(|(status, _)| status);
+    statuses.retain(|s| *s != doc.ok && Some(*s) != doc.also_ok && Some(*s) != doc.also_empty && Some(*s) != other);
     statuses.sort_unstable();
     statuses.dedup();
     statuses

@@ -248,7 +248,7 @@ impl Tools {
         };
         let submit = execute::Submit::new(p.permit_id, action_id, p.args, code);
         let gateway = State(Arc::clone(&self.gateway));
-        let (_, Json(accepted)) = execute::submit(gateway.clone(), self.auth()?, submit).await?;
+        let (_, Json(accepted)) = execute::accept(gateway.clone(), self.auth()?, submit).await?;
         let query = execute::StatusQuery { wait: Some(true), timeout: Some(timeout) };
         match execute::status(gateway, self.any(), Path(accepted.request_id.clone()), Query(query)).await {
             Ok(Json(view)) => to_value(view),

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod components;
 pub mod executions;
+pub mod key_checks;
 pub mod permits;
 mod rows;
 pub mod secrets;
