@@ -237,6 +237,8 @@ async fn retention_deletes_old_audit_records_and_finished_executions_only(backen
     let second = tempfile::tempdir().unwrap();
     let mut config = config_for(&backend, second.path(), &gateway.stub);
     config.database_url = Some(url);
+    // The same keys as the first process: the database refuses others.
+    config.key_dir = Some(gateway.data_dir.path().to_owned());
     config.audit_retention_days = Some(30);
     config.execution_retention_days = Some(30);
     let _restarted = Server::start(config).await.unwrap();
