@@ -372,6 +372,11 @@ pub struct Config {
     #[arg(long, env = "OAUTH3_KEY_DIR")]
     pub key_dir: Option<PathBuf>,
 
+    /// How often a status wait re-reads an execution that another replica runs, in milliseconds. On
+    /// Postgres replicas also wake each other at once (LISTEN/NOTIFY); this is the fallback.
+    #[arg(long, env = "OAUTH3_REREAD_MS", default_value_t = 1000)]
+    pub reread_ms: u64,
+
     /// Which drafter turns intents into specs. `auto`: Anthropic when ANTHROPIC_API_KEY is set, else an
     /// OpenAI-compatible server when OPENAI_BASE_URL or OPENAI_API_KEY is set, else the offline OpenAPI drafter.
     #[arg(long, env = "OAUTH3_DRAFTER", value_enum, default_value = "auto")]
@@ -483,6 +488,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "OAUTH3_LISTEN",
     "OAUTH3_DATA_DIR",
     "OAUTH3_KEY_DIR",
+    "OAUTH3_REREAD_MS",
     "OAUTH3_PUBLIC_URL",
     "OAUTH3_INSECURE_UPSTREAMS",
     "OAUTH3_SIGNUP",

@@ -63,6 +63,7 @@ async fn fail_internally(gateway: &Gateway, id: &str, message: &str) {
         tracing::error!(execution = %id, %error, "could not record an execution's failure");
     }
     gateway.finished.notify(id);
+    crate::wakeups::announce(&gateway.db, id).await;
 }
 
 fn failure(code: &str, message: &str) -> Value {
@@ -345,5 +346,6 @@ async fn finish(gateway: &Gateway, id: &str, status: ExecutionStatus, result: &V
     let receipt = receipts::execution(&gateway.tee.signing, &facts)?;
     executions::finish(&gateway.db, id, status, &result.to_string(), at, Some(&receipt)).await?;
     gateway.finished.notify(id);
+    crate::wakeups::announce(&gateway.db, id).await;
     Ok(())
 }

@@ -27,6 +27,7 @@ mod store;
 pub mod tee;
 pub mod views;
 pub mod visible;
+pub mod wakeups;
 pub mod web;
 
 pub use config::Config;

@@ -181,6 +181,7 @@ impl Server {
         });
         let workers = executor::start(Arc::clone(&gateway), queued);
         retention::start(Arc::clone(&gateway));
+        crate::wakeups::start(Arc::clone(&gateway));
 
         let (shutdown, stop) = oneshot::channel::<()>();
         let app = api::router(Arc::clone(&gateway));

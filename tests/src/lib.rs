@@ -7,6 +7,7 @@ mod client;
 mod database;
 pub mod dstack;
 pub mod fake_llm;
+mod held;
 pub mod hostile;
 mod stub;
 pub mod web;
@@ -14,6 +15,7 @@ pub mod web;
 pub use binary::{Binary, approved_permit, call, oauth3_binary, run_oauth3};
 pub use client::{Body, Reply, assert_error, bearer, http_client, send};
 pub use database::{Backend, postgres};
+pub use held::held_upstream;
 pub use stub::{Stub, shared_cache_dir};
 pub use web::{Page, WebClient};
 

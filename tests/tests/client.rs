@@ -326,31 +326,6 @@ async fn approve_on_a_terminal_shows_the_request_and_decides_only_on_yes() {
     assert!(shown.contains(&format!("{request} approved (permit ")), "{shown}");
 }
 
-/// An upstream whose `GET /wait` answers only once the test releases it,
-/// saying when a request is waiting: (address, arrived, release).
-async fn held_upstream() -> (String, tokio::sync::mpsc::Receiver<()>, std::sync::Arc<tokio::sync::Notify>) {
-    use std::sync::Arc;
-    let (arrived_tx, arrived) = tokio::sync::mpsc::channel(4);
-    let release = Arc::new(tokio::sync::Notify::new());
-    let held = Arc::clone(&release);
-    let app = axum::Router::new().route(
-        "/wait",
-        axum::routing::get(move || {
-            let (arrived, held) = (arrived_tx.clone(), Arc::clone(&held));
-            async move {
-                let released = held.notified();
-                let _ = arrived.send(()).await;
-                released.await;
-                axum::Json(serde_json::json!({"ok": true}))
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (address, arrived, release)
-}
-
 /// `what`, which must end within a minute.
 async fn within<F: std::future::Future>(what: F) -> F::Output {
     tokio::time::timeout(std::time::Duration::from_secs(60), what).await.expect("done within a minute")
@@ -358,7 +333,7 @@ async fn within<F: std::future::Future>(what: F) -> F::Output {
 
 #[tokio::test]
 async fn run_prints_each_line_as_the_script_prints_it() {
-    let (upstream, mut arrived, release) = held_upstream().await;
+    let (upstream, mut arrived, release) = oauth3_e2e::held_upstream().await;
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("OAUTH3_CACHE_DIR", shared_cache_dir().display().to_string()),

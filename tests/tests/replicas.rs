@@ -67,3 +67,54 @@ async fn replicas_share_one_key_dir_and_a_replica_with_other_keys_refuses_to_sta
     // The others still serve.
     assert_eq!(call(&second.url, "GET", "/secrets", Some(owner), None).await.0, 200);
 }
+
+/// `what`, which must end within a minute.
+async fn within<F: std::future::Future>(what: F) -> F::Output {
+    tokio::time::timeout(std::time::Duration::from_secs(60), what).await.expect("done within a minute")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_wait_on_one_replica_wakes_when_another_finishes_the_run() {
+    let Some(backend) = oauth3_e2e::postgres("replicas_notify").await else { return };
+    let (upstream, mut arrived, release) = oauth3_e2e::held_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let mut env = replica_env(&backend, dir.path(), &keys);
+    env.push(("OAUTH3_INSECURE_UPSTREAMS", upstream.clone()));
+    // Re-reading is pushed out past the wait: only NOTIFY ends it before its
+    // timeout (after which it reads once more). How soon is the bench's to show
+    // (`cargo bench -p oauth3-gateway --bench replicas`), not this test's.
+    env.push(("OAUTH3_REREAD_MS", "600000".into()));
+    let first = Binary::start("first", &dir.path().join("a"), dir.path(), &env);
+    let second = Binary::start("second", &dir.path().join("b"), dir.path(), &env);
+    let spec = json!({"name": "slow", "base_url": format!("http://{upstream}"), "rules": [{"method": "GET", "path": "/wait"}]});
+    let (agent, _, permit) = oauth3_e2e::approved_permit(&first.url, spec, &fake_secret()).await;
+
+    let run =
+        json!({"permit_id": permit, "action_id": "held", "code": "await slow('GET', '/wait'); console.log('done')"});
+    let (status, accepted) = call(&first.url, "POST", "/execute", Some(&agent), Some(run)).await;
+    assert_eq!(status.as_u16(), 202, "{accepted}");
+    let id = accepted["request_id"].as_str().unwrap().to_owned();
+    within(arrived.recv()).await.expect("the run's call reaches the upstream");
+    // The second replica's wait starts while the run is held on the first.
+    let waiting = tokio::spawn({
+        let (url, agent) = (second.url.clone(), agent.clone());
+        async move { call(&url, "GET", &format!("/execute/{id}/status?wait=true&timeout=45"), Some(&agent), None).await }
+    });
+    let (status, early) = call(
+        &second.url,
+        "GET",
+        &format!("/execute/{}/status", accepted["request_id"].as_str().unwrap()),
+        Some(&agent),
+        None,
+    )
+    .await;
+    assert_eq!((status.as_u16(), early["status"].as_str()), (200, Some("running")), "{early}");
+    // Time for the wait to be registered before the run ends.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    release.notify_one();
+    let (status, done) = within(waiting).await.unwrap();
+    assert_eq!(status.as_u16(), 200);
+    assert_eq!(done["status"], "completed", "the wait on the other replica ended with the run: {done}");
+    assert_eq!(done["result"]["stdout"], "done\n");
+}

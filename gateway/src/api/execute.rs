@@ -369,9 +369,11 @@ async fn wait_for(gateway: &Gateway, caller: &Auth, id: &str, timeout: f64) -> R
         if gateway.stopping.is_stopping() {
             break view; // the current status; the client asks again elsewhere
         }
-        // Local executions wake us; other replicas' are seen by re-reading.
+        // Local executions wake us, and on Postgres other replicas' (by
+        // NOTIFY); re-reading is the fallback.
+        let reread = Duration::from_millis(gateway.config.reread_ms.max(10));
         tokio::select! {
-            _ = tokio::time::timeout((deadline - now).min(Duration::from_secs(1)), woken) => {}
+            _ = tokio::time::timeout((deadline - now).min(reread), woken) => {}
             () = gateway.stopping.wait() => {}
         }
     };

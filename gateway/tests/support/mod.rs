@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+// Each test binary uses some of these.
+#[allow(unused_imports)]
 pub use oauth3_e2e::{
     Backend, Body, Reply, Stub, assert_error, bearer, fake_secret, http_client, send, shared_cache_dir,
 };

@@ -1,0 +1,62 @@
+//! Wake-ups across replicas. A long-poll waits on [`crate::state::Finished`],
+//! which the local worker notifies; on Postgres every worker also announces
+//! each finished execution with `NOTIFY`, and each process listens, so a
+//! status wait on one replica returns as soon as another finishes the run.
+//! Re-reading the row (every `OAUTH3_REREAD_MS`) stays as the fallback: for
+//! SQLite (one process), a lost listener connection, or a pooler that does
+//! not pass `LISTEN` through.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+
+use crate::db::{Backend, Db};
+use crate::state::Gateway;
+
+/// The channel finished executions are announced on (payload: the id).
+const CHANNEL: &str = "oauth3_finished";
+
+/// Tells every listening replica that execution `id` ended (Postgres only;
+/// a failure is logged: waiters fall back to re-reading).
+pub async fn announce(db: &Db, id: &str) {
+    if db.backend != Backend::Postgres {
+        return;
+    }
+    let sent = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(id).execute(&db.pool).await;
+    if let Err(error) = sent {
+        tracing::warn!(execution = %id, %error, "could not announce a finished execution");
+    }
+}
+
+/// Listens for other replicas' announcements (Postgres only), waking local
+/// waiters, until the process ends. Reconnects after a lost connection.
+pub fn start(gateway: Arc<Gateway>) {
+    if gateway.db.backend != Backend::Postgres {
+        return;
+    }
+    tokio::spawn(async move {
+        let url = gateway.config.database_url();
+        loop {
+            match listen(&gateway, &url).await {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "listening for finished executions failed; re-reading meanwhile");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+}
+
+/// Ok when the process is stopping.
+async fn listen(gateway: &Gateway, url: &str) -> Result<(), sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen(CHANNEL).await?;
+    loop {
+        tokio::select! {
+            notification = listener.recv() => gateway.finished.notify(notification?.payload()),
+            () = gateway.stopping.wait() => return Ok(()),
+        }
+    }
+}
