@@ -21,6 +21,7 @@ pub fn select(config: &Config) -> Result<(Arc<dyn KeyProvider>, Option<Dstack>)>
     match (config.keys, Endpoint::discover()) {
         (KeysChoice::File, _) | (KeysChoice::Auto, None) => {
             let dir = config.key_dir.as_ref().unwrap_or(&config.data_dir);
+            warn_if_shared(dir);
             Ok((Arc::new(LocalKeyFile::new(dir)), None))
         }
         (KeysChoice::Dstack | KeysChoice::Auto, Some(endpoint)) => {
@@ -32,6 +33,17 @@ pub fn select(config: &Config) -> Result<(Arc<dyn KeyProvider>, Option<Dstack>)>
             crate::tee::dstack::SOCKETS.join(", "),
             crate::tee::dstack::ENDPOINT_VARIABLE
         ))),
+    }
+}
+
+/// Says so when a key dir others may read exists (a mounted one is not
+/// made by the gateway, so not made private by it).
+fn warn_if_shared(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(metadata) = std::fs::metadata(dir)
+        && metadata.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(dir = %dir.display(), "the key dir is readable by other users; chmod 700 it");
     }
 }
 
@@ -89,10 +101,28 @@ impl Keyring {
         Ok(Arc::clone(self.sealers.lock().expect("sealers lock").entry(version).or_insert(sealer)))
     }
 
-    /// [`verify`] for the sealing key of `version`.
+    /// [`verify`] for the sealing key of `version`. Before a first check
+    /// value is recorded (a database from before checks), the key must open
+    /// a secret sealed under `version`, if there is one: a fresh key on a
+    /// database with secrets is refused, not recorded.
     pub async fn verify(&self, db: &Db, version: KeyVersion) -> Result<()> {
         let key = self.provider.key_at(KeyPurpose::Sealing, version).await?;
+        if key_checks::stored(db, KeyPurpose::Sealing.name(), &version.to_string()).await?.is_none() {
+            self.opens_one(db, version).await?;
+        }
         verify(db, KeyPurpose::Sealing, version, &key).await
+    }
+
+    /// Fails unless the key of `version` opens a secret sealed under it (when there is one).
+    pub async fn opens_one(&self, db: &Db, version: KeyVersion) -> Result<()> {
+        let Some(row) = crate::store::secrets::sample(db, version).await? else { return Ok(()) };
+        self.open(version, &row.owner_id, &row.name, &row.sealed.bytes).await.map(drop).map_err(|error| {
+            Error::Config(format!(
+                "the {version} sealing key does not open {}/{} ({error}): is this the gateway's key dir \
+                 (OAUTH3_KEY_DIR, or the data dir) and key provider? Copy the key files that sealed it",
+                row.owner_id, row.name
+            ))
+        })
     }
 
     /// Opens what was sealed under `version` for (`owner`, `name`).

@@ -185,13 +185,29 @@ fn load_or_create(path: &Path) -> Result<[u8; 32]> {
     let linked = std::fs::hard_link(&temporary, path);
     let _ = std::fs::remove_file(&temporary);
     match linked {
-        Ok(()) => {
-            tracing::info!(path = %path.display(), "generated a new key");
-            Ok(key)
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return load_or_create(path),
+        // A filesystem without hard links: created in place, as exclusive.
+        Err(_) => {
+            let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+            match created {
+                Ok(mut file) => file
+                    .write_all(&key)
+                    .and_then(|()| file.sync_all())
+                    .map_err(Error::io(format!("writing {}", path.display())))?,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return load_or_create(path),
+                Err(e) => return Err(Error::io(format!("creating {}", path.display()))(e)),
+            }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(path),
-        Err(e) => Err(Error::io(format!("creating {}", path.display()))(e)),
     }
+    // The new name survives a power loss before its check value is used.
+    if let Some(dir) = path.parent()
+        && let Ok(dir) = std::fs::File::open(dir)
+    {
+        let _ = dir.sync_all();
+    }
+    tracing::info!(path = %path.display(), "generated a new key");
+    Ok(key)
 }
 
 /// `N` bytes from the system's CSPRNG.

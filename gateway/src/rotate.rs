@@ -57,15 +57,17 @@ pub async fn rotate(
             rotation.to
         )));
     }
+    // The current key first: the right key dir and provider for this database.
+    keyring.verify(db, current).await?;
     // The target last: for file keys, preparing it makes it.
     let in_use = secrets::versions_in_use(db).await?;
     for version in in_use.iter().filter(|version| **version != rotation.to) {
-        opens_one(db, keyring, *version).await?;
+        keyring.opens_one(db, *version).await?;
     }
     let target = keyring.prepare(rotation.to).await?;
     keyring.verify(db, rotation.to).await?;
     if in_use.contains(&rotation.to) {
-        opens_one(db, keyring, rotation.to).await?;
+        keyring.opens_one(db, rotation.to).await?;
     }
     secrets::set_sealing_version(db, rotation.to).await?;
     let mut progress = Progress { left: count(db, rotation.to).await?, ..Progress::default() };
@@ -117,16 +119,6 @@ pub async fn rotate(
 
 /// Whether the keyring's `version` key opens a secret sealed under it: a
 /// wrong data dir or key provider is found before anything changes.
-async fn opens_one(db: &Db, keyring: &Keyring, version: KeyVersion) -> Result<()> {
-    let Some(row) = secrets::sample(db, version).await? else { return Ok(()) };
-    keyring.open(version, &row.owner_id, &row.name, &row.sealed.bytes).await.map(drop).map_err(|error| {
-        Error::Config(format!(
-            "the {version} key does not open {}/{} ({error}): is this the gateway's data dir and key provider?",
-            row.owner_id, row.name
-        ))
-    })
-}
-
 async fn count(db: &Db, current: KeyVersion) -> Result<u64> {
     Ok(secrets::count_stale(db, current).await?.max(0) as u64)
 }

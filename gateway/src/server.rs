@@ -101,6 +101,22 @@ impl Server {
             tracing::warn!("WARNING: {warning}");
         }
         let db = Db::connect(&config.database_url()).await?;
+        // Every key is derived now and checked against the one the database
+        // was set up with, before anything is written: a provider that cannot
+        // give it, or gives other keys than the other replicas', stops the
+        // start rather than a request. Sealing first: on a database from
+        // before key checks, its key must open a stored secret, so a wrong key
+        // dir is refused before any other key's check value is recorded.
+        tracing::info!(provider = %capabilities.keys.name(), "keys");
+        let keyring = Arc::new(Keyring::new(Arc::clone(&capabilities.keys)));
+        let sealing = crate::store::secrets::sealing_version(&db).await?;
+        keyring.sealer(sealing).await?;
+        keyring.verify(&db, sealing).await?;
+        let token_key = capabilities.keys.key(KeyPurpose::Jwt).await?;
+        crate::keyring::verify(&db, KeyPurpose::Jwt, KeyVersion::V1, &token_key).await?;
+        let tokens = Tokens::new(&token_key, Duration::from_secs(config.token_ttl_secs));
+        let receipts_key = capabilities.keys.key(KeyPurpose::Receipts).await?;
+        crate::keyring::verify(&db, KeyPurpose::Receipts, KeyVersion::V1, &receipts_key).await?;
         let (replica_id, replica_lock) = replica_id(&config.data_dir)?;
         let interrupted = executor::recover(&db, &replica_id).await?;
         if interrupted > 0 {
@@ -114,19 +130,6 @@ impl Server {
         }
 
         tracing::info!(drafter = capabilities.drafter.name(), model = capabilities.drafter.model(), "drafter");
-        tracing::info!(provider = %capabilities.keys.name(), "keys");
-        // Every key is derived now and checked against the one the database
-        // was set up with, so a provider that cannot give it, or gives
-        // another replica's keys, stops the start rather than a request.
-        let token_key = capabilities.keys.key(KeyPurpose::Jwt).await?;
-        crate::keyring::verify(&db, KeyPurpose::Jwt, KeyVersion::V1, &token_key).await?;
-        let tokens = Tokens::new(&token_key, Duration::from_secs(config.token_ttl_secs));
-        let keyring = Arc::new(Keyring::new(Arc::clone(&capabilities.keys)));
-        let sealing = crate::store::secrets::sealing_version(&db).await?;
-        keyring.sealer(sealing).await?;
-        keyring.verify(&db, sealing).await?;
-        let receipts_key = capabilities.keys.key(KeyPurpose::Receipts).await?;
-        crate::keyring::verify(&db, KeyPurpose::Receipts, KeyVersion::V1, &receipts_key).await?;
         let signing = ring::signature::Ed25519KeyPair::from_seed_unchecked(&receipts_key)
             .map_err(|e| Error::Crypto(format!("the receipt key: {e}")))?;
         let tee = Tee {

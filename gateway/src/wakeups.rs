@@ -37,12 +37,14 @@ pub fn start(gateway: Arc<Gateway>) {
     }
     tokio::spawn(async move {
         let url = gateway.config.database_url();
+        let mut pause = Duration::from_secs(1);
         loop {
             match listen(&gateway, &url).await {
                 Ok(()) => return,
                 Err(error) => {
                     tracing::warn!(%error, "listening for finished executions failed; re-reading meanwhile");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(60));
                 }
             }
         }

@@ -66,6 +66,26 @@ async fn replicas_share_one_key_dir_and_a_replica_with_other_keys_refuses_to_sta
     assert!(!String::from_utf8_lossy(&output.stdout).contains("listening"), "it never listened");
     // The others still serve.
     assert_eq!(call(&second.url, "GET", "/secrets", Some(owner), None).await.0, 200);
+
+    // A database from before key checks: a fresh key dir is refused because
+    // its sealing key does not open the stored secret, and nothing is recorded.
+    let database = replica_env(&backend, dir.path(), &keys).pop().unwrap().1;
+    sqlx::any::install_default_drivers();
+    let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(&database).await.unwrap();
+    sqlx::query("DELETE FROM key_checks").execute(&mut db).await.unwrap();
+    let output = std::process::Command::new(oauth3_binary())
+        .arg("serve")
+        .env_clear()
+        .env("OAUTH3_LISTEN", "127.0.0.1:0")
+        .env("OAUTH3_DATA_DIR", dir.path().join("d"))
+        .envs(replica_env(&backend, dir.path(), &dir.path().join("fresh-keys")))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "a fresh key dir was taken for a database with secrets: {stderr}");
+    assert!(stderr.contains("sealing key does not open"), "{stderr}");
+    let recorded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM key_checks").fetch_one(&mut db).await.unwrap();
+    assert_eq!(recorded, 0, "the refused process recorded a check value");
 }
 
 /// `what`, which must end within a minute.
@@ -74,7 +94,7 @@ async fn within<F: std::future::Future>(what: F) -> F::Output {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_status_wait_on_one_replica_wakes_when_another_finishes_the_run() {
+async fn a_status_wait_on_one_replica_answers_the_run_another_finished() {
     let Some(backend) = oauth3_e2e::postgres("replicas_notify").await else { return };
     let (upstream, mut arrived, release) = oauth3_e2e::held_upstream().await;
     let dir = tempfile::tempdir().unwrap();

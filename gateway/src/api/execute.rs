@@ -168,9 +168,13 @@ pub async fn submit(State(gateway): State<Arc<Gateway>>, agent: Agent, body: Sub
     let caller = Auth::<AnyRole>::check((*agent).clone())?;
     let (status, Json(accepted)) = accept(State(Arc::clone(&gateway)), agent, body).await?;
     if wait > 0.0 {
-        let view = wait_for(&gateway, &caller, &accepted.request_id, wait).await?;
-        if view.status.is_finished() {
-            return Ok(Json(view).into_response());
+        match wait_for(&gateway, &caller, &accepted.request_id, wait).await {
+            Ok(view) if view.status.is_finished() => return Ok(Json(view).into_response()),
+            Ok(_) => {}
+            // It is queued: the 202 with its id, not an error inviting a second submission.
+            Err(error) => {
+                tracing::warn!(error = %error.chain(), execution = %accepted.request_id, "waiting on a submission")
+            }
         }
     }
     Ok((status, Json(accepted)).into_response())

@@ -3,6 +3,16 @@
 use crate::db::Db;
 use crate::error::Result;
 
+/// The check value stored for `purpose` at `version`, if any.
+pub async fn stored(db: &Db, purpose: &str, version: &str) -> Result<Option<String>> {
+    let stored = sqlx::query_scalar("SELECT check_value FROM key_checks WHERE purpose = $1 AND version = $2")
+        .bind(purpose)
+        .bind(version)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(stored)
+}
+
 /// The check value stored for `purpose` at `version`, storing `check` when
 /// there is none yet (the first process to use the key).
 pub async fn stored_or(db: &Db, purpose: &str, version: &str, check: &str) -> Result<String> {
