@@ -60,7 +60,7 @@ pub async fn verify(db: &Db, purpose: KeyPurpose, version: KeyVersion, key: &[u8
     }
     Err(Error::Config(format!(
         "the {} key ({version}) is not the one this database was set up with: every replica must use the same \
-         keys (the same OAUTH3_KEY_DIR contents, or the same dstack app); refusing to start",
+         keys (the same OAUTH3_KEY_DIR contents, or the same dstack app)",
         purpose.name()
     )))
 }

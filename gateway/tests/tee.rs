@@ -400,7 +400,7 @@ async fn a_rotation_with_the_wrong_keys_or_backwards_changes_nothing() {
     let elsewhere = tempfile::tempdir().unwrap();
     let wrong = Keyring::new(Arc::new(LocalKeyFile::new(elsewhere.path())));
     let refused = rotate(&db, &wrong, &to("v2"), |_| {}).await.unwrap_err().to_string();
-    assert!(refused.contains("the v1 key does not open"), "{refused}");
+    assert!(refused.contains("the sealing key (v1) is not the one this database was set up with"), "{refused}");
     assert_eq!(sealing_version().await, "v1");
 
     let right = Keyring::new(Arc::new(LocalKeyFile::new(gateway.data_dir.path())));
