@@ -11,7 +11,7 @@
 //! 20 requests unmeasured, then 500; p50, p99 and max in milliseconds.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use oauth3_e2e::dstack::{FakeAgent, SIMULATOR_APP_KEY};
 use oauth3_e2e::{random_hex, shared_cache_dir};
@@ -46,14 +46,7 @@ fn main() {
                 times.push(started.elapsed());
             }
         }
-        times.sort();
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        println!(
-            "GET /attestation (fake dstack agent): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {RUNS}",
-            ms(times[RUNS / 2]),
-            ms(times[RUNS * 99 / 100]),
-            ms(times[RUNS - 1])
-        );
+        oauth3_e2e::report_latencies("GET /attestation (fake dstack agent)", times);
         server.shutdown().await.unwrap();
     });
 }

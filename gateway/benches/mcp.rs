@@ -43,10 +43,10 @@ fn main() {
         let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
             "params": {"name": "list_permits", "arguments": {}}});
         let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
-        report("GET /permits", time(rest).await);
-        report("MCP tools/call list_permits", time(|| mcp(call.clone())).await);
-        report("MCP tools/list", time(|| mcp(list.clone())).await);
-        report("GET /openapi.json", time(|| http.get(format!("{url}/openapi.json"))).await);
+        oauth3_e2e::report_latencies("GET /permits", time(rest).await);
+        oauth3_e2e::report_latencies("MCP tools/call list_permits", time(|| mcp(call.clone())).await);
+        oauth3_e2e::report_latencies("MCP tools/list", time(|| mcp(list.clone())).await);
+        oauth3_e2e::report_latencies("GET /openapi.json", time(|| http.get(format!("{url}/openapi.json"))).await);
         server.shutdown().await.unwrap();
     });
 }
@@ -63,16 +63,5 @@ async fn time(request: impl Fn() -> reqwest::RequestBuilder) -> Vec<Duration> {
             times.push(started.elapsed());
         }
     }
-    times.sort();
     times
-}
-
-fn report(what: &str, times: Vec<Duration>) {
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "{what}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {RUNS}",
-        ms(times[RUNS / 2]),
-        ms(times[RUNS * 99 / 100]),
-        ms(times[RUNS - 1])
-    );
 }

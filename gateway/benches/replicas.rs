@@ -11,7 +11,7 @@
 //! cargo bench -p oauth3-gateway --bench replicas
 //! ```
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use oauth3_e2e::{Backend, fake_secret, shared_cache_dir};
 use oauth3_gateway::{Config, Server};
@@ -67,14 +67,7 @@ fn main() {
                     times.push(started.elapsed());
                 }
             }
-            times.sort();
-            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-            println!(
-                "{label}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {RUNS}",
-                ms(times[RUNS / 2]),
-                ms(times[RUNS * 99 / 100]),
-                ms(times[RUNS - 1])
-            );
+            oauth3_e2e::report_latencies(label, times);
         }
         first.shutdown().await.unwrap();
         second.shutdown().await.unwrap();

@@ -75,6 +75,16 @@ impl Binary {
         binary
     }
 
+    /// A gateway named `gateway` on `dir/data` (logs in `dir`) that drafts
+    /// from and calls `stub` over plain http, with the shared code cache.
+    pub fn for_stub(stub: &crate::Stub, dir: &Path) -> Binary {
+        let env = [
+            ("OAUTH3_CACHE_DIR", crate::shared_cache_dir().display().to_string()),
+            ("OAUTH3_INSECURE_UPSTREAMS", stub.host_port()),
+        ];
+        Binary::start("gateway", &dir.join("data"), dir, &env)
+    }
+
     fn wait_for_listening(&mut self) -> String {
         // The first start on a machine compiles the sandbox (slow in debug builds).
         let deadline = Instant::now() + Duration::from_secs(300);

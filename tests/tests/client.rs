@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use oauth3_e2e::{Binary, fake_secret, oauth3_binary, run_oauth3, shared_cache_dir};
+use oauth3_e2e::{Binary, fake_secret, oauth3_binary, run_oauth3, shared_cache_dir, within};
 
 /// `oauth3 <args>` with only `env` set and `stdin` written.
 fn oauth3(args: &[&str], env: &[(&str, &str)], stdin: &str) -> (bool, String, String) {
@@ -131,11 +131,7 @@ fn login_keeps_only_a_token_the_gateway_accepts_and_the_environment_overrides_it
 async fn the_quickstart_runs_from_the_cli_and_a_denied_call_exits_1_with_its_code() {
     let stub = oauth3_e2e::Stub::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("OAUTH3_CACHE_DIR", shared_cache_dir().display().to_string()),
-        ("OAUTH3_INSECURE_UPSTREAMS", stub.host_port()),
-    ];
-    let gateway = Binary::start("gateway", &dir.path().join("data"), dir.path(), &env);
+    let gateway = Binary::for_stub(&stub, dir.path());
     let profile = |who: &str| dir.path().join(format!("{who}.json")).display().to_string();
     let (owner, agent) = (profile("owner"), profile("agent"));
     let as_owner = [("OAUTH3_CONFIG", owner.as_str())];
@@ -290,11 +286,7 @@ fn approve_in_a_terminal(request: &str, env: &[(&str, &str)], answer: &str) -> (
 async fn approve_on_a_terminal_shows_the_request_and_decides_only_on_yes() {
     let stub = oauth3_e2e::Stub::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("OAUTH3_CACHE_DIR", shared_cache_dir().display().to_string()),
-        ("OAUTH3_INSECURE_UPSTREAMS", stub.host_port()),
-    ];
-    let gateway = Binary::start("gateway", &dir.path().join("data"), dir.path(), &env);
+    let gateway = Binary::for_stub(&stub, dir.path());
     let owner = dir.path().join("owner.json").display().to_string();
     let agent = dir.path().join("agent.json").display().to_string();
     let (as_owner, as_agent) = ([("OAUTH3_CONFIG", owner.as_str())], [("OAUTH3_CONFIG", agent.as_str())]);
@@ -324,11 +316,6 @@ async fn approve_on_a_terminal_shows_the_request_and_decides_only_on_yes() {
     let (ok, shown) = approve_in_a_terminal(request, &as_owner, "y\n");
     assert!(ok, "{shown}");
     assert!(shown.contains(&format!("{request} approved (permit ")), "{shown}");
-}
-
-/// `what`, which must end within a minute.
-async fn within<F: std::future::Future>(what: F) -> F::Output {
-    tokio::time::timeout(std::time::Duration::from_secs(60), what).await.expect("done within a minute")
 }
 
 #[tokio::test]

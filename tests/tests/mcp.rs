@@ -11,18 +11,9 @@ use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ServiceExt, model::JsonObject};
 use serde_json::{Value, json};
 
-use oauth3_e2e::{Binary, Stub, call, fake_secret, oauth3_binary, shared_cache_dir};
+use oauth3_e2e::{Binary, Stub, call, fake_secret, oauth3_binary};
 
 type Client = RunningService<RoleClient, ()>;
-
-/// A gateway that drafts from and calls the local stub.
-fn gateway(stub: &Stub, dir: &std::path::Path) -> Binary {
-    let env = [
-        ("OAUTH3_CACHE_DIR", shared_cache_dir().display().to_string()),
-        ("OAUTH3_INSECURE_UPSTREAMS", stub.host_port()),
-    ];
-    Binary::start("gateway", &dir.join("data"), dir, &env)
-}
 
 async fn signup(url: &str, role: &str) -> String {
     let (_, body) = call(url, "POST", "/signup", None, Some(json!({"name": role, "role": role}))).await;
@@ -132,7 +123,7 @@ async fn runs_the_quickstart(client: &Client, stub: &Stub, url: &str, owner: &st
 async fn an_agent_runs_the_quickstart_over_mcp_and_over_the_stdio_proxy() {
     let stub = Stub::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let server = gateway(&stub, dir.path());
+    let server = Binary::for_stub(&stub, dir.path());
     let url = server.url.as_str();
     let owner = signup(url, "owner").await;
     let secret = fake_secret();
@@ -155,7 +146,7 @@ async fn an_agent_runs_the_quickstart_over_mcp_and_over_the_stdio_proxy() {
 async fn mcp_refuses_a_missing_token_another_agents_permit_and_an_owner_requesting() {
     let stub = Stub::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let server = gateway(&stub, dir.path());
+    let server = Binary::for_stub(&stub, dir.path());
     let url = server.url.as_str();
 
     // No token, or a forged one: 401 before any message is read.

@@ -7,7 +7,7 @@
 use reqwest::header::{ACCEPT, HeaderName};
 use serde_json::{Value, json};
 
-use oauth3_e2e::{Binary, Body, Reply, Stub, bearer, fake_secret, http_client, send, shared_cache_dir};
+use oauth3_e2e::{Binary, Body, Reply, Stub, bearer, fake_secret, http_client, send};
 
 /// Routes for browsers only (pages, form posts, assets): not JSON API.
 const BROWSER_ONLY: &[(&str, &str)] = &[
@@ -85,14 +85,6 @@ async fn documented(url: &str) -> Documented {
     Documented { url: url.to_owned(), doc: reply.body, http, checked: Default::default() }
 }
 
-fn gateway(stub: &Stub, dir: &std::path::Path) -> Binary {
-    let env = [
-        ("OAUTH3_CACHE_DIR", shared_cache_dir().display().to_string()),
-        ("OAUTH3_INSECURE_UPSTREAMS", stub.host_port()),
-    ];
-    Binary::start("gateway", &dir.join("data"), dir, &env)
-}
-
 /// Every `.route("…"` and `path: "…"` in the gateway's source.
 fn routes_in_source() -> Vec<String> {
     let mut found = Vec::new();
@@ -121,7 +113,7 @@ fn routes_in_source() -> Vec<String> {
 async fn every_route_is_documented_and_every_documented_method_is_served() {
     let stub = Stub::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let server = gateway(&stub, dir.path());
+    let server = Binary::for_stub(&stub, dir.path());
     let api = documented(&server.url).await;
     let paths = api.doc["paths"].as_object().unwrap();
 
@@ -169,7 +161,7 @@ async fn every_route_is_documented_and_every_documented_method_is_served() {
 async fn the_documents_examples_fit_its_schemas() {
     let stub = Stub::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let server = gateway(&stub, dir.path());
+    let server = Binary::for_stub(&stub, dir.path());
     let api = documented(&server.url).await;
     let mut examples = 0;
     for (path, operations) in api.doc["paths"].as_object().unwrap() {
@@ -200,7 +192,7 @@ async fn the_documents_examples_fit_its_schemas() {
 async fn every_response_of_the_quickstart_fits_the_document() {
     let stub = Stub::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let server = gateway(&stub, dir.path());
+    let server = Binary::for_stub(&stub, dir.path());
     let api = documented(&server.url).await;
     let a = &api;
 

@@ -8,15 +8,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 fn readme_quickstart() -> String {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let block = readme
-        .split("<!-- quickstart:begin -->")
-        .nth(1)
-        .and_then(|rest| rest.split("<!-- quickstart:end -->").next())
-        .expect("README.md has a quickstart block between markers");
-    let script = block.trim().trim_start_matches("```sh").trim_end_matches("```");
+    let script = oauth3_e2e::readme_block("quickstart");
     assert!(script.contains("curl"), "the quickstart block looks empty");
-    script.to_owned()
+    script
 }
 
 fn require(tool: &str) {

@@ -10,38 +10,16 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use serde_json::{Value, json};
 
-use oauth3_e2e::{Binary, Stub, call, oauth3_binary, shared_cache_dir};
-
-/// The README's block between `<!-- {name}:begin -->` and its end marker,
-/// without its code fence.
-fn readme_block(name: &str) -> String {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let block = readme
-        .split(&format!("<!-- {name}:begin -->"))
-        .nth(1)
-        .and_then(|rest| rest.split(&format!("<!-- {name}:end -->")).next())
-        .unwrap_or_else(|| panic!("README.md has a {name} block between markers"));
-    let block = block.trim();
-    let body = block.split_once('\n').map_or("", |(_, rest)| rest);
-    body.trim_end().trim_end_matches("```").to_owned()
-}
+use oauth3_e2e::{Binary, Stub, call, oauth3_binary, readme_block};
 
 /// The README's address of a local gateway, which the tests' gateway replaces.
 const README_URL: &str = "http://127.0.0.1:3737";
-
-fn gateway(stub: &Stub, dir: &std::path::Path) -> Binary {
-    let env = [
-        ("OAUTH3_CACHE_DIR", shared_cache_dir().display().to_string()),
-        ("OAUTH3_INSECURE_UPSTREAMS", stub.host_port()),
-    ];
-    Binary::start("gateway", &dir.join("data"), dir, &env)
-}
 
 #[tokio::test]
 async fn the_readme_cli_walkthrough_runs_verbatim() {
     let stub = Stub::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let server = gateway(&stub, dir.path());
+    let server = Binary::for_stub(&stub, dir.path());
     let work = dir.path().join("work");
     std::fs::create_dir(&work).unwrap();
     let bin_dir = oauth3_binary().parent().unwrap().to_owned();
@@ -109,7 +87,7 @@ async fn asks_for_a_permit(client: &rmcp::service::RunningService<rmcp::RoleClie
 async fn the_readme_mcp_configurations_connect_as_written() {
     let stub = Stub::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let server = gateway(&stub, dir.path());
+    let server = Binary::for_stub(&stub, dir.path());
     let url = server.url.as_str();
     let (_, agent) = call(url, "POST", "/signup", None, Some(json!({"name": "a", "role": "agent"}))).await;
     let token = agent["token"].as_str().unwrap();

@@ -2,7 +2,7 @@
 //! `OAUTH3_KEY_DIR`, a process with other keys refused at start, and
 //! `/ready` as a load balancer sees it.
 
-use oauth3_e2e::{Backend, Binary, call, fake_secret, oauth3_binary, on_both_databases, shared_cache_dir};
+use oauth3_e2e::{Backend, Binary, call, fake_secret, oauth3_binary, on_both_databases, shared_cache_dir, within};
 use serde_json::json;
 
 on_both_databases!(replicas_share_one_key_dir_and_a_replica_with_other_keys_refuses_to_start);
@@ -86,11 +86,6 @@ async fn replicas_share_one_key_dir_and_a_replica_with_other_keys_refuses_to_sta
     assert!(stderr.contains("sealing key does not open"), "{stderr}");
     let recorded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM key_checks").fetch_one(&mut db).await.unwrap();
     assert_eq!(recorded, 0, "the refused process recorded a check value");
-}
-
-/// `what`, which must end within a minute.
-async fn within<F: std::future::Future>(what: F) -> F::Output {
-    tokio::time::timeout(std::time::Duration::from_secs(60), what).await.expect("done within a minute")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

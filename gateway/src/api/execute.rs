@@ -76,6 +76,26 @@ pub(crate) enum Code {
     Component(Vec<u8>),
 }
 
+impl Code {
+    /// From a JSON submission's `code` or `component` (base64, at most
+    /// `max_component` bytes decoded): exactly one of them.
+    pub(crate) fn from_json(code: Option<String>, component: Option<String>, max_component: usize) -> Result<Code> {
+        match (code, component) {
+            (Some(code), None) => Ok(Code::Script(code)),
+            (None, Some(encoded)) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(encoded.trim())
+                    .map_err(|e| Error::bad_request("invalid_request", format!("component: not base64: {e}")))?;
+                if bytes.len() > max_component {
+                    return Err(Error::TooLarge(max_component));
+                }
+                Ok(Code::Component(bytes))
+            }
+            _ => Err(Error::bad_request("invalid_request", "give exactly one of code or component")),
+        }
+    }
+}
+
 /// The JSON form: `code` or `component` (base64), not both.
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -142,20 +162,10 @@ impl FromRequest<Arc<Gateway>> for Submit {
         let limit = max_body.max(max_component.div_ceil(3) * 4 + (64 << 10));
         let bytes = super::json_bytes_within(request, limit).await?;
         let body: SubmitJson = super::decode(&bytes)?;
-        let code = match (body.code, body.component) {
-            (Some(_), None) if bytes.len() > max_body => return Err(Error::TooLarge(max_body)),
-            (Some(code), None) => Code::Script(code),
-            (None, Some(encoded)) => {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(encoded.trim())
-                    .map_err(|e| Error::bad_request("invalid_request", format!("component: not base64: {e}")))?;
-                if bytes.len() > max_component {
-                    return Err(Error::TooLarge(max_component));
-                }
-                Code::Component(bytes)
-            }
-            _ => return Err(Error::bad_request("invalid_request", "give exactly one of code or component")),
-        };
+        if body.code.is_some() && body.component.is_none() && bytes.len() > max_body {
+            return Err(Error::TooLarge(max_body));
+        }
+        let code = Code::from_json(body.code, body.component, max_component)?;
         Ok(Submit { permit_id: body.permit_id, action_id: body.action_id, args: body.args, code, wait: body.wait })
     }
 }

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use base64::Engine as _;
 use oauth3_drafting::{Intent, Intents};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, Implementation, ServerCapabilities, ServerConfig};
@@ -229,19 +228,12 @@ impl Tools {
         if !(0.0..=60.0).contains(&timeout) {
             return Err(Error::bad_request("invalid_request", "timeout_secs: seconds, from 0 to 60"));
         }
-        let code = match (p.code, p.component) {
-            // The HTTP API's limit for a script's submission.
-            (Some(code), None) if code.len() > self.gateway.config.max_body_bytes => {
-                return Err(Error::TooLarge(self.gateway.config.max_body_bytes));
-            }
-            (Some(code), None) => execute::Code::Script(code),
-            (None, Some(encoded)) => execute::Code::Component(
-                base64::engine::general_purpose::STANDARD
-                    .decode(encoded.trim())
-                    .map_err(|e| Error::bad_request("invalid_request", format!("component: not base64: {e}")))?,
-            ),
-            _ => return Err(Error::bad_request("invalid_request", "give exactly one of code or component")),
-        };
+        // The HTTP API's limits: a script's submission, a component's bytes.
+        let config = &self.gateway.config;
+        if p.component.is_none() && p.code.as_ref().is_some_and(|code| code.len() > config.max_body_bytes) {
+            return Err(Error::TooLarge(config.max_body_bytes));
+        }
+        let code = execute::Code::from_json(p.code, p.component, config.max_component_bytes)?;
         let action_id = match p.action_id {
             Some(id) => id,
             None => crate::keys::new_id("mcp")?,
