@@ -377,6 +377,13 @@ pub struct Config {
     #[arg(long, env = "OAUTH3_REREAD_MS", default_value_t = 1000)]
     pub reread_ms: u64,
 
+    /// A replica whose heartbeat is older than this many milliseconds is taken for dead: the others mark
+    /// its running executions `interrupted`. Replicas heartbeat every quarter of it (at least every 5 s).
+    /// Use one value for every replica.
+    #[arg(long, env = "OAUTH3_REPLICA_TIMEOUT_MS", default_value_t = 60_000,
+          value_parser = clap::value_parser!(u64).range(4000..))]
+    pub replica_timeout_ms: u64,
+
     /// Which drafter turns intents into specs. `auto`: Anthropic when ANTHROPIC_API_KEY is set, else an
     /// OpenAI-compatible server when OPENAI_BASE_URL or OPENAI_API_KEY is set, else the offline OpenAPI drafter.
     #[arg(long, env = "OAUTH3_DRAFTER", value_enum, default_value = "auto")]
@@ -489,6 +496,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "OAUTH3_DATA_DIR",
     "OAUTH3_KEY_DIR",
     "OAUTH3_REREAD_MS",
+    "OAUTH3_REPLICA_TIMEOUT_MS",
     "OAUTH3_PUBLIC_URL",
     "OAUTH3_INSECURE_UPSTREAMS",
     "OAUTH3_SIGNUP",

@@ -23,11 +23,15 @@ pub enum Backend {
     Postgres,
 }
 
-/// The pool and its backend.
+/// The pools and their backend.
 #[derive(Debug, Clone)]
 pub struct Db {
-    /// Connection pool.
+    /// Connection pool for reads.
     pub pool: AnyPool,
+    /// Where writes go. On SQLite, a few connections of their own (see
+    /// [`SQLITE_WRITERS`]): reads never wait behind a write for a
+    /// connection. On Postgres, the same pool as reads.
+    pub writer: AnyPool,
     /// Backend.
     pub backend: Backend,
 }
@@ -44,44 +48,56 @@ impl Db {
             return Err(Error::Config("DATABASE_URL must start with sqlite:// or postgres://".into()));
         };
         let options = AnyConnectOptions::from_str(url)?;
-        let pool = match backend {
+        let (pool, writer) = match backend {
             Backend::Sqlite => {
-                // WAL lets readers run beside the one writer; NORMAL sync is
-                // durable across process crashes (not power loss) in WAL mode.
-                let pool = AnyPoolOptions::new()
-                    .max_connections(8)
-                    // A local file: no dead connections to detect, and the
-                    // ping cost a thread round trip per query.
-                    .test_before_acquire(false)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute(
-                                "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-                            )
-                            .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect_with(options)
-                    .await?;
+                let pool = sqlite_pool(8).connect_with(options.clone()).await?;
                 sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
-                pool
+                (pool, sqlite_pool(SQLITE_WRITERS).connect_with(options).await?)
             }
             Backend::Postgres => {
-                AnyPoolOptions::new()
+                let pool = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)
-                    .await?
+                    .await?;
+                (pool.clone(), pool)
             }
         };
         let migrator = match backend {
             Backend::Sqlite => &SQLITE,
             Backend::Postgres => &POSTGRES,
         };
-        migrator.run(&pool).await?;
-        Ok(Db { pool, backend })
+        migrator.run(&writer).await?;
+        Ok(Db { pool, writer, backend })
     }
+}
+
+/// Connections that write to a SQLite file. Writes meet at SQLite's one
+/// write lock, where the loser sleeps (its busy handler) and the other
+/// connections' page caches are dropped; fewer writers meet less. One writer
+/// never meets another, but serialises every write through one thread's
+/// round trips. The load bench at concurrency 64 ran ~860–910 executions/s
+/// with 4, ~730–820/s with 1.
+const SQLITE_WRITERS: u32 = 4;
+
+/// A pool of at most `size` connections to a SQLite file. WAL lets readers
+/// run beside the one writer; NORMAL sync is durable across process crashes
+/// (not power loss) in WAL mode.
+fn sqlite_pool(size: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(size)
+        // A local file: no dead connections to detect, and the ping cost a
+        // thread round trip per query.
+        .test_before_acquire(false)
+        // Writers wait in the writer pool's queue, however long it is.
+        .acquire_timeout(Duration::from_secs(60))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
+                    .await?;
+                Ok(())
+            })
+        })
 }
 
 /// Now, in Unix milliseconds.

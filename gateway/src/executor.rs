@@ -20,33 +20,45 @@ use crate::db::{Db, now_ms};
 use crate::error::{Error, Result};
 use crate::receipts::{self, ExecutionFacts};
 use crate::state::{Gateway, Phase};
-use crate::store::{ExecutionStatus, PermitStatus, RunRow};
-use crate::store::{components, executions};
+use crate::store::{Claimed, ExecutionRow, ExecutionStatus, PermitStatus};
+use crate::store::{components, executions, permits};
 use crate::views::OutcomeView;
 
-/// A replica whose heartbeat is older than this is presumed dead.
-const REPLICA_TIMEOUT_MS: i64 = 60_000;
-const HEARTBEAT: Duration = Duration::from_secs(5);
+/// How often a replica heartbeats: a quarter of the timeout after which
+/// the others take it for dead, and at least every 5 s.
+fn heartbeat_every(timeout_ms: u64) -> Duration {
+    Duration::from_millis(timeout_ms / 4).min(Duration::from_secs(5))
+}
 
 /// Registers this replica and marks executions left `running` by it (a
-/// previous process on this data dir) or by replicas that stopped
-/// heart-beating as failed. Returns how many were marked.
-pub async fn recover(db: &Db, replica_id: &str) -> Result<u64> {
+/// previous process on this data dir) or by replicas whose heartbeat is
+/// older than `timeout_ms` as failed. Returns how many were marked.
+pub async fn recover(db: &Db, replica_id: &str, timeout_ms: u64) -> Result<u64> {
     executions::register_replica(db, replica_id, now_ms()).await?;
-    fail_interrupted(db, Some(replica_id)).await
+    Ok(fail_interrupted(db, Some(replica_id), timeout_ms).await?.len() as u64)
 }
 
 /// Marks running executions failed with `interrupted`: those of
 /// `replica_id`, those no worker holds, and those of replicas whose
-/// heartbeat stopped. Returns how many were marked.
-async fn fail_interrupted(db: &Db, replica_id: Option<&str>) -> Result<u64> {
+/// heartbeat is older than `timeout_ms`. Returns their ids.
+async fn fail_interrupted(db: &Db, replica_id: Option<&str>, timeout_ms: u64) -> Result<Vec<String>> {
     let now = now_ms();
     let result = failure(
         "interrupted",
         "the gateway stopped while this execution was running; it was not re-run because its calls may have had \
          side effects",
     );
-    executions::fail_interrupted(db, replica_id, &result.to_string(), now, now - REPLICA_TIMEOUT_MS).await
+    executions::fail_interrupted(db, replica_id, &result.to_string(), now, now - timeout_ms as i64).await
+}
+
+/// [`fail_interrupted`], then wakes the waiters of those marked here (other
+/// replicas' by the NOTIFY of their update). Returns how many.
+async fn interrupt(gateway: &Gateway, replica_id: Option<&str>) -> Result<u64> {
+    let marked = fail_interrupted(&gateway.db, replica_id, gateway.config.replica_timeout_ms).await?;
+    for id in &marked {
+        gateway.finished.notify(id, None);
+    }
+    Ok(marked.len() as u64)
 }
 
 /// The failures the gateway records without a worker's finish (so without
@@ -59,11 +71,13 @@ pub(crate) const SIGNED_ON_READ: [&str; 2] = ["interrupted", "internal"];
 /// first read), when its worker cannot finish it normally.
 async fn fail_internally(gateway: &Gateway, id: &str, message: &str) {
     let failed = failure("internal", message).to_string();
-    if let Err(error) = executions::finish(&gateway.db, id, ExecutionStatus::Failed, &failed, now_ms(), None).await {
+    let audit_done = gateway.audit.take(id);
+    let finished = executions::finish(&gateway.db, id, ExecutionStatus::Failed, &failed, now_ms(), None, &audit_done);
+    if let Err(error) = finished.await {
         tracing::error!(execution = %id, %error, "could not record an execution's failure");
+        gateway.audit.write(&audit_done).await;
     }
-    gateway.finished.notify(id);
-    crate::wakeups::announce(&gateway.db, id).await;
+    gateway.finished.notify(id, None);
 }
 
 fn failure(code: &str, message: &str) -> Value {
@@ -84,6 +98,7 @@ pub fn start(gateway: Arc<Gateway>, queue: mpsc::Receiver<String>) -> Workers {
     let size = gateway.config.max_concurrent.clamp(1, u32::MAX as usize) as u32;
     let slots = Arc::new(Semaphore::new(size as usize));
     tokio::spawn(dispatch(Arc::clone(&gateway), queue, Arc::clone(&slots)));
+    tokio::spawn(heartbeats(Arc::clone(&gateway)));
     tokio::spawn(sweep(gateway));
     Workers { slots, size }
 }
@@ -96,13 +111,17 @@ impl Workers {
     pub async fn stop(&self, gateway: &Gateway, deadline: tokio::time::Instant) -> Result<u64> {
         let all = tokio::time::timeout_at(deadline, self.slots.acquire_many(self.size)).await;
         if all.is_ok() {
+            // Outcomes of calls that ended after their runs.
+            gateway.audit.flush().await;
             return Ok(0);
         }
         // Abandon the rest: each run is dropped, so its calls not yet sent
         // never are, before it is reported interrupted.
         gateway.stopping.advance(Phase::Aborting);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.slots.acquire_many(self.size)).await;
-        fail_interrupted(&gateway.db, Some(&gateway.replica_id)).await
+        // The calls of abandoned runs that were answered: their outcomes.
+        gateway.audit.flush().await;
+        interrupt(gateway, Some(&gateway.replica_id)).await
     }
 
     /// Executions running in this process now.
@@ -137,28 +156,35 @@ async fn dispatch(gateway: Arc<Gateway>, mut queue: mpsc::Receiver<String>, slot
     }
 }
 
-/// Every second: heartbeat, requeue executions the channel dropped or other
-/// replicas left queued, and fail those of replicas that died.
-async fn sweep(gateway: Arc<Gateway>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(1000));
-    let mut last_heartbeat = tokio::time::Instant::now();
+/// Every quarter of the replica timeout: heartbeat, and fail the running
+/// executions of replicas that died. Its own loop, so that a slow sweep
+/// never delays a heartbeat; it goes on while draining, so that other
+/// replicas do not take this one for dead during a long grace period.
+async fn heartbeats(gateway: Arc<Gateway>) {
+    let mut tick = tokio::time::interval(heartbeat_every(gateway.config.replica_timeout_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        // The heartbeat goes on while draining, so that other replicas do
-        // not take this one for dead during a long grace period.
         tokio::select! {
             biased;
             () = gateway.stopping.reached(Phase::Stopped) => return,
             _ = tick.tick() => {}
         }
-        if last_heartbeat.elapsed() >= HEARTBEAT {
-            last_heartbeat = tokio::time::Instant::now();
-            let beat = async { heartbeat(&gateway).await.and(fail_interrupted(&gateway.db, None).await) };
-            if let Err(error) = beat.await {
-                tracing::warn!(%error, "heartbeat failed");
-            }
+        let beat = async { heartbeat(&gateway).await.and(interrupt(&gateway, None).await) };
+        if let Err(error) = beat.await {
+            tracing::warn!(%error, "heartbeat failed");
         }
-        if gateway.stopping.is_stopping() {
-            continue;
+    }
+}
+
+/// Every second: requeue executions the channel dropped or other replicas
+/// left queued.
+async fn sweep(gateway: Arc<Gateway>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(1000));
+    loop {
+        tokio::select! {
+            biased;
+            () = gateway.stopping.wait() => return,
+            _ = tick.tick() => {}
         }
         let queued = executions::queued_before(&gateway.db, now_ms() - 500, 256).await;
         match queued {
@@ -183,33 +209,23 @@ async fn execute(gateway: Arc<Gateway>, id: String) {
     if gateway.stopping.is_stopping() {
         return; // stays queued for the next start
     }
-    match executions::claim(&gateway.db, &id, &gateway.replica_id, now_ms()).await {
-        Ok(true) => {}
-        Ok(false) => return, // another worker has it, or it already ended
+    let claimed = match executions::claim(&gateway.db, &id, &gateway.replica_id, now_ms()).await {
+        Ok(Some(claimed)) => claimed,
+        Ok(None) => return, // another worker has it, or it already ended
         Err(error) => {
-            tracing::error!(execution = %id, %error, "could not claim an execution");
-            return;
-        }
-    }
-    let row = match executions::for_run(&gateway.db, &id).await {
-        Ok(row) => row,
-        Err(error) => {
-            tracing::error!(execution = %id, error = %error.chain(), "could not read a claimed execution");
-            fail_internally(&gateway, &id, "the gateway could not run this execution").await;
+            tracing::error!(execution = %id, error = %error.chain(), "could not claim an execution");
             return;
         }
     };
-    let signed = Signed {
-        permit_id: row.permit_id.clone(),
-        spec_hash: row.claimed_spec_hash.clone(),
-        code_hash: row.code_hash.clone(),
-    };
+    gateway.audit.open(&id);
+    // What the receipt names and waiters are handed, beside the outcome.
+    let row = claimed.running_row();
     let tap = StdoutTap::new();
     let ran = tokio::select! {
         biased;
         // Past the grace period: dropped here, marked interrupted by `Workers::stop`.
         () = gateway.stopping.reached(Phase::Aborting) => return,
-        ran = run(&gateway, &id, row, &tap) => ran,
+        ran = run(&gateway, &id, claimed, &tap) => ran,
         never = record_stdout(&gateway, &id, &tap) => match never {},
     };
     let (status, result) = match ran {
@@ -225,8 +241,10 @@ async fn execute(gateway: Arc<Gateway>, id: String) {
     };
     let code = result["error"]["code"].as_str().unwrap_or("");
     tracing::info!(execution = %id, %status, error = code, duration_ms = %result["duration_ms"], "execution ended");
-    if let Err(error) = finish(&gateway, &id, status, &result, &signed).await {
+    if let Err(error) = finish(&gateway, row, status, &result).await {
         tracing::error!(execution = %id, %error, "could not record an execution's result");
+        // Its calls' outcomes, if the finish failed before taking them.
+        gateway.audit.release(&id).await;
     }
 }
 
@@ -257,40 +275,38 @@ enum Ended {
     Refused(&'static str, String),
 }
 
-/// What an execution's receipt names besides its outcome.
-struct Signed {
-    permit_id: String,
-    spec_hash: Option<String>,
-    code_hash: Option<String>,
-}
-
-async fn run(gateway: &Gateway, id: &str, row: RunRow, tap: &StdoutTap) -> Result<Ended> {
-    let (permit_id, status, expires_at, code) = (row.permit_id, row.status, row.expires_at, row.code);
-    let (Some(spec), Some(hash), Some(owner)) = (row.spec, row.spec_hash, row.owner_id) else {
+async fn run(gateway: &Gateway, id: &str, row: Claimed, tap: &StdoutTap) -> Result<Ended> {
+    let (permit_id, status, expires_at, code) = (row.permit_id, row.permit_status, row.expires_at, row.code);
+    let (Some(hash), Some(owner)) = (row.spec_hash, row.owner_id) else {
         return Ok(Ended::Refused("permit_not_active", "the permit has no approved spec".into()));
     };
-    if row.claimed_spec_hash.as_deref() != Some(hash.as_str()) {
-        // An approval changed the spec between the claim and this read: the
-        // receipt would name a spec other than the one run.
-        return Ok(Ended::Refused(
-            "permit_changed",
-            "the permit's spec changed as this started; submit it again".into(),
-        ));
-    }
     if status != PermitStatus::Active {
         return Ok(Ended::Refused("permit_not_active", format!("the permit is {status}")));
     }
     if expires_at.is_some_and(|at| at <= now_ms()) {
         return Ok(Ended::Refused("permit_expired", "the permit has expired".into()));
     }
-    let permit = gateway.compiled(&hash, &spec)?;
-    let args: Value = serde_json::from_str(&row.args).unwrap_or(Value::Null);
-    let context = CallContext {
-        permit_id,
-        execution_id: id.to_owned(),
-        permit: Arc::clone(&permit),
-        secrets: Arc::new(OwnerSecrets::new(gateway.db.clone(), Arc::clone(&gateway.keyring), owner)),
+    let permit = match gateway.compiled_if_cached(&hash) {
+        Some(permit) => permit,
+        None => match permits::approved_spec(&gateway.db, &permit_id).await? {
+            Some((spec, current)) if current == hash => gateway.compiled(&hash, &spec)?,
+            // An approval changed the spec since the claim: the receipt
+            // would name a spec other than the one run.
+            _ => {
+                return Ok(Ended::Refused(
+                    "permit_changed",
+                    "the permit's spec changed as this started; submit it again".into(),
+                ));
+            }
+        },
     };
+    let mut secrets = OwnerSecrets::new(gateway.db.clone(), Arc::clone(&gateway.keyring), owner);
+    if let Some(version) = row.secrets_version {
+        secrets = secrets.cached(version, Arc::clone(&gateway.secrets));
+    }
+    let args: Value = serde_json::from_str(&row.args).unwrap_or(Value::Null);
+    let context =
+        CallContext { permit_id, execution_id: id.to_owned(), permit: Arc::clone(&permit), secrets: Arc::new(secrets) };
     let limits = Limits::default()
         .max_calls(gateway.config.max_calls)
         .fuel(gateway.config.fuel)
@@ -332,20 +348,40 @@ async fn run(gateway: &Gateway, id: &str, row: RunRow, tap: &StdoutTap) -> Resul
     Ok(Ended::Ran(gateway.runtime.run(&script, outbound, run).await?))
 }
 
-async fn finish(gateway: &Gateway, id: &str, status: ExecutionStatus, result: &Value, signed: &Signed) -> Result<()> {
+/// Records the outcome and its receipt, then wakes waiters: local ones get
+/// the committed row, other replicas' the NOTIFY its update sends.
+async fn finish(gateway: &Gateway, mut row: ExecutionRow, status: ExecutionStatus, result: &Value) -> Result<()> {
     let at = now_ms();
     let facts = ExecutionFacts {
-        request_id: id,
-        permit_id: &signed.permit_id,
-        spec_hash: signed.spec_hash.as_deref(),
-        code_hash: signed.code_hash.as_deref(),
+        request_id: &row.id,
+        permit_id: &row.permit_id,
+        spec_hash: row.spec_hash.as_deref(),
+        code_hash: row.code_hash.as_deref(),
         status: status.as_str(),
         finished_at: Some(at),
         result,
     };
     let receipt = receipts::execution(&gateway.tee.signing, &facts)?;
-    executions::finish(&gateway.db, id, status, &result.to_string(), at, Some(&receipt)).await?;
-    gateway.finished.notify(id);
-    crate::wakeups::announce(&gateway.db, id).await;
+    let result = result.to_string();
+    let audit_done = gateway.audit.take(&row.id);
+    let finished = executions::finish(&gateway.db, &row.id, status, &result, at, Some(&receipt), &audit_done).await;
+    let finished = match finished {
+        Ok(finished) => finished,
+        Err(error) => {
+            gateway.audit.write(&audit_done).await;
+            return Err(error);
+        }
+    };
+    let id = row.id.clone();
+    if finished {
+        row.status = status;
+        row.finished_at = Some(at);
+        row.result = Some(result);
+        row.receipt = Some(executions::receipt_json(&receipt.receipt)?);
+        gateway.finished.notify(&id, Some(row));
+    } else {
+        // Not running any more (interrupted meanwhile): waiters read it.
+        gateway.finished.notify(&id, None);
+    }
     Ok(())
 }

@@ -115,7 +115,7 @@ pub async fn sweep(db: &Db, audit_days: Option<u64>, execution_days: Option<u64>
 async fn in_batches(db: &Db, statement: &str, cutoff: i64) -> Result<u64> {
     let mut total = 0;
     loop {
-        let rows = sqlx::query(statement).bind(cutoff).bind(BATCH).execute(&db.pool).await?.rows_affected();
+        let rows = sqlx::query(statement).bind(cutoff).bind(BATCH).execute(&db.writer).await?.rows_affected();
         total += rows;
         if rows < BATCH as u64 {
             return Ok(total);

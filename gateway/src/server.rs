@@ -118,7 +118,7 @@ impl Server {
         let receipts_key = capabilities.keys.key(KeyPurpose::Receipts).await?;
         crate::keyring::verify(&db, KeyPurpose::Receipts, KeyVersion::V1, &receipts_key).await?;
         let (replica_id, replica_lock) = replica_id(&config.data_dir)?;
-        let interrupted = executor::recover(&db, &replica_id).await?;
+        let interrupted = executor::recover(&db, &replica_id, config.replica_timeout_ms).await?;
         if interrupted > 0 {
             tracing::warn!(count = interrupted, "marked executions interrupted by a previous stop as failed");
         }
@@ -149,10 +149,11 @@ impl Server {
                 .wasi_http(config.wasi_http == Switch::On),
         )
         .await?;
+        let audit = Arc::new(DbAudit::new(db.clone()));
         let egress = Arc::new(Egress::new(
             EgressConfig { insecure_upstreams: insecure_upstreams.clone(), ..EgressConfig::default() },
             Arc::new(DbRateLimiter::new(db.clone())),
-            Arc::new(DbAudit::new(db.clone())),
+            Arc::clone(&audit) as Arc<dyn oauth3_host::AuditSink>,
         )?);
 
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -173,10 +174,12 @@ impl Server {
             compile_options,
             runtime,
             egress,
+            audit,
             replica_id,
             queue,
             finished: Default::default(),
             permits: Default::default(),
+            secrets: Default::default(),
             stopping: Default::default(),
             web,
             notifier: capabilities.notifier,

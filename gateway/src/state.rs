@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::Result;
 use crate::keyring::Keyring;
+use crate::store::ExecutionRow;
 use oauth3_drafting::Drafting;
 
 /// The running gateway's shared state.
@@ -35,6 +36,8 @@ pub struct Gateway {
     pub runtime: Runtime,
     /// The one enforcement point.
     pub egress: Arc<Egress>,
+    /// Egress's audit sink, whose pending outcomes a finish writes.
+    pub audit: Arc<crate::capabilities::DbAudit>,
     /// This process's id in the `replicas` table.
     pub replica_id: String,
     /// Hands queued executions to the local worker pool.
@@ -43,6 +46,8 @@ pub struct Gateway {
     pub finished: Finished,
     /// Compiled specs (approved or requested), by hash.
     pub permits: PermitCache,
+    /// Opened secrets, valid per owner secrets version.
+    pub secrets: Arc<crate::capabilities::SecretCache>,
     /// Set once the gateway begins to shut down.
     pub stopping: Stopping,
     /// The owner web UI's keys, throttles and cookie settings.
@@ -72,6 +77,11 @@ impl Gateway {
         }
         cache.insert(spec_hash.to_owned(), Arc::clone(&permit));
         Ok(permit)
+    }
+
+    /// The compiled form of the spec with `spec_hash`, if compiled before.
+    pub fn compiled_if_cached(&self, spec_hash: &str) -> Option<Arc<CompiledPermit>> {
+        self.permits.lock().get(spec_hash).cloned()
     }
 
     /// An absolute URL under the public base.
@@ -151,32 +161,85 @@ impl Stopping {
 }
 
 /// Per-execution wake-ups for long-polls. Other replicas' executions are
-/// seen by polling the database; this only makes local ones instant.
+/// seen by NOTIFY or by reading the database again; this makes local ones
+/// instant, and hands a local waiter the finished row so it need not read it.
 #[derive(Default)]
 pub struct Finished {
-    waiters: Mutex<HashMap<String, Arc<Notify>>>,
+    waiters: Mutex<HashMap<String, Arc<Waiter>>>,
+}
+
+/// One execution's waiters: woken when it ends, with its row when the
+/// worker that finished it had it.
+#[derive(Default)]
+pub struct Waiter {
+    notify: Notify,
+    ended: std::sync::atomic::AtomicBool,
+    row: std::sync::OnceLock<Arc<ExecutionRow>>,
+}
+
+impl Waiter {
+    /// Resolves when the execution ends (after [`Finished::notify`]). Call
+    /// `enable` on the pinned future before reading the status.
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
+    /// True once [`Finished::notify`] ran for it: a waiter that enables its
+    /// `notified` future after that is not woken, so it checks this first.
+    pub fn ended(&self) -> bool {
+        self.ended.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The finished row, if the ending was local and handed it over.
+    pub fn row(&self) -> Option<&Arc<ExecutionRow>> {
+        self.row.get()
+    }
+}
+
+/// A subscription to one execution's end; dropping it (however the
+/// request ends, a client hanging up included) unsubscribes.
+pub struct Subscription<'a> {
+    finished: &'a Finished,
+    id: String,
+    waiter: Arc<Waiter>,
+}
+
+impl std::ops::Deref for Subscription<'_> {
+    type Target = Waiter;
+
+    fn deref(&self) -> &Waiter {
+        &self.waiter
+    }
+}
+
+impl Drop for Subscription<'_> {
+    fn drop(&mut self) {
+        let mut waiters = self.finished.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        // One reference in the map, one here: nobody else is waiting.
+        if Arc::strong_count(&self.waiter) <= 2 && waiters.get(&self.id).is_some_and(|w| Arc::ptr_eq(w, &self.waiter)) {
+            waiters.remove(&self.id);
+        }
+    }
 }
 
 impl Finished {
-    /// The notifier for `id`; register before reading the status.
-    pub fn subscribe(&self, id: &str) -> Arc<Notify> {
+    /// Subscribes to `id`'s end; subscribe before reading the status (or
+    /// before inserting the execution).
+    pub fn subscribe(&self, id: &str) -> Subscription<'_> {
         let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(waiters.entry(id.to_owned()).or_default())
+        let waiter = Arc::clone(waiters.entry(id.to_owned()).or_default());
+        Subscription { finished: self, id: id.to_owned(), waiter }
     }
 
-    /// Drops the entry for `id` when no one else waits on it.
-    pub fn unsubscribe(&self, id: &str, notify: Arc<Notify>) {
-        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
-        // One reference in the map, one here: nobody else is waiting.
-        if Arc::strong_count(&notify) <= 2 {
-            waiters.remove(id);
-        }
-    }
-
-    /// Wakes everyone waiting on `id`.
-    pub fn notify(&self, id: &str) {
-        if let Some(notify) = self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(id) {
-            notify.notify_waiters();
+    /// Wakes everyone waiting on `id`, handing them its committed row if given.
+    pub fn notify(&self, id: &str, row: Option<ExecutionRow>) {
+        let waiter = self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        if let Some(waiter) = waiter {
+            if let Some(row) = row {
+                let _ = waiter.row.set(Arc::new(row));
+            }
+            waiter.ended.store(true, std::sync::atomic::Ordering::Release);
+            waiter.notify.notify_waiters();
         }
     }
 }

@@ -451,7 +451,8 @@ pub struct CallView {
     pub decision: String,
     /// The deny or failure code.
     pub reason: Option<String>,
-    /// The upstream status.
+    /// The upstream status. In the audit, an allowed call without one is on the wire, or its answer was
+    /// never recorded (the gateway stopped while it was out).
     pub status: Option<u16>,
     /// Bytes sent.
     pub request_bytes: u64,

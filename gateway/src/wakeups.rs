@@ -1,7 +1,8 @@
 //! Wake-ups across replicas. A long-poll waits on [`crate::state::Finished`],
-//! which the local worker notifies; on Postgres every worker also announces
-//! each finished execution with `NOTIFY`, and each process listens, so a
-//! status wait on one replica returns as soon as another finishes the run.
+//! which the local worker notifies; on Postgres a trigger also announces
+//! every execution that ends with `NOTIFY` when its transaction commits
+//! (migration 0009), and each process listens, so a status wait on one
+//! replica returns as soon as another finishes the run.
 //! Re-reading the row (every `OAUTH3_REREAD_MS`) stays as the fallback: for
 //! SQLite (one process), a lost listener connection, or a pooler that does
 //! not pass `LISTEN` through.
@@ -11,23 +12,12 @@ use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 
-use crate::db::{Backend, Db};
+use crate::db::Backend;
 use crate::state::Gateway;
 
-/// The channel finished executions are announced on (payload: the id).
+/// The channel finished executions are announced on (payload: the id), by
+/// the trigger `execution_finished`.
 const CHANNEL: &str = "oauth3_finished";
-
-/// Tells every listening replica that execution `id` ended (Postgres only;
-/// a failure is logged: waiters fall back to re-reading).
-pub async fn announce(db: &Db, id: &str) {
-    if db.backend != Backend::Postgres {
-        return;
-    }
-    let sent = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(id).execute(&db.pool).await;
-    if let Err(error) = sent {
-        tracing::warn!(execution = %id, %error, "could not announce a finished execution");
-    }
-}
 
 /// Listens for other replicas' announcements (Postgres only), waking local
 /// waiters, until the process ends. Reconnects after a lost connection.
@@ -57,7 +47,7 @@ async fn listen(gateway: &Gateway, url: &str) -> Result<(), sqlx::Error> {
     listener.listen(CHANNEL).await?;
     loop {
         tokio::select! {
-            notification = listener.recv() => gateway.finished.notify(notification?.payload()),
+            notification = listener.recv() => gateway.finished.notify(notification?.payload(), None),
             () = gateway.stopping.wait() => return Ok(()),
         }
     }

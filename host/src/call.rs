@@ -156,6 +156,10 @@ pub struct CallRecord {
     /// How long it took.
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
+    /// The audit entry written before it was sent, if the sink wrote one
+    /// ([`crate::AuditSink::sending`]).
+    #[serde(skip)]
+    pub audit_entry: Option<i64>,
 }
 
 impl CallRecord {
@@ -172,6 +176,7 @@ impl CallRecord {
             response_bytes: 0,
             started_at: SystemTime::now(),
             duration: Duration::ZERO,
+            audit_entry: None,
         }
     }
 

@@ -91,7 +91,18 @@ impl RateLimiter for MemoryRateLimiter {
 /// Receives a record of every call, allowed or not.
 #[async_trait::async_trait]
 pub trait AuditSink: Send + Sync {
-    /// Records one call of `execution_id` under `permit_id`.
+    /// Called once per allowed call, just before it is first sent upstream,
+    /// with its record so far (no status yet). A sink that must show calls
+    /// a crash cut short writes the entry now and returns its id; the
+    /// call's [`CallRecord::audit_entry`] then carries it to `record`,
+    /// which completes that entry instead of adding one. By default nothing
+    /// is written before the call.
+    async fn sending(&self, _permit_id: &str, _execution_id: &str, _record: &CallRecord) -> Option<i64> {
+        None
+    }
+
+    /// Records one call of `execution_id` under `permit_id`, once it has
+    /// ended (refused, failed or answered).
     async fn record(&self, permit_id: &str, execution_id: &str, record: &CallRecord);
 }
 

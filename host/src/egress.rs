@@ -1,9 +1,10 @@
 //! `Egress`: the one enforcement point. Every request a sandbox makes goes
 //! through [`Egress::call`], in this order: decide (pure, `oauth3-policy`) →
-//! rate limit → resolve secrets → build the request (injected headers win,
-//! agent ones were already refused by the decision) → send with no automatic
-//! redirects, each hop decided again → refuse non-public addresses after DNS →
-//! read at most the response limit → scrub every secret value → record.
+//! rate limit → resolve secrets → audit ahead (the sink's `sending`) → build
+//! the request (injected headers win, agent ones were already refused by the
+//! decision) → send with no automatic redirects, each hop decided again →
+//! refuse non-public addresses after DNS → read at most the response limit →
+//! scrub every secret value → record.
 
 mod scrub;
 
@@ -173,6 +174,9 @@ impl Egress {
             () = gate.closed() => return Err(CallError::RunEnded),
             prepared = self.prepare(ctx, call, integration) => prepared?,
         };
+
+        // Written ahead: a call cut short by a crash is still in the log.
+        record.audit_entry = self.audit.sending(&ctx.permit_id, &ctx.execution_id, record).await;
 
         let timeout = Duration::from_millis(integration.limits().timeout_ms);
         let sent = tokio::time::timeout(

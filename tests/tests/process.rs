@@ -69,6 +69,7 @@ async fn runs_the_readme_quickstart_verbatim(backend: Backend) {
 on_both_databases!(
     runs_the_readme_quickstart_verbatim,
     state_survives_a_kill_and_a_running_execution_is_marked_interrupted,
+    a_call_on_the_wire_when_the_gateway_is_killed_is_in_the_audit,
 );
 
 fn env_for(backend: &Backend, stub: &Stub) -> Vec<(&'static str, String)> {
@@ -240,4 +241,40 @@ async fn invite_mode_prints_one_code_at_first_start_and_owners_need_one() {
     first.kill();
     let second = Binary::start("second", &data, dir.path(), &env);
     assert!(!second.output().contains("invite code"), "the first code is printed once");
+}
+
+/// The audit entry of an allowed call is written before the call is sent:
+/// a kill while the upstream holds it leaves the entry, with no status.
+async fn a_call_on_the_wire_when_the_gateway_is_killed_is_in_the_audit(backend: Backend) {
+    let (upstream, mut arrived, release) = oauth3_e2e::held_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut env = vec![
+        ("OAUTH3_INSECURE_UPSTREAMS", upstream.clone()),
+        ("OAUTH3_CACHE_DIR", shared_cache_dir().display().to_string()),
+    ];
+    if let Backend::Postgres(url) = &backend {
+        env.push(("DATABASE_URL", url.clone()));
+    }
+    let first = Binary::start("first", &data, dir.path(), &env);
+    let spec = json!({"name": "slow", "base_url": format!("http://{upstream}"), "rules": [{"method": "GET", "path": "/wait"}]});
+    let (agent, owner, permit) = oauth3_e2e::approved_permit(&first.url, spec, &fake_secret()).await;
+    let held = submit(&first.url, &agent, &permit, "held", "await slow('GET', '/wait')").await;
+    oauth3_e2e::within(arrived.recv()).await.expect("the call reaches the upstream");
+    // While the call is on the wire, its entry is there already.
+    let (_, audit) = call(&first.url, "GET", "/audit", Some(&owner), None).await;
+    let entry = &audit["entries"][0];
+    assert_eq!((entry["execution_id"].as_str(), entry["decision"].as_str()), (Some(held.as_str()), Some("allow")));
+    assert!(entry["status"].is_null(), "no answer yet: {entry}");
+    first.kill();
+    release.notify_one();
+
+    let second = Binary::start("second", &data, dir.path(), &env);
+    let (_, done) = call(&second.url, "GET", &format!("/execute/{held}/status"), Some(&agent), None).await;
+    assert_eq!(done["result"]["error"]["code"], "interrupted", "{done}");
+    let (_, audit) = call(&second.url, "GET", "/audit", Some(&owner), None).await;
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "the call is audited once: {audit}");
+    assert_eq!(entries[0]["execution_id"], json!(held));
+    assert!(entries[0]["status"].is_null(), "its answer never came back: {audit}");
 }

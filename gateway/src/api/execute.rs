@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::executor::SIGNED_ON_READ;
 use crate::keys::new_id;
 use crate::receipts::{self, ExecutionFacts};
-use crate::state::Gateway;
+use crate::state::{Gateway, Waiter};
 use crate::store::components;
 use crate::store::executions::{self, Slot};
 use crate::store::permits::{self, Party};
@@ -175,57 +175,78 @@ impl FromRequest<Arc<Gateway>> for Submit {
 pub async fn submit(State(gateway): State<Arc<Gateway>>, agent: Agent, body: Submit) -> Result<Response> {
     // Checked before anything is stored.
     let wait = body.wait.map(Wait::seconds).transpose()?.unwrap_or(0.0);
+    if wait <= 0.0 {
+        return Ok(accept(State(gateway), agent, body).await?.into_response());
+    }
     let caller = Auth::<AnyRole>::check((*agent).clone())?;
-    let (status, Json(accepted)) = accept(State(Arc::clone(&gateway)), agent, body).await?;
-    if wait > 0.0 {
-        match wait_for(&gateway, &caller, &accepted.request_id, wait).await {
-            Ok(view) if view.status.is_finished() => return Ok(Json(view).into_response()),
-            Ok(_) => {}
-            // It is queued: the 202 with its id, not an error inviting a second submission.
-            Err(error) => {
-                tracing::warn!(error = %error.chain(), execution = %accepted.request_id, "waiting on a submission")
-            }
+    // Subscribed before the insert, so the worker hands over the finished
+    // row however soon it ends: nothing is read back.
+    let id = new_id("exe")?;
+    let waiter = gateway.finished.subscribe(&id);
+    let (status, Json(accepted)) = accept_as(&gateway, agent, body, id.clone()).await?;
+    let waited = if accepted.request_id == id {
+        wait_on(&gateway, &caller, &id, wait, &waiter, Known::Queued).await
+    } else {
+        // A retry: the action's existing execution.
+        drop(waiter);
+        wait_for(&gateway, &caller, &accepted.request_id, wait).await
+    };
+    match waited {
+        Ok(view) if view.status.is_finished() => return Ok(Json(view).into_response()),
+        Ok(_) => {}
+        // It is queued: the 202 with its id, not an error inviting a second submission.
+        Err(error) => {
+            tracing::warn!(error = %error.chain(), execution = %accepted.request_id, "waiting on a submission")
         }
     }
     Ok((status, Json(accepted)).into_response())
+}
+
+/// Queues a script or a component under a permit issued to the caller, as
+/// [`accept_as`] with a fresh id.
+pub(crate) async fn accept(
+    State(gateway): State<Arc<Gateway>>,
+    agent: Agent,
+    body: Submit,
+) -> Result<(StatusCode, Json<ExecutionAccepted>)> {
+    let id = new_id("exe")?;
+    accept_as(&gateway, agent, body, id).await
 }
 
 /// Queues a script or a component under a permit issued to the caller.
 /// Both are checked first: a script for syntax errors, a component against
 /// the permit's world (422 `component_rejected`). The same `action_id` with
 /// the same code (or component) and args returns the existing execution.
-pub(crate) async fn accept(
-    State(gateway): State<Arc<Gateway>>,
+/// A new execution gets the id `id`.
+async fn accept_as(
+    gateway: &Arc<Gateway>,
     agent: Agent,
     body: Submit,
+    id: String,
 ) -> Result<(StatusCode, Json<ExecutionAccepted>)> {
     if body.action_id.is_empty() || body.action_id.len() > 200 {
         return Err(Error::bad_request("invalid_request", "action_id: 1–200 bytes, unique per action"));
     }
-    let permit = permits::state_of(&gateway.db, &body.permit_id, Party::Agent(&agent.id))
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("no permit {} issued to you", body.permit_id)))?;
-    if permit.status != PermitStatus::Active {
-        let status = permit.status;
-        return Err(Error::conflict("permit_not_active", format!("the permit is {status}; it must be approved first")));
-    }
-    if permit.expires_at.is_some_and(|at| at <= now_ms()) {
-        return Err(Error::conflict("permit_expired", "the permit has expired; request a new one"));
-    }
     let args = body.args.clone().unwrap_or(Value::Null).to_string();
     let cap = gateway.config.max_executions_per_agent.clamp(1, i64::MAX as u64) as i64;
     let component_hash = match &body.code {
-        // Syntax errors are reported now, with line and column.
+        // Syntax errors are reported now, with line and column, unless the
+        // permit refuses the run anyway (its refusal comes first). The
+        // compiled script is cached, so the worker does not compile again.
         Code::Script(code) => {
-            gateway.runtime.compile_js(code).await?;
+            if let Err(error) = gateway.runtime.compile_js(code).await {
+                permit_allows(gateway, &agent.id, &body.permit_id).await?;
+                return Err(error.into());
+            }
             None
         }
         Code::Component(bytes) => {
+            permit_allows(gateway, &agent.id, &body.permit_id).await?;
             let hash = receipts::code_hash(bytes);
             // A retry gets its execution, and an agent at its cap is
             // refused, before anything is compiled or stored.
-            if let Some((id, status)) = existing_action(&gateway, &agent.id, &body, &args, Some(&hash)).await? {
-                return Ok(accepted(&gateway, id, status));
+            if let Some((id, status)) = existing_action(gateway, &agent.id, &body, &args, Some(&hash)).await? {
+                return Ok(accepted(gateway, id, status));
             }
             let in_flight = executions::in_flight(&gateway.db, &agent.id).await?;
             if in_flight >= cap {
@@ -233,18 +254,18 @@ pub(crate) async fn accept(
                     "you have {in_flight} executions queued or running; wait for some to finish"
                 )));
             }
-            store_component(&gateway, &body.permit_id, bytes).await?;
+            store_component(gateway, &body.permit_id, bytes).await?;
             Some(hash)
         }
     };
     let code_hash = component_hash.clone().unwrap_or_else(|| receipts::code_hash(body.script().as_bytes()));
-    // Usually a random slot is free: one plain insert. The unique index
-    // refuses it if not, and the search below takes over.
+    // Usually the permit allows it and a random slot is free: one insert
+    // that checks the permit. The unique index refuses a taken slot, and
+    // the search below takes over.
     let guess = (u64::from_le_bytes(crate::keys::random_bytes::<8>()?) % cap as u64) as i64;
     let slots =
         std::iter::once(Slot::Exactly(guess)).chain(std::iter::repeat_n(Slot::AnyFreeBelow(cap), SLOT_ATTEMPTS));
     for (attempt, slot) in slots.enumerate() {
-        let id = new_id("exe")?;
         let new = NewExecution {
             id: &id,
             permit_id: &body.permit_id,
@@ -259,19 +280,19 @@ pub(crate) async fn accept(
         if executions::insert_queued(&gateway.db, &new, slot).await? {
             // A full channel is fine: the sweeper finds queued executions.
             let _ = gateway.queue.try_send(id.clone());
-            return Ok(accepted(&gateway, id, ExecutionStatus::Queued));
+            return Ok(accepted(gateway, id, ExecutionStatus::Queued));
         }
         if attempt == 0 {
-            // Usually the guessed slot was free; if not, the search takes over.
+            // Usually the guessed slot was taken; the search takes over.
             continue;
         }
-        // Nothing inserted: the action exists already (a retry gets its
-        // execution, even at the cap), every slot is taken, or another
-        // submission took the free slot this one chose.
-        if let Some((id, status)) =
-            existing_action(&gateway, &agent.id, &body, &args, component_hash.as_deref()).await?
+        // Nothing inserted: the permit refuses it, the action exists already
+        // (a retry gets its execution, even at the cap), every slot is
+        // taken, or another submission took the free slot this one chose.
+        permit_allows(gateway, &agent.id, &body.permit_id).await?;
+        if let Some((id, status)) = existing_action(gateway, &agent.id, &body, &args, component_hash.as_deref()).await?
         {
-            return Ok(accepted(&gateway, id, status));
+            return Ok(accepted(gateway, id, status));
         }
         let in_flight = executions::in_flight(&gateway.db, &agent.id).await?;
         if in_flight >= cap {
@@ -281,6 +302,22 @@ pub(crate) async fn accept(
         }
     }
     Err(Error::TooManyRequests("too many submissions at once; try again".into()))
+}
+
+/// Ok when the permit is issued to `agent`, active and not expired; else
+/// the refusal the agent gets (404 or 409).
+async fn permit_allows(gateway: &Gateway, agent: &str, permit_id: &str) -> Result<()> {
+    let permit = permits::state_of(&gateway.db, permit_id, Party::Agent(agent))
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no permit {permit_id} issued to you")))?;
+    if permit.status != PermitStatus::Active {
+        let status = permit.status;
+        return Err(Error::conflict("permit_not_active", format!("the permit is {status}; it must be approved first")));
+    }
+    if permit.expires_at.is_some_and(|at| at <= now_ms()) {
+        return Err(Error::conflict("permit_expired", "the permit has expired; request a new one"));
+    }
+    Ok(())
 }
 
 impl Submit {
@@ -368,21 +405,47 @@ pub async fn status(
 
 /// The execution `id` once it ends, or after `timeout` seconds as it is then.
 async fn wait_for(gateway: &Gateway, caller: &Auth, id: &str, timeout: f64) -> Result<ExecutionView> {
+    let waiter = gateway.finished.subscribe(id);
+    wait_on(gateway, caller, id, timeout, &waiter, Known::Nothing).await
+}
+
+/// What a waiter knows of the execution before it reads it.
+#[derive(PartialEq)]
+enum Known {
+    Nothing,
+    /// The caller just queued it, and subscribed before: no first read.
+    Queued,
+}
+
+/// [`wait_for`] on a `waiter` subscribed to `id` already.
+async fn wait_on(
+    gateway: &Gateway,
+    caller: &Auth,
+    id: &str,
+    timeout: f64,
+    waiter: &Waiter,
+    mut known: Known,
+) -> Result<ExecutionView> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(timeout);
-    let notify = gateway.finished.subscribe(id);
-    let result = loop {
-        let woken = notify.notified();
+    loop {
+        let woken = waiter.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        let view = read_status(gateway, caller, id).await;
-        let done = view.as_ref().map_or(true, |v| v.status.is_finished());
+        if let Some(row) = waiter.row() {
+            // Ended here: the worker handed over the row it committed.
+            return view_of(caller, row);
+        }
         let now = tokio::time::Instant::now();
-        if done || now >= deadline {
-            break view;
+        let answer_now = now >= deadline || gateway.stopping.is_stopping();
+        if known == Known::Nothing || waiter.ended() || answer_now {
+            let view = read_status(gateway, caller, id).await;
+            let done = view.as_ref().map_or(true, |v| v.status.is_finished());
+            // Stopping: the current status; the client asks again elsewhere.
+            if done || answer_now {
+                return view;
+            }
         }
-        if gateway.stopping.is_stopping() {
-            break view; // the current status; the client asks again elsewhere
-        }
+        known = Known::Nothing;
         // Local executions wake us, and on Postgres other replicas' (by
         // NOTIFY); re-reading is the fallback.
         let reread = Duration::from_millis(gateway.config.reread_ms.max(10));
@@ -390,19 +453,30 @@ async fn wait_for(gateway: &Gateway, caller: &Auth, id: &str, timeout: f64) -> R
             _ = tokio::time::timeout((deadline - now).min(reread), woken) => {}
             () = gateway.stopping.wait() => {}
         }
-    };
-    gateway.finished.unsubscribe(id, notify);
-    result
+    }
+}
+
+/// True when `caller` may see the execution `row`: its agent, or its
+/// permit's owner.
+fn visible(caller: &Auth, row: &ExecutionRow) -> bool {
+    match caller.role {
+        Role::Agent => row.agent_id == caller.id,
+        Role::Owner => row.owner_id.as_deref() == Some(&caller.id),
+    }
+}
+
+/// The view of a row a worker handed over, as `caller` may see it.
+fn view_of(caller: &Auth, row: &ExecutionRow) -> Result<ExecutionView> {
+    if !visible(caller, row) {
+        return Err(Error::NotFound(format!("no execution {} visible to you", row.id)));
+    }
+    Ok(ExecutionView::of(row))
 }
 
 async fn read_status(gateway: &Gateway, caller: &Auth, id: &str) -> Result<ExecutionView> {
-    let visible = |row: &ExecutionRow| match caller.role {
-        Role::Agent => row.agent_id == caller.id,
-        Role::Owner => row.owner_id.as_deref() == Some(&caller.id),
-    };
     let row = executions::execution(&gateway.db, id)
         .await?
-        .filter(visible)
+        .filter(|row| visible(caller, row))
         .ok_or_else(|| Error::NotFound(format!("no execution {id} visible to you")))?;
     let mut view = ExecutionView::of(&row);
     let code = view.result["error"]["code"].as_str().unwrap_or_default();

@@ -243,9 +243,12 @@ pub async fn audit(client: &ClientArgs, permit: Option<&str>, follow: bool) -> R
     // Ids are handed out before their rows commit, so a lower id can appear
     // after a higher one (concurrent calls, other replicas). The cursor
     // only passes an id once it has been seen for SETTLE; until then, later
-    // ids are asked for again and the ones already printed skipped.
+    // ids are asked for again and the ones already printed skipped. An
+    // allowed call's entry is written before the call is sent: it is
+    // printed once its answer is in, or once settled without one.
     let mut cursor = entries.iter().filter_map(|e| e["id"].as_i64()).max().unwrap_or(0);
-    let mut unsettled: Vec<(i64, std::time::Instant)> = Vec::new();
+    // (id, first seen, printed)
+    let mut unsettled: Vec<(i64, std::time::Instant, bool)> = Vec::new();
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let mut after = cursor;
@@ -256,20 +259,30 @@ pub async fn audit(client: &ClientArgs, permit: Option<&str>, follow: bool) -> R
             for entry in &entries {
                 let Some(id) = entry["id"].as_i64() else { continue };
                 after = after.max(id);
-                if !unsettled.iter().any(|(seen, _)| *seen == id) {
+                let answered = !entry["status"].is_null() || entry["decision"] != "allow";
+                let seen = match unsettled.iter_mut().find(|(seen, _, _)| *seen == id) {
+                    Some(seen) => seen,
+                    None => {
+                        unsettled.push((id, std::time::Instant::now(), false));
+                        unsettled.last_mut().expect("just pushed")
+                    }
+                };
+                if !seen.2 && (answered || seen.1.elapsed() >= SETTLE) {
                     print_entry(client, entry);
-                    unsettled.push((id, std::time::Instant::now()));
+                    seen.2 = true;
                 }
             }
             if (entries.len() as i64) < FOLLOW_PAGE {
                 break;
             }
         }
-        let settled = |(_, seen): &(i64, std::time::Instant)| seen.elapsed() >= SETTLE;
-        if let Some(highest) = unsettled.iter().filter(|e| settled(e)).map(|(id, _)| *id).max() {
-            cursor = cursor.max(highest);
+        let settled = |(_, seen, printed): &(i64, std::time::Instant, bool)| *printed && seen.elapsed() >= SETTLE;
+        if let Some(highest) = unsettled.iter().filter(|e| settled(e)).map(|(id, _, _)| *id).max() {
+            // Never past an entry not printed yet.
+            let waiting = unsettled.iter().filter(|(_, _, printed)| !printed).map(|(id, _, _)| *id - 1).min();
+            cursor = cursor.max(waiting.map_or(highest, |w| highest.min(w)));
         }
-        unsettled.retain(|(id, _)| *id > cursor);
+        unsettled.retain(|(id, _, _)| *id > cursor);
     }
 }
 

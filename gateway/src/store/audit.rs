@@ -1,5 +1,5 @@
-//! The audit log: one row per call, written by egress's audit sink, read by
-//! owners.
+//! The audit log: one row per call, written by egress's audit sink (ahead of
+//! an allowed call, completed after it), read by owners.
 
 use oauth3_host::CallRecord;
 
@@ -7,12 +7,38 @@ use super::rows::{AuditRow, PermitUse};
 use crate::db::{Db, unix_ms};
 use crate::error::Result;
 
-/// Appends `record`.
+/// Appends `record`, complete.
 pub async fn insert(db: &Db, permit_id: &str, execution_id: &str, record: &CallRecord) -> Result<()> {
-    sqlx::query(
+    let mut conn = db.writer.acquire().await?;
+    insert_returning(&mut conn, permit_id, execution_id, record).await?;
+    Ok(())
+}
+
+/// Appends `record` as it is before its call is sent (allowed, no status:
+/// "sent, outcome not recorded" until completed), after completing `done`,
+/// earlier calls of the execution. The new entry's id.
+pub async fn insert_ahead(
+    db: &Db,
+    permit_id: &str,
+    execution_id: &str,
+    record: &CallRecord,
+    done: &[(i64, CallRecord)],
+) -> Result<i64> {
+    let mut conn = db.writer.acquire().await?;
+    complete(&mut conn, done).await?;
+    insert_returning(&mut conn, permit_id, execution_id, record).await
+}
+
+async fn insert_returning(
+    conn: &mut sqlx::AnyConnection,
+    permit_id: &str,
+    execution_id: &str,
+    record: &CallRecord,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
         "INSERT INTO audit (permit_id, execution_id, integration, method, url, decision, reason, status, \
          request_bytes, response_bytes, started_at, duration_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
     .bind(permit_id)
     .bind(execution_id)
@@ -26,8 +52,34 @@ pub async fn insert(db: &Db, permit_id: &str, execution_id: &str, record: &CallR
     .bind(record.response_bytes as i64)
     .bind(unix_ms(record.started_at))
     .bind(record.duration.as_millis() as i64)
-    .execute(&db.pool)
-    .await?;
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Completes the entry written ahead as `id` with its call's outcome.
+pub async fn complete_one(db: &Db, id: i64, record: &CallRecord) -> Result<()> {
+    let mut conn = db.writer.acquire().await?;
+    complete(&mut conn, &[(id, record.clone())]).await
+}
+
+/// Completes entries written ahead (by id) with their calls' outcomes.
+pub async fn complete(conn: &mut sqlx::AnyConnection, done: &[(i64, CallRecord)]) -> Result<()> {
+    for (id, record) in done {
+        sqlx::query(
+            "UPDATE audit SET url = $1, decision = $2, reason = $3, status = $4, request_bytes = $5, \
+             response_bytes = $6, duration_ms = $7 WHERE id = $8",
+        )
+        .bind(&record.url)
+        .bind(record.decision.as_str())
+        .bind(record.reason)
+        .bind(record.status.map(i64::from))
+        .bind(record.request_bytes as i64)
+        .bind(record.response_bytes as i64)
+        .bind(record.duration.as_millis() as i64)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 

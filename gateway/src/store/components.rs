@@ -13,7 +13,7 @@ pub async fn put(db: &Db, hash: &str, bytes: &[u8], now: i64) -> Result<()> {
     .bind(hash)
     .bind(bytes)
     .bind(now)
-    .execute(&db.pool)
+    .execute(&db.writer)
     .await?;
     Ok(())
 }

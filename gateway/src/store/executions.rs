@@ -5,8 +5,10 @@
 //!                                                                  └──interrupted (crash, shutdown)──▶ failed
 //! ```
 
-use super::rows::{ActionRow, ExecutionRow, NewExecution, RunRow};
-use super::status::ExecutionStatus;
+use oauth3_host::CallRecord;
+
+use super::rows::{ActionRow, Claimed, ExecutionRow, NewExecution};
+use super::status::{ExecutionStatus, PermitStatus};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::receipts::{Issued, Receipt};
@@ -21,27 +23,40 @@ pub enum Slot {
     AnyFreeBelow(i64),
 }
 
-/// Inserts the execution `queued`, holding a slot, in one statement. The
-/// unique index on (agent, slot) over queued and running executions is what
-/// enforces the cap: no two can hold a slot, however many race. False when
-/// nothing was inserted (the slot is taken or none is free, or the action
-/// exists).
+/// Inserts the execution `queued`, holding a slot, in one statement that
+/// also checks its permit: issued to the agent, `active` and not expired at
+/// `created_at`. The unique index on (agent, slot) over queued and running
+/// executions is what enforces the cap: no two can hold a slot, however many
+/// race. False when nothing was inserted (the permit refuses it, the slot is
+/// taken or none is free, or the action exists); the caller finds out which.
 pub async fn insert_queued(db: &Db, new: &NewExecution<'_>, slot: Slot) -> Result<bool> {
-    const EXACTLY: &str = "INSERT INTO executions (id, permit_id, agent_id, action_id, code, args, status, created_at, \
-         slot, component_hash, code_hash) VALUES ($1, $2, $3, $4, $5, $6, $9, $7, $8, $10, $11) ON CONFLICT DO NOTHING";
-    const ANY_FREE: &str = "WITH RECURSIVE slots(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM slots WHERE n + 1 < $8), \
-         free AS (SELECT n FROM slots WHERE n NOT IN (SELECT slot FROM executions WHERE agent_id = $3 \
-           AND status IN ($9, $11) AND slot IS NOT NULL) ORDER BY random() LIMIT 1) \
-         INSERT INTO executions (id, permit_id, agent_id, action_id, code, args, status, created_at, slot, \
-           component_hash, code_hash) \
-         SELECT $1, $2, $3, $4, $5, $6, $9, $7, free.n, $10, $12 FROM free WHERE true ON CONFLICT DO NOTHING";
-    // The search also names `running` ($11), to find the slots in use; the
-    // code's hash follows it.
-    let (sql, slot, search) = match slot {
-        Slot::Exactly(n) => (EXACTLY, n, false),
-        Slot::AnyFreeBelow(cap) => (ANY_FREE, cap, true),
+    // The permit's row is the one `FROM` row when it allows the run: its
+    // status ($12 active) and expiry are read in the same statement as the
+    // insert. (A revoke committing meanwhile is caught by the claim, which
+    // reads the permit again.)
+    const PERMIT: &str = "permits p WHERE p.id = $2 AND p.agent_id = $3 AND p.status = $12 \
+         AND (p.expires_at IS NULL OR p.expires_at > $7)";
+    const COLUMNS: &str =
+        "(id, permit_id, agent_id, action_id, code, args, status, created_at, slot, component_hash, code_hash)";
+    let sql = match slot {
+        Slot::Exactly(_) => format!(
+            "INSERT INTO executions {COLUMNS} SELECT $1, $2, $3, $4, $5, $6, $9, $7, $8, $10, $11 FROM {PERMIT} \
+             ON CONFLICT DO NOTHING"
+        ),
+        // The search also names `running` ($13), to find the slots in use.
+        Slot::AnyFreeBelow(_) => format!(
+            "WITH RECURSIVE slots(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM slots WHERE n + 1 < $8), \
+             free AS (SELECT n FROM slots WHERE n NOT IN (SELECT slot FROM executions WHERE agent_id = $3 \
+               AND status IN ($9, $13) AND slot IS NOT NULL) ORDER BY random() LIMIT 1) \
+             INSERT INTO executions {COLUMNS} SELECT $1, $2, $3, $4, $5, $6, $9, $7, free.n, $10, $11 \
+             FROM free, {PERMIT} ON CONFLICT DO NOTHING"
+        ),
     };
-    let mut query = sqlx::query(sql)
+    let (slot, search) = match slot {
+        Slot::Exactly(n) => (n, false),
+        Slot::AnyFreeBelow(cap) => (cap, true),
+    };
+    let mut query = sqlx::query(&sql)
         .bind(new.id)
         .bind(new.permit_id)
         .bind(new.agent_id)
@@ -51,12 +66,13 @@ pub async fn insert_queued(db: &Db, new: &NewExecution<'_>, slot: Slot) -> Resul
         .bind(new.created_at)
         .bind(slot)
         .bind(ExecutionStatus::Queued.as_str())
-        .bind(new.component_hash);
+        .bind(new.component_hash)
+        .bind(new.code_hash)
+        .bind(PermitStatus::Active.as_str());
     if search {
         query = query.bind(ExecutionStatus::Running.as_str());
     }
-    query = query.bind(new.code_hash);
-    Ok(query.execute(&db.pool).await?.rows_affected() == 1)
+    Ok(query.execute(&db.writer).await?.rows_affected() == 1)
 }
 
 /// The execution the agent already made for this action, if any.
@@ -99,21 +115,9 @@ pub async fn set_stdout_so_far(db: &Db, id: &str, stdout: &str) -> Result<()> {
         .bind(stdout)
         .bind(id)
         .bind(ExecutionStatus::Running.as_str())
-        .execute(&db.pool)
+        .execute(&db.writer)
         .await?;
     Ok(())
-}
-
-/// What a worker needs to run the execution `id`.
-pub async fn for_run(db: &Db, id: &str) -> Result<RunRow> {
-    Ok(sqlx::query_as(
-        "SELECT e.code, e.args, e.component_hash, e.permit_id, p.status, p.spec, p.spec_hash, p.owner_id, p.expires_at, \
-         e.spec_hash AS claimed_spec_hash, e.code_hash \
-         FROM executions e JOIN permits p ON p.id = e.permit_id WHERE e.id = $1",
-    )
-    .bind(id)
-    .fetch_one(&db.pool)
-    .await?)
 }
 
 /// Queued executions created before `before`, oldest first.
@@ -129,28 +133,40 @@ pub async fn queued_before(db: &Db, before: i64, limit: i64) -> Result<Vec<Strin
 }
 
 /// `queued` → `running` by `worker`, recording the spec hash its permit has
-/// now (what its receipt names). False when another worker has it, or it
-/// already ended.
-pub async fn claim(db: &Db, id: &str, worker: &str, at: i64) -> Result<bool> {
-    let claimed = sqlx::query(
-        "UPDATE executions SET status = $1, started_at = $2, worker = $3, \
-             spec_hash = (SELECT p.spec_hash FROM permits p WHERE p.id = executions.permit_id) \
-             WHERE id = $4 AND status = $5",
-    )
-    .bind(ExecutionStatus::Running.as_str())
-    .bind(at)
-    .bind(worker)
-    .bind(id)
-    .bind(ExecutionStatus::Queued.as_str())
-    .execute(&db.pool)
-    .await?
-    .rows_affected();
-    Ok(claimed == 1)
+/// now (what its receipt names), and returning in the same statement what
+/// the worker needs to run it, its permit's state included. None when
+/// another worker has it, or it already ended.
+pub async fn claim(db: &Db, id: &str, worker: &str, at: i64) -> Result<Option<Claimed>> {
+    const PERMIT: &str = "(SELECT p.{} FROM permits p WHERE p.id = executions.permit_id)";
+    let permit = |column: &str| PERMIT.replace("{}", column);
+    let sql = format!(
+        "UPDATE executions SET status = $1, started_at = $2, worker = $3, spec_hash = {spec_hash} \
+         WHERE id = $4 AND status = $5 \
+         RETURNING id, agent_id, permit_id, action_id, created_at, started_at, code, args, component_hash, code_hash, \
+           spec_hash, {status} AS permit_status, {owner} AS owner_id, {expires} AS expires_at, \
+           (SELECT t.secrets_version FROM permits p JOIN tenants t ON t.id = p.owner_id \
+             WHERE p.id = executions.permit_id) AS secrets_version",
+        spec_hash = permit("spec_hash"),
+        status = permit("status"),
+        owner = permit("owner_id"),
+        expires = permit("expires_at"),
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(ExecutionStatus::Running.as_str())
+        .bind(at)
+        .bind(worker)
+        .bind(id)
+        .bind(ExecutionStatus::Queued.as_str())
+        .fetch_optional(&db.writer)
+        .await?)
 }
 
 /// `running` → `completed` or `failed`, with the outcome (JSON) and its
-/// signed receipt. Without a receipt, one is signed when the execution is
-/// first read.
+/// signed receipt, after completing the audit outcomes of its calls not
+/// yet completed (`audit_done`), so that the audit is whole once it reads
+/// as finished. The two need not be atomic: every call already has its
+/// entry. False when it was not running (interrupted meanwhile). Without a
+/// receipt, one is signed when the execution is first read.
 pub async fn finish(
     db: &Db,
     id: &str,
@@ -158,11 +174,15 @@ pub async fn finish(
     result: &str,
     at: i64,
     receipt: Option<&Issued>,
-) -> Result<()> {
+    audit_done: &[(i64, CallRecord)],
+) -> Result<bool> {
     if !to.is_finished() {
         return Err(Error::Internal(format!("an execution cannot finish as {to}")));
     }
-    sqlx::query(
+    let receipt_json = receipt.map(|issued| receipt_json(&issued.receipt)).transpose()?;
+    let mut conn = db.writer.acquire().await?;
+    super::audit::complete(&mut conn, audit_done).await?;
+    let finished = sqlx::query(
         "UPDATE executions SET status = $1, finished_at = $2, result = $3, receipt = $6, receipt_id = $7, \
          stdout_so_far = NULL WHERE id = $4 AND status = $5",
     )
@@ -171,11 +191,11 @@ pub async fn finish(
     .bind(result)
     .bind(id)
     .bind(ExecutionStatus::Running.as_str())
-    .bind(receipt.map(|issued| receipt_json(&issued.receipt)).transpose()?)
+    .bind(receipt_json)
     .bind(receipt.map(|issued| issued.id.as_str()))
-    .execute(&db.pool)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(finished.rows_affected() == 1)
 }
 
 /// Stores the receipt of a finished execution that has none (one ended by
@@ -185,24 +205,30 @@ pub async fn set_receipt(db: &Db, id: &str, receipt: &Issued) -> Result<()> {
         .bind(receipt_json(&receipt.receipt)?)
         .bind(receipt.id.as_str())
         .bind(id)
-        .execute(&db.pool)
+        .execute(&db.writer)
         .await?;
     Ok(())
 }
 
-fn receipt_json(receipt: &Receipt) -> Result<String> {
+pub(crate) fn receipt_json(receipt: &Receipt) -> Result<String> {
     serde_json::to_string(receipt).map_err(|e| Error::Internal(format!("serialising a receipt: {e}")))
 }
 
 /// `running` → `failed` with `result`, for the executions of `replica` (a
 /// previous process on this data dir, or this one at shutdown), those no
 /// worker holds, and those of replicas whose heartbeat is older than
-/// `dead_before`. Returns how many.
-pub async fn fail_interrupted(db: &Db, replica: Option<&str>, result: &str, at: i64, dead_before: i64) -> Result<u64> {
-    Ok(sqlx::query(
+/// `dead_before`. Returns their ids.
+pub async fn fail_interrupted(
+    db: &Db,
+    replica: Option<&str>,
+    result: &str,
+    at: i64,
+    dead_before: i64,
+) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
         "UPDATE executions SET status = $1, finished_at = $2, result = $3 \
          WHERE status = $4 AND (worker = $5 OR worker IS NULL \
-           OR worker IN (SELECT id FROM replicas WHERE heartbeat_at < $6))",
+           OR worker IN (SELECT id FROM replicas WHERE heartbeat_at < $6)) RETURNING id",
     )
     .bind(ExecutionStatus::Failed.as_str())
     .bind(at)
@@ -210,9 +236,8 @@ pub async fn fail_interrupted(db: &Db, replica: Option<&str>, result: &str, at: 
     .bind(ExecutionStatus::Running.as_str())
     .bind(replica.unwrap_or(""))
     .bind(dead_before)
-    .execute(&db.pool)
-    .await?
-    .rows_affected())
+    .fetch_all(&db.writer)
+    .await?)
 }
 
 /// Registers `replica` (or refreshes it) with a heartbeat at `at`.
@@ -223,13 +248,17 @@ pub async fn register_replica(db: &Db, replica: &str, at: i64) -> Result<()> {
     )
     .bind(replica)
     .bind(at)
-    .execute(&db.pool)
+    .execute(&db.writer)
     .await?;
     Ok(())
 }
 
 /// `replica` is alive at `at`.
 pub async fn heartbeat(db: &Db, replica: &str, at: i64) -> Result<()> {
-    sqlx::query("UPDATE replicas SET heartbeat_at = $1 WHERE id = $2").bind(at).bind(replica).execute(&db.pool).await?;
+    sqlx::query("UPDATE replicas SET heartbeat_at = $1 WHERE id = $2")
+        .bind(at)
+        .bind(replica)
+        .execute(&db.writer)
+        .await?;
     Ok(())
 }

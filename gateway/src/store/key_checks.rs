@@ -23,7 +23,7 @@ pub async fn stored_or(db: &Db, purpose: &str, version: &str, check: &str) -> Re
     .bind(purpose)
     .bind(version)
     .bind(check)
-    .execute(&db.pool)
+    .execute(&db.writer)
     .await?;
     let stored: String = sqlx::query_scalar("SELECT check_value FROM key_checks WHERE purpose = $1 AND version = $2")
         .bind(purpose)

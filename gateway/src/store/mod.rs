@@ -16,5 +16,5 @@ pub mod sessions;
 mod status;
 pub mod tenants;
 
-pub use rows::{AuditRow, ExecutionRow, NewExecution, NewRequest, PermitRow, RequestRow, RunRow, SecretRow};
+pub use rows::{AuditRow, Claimed, ExecutionRow, NewExecution, NewRequest, PermitRow, RequestRow, SecretRow};
 pub use status::{ExecutionStatus, PermitStatus, RequestStatus};

@@ -116,7 +116,7 @@ pub async fn pending_request(db: &Db, permit_id: &str) -> Result<Option<String>>
 /// Stores a `pending` request, and its permit `pending` when new, in one
 /// transaction.
 pub async fn insert_request(db: &Db, request: &NewRequest<'_>) -> Result<()> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.writer.begin().await?;
     if request.new_permit {
         sqlx::query("INSERT INTO permits (id, agent_id, status, created_at) VALUES ($1, $2, $3, $4)")
             .bind(request.permit_id)
@@ -156,7 +156,7 @@ pub async fn expire_request(db: &Db, id: &str) -> Result<()> {
         .bind(RequestStatus::Expired.as_str())
         .bind(id)
         .bind(RequestStatus::Pending.as_str())
-        .execute(&db.pool)
+        .execute(&db.writer)
         .await?;
     Ok(())
 }
@@ -189,7 +189,7 @@ pub async fn approve(
     approved: &ApprovedSpec<'_>,
     still_valid: impl FnOnce() -> Result<()>,
 ) -> Result<()> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.writer.begin().await?;
     decide(&mut tx, row, RequestStatus::Approved, decision, Some(approved.spec_hash)).await?;
     if row.base_spec_hash != row.permit_spec_hash {
         return Err(Error::conflict(
@@ -244,7 +244,7 @@ pub async fn approve(
 /// approved) → `denied`, in one transaction. Refused (409) when the request
 /// was decided meanwhile.
 pub async fn deny(db: &Db, row: &RequestRow, decision: &Decision<'_>) -> Result<()> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.writer.begin().await?;
     decide(&mut tx, row, RequestStatus::Denied, decision, None).await?;
     if row.permit_status == PermitStatus::Pending {
         sqlx::query("UPDATE permits SET status = $1 WHERE id = $2 AND status = $3")
@@ -293,7 +293,7 @@ pub async fn revoke(db: &Db, permit_id: &str, owner: &str, at: i64) -> Result<()
         .bind(PermitStatus::Revoked.as_str())
         .bind(at)
         .bind(permit_id)
-        .execute(&db.pool)
+        .execute(&db.writer)
         .await?;
     sqlx::query(
         "UPDATE permit_requests SET status = $1, decided_at = $2, decided_by = $3 WHERE permit_id = $4 AND status = $5",
@@ -303,7 +303,7 @@ pub async fn revoke(db: &Db, permit_id: &str, owner: &str, at: i64) -> Result<()
     .bind(owner)
     .bind(permit_id)
     .bind(RequestStatus::Pending.as_str())
-    .execute(&db.pool)
+    .execute(&db.writer)
     .await?;
     Ok(())
 }

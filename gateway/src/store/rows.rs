@@ -158,23 +158,51 @@ pub struct ExecutionRow {
     pub stdout_so_far: Option<String>,
 }
 
-/// What a worker needs to run an execution: its code and args, and its
-/// permit's status, approved spec, owner and expiry.
+/// A claimed execution: what a worker needs to run it, and its permit's
+/// state as the claim found it.
 #[derive(Debug, sqlx::FromRow)]
-pub struct RunRow {
+pub struct Claimed {
+    pub id: String,
+    pub agent_id: String,
+    pub permit_id: String,
+    pub action_id: String,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
     pub code: String,
     pub args: String,
     pub component_hash: Option<String>,
-    pub permit_id: String,
-    #[sqlx(try_from = "String")]
-    pub status: PermitStatus,
-    pub spec: Option<String>,
+    pub code_hash: Option<String>,
+    /// The permit's spec hash at the claim: the spec this runs, and its receipt names.
     pub spec_hash: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub permit_status: PermitStatus,
     pub owner_id: Option<String>,
     pub expires_at: Option<i64>,
-    /// The permit's spec hash when this execution was claimed.
-    pub claimed_spec_hash: Option<String>,
-    pub code_hash: Option<String>,
+    /// The owner's secrets version at the claim (opened secrets cached
+    /// under another version are not used).
+    pub secrets_version: Option<i64>,
+}
+
+impl Claimed {
+    /// Its row as it is while running (a finish fills in the rest).
+    pub fn running_row(&self) -> ExecutionRow {
+        ExecutionRow {
+            id: self.id.clone(),
+            agent_id: self.agent_id.clone(),
+            permit_id: self.permit_id.clone(),
+            action_id: self.action_id.clone(),
+            status: ExecutionStatus::Running,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: None,
+            result: None,
+            owner_id: self.owner_id.clone(),
+            spec_hash: self.spec_hash.clone(),
+            code_hash: self.code_hash.clone(),
+            receipt: None,
+            stdout_so_far: None,
+        }
+    }
 }
 
 /// A row of `audit`: one call, with the fields of a `CallRecord` (times

@@ -37,7 +37,7 @@ pub async fn sealing_version(db: &Db) -> Result<KeyVersion> {
 pub async fn set_sealing_version(db: &Db, version: KeyVersion) -> Result<()> {
     sqlx::query("UPDATE key_versions SET version = $1 WHERE purpose = 'sealing'")
         .bind(version.to_string())
-        .execute(&db.pool)
+        .execute(&db.writer)
         .await?;
     Ok(())
 }
@@ -57,7 +57,7 @@ pub async fn put(db: &Db, owner: &str, name: &str, sealed: &Sealed, now: i64) ->
     .bind(owner)
     .bind(name)
     .bind(sealed.version.to_string())
-    .execute(&db.pool)
+    .execute(&db.writer)
     .await?
     .rows_affected()
         == 1;
@@ -80,7 +80,7 @@ pub async fn put(db: &Db, owner: &str, name: &str, sealed: &Sealed, now: i64) ->
         .bind(&sealed.bytes)
         .bind(now)
         .bind(sealed.version.to_string())
-        .execute(&db.pool)
+        .execute(&db.writer)
         .await?
         .rows_affected();
         if inserted == 0 {
@@ -125,7 +125,7 @@ pub async fn delete(db: &Db, owner: &str, name: &str) -> Result<bool> {
     let deleted = sqlx::query("DELETE FROM secrets WHERE owner_id = $1 AND name = $2")
         .bind(owner)
         .bind(name)
-        .execute(&db.pool)
+        .execute(&db.writer)
         .await?
         .rows_affected();
     Ok(deleted > 0)
@@ -155,7 +155,7 @@ pub async fn stale(db: &Db, current: KeyVersion, after: &(String, String), limit
 /// Replaces each stale secret with its re-sealed value, in one transaction,
 /// unless it changed since it was read: how many were replaced.
 pub async fn reseal(db: &Db, batch: &[(StaleSecret, Sealed)]) -> Result<u64> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.writer.begin().await?;
     let mut replaced = 0;
     for (old, new) in batch {
         replaced += sqlx::query(

@@ -30,7 +30,7 @@ pub async fn insert(db: &Db, session: &NewSession<'_>) -> Result<()> {
     .bind(session.caller.token.generation)
     .bind(session.created_at)
     .bind(session.expires_at)
-    .execute(&db.pool)
+    .execute(&db.writer)
     .await?;
     Ok(())
 }
@@ -52,6 +52,6 @@ pub async fn find(db: &Db, id_hash: &str, now: i64) -> Result<Option<SessionRow>
 
 /// Ends the session (logout). Idempotent.
 pub async fn delete(db: &Db, id_hash: &str) -> Result<()> {
-    sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&db.pool).await?;
+    sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&db.writer).await?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 /// Stores a tenant; for an owner signing up with an invite, the invite is
 /// used up in the same transaction (403 when it is unknown or used).
 pub async fn insert(db: &Db, id: &str, name: &str, role: Role, invite_hash: Option<&str>, now: i64) -> Result<()> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.writer.begin().await?;
     if let Some(hash) = invite_hash {
         let used =
             sqlx::query("UPDATE invites SET used_by = $1, used_at = $2 WHERE code_hash = $3 AND used_by IS NULL")
@@ -39,7 +39,7 @@ pub async fn insert_invite(db: &Db, code_hash: &str, created_by: Option<&str>, n
         .bind(code_hash)
         .bind(created_by)
         .bind(now)
-        .execute(&db.pool)
+        .execute(&db.writer)
         .await?;
     Ok(())
 }
@@ -72,7 +72,7 @@ pub async fn revoke_token(db: &Db, caller: &Caller, now: i64) -> Result<()> {
     .bind(&caller.id)
     .bind(now)
     .bind(caller.token.expires_at_ms)
-    .execute(&db.pool)
+    .execute(&db.writer)
     .await?;
     Ok(())
 }
@@ -84,7 +84,7 @@ pub async fn next_token_generation(db: &Db, tenant: &str) -> Result<i64> {
         "UPDATE tenants SET token_generation = token_generation + 1 WHERE id = $1 RETURNING token_generation",
     )
     .bind(tenant)
-    .fetch_one(&db.pool)
+    .fetch_one(&db.writer)
     .await?)
 }
 
