@@ -64,11 +64,38 @@ pub async fn complete_one(db: &Db, id: i64, record: &CallRecord) -> Result<()> {
 
 /// Completes entries written ahead (by id) with their calls' outcomes.
 pub async fn complete(conn: &mut sqlx::AnyConnection, done: &[(i64, CallRecord)]) -> Result<()> {
+    let sql = complete_sql(1);
     for (id, record) in done {
-        sqlx::query(
-            "UPDATE audit SET url = $1, decision = $2, reason = $3, status = $4, request_bytes = $5, \
-             response_bytes = $6, duration_ms = $7 WHERE id = $8",
-        )
+        bind_outcome(sqlx::query(&sql), *id, record).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The statement completing one entry, its placeholders numbered from
+/// `first` (for use inside another statement); bind with [`bind_outcome`].
+pub(crate) fn complete_sql(first: usize) -> String {
+    let p = |n: usize| format!("${}", first + n);
+    format!(
+        "UPDATE audit SET url = {}, decision = {}, reason = {}, status = {}, request_bytes = {}, response_bytes = {}, \
+         duration_ms = {} WHERE id = {}",
+        p(0),
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5),
+        p(6),
+        p(7)
+    )
+}
+
+/// Binds, in [`complete_sql`]'s order, the outcome of entry `id`.
+pub(crate) fn bind_outcome<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    id: i64,
+    record: &'q CallRecord,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
         .bind(&record.url)
         .bind(record.decision.as_str())
         .bind(record.reason)
@@ -77,10 +104,6 @@ pub async fn complete(conn: &mut sqlx::AnyConnection, done: &[(i64, CallRecord)]
         .bind(record.response_bytes as i64)
         .bind(record.duration.as_millis() as i64)
         .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
 }
 
 /// An [`AuditRow`]'s columns, from `audit a`: the receipt id is its

@@ -9,7 +9,7 @@ use oauth3_host::CallRecord;
 
 use super::rows::{ActionRow, Claimed, ExecutionRow, NewExecution};
 use super::status::{ExecutionStatus, PermitStatus};
-use crate::db::Db;
+use crate::db::{Backend, Db};
 use crate::error::{Error, Result};
 use crate::receipts::{Issued, Receipt};
 
@@ -181,20 +181,33 @@ pub async fn finish(
     }
     let receipt_json = receipt.map(|issued| receipt_json(&issued.receipt)).transpose()?;
     let mut conn = db.writer.acquire().await?;
-    super::audit::complete(&mut conn, audit_done).await?;
-    let finished = sqlx::query(
-        "UPDATE executions SET status = $1, finished_at = $2, result = $3, receipt = $6, receipt_id = $7, \
-         stdout_so_far = NULL WHERE id = $4 AND status = $5",
-    )
-    .bind(to.as_str())
-    .bind(at)
-    .bind(result)
-    .bind(id)
-    .bind(ExecutionStatus::Running.as_str())
-    .bind(receipt_json)
-    .bind(receipt.map(|issued| issued.id.as_str()))
-    .execute(&mut *conn)
-    .await?;
+    // On Postgres, where every commit waits for its WAL flush, the last
+    // outcome is completed in the finish's own statement: one commit.
+    let (earlier, last) = match (db.backend, audit_done.split_last()) {
+        (Backend::Postgres, Some((last, earlier))) => (earlier, Some(last)),
+        _ => (audit_done, None),
+    };
+    super::audit::complete(&mut conn, earlier).await?;
+    const FINISH: &str = "UPDATE executions SET status = $1, finished_at = $2, result = $3, receipt = $6, \
+         receipt_id = $7, stdout_so_far = NULL WHERE id = $4 AND status = $5";
+    let sql = match last {
+        Some(_) => format!("WITH completed AS ({}) {FINISH}", super::audit::complete_sql(8)),
+        None => FINISH.to_owned(),
+    };
+    let finish = sqlx::query(&sql)
+        .bind(to.as_str())
+        .bind(at)
+        .bind(result)
+        .bind(id)
+        .bind(ExecutionStatus::Running.as_str())
+        .bind(receipt_json)
+        .bind(receipt.map(|issued| issued.id.as_str()));
+    let finish = match last {
+        Some((entry, record)) => super::audit::bind_outcome(finish, *entry, record),
+        None => finish,
+    };
+    // Postgres counts the rows of the main statement only, not the CTE's.
+    let finished = finish.execute(&mut *conn).await?;
     Ok(finished.rows_affected() == 1)
 }
 
