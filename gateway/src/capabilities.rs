@@ -160,17 +160,22 @@ impl DbAudit {
     }
 }
 
-/// Completes entries written ahead with their outcomes; a failure is logged.
-async fn write(db: &Db, done: &[(i64, CallRecord)]) {
+/// Completes entries written ahead with their outcomes; a failure is
+/// logged. True when written.
+async fn write(db: &Db, done: &[(i64, CallRecord)]) -> bool {
     if done.is_empty() {
-        return;
+        return true;
     }
     let completed = async {
         let mut conn = db.writer.acquire().await?;
         audit::complete(&mut conn, done).await
     };
-    if let Err(error) = completed.await {
-        tracing::error!(%error, "could not complete audit records");
+    match completed.await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::error!(%error, "could not complete audit records");
+            false
+        }
     }
 }
 
@@ -209,8 +214,15 @@ impl AuditSink for DbAudit {
                         (self.db.clone(), Arc::clone(&self.pending), execution_id.to_owned());
                     tokio::spawn(async move {
                         tokio::time::sleep(OUTCOME_AFTER).await;
-                        let done = lock(&pending).get_mut(&execution_id).map(std::mem::take).unwrap_or_default();
-                        write(&db, &done).await;
+                        // A copy: until it is written, a finish still writes
+                        // these too (the same update twice is harmless).
+                        let done = lock(&pending).get(&execution_id).cloned().unwrap_or_default();
+                        if !done.is_empty()
+                            && write(&db, &done).await
+                            && let Some(held) = lock(&pending).get_mut(&execution_id)
+                        {
+                            held.retain(|(entry, _)| !done.iter().any(|(written, _)| written == entry));
+                        }
                     });
                     return;
                 }

@@ -169,7 +169,10 @@ async fn heartbeats(gateway: Arc<Gateway>) {
             () = gateway.stopping.reached(Phase::Stopped) => return,
             _ = tick.tick() => {}
         }
-        let beat = async { heartbeat(&gateway).await.and(interrupt(&gateway, None).await) };
+        let beat = async {
+            heartbeat(&gateway).await?;
+            interrupt(&gateway, None).await
+        };
         if let Err(error) = beat.await {
             tracing::warn!(%error, "heartbeat failed");
         }

@@ -201,22 +201,25 @@ impl Waiter {
 pub struct Subscription<'a> {
     finished: &'a Finished,
     id: String,
-    waiter: Arc<Waiter>,
+    /// Always `Some` until dropped.
+    waiter: Option<Arc<Waiter>>,
 }
 
 impl std::ops::Deref for Subscription<'_> {
     type Target = Waiter;
 
     fn deref(&self) -> &Waiter {
-        &self.waiter
+        self.waiter.as_deref().expect("a subscription holds its waiter until dropped")
     }
 }
 
 impl Drop for Subscription<'_> {
     fn drop(&mut self) {
         let mut waiters = self.finished.waiters.lock().unwrap_or_else(|p| p.into_inner());
-        // One reference in the map, one here: nobody else is waiting.
-        if Arc::strong_count(&self.waiter) <= 2 && waiters.get(&self.id).is_some_and(|w| Arc::ptr_eq(w, &self.waiter)) {
+        // Released under the lock, so two subscriptions dropped at once
+        // cannot both see the other and leave the entry behind.
+        drop(self.waiter.take());
+        if waiters.get(&self.id).is_some_and(|w| Arc::strong_count(w) == 1) {
             waiters.remove(&self.id);
         }
     }
@@ -228,7 +231,7 @@ impl Finished {
     pub fn subscribe(&self, id: &str) -> Subscription<'_> {
         let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
         let waiter = Arc::clone(waiters.entry(id.to_owned()).or_default());
-        Subscription { finished: self, id: id.to_owned(), waiter }
+        Subscription { finished: self, id: id.to_owned(), waiter: Some(waiter) }
     }
 
     /// Wakes everyone waiting on `id`, handing them its committed row if given.

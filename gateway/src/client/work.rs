@@ -236,8 +236,8 @@ pub async fn audit(client: &ClientArgs, permit: Option<&str>, follow: bool) -> R
     let page = api.call(Method::GET, &format!("/audit?limit=100{query}"), None).await?;
     let mut entries: Vec<Value> = page["entries"].as_array().cloned().unwrap_or_default();
     entries.reverse();
-    entries.iter().for_each(|entry| print_entry(client, entry));
     if !follow {
+        entries.iter().for_each(|entry| print_entry(client, entry));
         return Ok(());
     }
     // Ids are handed out before their rows commit, so a lower id can appear
@@ -246,9 +246,21 @@ pub async fn audit(client: &ClientArgs, permit: Option<&str>, follow: bool) -> R
     // ids are asked for again and the ones already printed skipped. An
     // allowed call's entry is written before the call is sent: it is
     // printed once its answer is in, or once settled without one.
-    let mut cursor = entries.iter().filter_map(|e| e["id"].as_i64()).max().unwrap_or(0);
     // (id, first seen, printed)
     let mut unsettled: Vec<(i64, std::time::Instant, bool)> = Vec::new();
+    for entry in &entries {
+        let Some(id) = entry["id"].as_i64() else { continue };
+        let answered = answered(entry);
+        if answered {
+            print_entry(client, entry);
+        }
+        unsettled.push((id, std::time::Instant::now(), answered));
+    }
+    // Below the first page's lowest entry still on the wire, so that it is asked for again.
+    let highest = entries.iter().filter_map(|e| e["id"].as_i64()).max().unwrap_or(0);
+    let waiting = unsettled.iter().filter(|(_, _, printed)| !printed).map(|(id, _, _)| *id - 1).min();
+    let mut cursor = waiting.map_or(highest, |w| w.min(highest));
+    unsettled.retain(|(id, _, _)| *id > cursor);
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let mut after = cursor;
@@ -259,7 +271,7 @@ pub async fn audit(client: &ClientArgs, permit: Option<&str>, follow: bool) -> R
             for entry in &entries {
                 let Some(id) = entry["id"].as_i64() else { continue };
                 after = after.max(id);
-                let answered = !entry["status"].is_null() || entry["decision"] != "allow";
+                let answered = answered(entry);
                 let seen = match unsettled.iter_mut().find(|(seen, _, _)| *seen == id) {
                     Some(seen) => seen,
                     None => {
@@ -284,6 +296,13 @@ pub async fn audit(client: &ClientArgs, permit: Option<&str>, follow: bool) -> R
         }
         unsettled.retain(|(id, _, _)| *id > cursor);
     }
+}
+
+/// True when an audit entry's call has ended: refused, failed (a reason),
+/// or answered (a status). An allowed call's entry is written before it is
+/// sent, and completed after.
+fn answered(entry: &Value) -> bool {
+    entry["decision"] != "allow" || !entry["status"].is_null() || !entry["reason"].is_null()
 }
 
 /// Calls asked for at once while following.

@@ -179,7 +179,7 @@ pub async fn finish(
     if !to.is_finished() {
         return Err(Error::Internal(format!("an execution cannot finish as {to}")));
     }
-    let receipt_json = receipt.map(|issued| receipt_json(&issued.receipt)).transpose()?;
+    let stored_receipt = receipt.map(|issued| receipt_json(&issued.receipt)).transpose()?;
     let mut conn = db.writer.acquire().await?;
     // On Postgres, where every commit waits for its WAL flush, the last
     // outcome is completed in the finish's own statement: one commit.
@@ -187,7 +187,11 @@ pub async fn finish(
         (Backend::Postgres, Some((last, earlier))) => (earlier, Some(last)),
         _ => (audit_done, None),
     };
-    super::audit::complete(&mut conn, earlier).await?;
+    // An audit write that fails is logged, not the finish's failure: the
+    // entries exist; only their outcomes are missing.
+    if let Err(error) = super::audit::complete(&mut conn, earlier).await {
+        tracing::error!(%error, execution = %id, "could not complete audit records");
+    }
     const FINISH: &str = "UPDATE executions SET status = $1, finished_at = $2, result = $3, receipt = $6, \
          receipt_id = $7, stdout_so_far = NULL WHERE id = $4 AND status = $5";
     let sql = match last {
@@ -200,14 +204,35 @@ pub async fn finish(
         .bind(result)
         .bind(id)
         .bind(ExecutionStatus::Running.as_str())
-        .bind(receipt_json)
+        .bind(stored_receipt.clone())
         .bind(receipt.map(|issued| issued.id.as_str()));
     let finish = match last {
         Some((entry, record)) => super::audit::bind_outcome(finish, *entry, record),
         None => finish,
     };
     // Postgres counts the rows of the main statement only, not the CTE's.
-    let finished = finish.execute(&mut *conn).await?;
+    let finished = match (finish.execute(&mut *conn).await, last) {
+        (Ok(finished), _) => finished,
+        (Err(error), Some(last)) => {
+            // Without the audit outcome, rather than not at all.
+            tracing::error!(%error, execution = %id, "finishing with an audit outcome failed; finishing without");
+            let finished = sqlx::query(FINISH)
+                .bind(to.as_str())
+                .bind(at)
+                .bind(result)
+                .bind(id)
+                .bind(ExecutionStatus::Running.as_str())
+                .bind(stored_receipt)
+                .bind(receipt.map(|issued| issued.id.as_str()))
+                .execute(&mut *conn)
+                .await?;
+            if let Err(error) = super::audit::complete(&mut conn, std::slice::from_ref(last)).await {
+                tracing::error!(%error, execution = %id, "could not complete an audit record");
+            }
+            finished
+        }
+        (Err(error), None) => return Err(error.into()),
+    };
     Ok(finished.rows_affected() == 1)
 }
 
