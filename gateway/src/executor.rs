@@ -203,9 +203,8 @@ async fn sweep(gateway: Arc<Gateway>) {
     }
 }
 
-async fn heartbeat(gateway: &Gateway) -> Result<u64> {
-    executions::heartbeat(&gateway.db, &gateway.replica_id, now_ms()).await?;
-    Ok(0)
+async fn heartbeat(gateway: &Gateway) -> Result<()> {
+    executions::heartbeat(&gateway.db, &gateway.replica_id, now_ms()).await
 }
 
 async fn execute(gateway: Arc<Gateway>, id: String) {

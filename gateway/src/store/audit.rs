@@ -7,6 +7,9 @@ use super::rows::{AuditRow, PermitUse};
 use crate::db::{Db, unix_ms};
 use crate::error::Result;
 
+/// A statement with its arguments, on either backend.
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
 /// Appends `record`, complete.
 pub async fn insert(db: &Db, permit_id: &str, execution_id: &str, record: &CallRecord) -> Result<()> {
     let mut conn = db.writer.acquire().await?;
@@ -35,31 +38,27 @@ async fn insert_returning(
     execution_id: &str,
     record: &CallRecord,
 ) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO audit (permit_id, execution_id, integration, method, url, decision, reason, status, \
-         request_bytes, response_bytes, started_at, duration_ms) \
+    // The outcome's columns first ($1–$7), bound as a completion binds them.
+    let insert = sqlx::query(
+        "INSERT INTO audit (url, decision, reason, status, request_bytes, response_bytes, duration_ms, \
+         permit_id, execution_id, integration, method, started_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
-    )
-    .bind(permit_id)
-    .bind(execution_id)
-    .bind(&record.integration)
-    .bind(&record.method)
-    .bind(&record.url)
-    .bind(record.decision.as_str())
-    .bind(record.reason)
-    .bind(record.status.map(i64::from))
-    .bind(record.request_bytes as i64)
-    .bind(record.response_bytes as i64)
-    .bind(unix_ms(record.started_at))
-    .bind(record.duration.as_millis() as i64)
-    .fetch_one(conn)
-    .await?)
+    );
+    let row = bind_outcome_fields(insert, record)
+        .bind(permit_id)
+        .bind(execution_id)
+        .bind(&record.integration)
+        .bind(&record.method)
+        .bind(unix_ms(record.started_at))
+        .fetch_one(conn)
+        .await?;
+    Ok(sqlx::Row::try_get(&row, 0)?)
 }
 
 /// Completes the entry written ahead as `id` with its call's outcome.
 pub async fn complete_one(db: &Db, id: i64, record: &CallRecord) -> Result<()> {
-    let mut conn = db.writer.acquire().await?;
-    complete(&mut conn, &[(id, record.clone())]).await
+    bind_outcome(sqlx::query(&complete_sql(1)), id, record).execute(&db.writer).await?;
+    Ok(())
 }
 
 /// Completes entries written ahead (by id) with their calls' outcomes.
@@ -90,11 +89,13 @@ pub(crate) fn complete_sql(first: usize) -> String {
 }
 
 /// Binds, in [`complete_sql`]'s order, the outcome of entry `id`.
-pub(crate) fn bind_outcome<'q>(
-    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    id: i64,
-    record: &'q CallRecord,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+pub(crate) fn bind_outcome<'q>(query: AnyQuery<'q>, id: i64, record: &'q CallRecord) -> AnyQuery<'q> {
+    bind_outcome_fields(query, record).bind(id)
+}
+
+/// Binds a call's outcome: url, decision, reason, status, request and
+/// response bytes, duration (the order both the insert and a completion use).
+fn bind_outcome_fields<'q>(query: AnyQuery<'q>, record: &'q CallRecord) -> AnyQuery<'q> {
     query
         .bind(&record.url)
         .bind(record.decision.as_str())
@@ -103,7 +104,6 @@ pub(crate) fn bind_outcome<'q>(
         .bind(record.request_bytes as i64)
         .bind(record.response_bytes as i64)
         .bind(record.duration.as_millis() as i64)
-        .bind(id)
 }
 
 /// An [`AuditRow`]'s columns, from `audit a`: the receipt id is its

@@ -198,14 +198,18 @@ pub async fn finish(
         Some(_) => format!("WITH completed AS ({}) {FINISH}", super::audit::complete_sql(8)),
         None => FINISH.to_owned(),
     };
-    let finish = sqlx::query(&sql)
-        .bind(to.as_str())
-        .bind(at)
-        .bind(result)
-        .bind(id)
-        .bind(ExecutionStatus::Running.as_str())
-        .bind(stored_receipt.clone())
-        .bind(receipt.map(|issued| issued.id.as_str()));
+    // FINISH's parameters, bound the same for either statement.
+    let bind_finish = |sql| {
+        sqlx::query(sql)
+            .bind(to.as_str())
+            .bind(at)
+            .bind(result)
+            .bind(id)
+            .bind(ExecutionStatus::Running.as_str())
+            .bind(stored_receipt.clone())
+            .bind(receipt.map(|issued| issued.id.as_str()))
+    };
+    let finish = bind_finish(&sql);
     let finish = match last {
         Some((entry, record)) => super::audit::bind_outcome(finish, *entry, record),
         None => finish,
@@ -216,16 +220,7 @@ pub async fn finish(
         (Err(error), Some(last)) => {
             // Without the audit outcome, rather than not at all.
             tracing::error!(%error, execution = %id, "finishing with an audit outcome failed; finishing without");
-            let finished = sqlx::query(FINISH)
-                .bind(to.as_str())
-                .bind(at)
-                .bind(result)
-                .bind(id)
-                .bind(ExecutionStatus::Running.as_str())
-                .bind(stored_receipt)
-                .bind(receipt.map(|issued| issued.id.as_str()))
-                .execute(&mut *conn)
-                .await?;
+            let finished = bind_finish(FINISH).execute(&mut *conn).await?;
             if let Err(error) = super::audit::complete(&mut conn, std::slice::from_ref(last)).await {
                 tracing::error!(%error, execution = %id, "could not complete an audit record");
             }
