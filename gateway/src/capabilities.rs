@@ -30,23 +30,27 @@ impl DbRateLimiter {
         DbRateLimiter { db }
     }
 
-    async fn try_acquire(&self, key: &RateKey, limit: RateLimit) -> Result<Result<(), Duration>, sqlx::Error> {
+    async fn try_acquire(&self, key: &RateKey, limit: RateLimit) -> crate::error::Result<Result<(), Duration>> {
         let gcra = Gcra::new(limit);
         let now = now_ms() * 1000;
         let (interval, tolerance) = (gcra.interval_micros() as i64, gcra.tolerance_micros() as i64);
-        let taken = sqlx::query(
-            "UPDATE rate_state SET tat = (CASE WHEN tat > $1 THEN tat ELSE $1 END) + $2 \
-             WHERE permit_id = $3 AND integration = $4 AND (CASE WHEN tat > $1 THEN tat ELSE $1 END) - $5 <= $1",
-        )
-        .bind(now)
-        .bind(interval)
-        .bind(&key.permit_id)
-        .bind(&key.integration)
-        .bind(tolerance)
-        .execute(&self.db.writer)
-        .await?
-        .rows_affected();
-        if taken == 1 {
+        let state = (key.clone(), now, interval, tolerance);
+        let row = format!("rate_state {} {}", key.permit_id, key.integration);
+        let taken = self.db.group.run_last(row, state, |conn, (key, now, interval, tolerance)| {
+            Box::pin(async move {
+                let update = sqlx::query(
+                    "UPDATE rate_state SET tat = (CASE WHEN tat > $1 THEN tat ELSE $1 END) + $2 \
+                     WHERE permit_id = $3 AND integration = $4 AND (CASE WHEN tat > $1 THEN tat ELSE $1 END) - $5 <= $1",
+                )
+                .bind(*now)
+                .bind(*interval)
+                .bind(&key.permit_id)
+                .bind(&key.integration)
+                .bind(*tolerance);
+                Ok(update.execute(conn).await?.rows_affected())
+            })
+        });
+        if taken.await? == 1 {
             return Ok(Ok(()));
         }
         let current: Option<i64> =

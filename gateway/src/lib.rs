@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 mod error;
 mod executor;
+pub mod group_commit;
 pub mod keyring;
 pub mod keys;
 pub mod mcp;

@@ -265,18 +265,19 @@ async fn accept_as(
     let guess = (u64::from_le_bytes(crate::keys::random_bytes::<8>()?) % cap as u64) as i64;
     let slots =
         std::iter::once(Slot::Exactly(guess)).chain(std::iter::repeat_n(Slot::AnyFreeBelow(cap), SLOT_ATTEMPTS));
+    let mut new = NewExecution {
+        id: id.clone(),
+        permit_id: body.permit_id.clone(),
+        agent_id: agent.id.clone(),
+        action_id: body.action_id.clone(),
+        code: body.script().to_owned(),
+        args: args.clone(),
+        component_hash: component_hash.clone(),
+        code_hash,
+        created_at: 0,
+    };
     for (attempt, slot) in slots.enumerate() {
-        let new = NewExecution {
-            id: &id,
-            permit_id: &body.permit_id,
-            agent_id: &agent.id,
-            action_id: &body.action_id,
-            code: body.script(),
-            args: &args,
-            component_hash: component_hash.as_deref(),
-            code_hash: &code_hash,
-            created_at: now_ms(),
-        };
+        new.created_at = now_ms();
         if executions::insert_queued(&gateway.db, &new, slot).await? {
             // A full channel is fine: the sweeper finds queued executions.
             let _ = gateway.queue.try_send(id.clone());

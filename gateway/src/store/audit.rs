@@ -27,9 +27,15 @@ pub async fn insert_ahead(
     record: &CallRecord,
     done: &[(i64, CallRecord)],
 ) -> Result<i64> {
-    let mut conn = db.writer.acquire().await?;
-    complete(&mut conn, done).await?;
-    insert_returning(&mut conn, permit_id, execution_id, record).await
+    let state = (permit_id.to_owned(), execution_id.to_owned(), record.clone(), done.to_vec());
+    db.group
+        .run(state, |conn, (permit_id, execution_id, record, done)| {
+            Box::pin(async move {
+                complete(conn, done).await?;
+                insert_returning(conn, permit_id, execution_id, record).await
+            })
+        })
+        .await
 }
 
 async fn insert_returning(

@@ -6,11 +6,13 @@
 //! ```
 
 use oauth3_host::CallRecord;
+use sqlx::AnyConnection;
 
 use super::rows::{ActionRow, Claimed, ExecutionRow, NewExecution};
 use super::status::{ExecutionStatus, PermitStatus};
 use crate::db::{Backend, Db};
 use crate::error::{Error, Result};
+use crate::group_commit::Write;
 use crate::receipts::{Issued, Receipt};
 
 /// Which of the agent's slots an insert takes.
@@ -29,7 +31,11 @@ pub enum Slot {
 /// executions is what enforces the cap: no two can hold a slot, however many
 /// race. False when nothing was inserted (the permit refuses it, the slot is
 /// taken or none is free, or the action exists); the caller finds out which.
-pub async fn insert_queued(db: &Db, new: &NewExecution<'_>, slot: Slot) -> Result<bool> {
+pub async fn insert_queued(db: &Db, new: &NewExecution, slot: Slot) -> Result<bool> {
+    db.group.run((new.clone(), slot), |conn, (new, slot)| Box::pin(insert_queued_on(conn, new, *slot))).await
+}
+
+async fn insert_queued_on(conn: &mut AnyConnection, new: &NewExecution, slot: Slot) -> Result<bool> {
     // The permit's row is the one `FROM` row when it allows the run: its
     // status ($12 active) and expiry are read in the same statement as the
     // insert. (A revoke committing meanwhile is caught by the claim, which
@@ -57,22 +63,22 @@ pub async fn insert_queued(db: &Db, new: &NewExecution<'_>, slot: Slot) -> Resul
         Slot::AnyFreeBelow(cap) => (cap, true),
     };
     let mut query = sqlx::query(&sql)
-        .bind(new.id)
-        .bind(new.permit_id)
-        .bind(new.agent_id)
-        .bind(new.action_id)
-        .bind(new.code)
-        .bind(new.args)
+        .bind(&new.id)
+        .bind(&new.permit_id)
+        .bind(&new.agent_id)
+        .bind(&new.action_id)
+        .bind(&new.code)
+        .bind(&new.args)
         .bind(new.created_at)
         .bind(slot)
         .bind(ExecutionStatus::Queued.as_str())
-        .bind(new.component_hash)
-        .bind(new.code_hash)
+        .bind(new.component_hash.as_deref())
+        .bind(&new.code_hash)
         .bind(PermitStatus::Active.as_str());
     if search {
         query = query.bind(ExecutionStatus::Running.as_str());
     }
-    Ok(query.execute(&db.writer).await?.rows_affected() == 1)
+    Ok(query.execute(conn).await?.rows_affected() == 1)
 }
 
 /// The execution the agent already made for this action, if any.
@@ -137,6 +143,11 @@ pub async fn queued_before(db: &Db, before: i64, limit: i64) -> Result<Vec<Strin
 /// the worker needs to run it, its permit's state included. None when
 /// another worker has it, or it already ended.
 pub async fn claim(db: &Db, id: &str, worker: &str, at: i64) -> Result<Option<Claimed>> {
+    let state = (id.to_owned(), worker.to_owned(), at);
+    db.group.run(state, |conn, (id, worker, at)| Box::pin(claim_on(conn, id, worker, *at))).await
+}
+
+async fn claim_on(conn: &mut AnyConnection, id: &str, worker: &str, at: i64) -> Result<Option<Claimed>> {
     const PERMIT: &str = "(SELECT p.{} FROM permits p WHERE p.id = executions.permit_id)";
     let permit = |column: &str| PERMIT.replace("{}", column);
     let sql = format!(
@@ -157,16 +168,18 @@ pub async fn claim(db: &Db, id: &str, worker: &str, at: i64) -> Result<Option<Cl
         .bind(worker)
         .bind(id)
         .bind(ExecutionStatus::Queued.as_str())
-        .fetch_optional(&db.writer)
+        .fetch_optional(conn)
         .await?)
 }
 
 /// `running` → `completed` or `failed`, with the outcome (JSON) and its
 /// signed receipt, after completing the audit outcomes of its calls not
 /// yet completed (`audit_done`), so that the audit is whole once it reads
-/// as finished. The two need not be atomic: every call already has its
-/// entry. False when it was not running (interrupted meanwhile). Without a
-/// receipt, one is signed when the execution is first read.
+/// as finished. If those cannot be written, it finishes without them and
+/// then tries them alone (errors logged): every call already has its entry,
+/// only its outcome would be missing. False when it was not running
+/// (interrupted meanwhile). Without a receipt, one is signed when the
+/// execution is first read.
 pub async fn finish(
     db: &Db,
     id: &str,
@@ -179,56 +192,77 @@ pub async fn finish(
     if !to.is_finished() {
         return Err(Error::Internal(format!("an execution cannot finish as {to}")));
     }
-    let stored_receipt = receipt.map(|issued| receipt_json(&issued.receipt)).transpose()?;
-    let mut conn = db.writer.acquire().await?;
-    // On Postgres, where every commit waits for its WAL flush, the last
-    // outcome is completed in the finish's own statement: one commit.
-    let (earlier, last) = match (db.backend, audit_done.split_last()) {
-        (Backend::Postgres, Some((last, earlier))) => (earlier, Some(last)),
-        _ => (audit_done, None),
+    let mut finish = Finish {
+        backend: db.backend,
+        id: id.to_owned(),
+        to,
+        result: result.to_owned(),
+        at,
+        receipt: receipt.map(|issued| receipt_json(&issued.receipt)).transpose()?,
+        receipt_id: receipt.map(|issued| issued.id.clone()),
+        audit_done: audit_done.to_vec(),
     };
-    // An audit write that fails is logged, not the finish's failure: the
-    // entries exist; only their outcomes are missing.
-    if let Err(error) = super::audit::complete(&mut conn, earlier).await {
-        tracing::error!(%error, execution = %id, "could not complete audit records");
+    let write: Write<Finish, bool> = |conn, finish| Box::pin(finish_on(conn, finish));
+    if audit_done.is_empty() {
+        return db.group.run(finish, write).await;
     }
+    match db.group.run(finish.clone(), write).await {
+        Ok(finished) => Ok(finished),
+        Err(error) => {
+            tracing::error!(%error, execution = %id, "finishing with its audit outcomes failed; finishing without");
+            finish.audit_done.clear();
+            let finished = db.group.run(finish, write).await?;
+            let completed = async { super::audit::complete(&mut *db.writer.acquire().await?, audit_done).await };
+            if let Err(error) = completed.await {
+                tracing::error!(%error, execution = %id, "could not complete audit records");
+            }
+            Ok(finished)
+        }
+    }
+}
+
+/// A finish, as [`finish`] writes it.
+#[derive(Clone)]
+struct Finish {
+    backend: Backend,
+    id: String,
+    to: ExecutionStatus,
+    result: String,
+    at: i64,
+    receipt: Option<String>,
+    receipt_id: Option<String>,
+    audit_done: Vec<(i64, CallRecord)>,
+}
+
+async fn finish_on(conn: &mut AnyConnection, finish: &Finish) -> Result<bool> {
+    // On Postgres, where every commit waits for its WAL flush, the last
+    // outcome is completed in the finish's own statement (one commit when
+    // it runs alone).
+    let (earlier, last) = match (finish.backend, finish.audit_done.split_last()) {
+        (Backend::Postgres, Some((last, earlier))) => (earlier, Some(last)),
+        _ => (&finish.audit_done[..], None),
+    };
+    super::audit::complete(conn, earlier).await?;
     const FINISH: &str = "UPDATE executions SET status = $1, finished_at = $2, result = $3, receipt = $6, \
          receipt_id = $7, stdout_so_far = NULL WHERE id = $4 AND status = $5";
     let sql = match last {
         Some(_) => format!("WITH completed AS ({}) {FINISH}", super::audit::complete_sql(8)),
         None => FINISH.to_owned(),
     };
-    // FINISH's parameters, bound the same for either statement.
-    let bind_finish = |sql| {
-        sqlx::query(sql)
-            .bind(to.as_str())
-            .bind(at)
-            .bind(result)
-            .bind(id)
-            .bind(ExecutionStatus::Running.as_str())
-            .bind(stored_receipt.clone())
-            .bind(receipt.map(|issued| issued.id.as_str()))
-    };
-    let finish = bind_finish(&sql);
-    let finish = match last {
-        Some((entry, record)) => super::audit::bind_outcome(finish, *entry, record),
-        None => finish,
+    let query = sqlx::query(&sql)
+        .bind(finish.to.as_str())
+        .bind(finish.at)
+        .bind(&finish.result)
+        .bind(&finish.id)
+        .bind(ExecutionStatus::Running.as_str())
+        .bind(finish.receipt.as_deref())
+        .bind(finish.receipt_id.as_deref());
+    let query = match last {
+        Some((entry, record)) => super::audit::bind_outcome(query, *entry, record),
+        None => query,
     };
     // Postgres counts the rows of the main statement only, not the CTE's.
-    let finished = match (finish.execute(&mut *conn).await, last) {
-        (Ok(finished), _) => finished,
-        (Err(error), Some(last)) => {
-            // Without the audit outcome, rather than not at all.
-            tracing::error!(%error, execution = %id, "finishing with an audit outcome failed; finishing without");
-            let finished = bind_finish(FINISH).execute(&mut *conn).await?;
-            if let Err(error) = super::audit::complete(&mut conn, std::slice::from_ref(last)).await {
-                tracing::error!(%error, execution = %id, "could not complete an audit record");
-            }
-            finished
-        }
-        (Err(error), None) => return Err(error.into()),
-    };
-    Ok(finished.rows_affected() == 1)
+    Ok(query.execute(conn).await?.rows_affected() == 1)
 }
 
 /// Stores the receipt of a finished execution that has none (one ended by

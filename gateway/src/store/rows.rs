@@ -108,17 +108,19 @@ pub struct NewRequest<'a> {
 }
 
 /// An execution to queue (`args` is JSON text, `created_at` unix ms).
-pub struct NewExecution<'a> {
-    pub id: &'a str,
-    pub permit_id: &'a str,
-    pub agent_id: &'a str,
-    pub action_id: &'a str,
+/// Owned: its insert may run in a batch after the request has moved on.
+#[derive(Debug, Clone)]
+pub struct NewExecution {
+    pub id: String,
+    pub permit_id: String,
+    pub agent_id: String,
+    pub action_id: String,
     /// JavaScript source; empty when `component_hash` names a component.
-    pub code: &'a str,
-    pub args: &'a str,
-    pub component_hash: Option<&'a str>,
+    pub code: String,
+    pub args: String,
+    pub component_hash: Option<String>,
     /// Hex SHA-256 of `code`, or `component_hash`.
-    pub code_hash: &'a str,
+    pub code_hash: String,
     pub created_at: i64,
 }
 
