@@ -22,7 +22,8 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use sqlx::{AnyConnection, AnyPool, Executor};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Executor};
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::db::Backend;
@@ -146,25 +147,20 @@ impl Inner {
     /// is empty. In a task of its own, so that no writer's cancellation
     /// stops a transaction half way.
     fn lead(inner: &Arc<Inner>) {
-        let Ok(leading) = Arc::clone(&inner.leaders).try_acquire_owned() else { return };
-        let inner = Arc::clone(inner);
+        let Ok(permit) = Arc::clone(&inner.leaders).try_acquire_owned() else { return };
+        let mut leading = Leading { inner: Arc::clone(inner), permit: Some(permit), started: false };
         tokio::spawn(async move {
+            leading.started = true;
             loop {
                 let batch: Vec<Box<dyn Job>> = {
-                    let mut queue = lock(&inner.queue);
+                    let mut queue = lock(&leading.inner.queue);
                     let n = queue.len().min(MAX_BATCH);
                     queue.drain(..n).collect()
                 };
                 if batch.is_empty() {
                     break;
                 }
-                inner.commit(batch).await;
-            }
-            drop(leading);
-            // A write queued after the last look, whose writer found every
-            // leader busy.
-            if !lock(&inner.queue).is_empty() {
-                Inner::lead(&inner);
+                leading.inner.commit(batch).await;
             }
         });
     }
@@ -175,29 +171,34 @@ impl Inner {
             // keep their order).
             batch.sort_by(|a, b| a.last().cmp(&b.last()));
             match self.pool.acquire().await {
-                Ok(mut conn) => match self.together(&mut conn, &mut batch).await {
-                    Together::Committed => {
-                        self.batches.fetch_add(1, Ordering::Relaxed);
-                        self.batched.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        batch.into_iter().for_each(|job| job.reply());
-                        return;
-                    }
-                    Together::Unknown(message) => {
-                        for mut job in batch {
-                            job.fail(Error::Internal(format!("a commit's outcome is unknown: {message}")));
-                            job.reply();
+                Ok(conn) => {
+                    let mut open = Open(Some(conn));
+                    let together = self.together(open.conn(), &mut batch).await;
+                    let mut conn = open.ended();
+                    match together {
+                        Together::Committed => {
+                            self.batches.fetch_add(1, Ordering::Relaxed);
+                            self.batched.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                            batch.into_iter().for_each(|job| job.reply());
+                            return;
                         }
-                        conn.close_on_drop();
-                        return;
+                        Together::Unknown(message) => {
+                            for mut job in batch {
+                                job.fail(Error::Internal(format!("a commit's outcome is unknown: {message}")));
+                                job.reply();
+                            }
+                            conn.close_on_drop();
+                            return;
+                        }
+                        Together::RolledBack => {
+                            self.rolled_back.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Together::Broken => {
+                            self.rolled_back.fetch_add(1, Ordering::Relaxed);
+                            conn.close_on_drop();
+                        }
                     }
-                    Together::RolledBack => {
-                        self.rolled_back.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Together::Broken => {
-                        self.rolled_back.fetch_add(1, Ordering::Relaxed);
-                        conn.close_on_drop();
-                    }
-                },
+                }
                 Err(error) => tracing::warn!(%error, "no connection for a batch of writes; running them alone"),
             }
         }
@@ -239,11 +240,9 @@ impl Inner {
         }
         match conn.execute("COMMIT").await {
             Ok(_) => Together::Committed,
-            // The server refused it: rolled back.
-            Err(sqlx::Error::Database(error)) => {
-                tracing::warn!(%error, "a batch of writes did not commit; running them alone");
-                rollback(conn).await
-            }
+            // Even an error from the server may come after the commit
+            // (Postgres ends a connection with FATAL once it committed
+            // locally): the writes must not run again.
             Err(error) => Together::Unknown(error.to_string()),
         }
     }
@@ -253,6 +252,51 @@ async fn rollback(conn: &mut AnyConnection) -> Together {
     match conn.execute("ROLLBACK").await {
         Ok(_) => Together::RolledBack,
         Err(_) => Together::Broken,
+    }
+}
+
+/// A leader's place. Given up when its task ends, however it ends (the
+/// queue emptied, a write panicked): writes queued after its last look,
+/// whose writers found every leader busy, then get a new leader.
+struct Leading {
+    inner: Arc<Inner>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Its task ran. One dropped unpolled was refused by a runtime shutting
+    /// down, which would refuse the next as well.
+    started: bool,
+}
+
+impl Drop for Leading {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        if self.started && !lock(&self.inner.queue).is_empty() {
+            Inner::lead(&self.inner);
+        }
+    }
+}
+
+/// A connection in a batch's transaction. Dropped before the transaction
+/// ended (a write panicked, the leader was cancelled), it is closed rather
+/// than returned to the pool, which ends the transaction: a connection
+/// left in one would hold SQLite's write lock for good.
+struct Open(Option<PoolConnection<Any>>);
+
+impl Open {
+    fn conn(&mut self) -> &mut AnyConnection {
+        self.0.as_mut().expect("an open connection")
+    }
+
+    /// The connection, its transaction ended.
+    fn ended(mut self) -> PoolConnection<Any> {
+        self.0.take().expect("an open connection")
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if let Some(conn) = &mut self.0 {
+            conn.close_on_drop();
+        }
     }
 }
 
