@@ -167,14 +167,7 @@ impl DbAudit {
 /// Completes entries written ahead with their outcomes; a failure is
 /// logged. True when written.
 async fn write(db: &Db, done: &[(i64, CallRecord)]) -> bool {
-    if done.is_empty() {
-        return true;
-    }
-    let completed = async {
-        let mut conn = db.writer.acquire().await?;
-        audit::complete(&mut conn, done).await
-    };
-    match completed.await {
+    match audit::complete_all(db, done).await {
         Ok(()) => true,
         Err(error) => {
             tracing::error!(%error, "could not complete audit records");

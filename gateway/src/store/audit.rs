@@ -1,6 +1,8 @@
 //! The audit log: one row per call, written by egress's audit sink (ahead of
 //! an allowed call, completed after it), read by owners.
 
+use std::sync::LazyLock;
+
 use oauth3_host::CallRecord;
 
 use super::rows::{AuditRow, PermitUse};
@@ -63,18 +65,28 @@ async fn insert_returning(
 
 /// Completes the entry written ahead as `id` with its call's outcome.
 pub async fn complete_one(db: &Db, id: i64, record: &CallRecord) -> Result<()> {
-    bind_outcome(sqlx::query(&complete_sql(1)), id, record).execute(&db.writer).await?;
+    bind_outcome(sqlx::query(&COMPLETE), id, record).execute(&db.writer).await?;
     Ok(())
 }
 
 /// Completes entries written ahead (by id) with their calls' outcomes.
 pub async fn complete(conn: &mut sqlx::AnyConnection, done: &[(i64, CallRecord)]) -> Result<()> {
-    let sql = complete_sql(1);
     for (id, record) in done {
-        bind_outcome(sqlx::query(&sql), *id, record).execute(&mut *conn).await?;
+        bind_outcome(sqlx::query(&COMPLETE), *id, record).execute(&mut *conn).await?;
     }
     Ok(())
 }
+
+/// [`complete`] on a writer connection of its own, outside any batch.
+pub async fn complete_all(db: &Db, done: &[(i64, CallRecord)]) -> Result<()> {
+    if done.is_empty() {
+        return Ok(());
+    }
+    complete(&mut *db.writer.acquire().await?, done).await
+}
+
+/// The statement completing one entry, on its own.
+static COMPLETE: LazyLock<String> = LazyLock::new(|| complete_sql(1));
 
 /// The statement completing one entry, its placeholders numbered from
 /// `first` (for use inside another statement); bind with [`bind_outcome`].

@@ -5,6 +5,8 @@
 //!                                                                  └──interrupted (crash, shutdown)──▶ failed
 //! ```
 
+use std::sync::{Arc, LazyLock};
+
 use oauth3_host::CallRecord;
 use sqlx::AnyConnection;
 
@@ -35,34 +37,43 @@ pub async fn insert_queued(db: &Db, new: &NewExecution, slot: Slot) -> Result<bo
     db.group.run((new.clone(), slot), |conn, (new, slot)| Box::pin(insert_queued_on(conn, new, *slot))).await
 }
 
+// The permit's row is the one `FROM` row when it allows the run: its status
+// ($12 active) and expiry are read in the same statement as the insert. (A
+// revoke committing meanwhile is caught by the claim, which reads the
+// permit again.)
+const INSERT_PERMIT: &str = "permits p WHERE p.id = $2 AND p.agent_id = $3 AND p.status = $12 \
+     AND (p.expires_at IS NULL OR p.expires_at > $7)";
+const INSERT_COLUMNS: &str =
+    "(id, permit_id, agent_id, action_id, code, args, status, created_at, slot, component_hash, code_hash)";
+/// [`insert_queued`] into slot `$8`.
+static INSERT_EXACTLY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO executions {INSERT_COLUMNS} SELECT $1, $2, $3, $4, $5, $6, $9, $7, $8, $10, $11 \
+         FROM {INSERT_PERMIT} ON CONFLICT DO NOTHING"
+    )
+});
+/// [`insert_queued`] into a free slot below `$8`. The search also names
+/// `running` ($13), to find the slots in use.
+static INSERT_ANY_FREE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH RECURSIVE slots(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM slots WHERE n + 1 < $8), \
+         free AS (SELECT n FROM slots WHERE n NOT IN (SELECT slot FROM executions WHERE agent_id = $3 \
+           AND status IN ($9, $13) AND slot IS NOT NULL) ORDER BY random() LIMIT 1) \
+         INSERT INTO executions {INSERT_COLUMNS} SELECT $1, $2, $3, $4, $5, $6, $9, $7, free.n, $10, $11 \
+         FROM free, {INSERT_PERMIT} ON CONFLICT DO NOTHING"
+    )
+});
+
 async fn insert_queued_on(conn: &mut AnyConnection, new: &NewExecution, slot: Slot) -> Result<bool> {
-    // The permit's row is the one `FROM` row when it allows the run: its
-    // status ($12 active) and expiry are read in the same statement as the
-    // insert. (A revoke committing meanwhile is caught by the claim, which
-    // reads the permit again.)
-    const PERMIT: &str = "permits p WHERE p.id = $2 AND p.agent_id = $3 AND p.status = $12 \
-         AND (p.expires_at IS NULL OR p.expires_at > $7)";
-    const COLUMNS: &str =
-        "(id, permit_id, agent_id, action_id, code, args, status, created_at, slot, component_hash, code_hash)";
-    let sql = match slot {
-        Slot::Exactly(_) => format!(
-            "INSERT INTO executions {COLUMNS} SELECT $1, $2, $3, $4, $5, $6, $9, $7, $8, $10, $11 FROM {PERMIT} \
-             ON CONFLICT DO NOTHING"
-        ),
-        // The search also names `running` ($13), to find the slots in use.
-        Slot::AnyFreeBelow(_) => format!(
-            "WITH RECURSIVE slots(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM slots WHERE n + 1 < $8), \
-             free AS (SELECT n FROM slots WHERE n NOT IN (SELECT slot FROM executions WHERE agent_id = $3 \
-               AND status IN ($9, $13) AND slot IS NOT NULL) ORDER BY random() LIMIT 1) \
-             INSERT INTO executions {COLUMNS} SELECT $1, $2, $3, $4, $5, $6, $9, $7, free.n, $10, $11 \
-             FROM free, {PERMIT} ON CONFLICT DO NOTHING"
-        ),
+    let sql: &str = match slot {
+        Slot::Exactly(_) => &INSERT_EXACTLY,
+        Slot::AnyFreeBelow(_) => &INSERT_ANY_FREE,
     };
     let (slot, search) = match slot {
         Slot::Exactly(n) => (n, false),
         Slot::AnyFreeBelow(cap) => (cap, true),
     };
-    let mut query = sqlx::query(&sql)
+    let mut query = sqlx::query(sql)
         .bind(&new.id)
         .bind(&new.permit_id)
         .bind(&new.agent_id)
@@ -147,22 +158,20 @@ pub async fn claim(db: &Db, id: &str, worker: &str, at: i64) -> Result<Option<Cl
     db.group.run(state, |conn, (id, worker, at)| Box::pin(claim_on(conn, id, worker, *at))).await
 }
 
+/// [`claim`]: the permit's columns by subqueries on `executions.permit_id`.
+const CLAIM: &str = "UPDATE executions SET status = $1, started_at = $2, worker = $3, \
+     spec_hash = (SELECT p.spec_hash FROM permits p WHERE p.id = executions.permit_id) \
+     WHERE id = $4 AND status = $5 \
+     RETURNING id, agent_id, permit_id, action_id, created_at, started_at, code, args, component_hash, code_hash, \
+       spec_hash, \
+       (SELECT p.status FROM permits p WHERE p.id = executions.permit_id) AS permit_status, \
+       (SELECT p.owner_id FROM permits p WHERE p.id = executions.permit_id) AS owner_id, \
+       (SELECT p.expires_at FROM permits p WHERE p.id = executions.permit_id) AS expires_at, \
+       (SELECT t.secrets_version FROM permits p JOIN tenants t ON t.id = p.owner_id \
+         WHERE p.id = executions.permit_id) AS secrets_version";
+
 async fn claim_on(conn: &mut AnyConnection, id: &str, worker: &str, at: i64) -> Result<Option<Claimed>> {
-    const PERMIT: &str = "(SELECT p.{} FROM permits p WHERE p.id = executions.permit_id)";
-    let permit = |column: &str| PERMIT.replace("{}", column);
-    let sql = format!(
-        "UPDATE executions SET status = $1, started_at = $2, worker = $3, spec_hash = {spec_hash} \
-         WHERE id = $4 AND status = $5 \
-         RETURNING id, agent_id, permit_id, action_id, created_at, started_at, code, args, component_hash, code_hash, \
-           spec_hash, {status} AS permit_status, {owner} AS owner_id, {expires} AS expires_at, \
-           (SELECT t.secrets_version FROM permits p JOIN tenants t ON t.id = p.owner_id \
-             WHERE p.id = executions.permit_id) AS secrets_version",
-        spec_hash = permit("spec_hash"),
-        status = permit("status"),
-        owner = permit("owner_id"),
-        expires = permit("expires_at"),
-    );
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(CLAIM)
         .bind(ExecutionStatus::Running.as_str())
         .bind(at)
         .bind(worker)
@@ -192,7 +201,7 @@ pub async fn finish(
     if !to.is_finished() {
         return Err(Error::Internal(format!("an execution cannot finish as {to}")));
     }
-    let mut finish = Finish {
+    let finish = Arc::new(Finish {
         backend: db.backend,
         id: id.to_owned(),
         to,
@@ -201,23 +210,19 @@ pub async fn finish(
         receipt: receipt.map(|issued| receipt_json(&issued.receipt)).transpose()?,
         receipt_id: receipt.map(|issued| issued.id.clone()),
         audit_done: audit_done.to_vec(),
-    };
-    let write: Write<Finish, bool> = |conn, finish| Box::pin(finish_on(conn, finish));
-    if audit_done.is_empty() {
-        return db.group.run(finish, write).await;
-    }
-    match db.group.run(finish.clone(), write).await {
-        Ok(finished) => Ok(finished),
-        Err(error) => {
+    });
+    let write: Write<Arc<Finish>, bool> = |conn, finish| Box::pin(finish_on(conn, finish));
+    match db.group.run(Arc::clone(&finish), write).await {
+        Err(error) if !audit_done.is_empty() => {
             tracing::error!(%error, execution = %id, "finishing with its audit outcomes failed; finishing without");
-            finish.audit_done.clear();
-            let finished = db.group.run(finish, write).await?;
-            let completed = async { super::audit::complete(&mut *db.writer.acquire().await?, audit_done).await };
-            if let Err(error) = completed.await {
+            let plain = Finish { audit_done: Vec::new(), ..Finish::clone(&finish) };
+            let finished = db.group.run(Arc::new(plain), write).await?;
+            if let Err(error) = super::audit::complete_all(db, audit_done).await {
                 tracing::error!(%error, execution = %id, "could not complete audit records");
             }
             Ok(finished)
         }
+        finished => finished,
     }
 }
 
@@ -234,6 +239,12 @@ struct Finish {
     audit_done: Vec<(i64, CallRecord)>,
 }
 
+const FINISH: &str = "UPDATE executions SET status = $1, finished_at = $2, result = $3, receipt = $6, \
+     receipt_id = $7, stdout_so_far = NULL WHERE id = $4 AND status = $5";
+/// [`FINISH`], completing one audit entry too (its parameters from `$8`).
+static FINISH_COMPLETING: LazyLock<String> =
+    LazyLock::new(|| format!("WITH completed AS ({}) {FINISH}", super::audit::complete_sql(8)));
+
 async fn finish_on(conn: &mut AnyConnection, finish: &Finish) -> Result<bool> {
     // On Postgres, where every commit waits for its WAL flush, the last
     // outcome is completed in the finish's own statement (one commit when
@@ -243,13 +254,11 @@ async fn finish_on(conn: &mut AnyConnection, finish: &Finish) -> Result<bool> {
         _ => (&finish.audit_done[..], None),
     };
     super::audit::complete(conn, earlier).await?;
-    const FINISH: &str = "UPDATE executions SET status = $1, finished_at = $2, result = $3, receipt = $6, \
-         receipt_id = $7, stdout_so_far = NULL WHERE id = $4 AND status = $5";
-    let sql = match last {
-        Some(_) => format!("WITH completed AS ({}) {FINISH}", super::audit::complete_sql(8)),
-        None => FINISH.to_owned(),
+    let sql: &str = match last {
+        Some(_) => &FINISH_COMPLETING,
+        None => FINISH,
     };
-    let query = sqlx::query(&sql)
+    let query = sqlx::query(sql)
         .bind(finish.to.as_str())
         .bind(finish.at)
         .bind(&finish.result)
