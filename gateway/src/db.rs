@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection as _, Executor};
 
 use crate::error::{Error, Result};
 use crate::group_commit::GroupCommit;
@@ -62,6 +62,18 @@ impl Db {
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
+                    // A ping is a round trip: only for a connection idle long
+                    // enough that the server or a pooler may have closed it.
+                    // A busy pool's connections are in use every few ms.
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= PING_AFTER_IDLE {
+                                conn.ping().await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect_with(options)
                     .await?;
                 (pool.clone(), pool)
@@ -76,6 +88,10 @@ impl Db {
         Ok(Db { pool, writer, group, backend })
     }
 }
+
+/// How long a connection may sit idle and still be used without a ping
+/// (a round trip): a server or pooler may close idle connections.
+pub(crate) const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
 
 /// Batches of hot writes that run at once. One: on SQLite two would meet
 /// at the file's write lock; on Postgres, where each batch holds the rows it

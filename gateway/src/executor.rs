@@ -1,5 +1,6 @@
-//! Executions: queued in the database, claimed by compare-and-swap, run by a
-//! bounded worker pool through `oauth3-host`, finished in the database.
+//! Executions: queued in the database and claimed by compare-and-swap (or
+//! inserted running by a replica with a free worker), run by a bounded
+//! worker pool through `oauth3-host`, finished in the database.
 //!
 //! An execution is claimed once (`queued` → `running` by exactly one worker
 //! of one replica). After a crash, `running` executions are marked failed
@@ -13,14 +14,15 @@ use std::time::Duration;
 
 use oauth3_host::{CallContext, HostError, Limits, Outcome, RunContext, StdoutTap};
 use serde_json::Value;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::capabilities::OwnerSecrets;
 use crate::db::{Db, now_ms};
 use crate::error::{Error, Result};
 use crate::receipts::{self, ExecutionFacts};
 use crate::state::{Gateway, Phase};
-use crate::store::{Claimed, ExecutionRow, ExecutionStatus, PermitStatus};
+use crate::store::executions::Slot;
+use crate::store::{Claimed, ExecutionRow, ExecutionStatus, NewExecution, PermitStatus};
 use crate::store::{components, executions, permits};
 use crate::views::OutcomeView;
 
@@ -84,6 +86,16 @@ fn failure(code: &str, message: &str) -> Value {
     serde_json::to_value(OutcomeView::failure(code, message)).unwrap_or(Value::Null)
 }
 
+/// The places of the worker pool (`Gateway::workers`): one per execution
+/// it may run at once.
+pub fn places(config: &crate::Config) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(pool_size(config) as usize))
+}
+
+fn pool_size(config: &crate::Config) -> u32 {
+    config.max_concurrent.clamp(1, u32::MAX as usize) as u32
+}
+
 /// The running worker pool: one slot per execution it may run at once.
 pub struct Workers {
     slots: Arc<Semaphore>,
@@ -95,8 +107,8 @@ pub struct Workers {
 /// when the gateway begins to stop; the sweeper's heartbeat goes on until
 /// it has stopped.
 pub fn start(gateway: Arc<Gateway>, queue: mpsc::Receiver<String>) -> Workers {
-    let size = gateway.config.max_concurrent.clamp(1, u32::MAX as usize) as u32;
-    let slots = Arc::new(Semaphore::new(size as usize));
+    let size = pool_size(&gateway.config);
+    let slots = Arc::clone(&gateway.workers);
     tokio::spawn(dispatch(Arc::clone(&gateway), queue, Arc::clone(&slots)));
     tokio::spawn(heartbeats(Arc::clone(&gateway)));
     tokio::spawn(sweep(gateway));
@@ -144,16 +156,65 @@ async fn dispatch(gateway: Arc<Gateway>, mut queue: mpsc::Receiver<String>, slot
             slot = Arc::clone(&slots).acquire_owned() => slot,
         };
         let Ok(slot) = slot else { return };
-        let gateway = Arc::clone(&gateway);
-        tokio::spawn(async move {
-            let task = tokio::spawn(execute(Arc::clone(&gateway), id.clone()));
-            if let Err(error) = task.await {
-                tracing::error!(execution = %id, %error, "execution task panicked");
-                fail_internally(&gateway, &id, "the gateway failed running this").await;
-            }
-            drop(slot);
-        });
+        tokio::spawn(run_in(Arc::clone(&gateway), id, None, slot));
     }
+}
+
+/// A free place in this replica's worker pool, unless it is stopping: the
+/// caller may [`insert_and_run`] an execution in it.
+pub fn free_worker(gateway: &Gateway) -> Option<OwnedSemaphorePermit> {
+    if gateway.stopping.is_stopping() {
+        return None;
+    }
+    Arc::clone(&gateway.workers).try_acquire_owned().ok()
+}
+
+/// What [`insert_and_run`] did.
+pub enum Inserted {
+    /// Inserted running here, and started.
+    Running,
+    /// Nothing was inserted ([`executions::insert_queued`] says why); the
+    /// place is still free.
+    Not(OwnedSemaphorePermit),
+}
+
+/// Inserts `new` running on this replica into `slot`
+/// ([`executions::insert_running`]) and runs it in `place`. In a task of
+/// its own: once inserted running, it must run even if the request that
+/// submitted it goes away.
+pub async fn insert_and_run(
+    gateway: Arc<Gateway>,
+    new: NewExecution,
+    slot: Slot,
+    place: OwnedSemaphorePermit,
+) -> Result<Inserted> {
+    let (tell, told) = oneshot::channel();
+    tokio::spawn(async move {
+        match executions::insert_running(&gateway.db, &new, slot, &gateway.replica_id).await {
+            Ok(Some(claimed)) => {
+                let _ = tell.send(Ok(Inserted::Running));
+                run_in(gateway, new.id, Some(claimed), place).await;
+            }
+            Ok(None) => {
+                let _ = tell.send(Ok(Inserted::Not(place)));
+            }
+            Err(error) => {
+                let _ = tell.send(Err(error));
+            }
+        }
+    });
+    told.await.map_err(|_| Error::Internal("starting an execution failed".into()))?
+}
+
+/// Runs `id` in `place` (claiming it first unless `claimed`), and fails it
+/// if the run panics.
+async fn run_in(gateway: Arc<Gateway>, id: String, claimed: Option<Claimed>, place: OwnedSemaphorePermit) {
+    let task = tokio::spawn(execute(Arc::clone(&gateway), id.clone(), claimed));
+    if let Err(error) = task.await {
+        tracing::error!(execution = %id, %error, "execution task panicked");
+        fail_internally(&gateway, &id, "the gateway failed running this").await;
+    }
+    drop(place);
 }
 
 /// Every quarter of the replica timeout: heartbeat, and fail the running
@@ -207,16 +268,21 @@ async fn heartbeat(gateway: &Gateway) -> Result<()> {
     executions::heartbeat(&gateway.db, &gateway.replica_id, now_ms()).await
 }
 
-async fn execute(gateway: Arc<Gateway>, id: String) {
-    if gateway.stopping.is_stopping() {
-        return; // stays queued for the next start
-    }
-    let claimed = match executions::claim(&gateway.db, &id, &gateway.replica_id, now_ms()).await {
-        Ok(Some(claimed)) => claimed,
-        Ok(None) => return, // another worker has it, or it already ended
-        Err(error) => {
-            tracing::error!(execution = %id, error = %error.chain(), "could not claim an execution");
-            return;
+async fn execute(gateway: Arc<Gateway>, id: String, claimed: Option<Claimed>) {
+    let claimed = match claimed {
+        Some(claimed) => claimed,
+        None => {
+            if gateway.stopping.is_stopping() {
+                return; // stays queued for the next start
+            }
+            match executions::claim(&gateway.db, &id, &gateway.replica_id, now_ms()).await {
+                Ok(Some(claimed)) => claimed,
+                Ok(None) => return, // another worker has it, or it already ended
+                Err(error) => {
+                    tracing::error!(execution = %id, error = %error.chain(), "could not claim an execution");
+                    return;
+                }
+            }
         }
     };
     gateway.audit.open(&id);

@@ -21,12 +21,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool, Connection as _, Executor};
 use tokio::sync::{Semaphore, oneshot};
 
-use crate::db::Backend;
+use crate::db::{Backend, PING_AFTER_IDLE};
 use crate::error::{Error, Result};
 
 /// A boxed future borrowing for `'a`.
@@ -48,6 +48,10 @@ struct Inner {
     pool: AnyPool,
     backend: Backend,
     queue: Mutex<VecDeque<Box<dyn Job>>>,
+    /// Connections leaders ran on, kept for the next: a connection returned
+    /// to the pool is pinged (a round trip) each time, which cost as much as
+    /// a write.
+    kept: Mutex<Vec<Kept>>,
     /// Transactions committed with more than one write, their writes, and
     /// those rolled back to run their writes alone.
     batches: AtomicU64,
@@ -85,6 +89,7 @@ impl GroupCommit {
             pool,
             backend,
             queue: Mutex::default(),
+            kept: Mutex::default(),
             batches: AtomicU64::new(0),
             batched: AtomicU64::new(0),
             rolled_back: AtomicU64::new(0),
@@ -138,8 +143,14 @@ impl GroupCommit {
     }
 }
 
-fn lock(queue: &Mutex<VecDeque<Box<dyn Job>>>) -> std::sync::MutexGuard<'_, VecDeque<Box<dyn Job>>> {
-    queue.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A leader's connection between batches.
+struct Kept {
+    conn: AnyConnection,
+    since: Instant,
 }
 
 impl Inner {
@@ -170,13 +181,14 @@ impl Inner {
             // Writes to shared rows last, in row order (stable: the rest
             // keep their order).
             batch.sort_by(|a, b| a.last().cmp(&b.last()));
-            match self.pool.acquire().await {
+            match self.connection().await {
                 Ok(conn) => {
                     let mut open = Open(Some(conn));
                     let together = self.together(open.conn(), &mut batch).await;
-                    let mut conn = open.ended();
+                    let conn = open.ended();
                     match together {
                         Together::Committed => {
+                            self.keep(conn);
                             self.batches.fetch_add(1, Ordering::Relaxed);
                             self.batched.fetch_add(batch.len() as u64, Ordering::Relaxed);
                             batch.into_iter().for_each(|job| job.reply());
@@ -187,15 +199,14 @@ impl Inner {
                                 job.fail(Error::Internal(format!("a commit's outcome is unknown: {message}")));
                                 job.reply();
                             }
-                            conn.close_on_drop();
                             return;
                         }
                         Together::RolledBack => {
+                            self.keep(conn);
                             self.rolled_back.fetch_add(1, Ordering::Relaxed);
                         }
                         Together::Broken => {
                             self.rolled_back.fetch_add(1, Ordering::Relaxed);
-                            conn.close_on_drop();
                         }
                     }
                 }
@@ -204,14 +215,38 @@ impl Inner {
         }
         // Each alone: committed by its own statements.
         for mut job in batch {
-            match self.pool.acquire().await {
-                Ok(mut conn) => {
-                    job.run(&mut conn).await;
+            match self.connection().await {
+                Ok(conn) => {
+                    let mut open = Open(Some(conn));
+                    let ran = job.run(open.conn()).await;
+                    let conn = open.ended();
+                    // After a failed statement, a fresh connection: this
+                    // one may have failed with it.
+                    if ran {
+                        self.keep(conn);
+                    }
                 }
-                Err(error) => job.fail(error.into()),
+                Err(error) => job.fail(error),
             }
             job.reply();
         }
+    }
+
+    /// A kept connection (pinged first if it sat idle long enough to have
+    /// been closed by the server), else one taken from the pool for good.
+    async fn connection(&self) -> Result<AnyConnection> {
+        let kept = lock(&self.kept).pop();
+        if let Some(Kept { mut conn, since }) = kept
+            && (since.elapsed() < PING_AFTER_IDLE || conn.ping().await.is_ok())
+        {
+            return Ok(conn);
+        }
+        Ok(self.pool.acquire().await?.detach())
+    }
+
+    /// Keeps `conn`, its transaction ended, for the next batch.
+    fn keep(&self, conn: AnyConnection) {
+        lock(&self.kept).push(Kept { conn, since: Instant::now() });
     }
 
     /// Runs `batch` in one transaction on `conn`.
@@ -275,11 +310,11 @@ impl Drop for Leading {
     }
 }
 
-/// A connection in a batch's transaction. Dropped before the transaction
-/// ended (a write panicked, the leader was cancelled), it is closed rather
-/// than returned to the pool, which ends the transaction: a connection
-/// left in one would hold SQLite's write lock for good.
-struct Open(Option<PoolConnection<Any>>);
+/// A connection running writes. Dropped before they ended (a write
+/// panicked, the leader was cancelled), it is closed rather than kept,
+/// which ends any transaction: a connection left in one would hold
+/// SQLite's write lock for good.
+struct Open(Option<AnyConnection>);
 
 impl Open {
     fn conn(&mut self) -> &mut AnyConnection {
@@ -287,16 +322,8 @@ impl Open {
     }
 
     /// The connection, its transaction ended.
-    fn ended(mut self) -> PoolConnection<Any> {
+    fn ended(mut self) -> AnyConnection {
         self.0.take().expect("an open connection")
-    }
-}
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        if let Some(conn) = &mut self.0 {
-            conn.close_on_drop();
-        }
     }
 }
 

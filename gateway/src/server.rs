@@ -162,6 +162,7 @@ impl Server {
         let addr = listener.local_addr().map_err(Error::io("reading the bound address"))?;
         let public_url = config.public_url(addr);
         let (queue, queued) = mpsc::channel(4096);
+        let workers = executor::places(&config);
         let compile_options = CompileOptions { insecure_upstreams, ..CompileOptions::default() };
         let web = Web::new(&token_key, &public_url, Duration::from_secs(config.session_ttl_secs));
         let gateway = Arc::new(Gateway {
@@ -177,6 +178,7 @@ impl Server {
             audit,
             replica_id,
             queue,
+            workers,
             finished: Default::default(),
             permits: Default::default(),
             secrets: Default::default(),

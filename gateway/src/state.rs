@@ -42,6 +42,8 @@ pub struct Gateway {
     pub replica_id: String,
     /// Hands queued executions to the local worker pool.
     pub queue: mpsc::Sender<String>,
+    /// The local worker pool's free places (see [`crate::executor::free_worker`]).
+    pub workers: Arc<tokio::sync::Semaphore>,
     /// Wakes long-polls when an execution ends.
     pub finished: Finished,
     /// Compiled specs (approved or requested), by hash.

@@ -179,7 +179,57 @@ async fn a_write_that_panics_takes_nothing_with_it_but_its_batch(backend: Backen
     assert_eq!(rows(&db).await, 50);
 }
 
+/// Counts this write in a table of the connection's own: how many writes
+/// its connection has run.
+fn count_on_connection<'c>(
+    conn: &'c mut AnyConnection,
+    _: &'c (String, i64),
+) -> BoxFuture<'c, oauth3_gateway::Result<i64>> {
+    Box::pin(async move {
+        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS runs (n BIGINT)").execute(&mut *conn).await?;
+        sqlx::query("INSERT INTO runs (n) VALUES (1)").execute(&mut *conn).await?;
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM runs").fetch_one(&mut *conn).await?)
+    })
+}
+
+async fn writes_in_turn_run_on_one_kept_connection(backend: Backend) {
+    let (db, _dir) = database(&backend).await;
+    let mut counts = Vec::new();
+    for i in 0..6 {
+        counts.push(db.group.run((String::new(), i), count_on_connection as Insert).await.unwrap());
+    }
+    // Not handed back to the pool (and pinged) between writes.
+    assert_eq!(counts, [1, 2, 3, 4, 5, 6]);
+}
+
+fn backend_pid<'c>(conn: &'c mut AnyConnection, _: &'c (String, i64)) -> BoxFuture<'c, oauth3_gateway::Result<i64>> {
+    Box::pin(async move {
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(conn).await?;
+        Ok(i64::from(pid))
+    })
+}
+
+#[tokio::test]
+async fn a_kept_connection_the_server_closed_fails_one_write_and_is_replaced() {
+    let Some(backend) =
+        oauth3_e2e::postgres("a_kept_connection_the_server_closed_fails_one_write_and_is_replaced").await
+    else {
+        return;
+    };
+    let (db, _dir) = database(&backend).await;
+    let first = db.group.run((String::new(), 0), backend_pid as Insert).await.unwrap();
+    let ended: bool =
+        sqlx::query_scalar("SELECT pg_terminate_backend($1)").bind(first as i32).fetch_one(&db.pool).await.unwrap();
+    assert!(ended);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Its outcome cannot be known, so it is not run again elsewhere.
+    assert!(db.group.run((String::new(), 1), backend_pid as Insert).await.is_err());
+    let next = db.group.run((String::new(), 2), backend_pid as Insert).await.unwrap();
+    assert_ne!(next, first);
+}
+
 on_both_databases!(
+    writes_in_turn_run_on_one_kept_connection,
     a_write_that_panics_takes_nothing_with_it_but_its_batch,
     a_write_hiding_a_failed_statement_does_not_lose_its_batch,
     concurrent_writes_share_transactions_and_each_gets_its_result,

@@ -15,7 +15,7 @@ use super::{Json, Query};
 use crate::auth::{Agent, AnyRole, Auth, Owner, Role};
 use crate::db::now_ms;
 use crate::error::{Error, Result};
-use crate::executor::SIGNED_ON_READ;
+use crate::executor::{self, Inserted, SIGNED_ON_READ};
 use crate::keys::new_id;
 use crate::receipts::{self, ExecutionFacts};
 use crate::state::{Gateway, Waiter};
@@ -276,9 +276,17 @@ async fn accept_as(
         code_hash,
         created_at: 0,
     };
+    // With a free worker here, it is inserted running on it: no claim, and
+    // no hand-over to the pool.
+    let mut worker = executor::free_worker(gateway);
     for (attempt, slot) in slots.enumerate() {
         new.created_at = now_ms();
-        if executions::insert_queued(&gateway.db, &new, slot).await? {
+        if let Some(place) = worker.take() {
+            match executor::insert_and_run(Arc::clone(gateway), new.clone(), slot, place).await? {
+                Inserted::Running => return Ok(accepted(gateway, id, ExecutionStatus::Running)),
+                Inserted::Not(place) => worker = Some(place),
+            }
+        } else if executions::insert_queued(&gateway.db, &new, slot).await? {
             // A full channel is fine: the sweeper finds queued executions.
             let _ = gateway.queue.try_send(id.clone());
             return Ok(accepted(gateway, id, ExecutionStatus::Queued));

@@ -2,13 +2,15 @@
 //!
 //! ```text
 //! (insert, holding one of the agent's slots) queued ──claim──▶ running ──finish──▶ completed | failed
+//! (insert on a free worker, holding a slot) ─────────────────▶ running
 //!                                                                  └──interrupted (crash, shutdown)──▶ failed
 //! ```
 
 use std::sync::{Arc, LazyLock};
 
 use oauth3_host::CallRecord;
-use sqlx::AnyConnection;
+use sqlx::any::AnyArguments;
+use sqlx::{AnyConnection, Arguments as _};
 
 use super::rows::{ActionRow, Claimed, ExecutionRow, NewExecution};
 use super::status::{ExecutionStatus, PermitStatus};
@@ -34,62 +36,112 @@ pub enum Slot {
 /// race. False when nothing was inserted (the permit refuses it, the slot is
 /// taken or none is free, or the action exists); the caller finds out which.
 pub async fn insert_queued(db: &Db, new: &NewExecution, slot: Slot) -> Result<bool> {
-    db.group.run((new.clone(), slot), |conn, (new, slot)| Box::pin(insert_queued_on(conn, new, *slot))).await
+    let write: Write<(NewExecution, Slot), bool> = |conn, (new, slot)| {
+        Box::pin(async move {
+            let (sql, arguments) = insert(new, *slot, None)?;
+            Ok(sqlx::query_with(sql, arguments).execute(conn).await?.rows_affected() == 1)
+        })
+    };
+    db.group.run((new.clone(), slot), write).await
+}
+
+/// [`insert_queued`], but inserted `running` on `worker` as a claim leaves
+/// it (one statement instead of an insert and a claim, for a replica with a
+/// free worker): what the worker needs, or None where [`insert_queued`]
+/// gives false.
+pub async fn insert_running(db: &Db, new: &NewExecution, slot: Slot, worker: &str) -> Result<Option<Claimed>> {
+    let write: Write<(NewExecution, Slot, String), Option<Claimed>> = |conn, (new, slot, worker)| {
+        Box::pin(async move {
+            let (sql, arguments) = insert(new, *slot, Some(worker))?;
+            Ok(sqlx::query_as_with(sql, arguments).fetch_optional(conn).await?)
+        })
+    };
+    db.group.run((new.clone(), slot, worker.to_owned()), write).await
 }
 
 // The permit's row is the one `FROM` row when it allows the run: its status
 // ($12 active) and expiry are read in the same statement as the insert. (A
-// revoke committing meanwhile is caught by the claim, which reads the
-// permit again.)
+// revoke committing after a queued insert is caught by the claim, which
+// reads the permit again.)
 const INSERT_PERMIT: &str = "permits p WHERE p.id = $2 AND p.agent_id = $3 AND p.status = $12 \
      AND (p.expires_at IS NULL OR p.expires_at > $7)";
 const INSERT_COLUMNS: &str =
-    "(id, permit_id, agent_id, action_id, code, args, status, created_at, slot, component_hash, code_hash)";
-/// [`insert_queued`] into slot `$8`.
-static INSERT_EXACTLY: LazyLock<String> = LazyLock::new(|| {
+    "id, permit_id, agent_id, action_id, code, args, status, created_at, slot, component_hash, code_hash";
+/// The values of [`INSERT_COLUMNS`] but the slot's, and queued ($9).
+const INSERT_QUEUED: &str = "$1, $2, $3, $4, $5, $6, $9";
+/// The same, and the columns a claim sets, running ($13) on worker $14.
+const INSERT_RUNNING: &str = "$1, $2, $3, $4, $5, $6, $13";
+const RUNNING_COLUMNS: &str = ", started_at, worker, spec_hash";
+const RUNNING_VALUES: &str = ", $7, $14, p.spec_hash";
+
+/// The insert into slot `$8` (`slot`: its value) or a free one below `$8`,
+/// queued or running; the search also names running ($13), to find the
+/// slots in use.
+fn insert_sql(search: bool, running: bool) -> String {
+    let (status, more_columns, more_values) =
+        if running { (INSERT_RUNNING, RUNNING_COLUMNS, RUNNING_VALUES) } else { (INSERT_QUEUED, "", "") };
+    let (with, slot, from) = if search {
+        (
+            "WITH RECURSIVE slots(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM slots WHERE n + 1 < $8), \
+             free AS (SELECT n FROM slots WHERE n NOT IN (SELECT slot FROM executions WHERE agent_id = $3 \
+               AND status IN ($9, $13) AND slot IS NOT NULL) ORDER BY random() LIMIT 1) ",
+            "free.n",
+            "free, ",
+        )
+    } else {
+        ("", "$8", "")
+    };
+    let returning = if running { format!(" RETURNING {CLAIMED}") } else { String::new() };
     format!(
-        "INSERT INTO executions {INSERT_COLUMNS} SELECT $1, $2, $3, $4, $5, $6, $9, $7, $8, $10, $11 \
-         FROM {INSERT_PERMIT} ON CONFLICT DO NOTHING"
+        "{with}INSERT INTO executions ({INSERT_COLUMNS}{more_columns}) \
+         SELECT {status}, $7, {slot}, $10, $11{more_values} FROM {from}{INSERT_PERMIT} ON CONFLICT DO NOTHING{returning}"
     )
-});
-/// [`insert_queued`] into a free slot below `$8`. The search also names
-/// `running` ($13), to find the slots in use.
-static INSERT_ANY_FREE: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "WITH RECURSIVE slots(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM slots WHERE n + 1 < $8), \
-         free AS (SELECT n FROM slots WHERE n NOT IN (SELECT slot FROM executions WHERE agent_id = $3 \
-           AND status IN ($9, $13) AND slot IS NOT NULL) ORDER BY random() LIMIT 1) \
-         INSERT INTO executions {INSERT_COLUMNS} SELECT $1, $2, $3, $4, $5, $6, $9, $7, free.n, $10, $11 \
-         FROM free, {INSERT_PERMIT} ON CONFLICT DO NOTHING"
-    )
+}
+
+/// [`insert_sql`] by (search, running).
+static INSERTS: LazyLock<[[String; 2]; 2]> = LazyLock::new(|| {
+    [[insert_sql(false, false), insert_sql(false, true)], [insert_sql(true, false), insert_sql(true, true)]]
 });
 
-async fn insert_queued_on(conn: &mut AnyConnection, new: &NewExecution, slot: Slot) -> Result<bool> {
-    let sql: &str = match slot {
-        Slot::Exactly(_) => &INSERT_EXACTLY,
-        Slot::AnyFreeBelow(_) => &INSERT_ANY_FREE,
-    };
+/// An insert's statement and its arguments: exactly those it names, as
+/// Postgres wants.
+fn insert<'a>(new: &'a NewExecution, slot: Slot, worker: Option<&'a str>) -> Result<(&'static str, AnyArguments<'a>)> {
     let (slot, search) = match slot {
         Slot::Exactly(n) => (n, false),
         Slot::AnyFreeBelow(cap) => (cap, true),
     };
-    let mut query = sqlx::query(sql)
-        .bind(&new.id)
-        .bind(&new.permit_id)
-        .bind(&new.agent_id)
-        .bind(&new.action_id)
-        .bind(&new.code)
-        .bind(&new.args)
-        .bind(new.created_at)
-        .bind(slot)
-        .bind(ExecutionStatus::Queued.as_str())
-        .bind(new.component_hash.as_deref())
-        .bind(&new.code_hash)
-        .bind(PermitStatus::Active.as_str());
-    if search {
-        query = query.bind(ExecutionStatus::Running.as_str());
+    let mut arguments = AnyArguments::default();
+    let mut add = |value: Bound<'a>| -> Result<()> {
+        let added = match value {
+            Bound::Text(text) => arguments.add(text),
+            Bound::Optional(text) => arguments.add(text),
+            Bound::Int(n) => arguments.add(n),
+        };
+        added.map_err(|e| Error::Internal(format!("binding an insert: {e}")))
+    };
+    for text in [&new.id, &new.permit_id, &new.agent_id, &new.action_id, &new.code, &new.args] {
+        add(Bound::Text(text))?;
     }
-    Ok(query.execute(conn).await?.rows_affected() == 1)
+    add(Bound::Int(new.created_at))?;
+    add(Bound::Int(slot))?;
+    add(Bound::Text(ExecutionStatus::Queued.as_str()))?;
+    add(Bound::Optional(new.component_hash.as_deref()))?;
+    add(Bound::Text(&new.code_hash))?;
+    add(Bound::Text(PermitStatus::Active.as_str()))?;
+    if search || worker.is_some() {
+        add(Bound::Text(ExecutionStatus::Running.as_str()))?;
+    }
+    if let Some(worker) = worker {
+        add(Bound::Text(worker))?;
+    }
+    Ok((&INSERTS[search as usize][worker.is_some() as usize], arguments))
+}
+
+/// A value [`insert`] binds.
+enum Bound<'a> {
+    Text(&'a str),
+    Optional(Option<&'a str>),
+    Int(i64),
 }
 
 /// The execution the agent already made for this action, if any.
@@ -158,20 +210,27 @@ pub async fn claim(db: &Db, id: &str, worker: &str, at: i64) -> Result<Option<Cl
     db.group.run(state, |conn, (id, worker, at)| Box::pin(claim_on(conn, id, worker, *at))).await
 }
 
-/// [`claim`]: the permit's columns by subqueries on `executions.permit_id`.
-const CLAIM: &str = "UPDATE executions SET status = $1, started_at = $2, worker = $3, \
-     spec_hash = (SELECT p.spec_hash FROM permits p WHERE p.id = executions.permit_id) \
-     WHERE id = $4 AND status = $5 \
-     RETURNING id, agent_id, permit_id, action_id, created_at, started_at, code, args, component_hash, code_hash, \
-       spec_hash, \
-       (SELECT p.status FROM permits p WHERE p.id = executions.permit_id) AS permit_status, \
-       (SELECT p.owner_id FROM permits p WHERE p.id = executions.permit_id) AS owner_id, \
-       (SELECT p.expires_at FROM permits p WHERE p.id = executions.permit_id) AS expires_at, \
-       (SELECT t.secrets_version FROM permits p JOIN tenants t ON t.id = p.owner_id \
-         WHERE p.id = executions.permit_id) AS secrets_version";
+/// What a claim returns: the running execution, and its permit's columns
+/// by subqueries on `executions.permit_id`.
+const CLAIMED: &str = "id, agent_id, permit_id, action_id, created_at, started_at, code, args, component_hash, \
+     code_hash, spec_hash, \
+     (SELECT p.status FROM permits p WHERE p.id = executions.permit_id) AS permit_status, \
+     (SELECT p.owner_id FROM permits p WHERE p.id = executions.permit_id) AS owner_id, \
+     (SELECT p.expires_at FROM permits p WHERE p.id = executions.permit_id) AS expires_at, \
+     (SELECT t.secrets_version FROM permits p JOIN tenants t ON t.id = p.owner_id \
+       WHERE p.id = executions.permit_id) AS secrets_version";
+
+/// [`claim`].
+static CLAIM: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE executions SET status = $1, started_at = $2, worker = $3, \
+         spec_hash = (SELECT p.spec_hash FROM permits p WHERE p.id = executions.permit_id) \
+         WHERE id = $4 AND status = $5 RETURNING {CLAIMED}"
+    )
+});
 
 async fn claim_on(conn: &mut AnyConnection, id: &str, worker: &str, at: i64) -> Result<Option<Claimed>> {
-    Ok(sqlx::query_as(CLAIM)
+    Ok(sqlx::query_as(&CLAIM)
         .bind(ExecutionStatus::Running.as_str())
         .bind(at)
         .bind(worker)
