@@ -45,12 +45,73 @@ pub async fn recover(db: &Db, replica_id: &str, timeout_ms: u64) -> Result<u64> 
 /// heartbeat is older than `timeout_ms`. Returns their ids.
 async fn fail_interrupted(db: &Db, replica_id: Option<&str>, timeout_ms: u64) -> Result<Vec<String>> {
     let now = now_ms();
-    let result = failure(
+    executions::fail_interrupted(db, replica_id, &interrupted().to_string(), now, now - timeout_ms as i64).await
+}
+
+/// The result of an execution marked interrupted.
+fn interrupted() -> Value {
+    failure(
         "interrupted",
         "the gateway stopped while this execution was running; it was not re-run because its calls may have had \
          side effects",
-    );
-    executions::fail_interrupted(db, replica_id, &result.to_string(), now, now - timeout_ms as i64).await
+    )
+}
+
+/// How long a row may be `running` on this replica with no run here
+/// holding it before it is taken for orphaned: far longer than the moment
+/// between a claim's (or a running insert's) commit and its run's start.
+const ORPHAN_AFTER_MS: i64 = 10_000;
+
+/// Marks `interrupted` the executions `running` on this replica that no
+/// run here holds: a claim or a running insert committed but its writer
+/// heard an error (the commit's outcome was unknown), or a finish failed.
+/// Nothing else would end them while this replica heartbeats. Returns how
+/// many.
+async fn interrupt_orphans(gateway: &Gateway) -> Result<u64> {
+    let now = now_ms();
+    let listed = executions::running_on(&gateway.db, &gateway.replica_id, now - ORPHAN_AFTER_MS).await?;
+    let result = interrupted().to_string();
+    let mut marked = 0;
+    for id in listed.into_iter().filter(|id| !gateway.running.holds(id)) {
+        if executions::fail_running(&gateway.db, &id, &gateway.replica_id, &result, now).await? {
+            tracing::warn!(execution = %id, "marked interrupted: running here in the database, but not run here");
+            gateway.finished.notify(&id, None);
+            marked += 1;
+        }
+    }
+    Ok(marked)
+}
+
+/// The executions this process is running, by id (see [`interrupt_orphans`]).
+#[derive(Default)]
+pub struct Running(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl Running {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Holds `id` until the guard drops.
+    fn hold(&self, id: &str) -> Held<'_> {
+        self.lock().insert(id.to_owned());
+        Held { running: self, id: id.to_owned() }
+    }
+
+    fn holds(&self, id: &str) -> bool {
+        self.lock().contains(id)
+    }
+}
+
+/// A run's hold on its execution.
+struct Held<'a> {
+    running: &'a Running,
+    id: String,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.running.lock().remove(&self.id);
+    }
 }
 
 /// [`fail_interrupted`], then wakes the waiters of those marked here (other
@@ -173,8 +234,8 @@ pub fn free_worker(gateway: &Gateway) -> Option<OwnedSemaphorePermit> {
 pub enum Inserted {
     /// Inserted running here, and started.
     Running,
-    /// Nothing was inserted ([`executions::insert_queued`] says why); the
-    /// place is still free.
+    /// Nothing was inserted ([`executions::insert_queued`] says why, or
+    /// this replica began to stop); the place is still free.
     Not(OwnedSemaphorePermit),
 }
 
@@ -190,6 +251,11 @@ pub async fn insert_and_run(
 ) -> Result<Inserted> {
     let (tell, told) = oneshot::channel();
     tokio::spawn(async move {
+        // Draining began meanwhile: not started here after all.
+        if gateway.stopping.is_stopping() {
+            let _ = tell.send(Ok(Inserted::Not(place)));
+            return;
+        }
         match executions::insert_running(&gateway.db, &new, slot, &gateway.replica_id).await {
             Ok(Some(claimed)) => {
                 let _ = tell.send(Ok(Inserted::Running));
@@ -209,6 +275,8 @@ pub async fn insert_and_run(
 /// Runs `id` in `place` (claiming it first unless `claimed`), and fails it
 /// if the run panics.
 async fn run_in(gateway: Arc<Gateway>, id: String, claimed: Option<Claimed>, place: OwnedSemaphorePermit) {
+    // Until it has finished (or failed to).
+    let _held = gateway.running.hold(&id);
     let task = tokio::spawn(execute(Arc::clone(&gateway), id.clone(), claimed));
     if let Err(error) = task.await {
         tracing::error!(execution = %id, %error, "execution task panicked");
@@ -232,7 +300,8 @@ async fn heartbeats(gateway: Arc<Gateway>) {
         }
         let beat = async {
             heartbeat(&gateway).await?;
-            interrupt(&gateway, None).await
+            interrupt(&gateway, None).await?;
+            interrupt_orphans(&gateway).await
         };
         if let Err(error) = beat.await {
             tracing::warn!(%error, "heartbeat failed");

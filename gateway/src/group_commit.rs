@@ -72,6 +72,11 @@ pub struct Batches {
     pub rolled_back: u64,
 }
 
+/// How long a kept connection's ping may take: a server gone without a
+/// reset would otherwise hold every write behind it for as long as TCP
+/// retries.
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The most writes one transaction holds.
 const MAX_BATCH: usize = 128;
 
@@ -237,7 +242,8 @@ impl Inner {
     async fn connection(&self) -> Result<AnyConnection> {
         let kept = lock(&self.kept).pop();
         if let Some(Kept { mut conn, since }) = kept
-            && (since.elapsed() < PING_AFTER_IDLE || conn.ping().await.is_ok())
+            && (since.elapsed() < PING_AFTER_IDLE
+                || tokio::time::timeout(PING_TIMEOUT, conn.ping()).await.is_ok_and(|pinged| pinged.is_ok()))
         {
             return Ok(conn);
         }

@@ -179,6 +179,7 @@ impl Server {
             replica_id,
             queue,
             workers,
+            running: Default::default(),
             finished: Default::default(),
             permits: Default::default(),
             secrets: Default::default(),

@@ -44,6 +44,8 @@ pub struct Gateway {
     pub queue: mpsc::Sender<String>,
     /// The local worker pool's free places (see [`crate::executor::free_worker`]).
     pub workers: Arc<tokio::sync::Semaphore>,
+    /// The executions running in this process.
+    pub running: crate::executor::Running,
     /// Wakes long-polls when an execution ends.
     pub finished: Finished,
     /// Compiled specs (approved or requested), by hash.

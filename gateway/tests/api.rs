@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use support::{Backend, TestGateway, assert_error, fake_secret};
 
 on_both_databases!(
+    a_row_running_here_that_no_run_holds_is_marked_interrupted_and_a_running_one_is_not,
     quickstart_flow_lists_issues_with_the_owners_token,
     malformed_json_is_a_400_malformed_json,
     unknown_or_mistyped_fields_are_a_400_invalid_request,
@@ -739,6 +740,53 @@ async fn long_polls_return_the_current_status_at_their_timeout(backend: Backend)
     assert_eq!(done["status"], "failed", "{done}");
     let code = done["result"]["error"]["code"].as_str().unwrap();
     assert!(code == "timeout" || code == "out_of_fuel", "{done}");
+}
+
+async fn a_row_running_here_that_no_run_holds_is_marked_interrupted_and_a_running_one_is_not(backend: Backend) {
+    // Heartbeats every second.
+    let gateway = TestGateway::start_with(backend, |c| {
+        c.replica_timeout_ms = 4000;
+        c.timeout_secs = 4;
+        c.fuel = u64::MAX;
+    })
+    .await;
+    let (agent, _owner, permit) = gateway.approved_permit(&fake_secret()).await;
+    let db = oauth3_gateway::db::Db::connect(&gateway.database_url()).await.unwrap();
+    let backdate = |id: String| {
+        let db = db.clone();
+        async move {
+            sqlx::query(
+                "UPDATE executions SET status = 'running', finished_at = NULL, result = NULL, receipt = NULL, \
+                 receipt_id = NULL, started_at = $1 WHERE id = $2",
+            )
+            .bind(oauth3_gateway::db::now_ms() - 60_000)
+            .bind(id)
+            .execute(&db.writer)
+            .await
+            .unwrap();
+        }
+    };
+    // Left as a claim whose commit went unanswered leaves it: running on
+    // this replica for a minute, and no run here.
+    let done = gateway.execute(&agent, &permit, "console.log(1)").await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let orphan = done["request_id"].as_str().unwrap().to_owned();
+    backdate(orphan.clone()).await;
+    // Really running here, and as old in the database.
+    let (status, spinning) = gateway.submit(&agent, &permit, "spin", "while (true) {}").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{spinning}");
+    let spinning = spinning["request_id"].as_str().unwrap().to_owned();
+    let (_, current) = gateway.get(&format!("/execute/{spinning}/status?wait=true&timeout=0.5"), &agent).await;
+    assert_eq!(current["status"], "running", "{current}");
+    backdate(spinning.clone()).await;
+
+    let interrupted = gateway.wait_for(&agent, &orphan).await;
+    assert_eq!(interrupted["status"], "failed", "{interrupted}");
+    assert_eq!(interrupted["result"]["error"]["code"], "interrupted", "{interrupted}");
+    let ended = gateway.wait_for(&agent, &spinning).await;
+    assert_eq!(ended["status"], "failed", "{ended}");
+    let code = ended["result"]["error"]["code"].as_str().unwrap();
+    assert!(code == "timeout" || code == "out_of_fuel", "{ended}");
 }
 
 async fn long_poll_timeouts_outside_0_to_60_seconds_are_refused(backend: Backend) {

@@ -284,7 +284,7 @@ async fn accept_as(
         if let Some(place) = worker.take() {
             match executor::insert_and_run(Arc::clone(gateway), new.clone(), slot, place).await? {
                 Inserted::Running => return Ok(accepted(gateway, id, ExecutionStatus::Running)),
-                Inserted::Not(place) => worker = Some(place),
+                Inserted::Not(place) => worker = (!gateway.stopping.is_stopping()).then_some(place),
             }
         } else if executions::insert_queued(&gateway.db, &new, slot).await? {
             // A full channel is fine: the sweeper finds queued executions.

@@ -103,8 +103,8 @@ static INSERTS: LazyLock<[[String; 2]; 2]> = LazyLock::new(|| {
     [[insert_sql(false, false), insert_sql(false, true)], [insert_sql(true, false), insert_sql(true, true)]]
 });
 
-/// An insert's statement and its arguments: exactly those it names, as
-/// Postgres wants.
+/// An insert's statement and its arguments ($13 and $14 only for the
+/// statements that name them).
 fn insert<'a>(new: &'a NewExecution, slot: Slot, worker: Option<&'a str>) -> Result<(&'static str, AnyArguments<'a>)> {
     let (slot, search) = match slot {
         Slot::Exactly(n) => (n, false),
@@ -243,10 +243,12 @@ async fn claim_on(conn: &mut AnyConnection, id: &str, worker: &str, at: i64) -> 
 /// `running` → `completed` or `failed`, with the outcome (JSON) and its
 /// signed receipt, after completing the audit outcomes of its calls not
 /// yet completed (`audit_done`), so that the audit is whole once it reads
-/// as finished. If those cannot be written, it finishes without them and
-/// then tries them alone (errors logged): every call already has its entry,
-/// only its outcome would be missing. False when it was not running
-/// (interrupted meanwhile). Without a receipt, one is signed when the
+/// as finished. If that fails, it finishes again without them (once, on a
+/// new connection: the failure may have been the connection's, and a
+/// finish that did commit is not done twice) and then tries them alone
+/// (errors logged): every call already has its entry, only its outcome
+/// would be missing. False when it was not running (interrupted meanwhile,
+/// or finished by the first try after all). Without a receipt, one is signed when the
 /// execution is first read.
 pub async fn finish(
     db: &Db,
@@ -272,8 +274,8 @@ pub async fn finish(
     });
     let write: Write<Arc<Finish>, bool> = |conn, finish| Box::pin(finish_on(conn, finish));
     match db.group.run(Arc::clone(&finish), write).await {
-        Err(error) if !audit_done.is_empty() => {
-            tracing::error!(%error, execution = %id, "finishing with its audit outcomes failed; finishing without");
+        Err(error) => {
+            tracing::error!(%error, execution = %id, "finishing failed; finishing again without audit outcomes");
             let plain = Finish { audit_done: Vec::new(), ..Finish::clone(&finish) };
             let finished = db.group.run(Arc::new(plain), write).await?;
             if let Err(error) = super::audit::complete_all(db, audit_done).await {
@@ -373,6 +375,33 @@ pub async fn fail_interrupted(
     .bind(dead_before)
     .fetch_all(&db.writer)
     .await?)
+}
+
+/// Executions `running` on `worker` that started before `before`.
+pub async fn running_on(db: &Db, worker: &str, before: i64) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar("SELECT id FROM executions WHERE status = $1 AND worker = $2 AND started_at < $3")
+        .bind(ExecutionStatus::Running.as_str())
+        .bind(worker)
+        .bind(before)
+        .fetch_all(&db.pool)
+        .await?)
+}
+
+/// `running` on `worker` → `failed` with `result`. False when it was not
+/// running there.
+pub async fn fail_running(db: &Db, id: &str, worker: &str, result: &str, at: i64) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE executions SET status = $1, finished_at = $2, result = $3 WHERE id = $4 AND status = $5 AND worker = $6",
+    )
+    .bind(ExecutionStatus::Failed.as_str())
+    .bind(at)
+    .bind(result)
+    .bind(id)
+    .bind(ExecutionStatus::Running.as_str())
+    .bind(worker)
+    .execute(&db.writer)
+    .await?;
+    Ok(updated.rows_affected() == 1)
 }
 
 /// Registers `replica` (or refreshes it) with a heartbeat at `at`.
