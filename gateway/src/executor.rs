@@ -68,6 +68,11 @@ const ORPHAN_AFTER_MS: i64 = 10_000;
 /// Nothing else would end them while this replica heartbeats. Returns how
 /// many.
 async fn interrupt_orphans(gateway: &Gateway) -> Result<u64> {
+    // Stopping: what it abandons is marked by `Workers::stop`, after the
+    // audit outcomes of its calls are written.
+    if gateway.stopping.is_stopping() {
+        return Ok(0);
+    }
     let now = now_ms();
     let listed = executions::running_on(&gateway.db, &gateway.replica_id, now - ORPHAN_AFTER_MS).await?;
     let result = interrupted().to_string();
@@ -82,35 +87,43 @@ async fn interrupt_orphans(gateway: &Gateway) -> Result<u64> {
     Ok(marked)
 }
 
-/// The executions this process is running, by id (see [`interrupt_orphans`]).
+/// The executions this process is running or starting, by id, with how
+/// many hold each (see [`interrupt_orphans`]): a queued id may reach two
+/// workers, one of which runs it while the other finds it claimed.
 #[derive(Default)]
-pub struct Running(std::sync::Mutex<std::collections::HashSet<String>>);
+pub struct Running(Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>);
 
 impl Running {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Holds `id` until the guard drops.
-    fn hold(&self, id: &str) -> Held<'_> {
-        self.lock().insert(id.to_owned());
-        Held { running: self, id: id.to_owned() }
+    fn hold(&self, id: &str) -> Held {
+        *lock(&self.0).entry(id.to_owned()).or_default() += 1;
+        Held { running: Arc::clone(&self.0), id: id.to_owned() }
     }
 
     fn holds(&self, id: &str) -> bool {
-        self.lock().contains(id)
+        lock(&self.0).contains_key(id)
     }
 }
 
-/// A run's hold on its execution.
-struct Held<'a> {
-    running: &'a Running,
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A hold on an execution being started or run.
+struct Held {
+    running: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
     id: String,
 }
 
-impl Drop for Held<'_> {
+impl Drop for Held {
     fn drop(&mut self) {
-        self.running.lock().remove(&self.id);
+        let mut running = lock(&self.running);
+        if let Some(holds) = running.get_mut(&self.id) {
+            *holds -= 1;
+            if *holds == 0 {
+                running.remove(&self.id);
+            }
+        }
     }
 }
 
@@ -256,6 +269,9 @@ pub async fn insert_and_run(
             let _ = tell.send(Ok(Inserted::Not(place)));
             return;
         }
+        // Held from before it is inserted: however long the insert takes,
+        // it is never taken for an orphan.
+        let _held = gateway.running.hold(&new.id);
         match executions::insert_running(&gateway.db, &new, slot, &gateway.replica_id).await {
             Ok(Some(claimed)) => {
                 let _ = tell.send(Ok(Inserted::Running));
@@ -521,4 +537,20 @@ async fn finish(gateway: &Gateway, mut row: ExecutionRow, status: ExecutionStatu
         gateway.finished.notify(&id, None);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Running;
+
+    #[test]
+    fn an_execution_two_workers_hold_stays_held_until_both_let_go() {
+        let running = Running::default();
+        let runs = running.hold("exe_1");
+        let finds_it_claimed = running.hold("exe_1");
+        drop(finds_it_claimed);
+        assert!(running.holds("exe_1"));
+        drop(runs);
+        assert!(!running.holds("exe_1"));
+    }
 }
