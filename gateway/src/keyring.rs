@@ -22,6 +22,7 @@ pub fn select(config: &Config) -> Result<(Arc<dyn KeyProvider>, Option<Dstack>)>
         (KeysChoice::File, _) | (KeysChoice::Auto, None) => {
             let dir = config.key_dir.as_ref().unwrap_or(&config.data_dir);
             warn_if_shared(dir);
+            crate::keys::remove_stale_temporaries(dir);
             Ok((Arc::new(LocalKeyFile::new(dir)), None))
         }
         (KeysChoice::Dstack | KeysChoice::Auto, Some(endpoint)) => {

@@ -210,6 +210,42 @@ fn load_or_create(path: &Path) -> Result<[u8; 32]> {
     Ok(key)
 }
 
+/// How old a key file's temporary must be to be taken for one a crash
+/// left: a live one exists for milliseconds.
+const STALE_TEMPORARY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes the temporaries of key files (`<name>.tmp-<16 hex digits>`,
+/// see [`load_or_create`]) that a crash left in `dir` over a minute ago:
+/// each holds key material (a key never used, or a copy of one in use).
+/// Returns how many; a failure is logged, never fatal.
+pub fn remove_stale_temporaries(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let is_temporary = name.to_str().and_then(|n| n.rsplit_once(".tmp-")).is_some_and(|(stem, suffix)| {
+            !stem.is_empty() && suffix.len() == 16 && suffix.bytes().all(|b| b.is_ascii_hexdigit())
+        });
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|at| at.elapsed().is_ok_and(|age| age >= STALE_TEMPORARY));
+        if !is_temporary || !stale {
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => {
+                tracing::warn!(path = %entry.path().display(), "removed a key file's temporary left by a crash");
+                removed += 1;
+            }
+            Err(error) => {
+                tracing::warn!(path = %entry.path().display(), %error, "could not remove a stale key temporary")
+            }
+        }
+    }
+    removed
+}
+
 /// `N` bytes from the system's CSPRNG.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut bytes = [0u8; N];
@@ -325,6 +361,29 @@ mod tests {
         assert_ne!(v2, first);
         assert_eq!(std::fs::read(dir.path().join("sealing-v2.key")).unwrap(), v2);
         assert_eq!(provider.key_at(KeyPurpose::Sealing, version).await.unwrap(), v2);
+    }
+
+    #[test]
+    fn key_temporaries_a_crash_left_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let write = |name: &str, aged: bool| {
+            let file = std::fs::File::create(dir.path().join(name)).unwrap();
+            if aged {
+                file.set_modified(old).unwrap();
+            }
+        };
+        write("sealing.tmp-0123456789abcdef", true);
+        write("jwt-v2.tmp-fedcba9876543210", true);
+        // Another replica's, being written now.
+        write("receipts.tmp-00112233445566aa", false);
+        write("sealing.key", true);
+        write("notes.tmp-short", true);
+        assert_eq!(remove_stale_temporaries(dir.path()), 2);
+        let mut left: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["notes.tmp-short", "receipts.tmp-00112233445566aa", "sealing.key"]);
     }
 
     #[test]
