@@ -20,7 +20,7 @@ use crate::capabilities::OwnerSecrets;
 use crate::db::{Db, now_ms};
 use crate::error::{Error, Result};
 use crate::receipts::{self, ExecutionFacts};
-use crate::state::{Gateway, Phase};
+use crate::state::{Gateway, Phase, lock};
 use crate::store::executions::Slot;
 use crate::store::{Claimed, ExecutionRow, ExecutionStatus, NewExecution, PermitStatus};
 use crate::store::{components, executions, permits};
@@ -91,7 +91,10 @@ async fn interrupt_orphans(gateway: &Gateway) -> Result<u64> {
 /// many hold each (see [`interrupt_orphans`]): a queued id may reach two
 /// workers, one of which runs it while the other finds it claimed.
 #[derive(Default)]
-pub struct Running(Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>);
+pub struct Running(Holds);
+
+/// Holds by execution id.
+type Holds = Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
 
 impl Running {
     /// Holds `id` until the guard drops.
@@ -105,13 +108,9 @@ impl Running {
     }
 }
 
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// A hold on an execution being started or run.
 struct Held {
-    running: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    running: Holds,
     id: String,
 }
 
@@ -271,11 +270,12 @@ pub async fn insert_and_run(
         }
         // Held from before it is inserted: however long the insert takes,
         // it is never taken for an orphan.
-        let _held = gateway.running.hold(&new.id);
-        match executions::insert_running(&gateway.db, &new, slot, &gateway.replica_id).await {
+        let id = new.id.clone();
+        let _held = gateway.running.hold(&id);
+        match executions::insert_running(&gateway.db, new, slot, &gateway.replica_id).await {
             Ok(Some(claimed)) => {
                 let _ = tell.send(Ok(Inserted::Running));
-                run_in(gateway, new.id, Some(claimed), place).await;
+                run_in(gateway, id, Some(claimed), place).await;
             }
             Ok(None) => {
                 let _ = tell.send(Ok(Inserted::Not(place)));

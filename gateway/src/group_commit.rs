@@ -28,6 +28,7 @@ use tokio::sync::{Semaphore, oneshot};
 
 use crate::db::{Backend, PING_AFTER_IDLE};
 use crate::error::{Error, Result};
+use crate::state::lock;
 
 /// A boxed future borrowing for `'a`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -146,10 +147,6 @@ impl GroupCommit {
         Inner::lead(&self.inner);
         result.await.map_err(|_| Error::Internal("a batch of writes was dropped unanswered".into()))?
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A leader's connection between batches.

@@ -94,13 +94,19 @@ impl Gateway {
     }
 }
 
+/// Locks `mutex`, whatever a panicking holder left in it: every value
+/// behind these locks stays consistent between statements.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Compiled permits by spec hash.
 #[derive(Default)]
 pub struct PermitCache(Mutex<HashMap<String, Arc<CompiledPermit>>>);
 
 impl PermitCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<CompiledPermit>>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.0)
     }
 }
 
@@ -219,7 +225,7 @@ impl std::ops::Deref for Subscription<'_> {
 
 impl Drop for Subscription<'_> {
     fn drop(&mut self) {
-        let mut waiters = self.finished.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        let mut waiters = lock(&self.finished.waiters);
         // Released under the lock, so two subscriptions dropped at once
         // cannot both see the other and leave the entry behind.
         drop(self.waiter.take());
@@ -233,14 +239,14 @@ impl Finished {
     /// Subscribes to `id`'s end; subscribe before reading the status (or
     /// before inserting the execution).
     pub fn subscribe(&self, id: &str) -> Subscription<'_> {
-        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        let mut waiters = lock(&self.waiters);
         let waiter = Arc::clone(waiters.entry(id.to_owned()).or_default());
         Subscription { finished: self, id: id.to_owned(), waiter: Some(waiter) }
     }
 
     /// Wakes everyone waiting on `id`, handing them its committed row if given.
     pub fn notify(&self, id: &str, row: Option<ExecutionRow>) {
-        let waiter = self.waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        let waiter = lock(&self.waiters).remove(id);
         if let Some(waiter) = waiter {
             if let Some(row) = row {
                 let _ = waiter.row.set(Arc::new(row));

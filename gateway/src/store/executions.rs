@@ -49,14 +49,14 @@ pub async fn insert_queued(db: &Db, new: &NewExecution, slot: Slot) -> Result<bo
 /// it (one statement instead of an insert and a claim, for a replica with a
 /// free worker): what the worker needs, or None where [`insert_queued`]
 /// gives false.
-pub async fn insert_running(db: &Db, new: &NewExecution, slot: Slot, worker: &str) -> Result<Option<Claimed>> {
+pub async fn insert_running(db: &Db, new: NewExecution, slot: Slot, worker: &str) -> Result<Option<Claimed>> {
     let write: Write<(NewExecution, Slot, String), Option<Claimed>> = |conn, (new, slot, worker)| {
         Box::pin(async move {
             let (sql, arguments) = insert(new, *slot, Some(worker))?;
             Ok(sqlx::query_as_with(sql, arguments).fetch_optional(conn).await?)
         })
     };
-    db.group.run((new.clone(), slot, worker.to_owned()), write).await
+    db.group.run((new, slot, worker.to_owned()), write).await
 }
 
 // The permit's row is the one `FROM` row when it allows the run: its status
@@ -111,37 +111,30 @@ fn insert<'a>(new: &'a NewExecution, slot: Slot, worker: Option<&'a str>) -> Res
         Slot::AnyFreeBelow(cap) => (cap, true),
     };
     let mut arguments = AnyArguments::default();
-    let mut add = |value: Bound<'a>| -> Result<()> {
-        let added = match value {
-            Bound::Text(text) => arguments.add(text),
-            Bound::Optional(text) => arguments.add(text),
-            Bound::Int(n) => arguments.add(n),
-        };
-        added.map_err(|e| Error::Internal(format!("binding an insert: {e}")))
-    };
     for text in [&new.id, &new.permit_id, &new.agent_id, &new.action_id, &new.code, &new.args] {
-        add(Bound::Text(text))?;
+        add(&mut arguments, text.as_str())?;
     }
-    add(Bound::Int(new.created_at))?;
-    add(Bound::Int(slot))?;
-    add(Bound::Text(ExecutionStatus::Queued.as_str()))?;
-    add(Bound::Optional(new.component_hash.as_deref()))?;
-    add(Bound::Text(&new.code_hash))?;
-    add(Bound::Text(PermitStatus::Active.as_str()))?;
+    add(&mut arguments, new.created_at)?;
+    add(&mut arguments, slot)?;
+    add(&mut arguments, ExecutionStatus::Queued.as_str())?;
+    add(&mut arguments, new.component_hash.as_deref())?;
+    add(&mut arguments, new.code_hash.as_str())?;
+    add(&mut arguments, PermitStatus::Active.as_str())?;
     if search || worker.is_some() {
-        add(Bound::Text(ExecutionStatus::Running.as_str()))?;
+        add(&mut arguments, ExecutionStatus::Running.as_str())?;
     }
     if let Some(worker) = worker {
-        add(Bound::Text(worker))?;
+        add(&mut arguments, worker)?;
     }
     Ok((&INSERTS[search as usize][worker.is_some() as usize], arguments))
 }
 
-/// A value [`insert`] binds.
-enum Bound<'a> {
-    Text(&'a str),
-    Optional(Option<&'a str>),
-    Int(i64),
+/// Binds the next of [`insert`]'s arguments.
+fn add<'a, T>(arguments: &mut AnyArguments<'a>, value: T) -> Result<()>
+where
+    T: 'a + sqlx::Encode<'a, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    arguments.add(value).map_err(|e| Error::Internal(format!("binding an insert: {e}")))
 }
 
 /// The execution the agent already made for this action, if any.
@@ -248,8 +241,8 @@ async fn claim_on(conn: &mut AnyConnection, id: &str, worker: &str, at: i64) -> 
 /// finish that did commit is not done twice) and then tries them alone
 /// (errors logged): every call already has its entry, only its outcome
 /// would be missing. False when it was not running (interrupted meanwhile,
-/// or finished by the first try after all). Without a receipt, one is signed when the
-/// execution is first read.
+/// or finished by the first try after all). Without a receipt, one is
+/// signed when the execution is first read.
 pub async fn finish(
     db: &Db,
     id: &str,
