@@ -94,6 +94,7 @@ fn main() {
                 goal: goal.clone(),
                 doc_urls: vec![url.to_string()],
                 secret_hints: case.hints.clone(),
+                operations: vec![],
             };
             let input = DraftInput { intent: &intent, docs: &docs, compile: &compile };
             let outcome = OfflineDrafter.draft_now(input).map(|p| p.integration.rules.len());

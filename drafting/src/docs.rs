@@ -124,6 +124,17 @@ impl DocSource for HttpDocs {
     }
 }
 
+/// Reads a doc's bytes obtained some other way (a mirror, a cache, an
+/// evaluation's fixtures) exactly as [`HttpDocs`] reads a fetched one:
+/// `url` is where it is published (relative server URLs resolve against
+/// it), `content_type` what it would be served as.
+pub async fn read_doc(url: &str, content_type: Option<&str>, body: &[u8]) -> Result<FetchedDoc> {
+    let parsed =
+        Url::parse(url).map_err(|e| DraftError::DocUrlNotAllowed(format!("{url}: not an absolute URL ({e})")))?;
+    let (kind, content) = read::read(url, &parsed, content_type, body).await?;
+    Ok(FetchedDoc { url: url.to_owned(), sha256: sha256_hex(body), bytes: body.len(), kind, content })
+}
+
 /// The doc client: egress's TLS setup and address guard, no proxy, no
 /// automatic redirects.
 fn client(insecure_hosts: HashSet<String>, timeout: Duration) -> Result<reqwest::Client> {

@@ -37,6 +37,11 @@ pub enum DraftError {
     /// The drafter could not draft from the goal and docs (`draft_failed`).
     #[error("{0}")]
     Undraftable(String),
+    /// An entry of the intent's `operations` is not documented
+    /// (`unknown_operation`); the message names it and the closest
+    /// documented operations.
+    #[error("{0}")]
+    UnknownOperation(String),
     /// The drafted spec does not compile (`draft_invalid`).
     #[error("the {drafter} drafter produced a spec that does not compile: {source}")]
     DoesNotCompile {
@@ -103,6 +108,7 @@ impl DraftError {
             DraftError::DocTooLarge(_) => "doc_too_large",
             DraftError::DocUnusable(_) => "doc_unusable",
             DraftError::Undraftable(_) => "draft_failed",
+            DraftError::UnknownOperation(_) => "unknown_operation",
             DraftError::DoesNotCompile { .. } => "draft_invalid",
             DraftError::NotGrounded { .. } => "draft_not_grounded",
             DraftError::Provider { failure, .. } => match failure {
@@ -200,6 +206,22 @@ pub enum GroundingFailure {
     /// A write rule for a goal that does not ask for a change.
     #[error("{0} changes data upstream, but the goal does not ask for a change")]
     ChangeNotAsked(RuleRef),
+    /// A rule for none of the operations the intent names in `operations`.
+    #[error("{0} is none of the operations the intent names in `operations`")]
+    NotAmongOperations(RuleRef),
+    /// A write that leaves a recipient, destination, account, URL, email,
+    /// amount or file open without `confirm`.
+    #[error(
+        "{rule} leaves {} open, which the goal does not fix: pin {} or mark the rule `\"confirm\": true`",
+        open.join(", "),
+        if open.len() == 1 { "it" } else { "them" }
+    )]
+    ConfirmMissing {
+        /// The rule.
+        rule: RuleRef,
+        /// The parameters left open.
+        open: Vec<String>,
+    },
     /// A `**` rule without a description.
     #[error("{0} uses `**` without a stated reason (give the rule a description)")]
     DoubleStarWithoutReason(RuleRef),

@@ -12,6 +12,7 @@
 
 mod addressed;
 mod negation;
+mod stated;
 mod words;
 
 use std::collections::BTreeSet;
@@ -19,6 +20,7 @@ use std::collections::BTreeSet;
 pub(crate) use addressed::{addressed_to_drafter, without_addressed_sentences};
 use addressed::{part_addressed_to_drafter, quote};
 pub(crate) use negation::without_negated_actions;
+pub(crate) use stated::{Kind, Stated};
 use words::{Token, tokenize};
 pub(crate) use words::{singular, split_words};
 
@@ -64,6 +66,21 @@ const VERBS: &[(&str, Action, bool)] = &[
     ("register", Action::Create, false),
     ("refund", Action::Create, true),
     ("invite", Action::Create, true),
+    ("email", Action::Create, true),
+    ("pay", Action::Create, false),
+    ("transfer", Action::Create, true),
+    ("schedule", Action::Create, true),
+    ("book", Action::Create, true),
+    ("forward", Action::Create, false),
+    ("share", Action::Create, true),
+    ("notify", Action::Create, false),
+    ("tell", Action::Create, false),
+    ("dm", Action::Create, true),
+    ("draft", Action::Create, true),
+    ("request", Action::Create, true),
+    ("attach", Action::Create, false),
+    ("charge", Action::Create, true),
+    ("invoice", Action::Create, true),
     ("update", Action::Update, false),
     ("edit", Action::Update, false),
     ("close", Action::Update, false),
@@ -76,6 +93,16 @@ const VERBS: &[(&str, Action, bool)] = &[
     ("assign", Action::Update, false),
     ("replace", Action::Update, false),
     ("merge", Action::Update, true),
+    ("archive", Action::Update, true),
+    ("mark", Action::Update, true),
+    ("move", Action::Update, true),
+    ("star", Action::Update, true),
+    ("complete", Action::Update, false),
+    ("reschedule", Action::Update, false),
+    ("accept", Action::Update, false),
+    ("decline", Action::Update, false),
+    ("finalize", Action::Update, false),
+    ("cancel", Action::Update, false),
     ("delete", Action::Delete, false),
     ("remove", Action::Delete, false),
     ("destroy", Action::Delete, false),
@@ -196,6 +223,8 @@ pub struct Goal {
     text: String,
     clauses: Vec<Clause>,
     values: Vec<GoalValue>,
+    /// Typed values, outside the parts addressed to the drafter.
+    stated: Vec<Stated>,
     /// Lower-case words and identifiers as written, in order.
     words: Vec<String>,
     ignored: Vec<String>,
@@ -221,7 +250,9 @@ impl Goal {
             }
         }
         let words = tokens.iter().filter_map(|t| if let Token::Word(w) = t { Some(w.clone()) } else { None }).collect();
-        Goal { text: text.to_owned(), clauses: reader.finish(), values: reader.values, words, ignored }
+        let read = if ignored.is_empty() { None } else { without_addressed_sentences(text) };
+        let stated = stated::stated(read.as_deref().unwrap_or(text));
+        Goal { text: text.to_owned(), clauses: reader.finish(), values: reader.values, stated, words, ignored }
     }
 
     /// Parts of the goal (between `,` `;` `.`) addressed to the drafter
@@ -243,6 +274,12 @@ impl Goal {
     /// The values the goal gives, in goal order.
     pub fn values(&self) -> &[GoalValue] {
         &self.values
+    }
+
+    /// The typed values the goal states (emails, IBANs, amounts …), in goal
+    /// order, outside text addressed to the drafter.
+    pub fn stated(&self) -> &[Stated] {
+        &self.stated
     }
 
     /// Every action asked for, in goal order, without repeats.
@@ -366,6 +403,9 @@ impl Reader {
                 self.last_noun = None;
                 if is_dual(word) {
                     self.noun(word, false, false);
+                    // The verb names the thing, but is no compound's first
+                    // word: "invoice customer cus_1" is no "invoice cus_1".
+                    self.noun_before = false;
                 }
                 return;
             }

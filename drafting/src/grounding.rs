@@ -15,7 +15,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::error::{DraftError, GroundingFailure, Result, RuleRef};
-use crate::goal::{self, Goal};
+use crate::goal::{self, Action, Goal};
 use crate::model::{DocContent, DraftInput, FetchedDoc, Proposal};
 use crate::openapi::ApiDoc;
 use crate::text::clip;
@@ -70,7 +70,15 @@ pub fn check(input: DraftInput<'_>, proposal: &Proposal) -> Result<Vec<String>> 
     let base_path = raw_base_path(&spec.base_url);
 
     let server_paths: Vec<Vec<String>> = apis.iter().map(|api| paths::server_paths(api)).collect();
-    let ops = paths::documented_ops(&apis, &server_paths);
+    // The operations the agent named: every rule must be one of them, and a
+    // write it named counts as asked for unless the goal negates its verb.
+    let named_ops: Vec<Vec<usize>> = apis
+        .iter()
+        .map(|api| input.intent.operations.iter().filter_map(|e| api.find_operation(e).ok()).collect())
+        .collect();
+    let hinted = !input.intent.operations.is_empty() && !apis.is_empty();
+    let negated_actions: Vec<Action> = negated.iter().filter_map(|v| Action::of_verb(v)).collect();
+    let ops = paths::documented_ops(&apis, &server_paths, &named_ops);
     let mut unrestricted_query = Vec::new();
     for rule in &spec.rules {
         let rule_ref = RuleRef { method: rule.method.clone(), path: rule.path.clone() };
@@ -85,7 +93,26 @@ pub fn check(input: DraftInput<'_>, proposal: &Proposal) -> Result<Vec<String>> 
                 Coverage::Undocumented => failures.push(GroundingFailure::Undocumented(rule_ref.clone())),
             }
         }
-        if let Some(method) = writes(rule) {
+        if writes(rule).is_some() && !rule.confirm {
+            let open = if apis.is_empty() {
+                // Without an API description nothing says what a body holds.
+                let body = !matches!(rule.body, None | Some(Value::Bool(false)));
+                if body { vec!["the body (no API description says what it holds)".to_owned()] } else { vec![] }
+            } else {
+                open_parameters(rule, &base_path, &ops)
+            };
+            if !open.is_empty() {
+                failures.push(GroundingFailure::ConfirmMissing { rule: rule_ref.clone(), open });
+            }
+        }
+        let named = hinted && paths::named(&rule.method, &base_path, &rule.path, &ops);
+        if hinted && !named {
+            failures.push(GroundingFailure::NotAmongOperations(rule_ref.clone()));
+        }
+        let negated_here = Action::of_method(&rule.method).is_some_and(|a| negated_actions.contains(&a));
+        if let Some(method) = writes(rule)
+            && (!named || negated_here)
+        {
             if method == Method::Delete && !goal.asks_for_delete() {
                 failures.push(GroundingFailure::DeleteNotAsked(rule_ref.clone()));
             } else if !goal.asks_for_change() {
@@ -126,6 +153,55 @@ pub fn check(input: DraftInput<'_>, proposal: &Proposal) -> Result<Vec<String>> 
     let mut seen = BTreeSet::new();
     warnings.retain(|w| seen.insert(w.clone()));
     Ok(warnings)
+}
+
+/// The parameters that name a recipient, destination, account, URL, email,
+/// amount or file and that `rule` leaves open, over every documented
+/// operation it reaches: path parameters under a `*` or `**`, query
+/// parameters it allows without `values` (all of them without an
+/// allow-list), documented body fields it neither refuses nor fixes.
+fn open_parameters(rule: &Rule, base_path: &str, ops: &[paths::DocumentedOp<'_>]) -> Vec<String> {
+    let sensitive = |p: &crate::openapi::ParamDoc| {
+        crate::pin::Field {
+            name: &p.name,
+            parents: &[],
+            description: p.description.as_deref(),
+            format: p.format.as_deref(),
+        }
+        .is_sensitive()
+    };
+    let mut open: Vec<String> = Vec::new();
+    let mut add = |name: String| {
+        if !open.contains(&name) {
+            open.push(name);
+        }
+    };
+    for (op, open_path) in paths::operations_reached(&rule.method, base_path, &rule.path, ops) {
+        for param in op.path_params.iter().filter(|p| open_path.contains(&p.name.as_str()) && sensitive(p)) {
+            add(format!("{{{}}}", param.name));
+        }
+        for param in &op.query_params {
+            let allowed = match &rule.query {
+                None => param.values.is_none(),
+                Some(query) => query.get(&param.name).is_some_and(|q| q.values.is_none()),
+            };
+            if allowed && sensitive(param) {
+                add(param.name.clone());
+            }
+        }
+        for field in crate::pin::open_body(op.body.as_ref(), rule.body.as_ref()) {
+            add(field);
+        }
+    }
+    open
+}
+
+/// [`open_parameters`] of `rule` under `base_url`, for a drafter holding
+/// itself to the grounding rule before it proposes.
+pub(crate) fn open_parameters_of(rule: &Rule, base_url: &str, api: &ApiDoc) -> Vec<String> {
+    let server_paths = vec![paths::server_paths(api)];
+    let ops = paths::documented_ops(&[api], &server_paths, &[]);
+    open_parameters(rule, &raw_base_path(base_url), &ops)
 }
 
 /// Check 1: the base URL's host is declared by an API description's servers
@@ -193,9 +269,10 @@ fn rule_warnings(rule: &Rule, name: &str, double_star: bool, has_api: bool, warn
     }
 }
 
-/// Check 3: every secret named in `secrets` or an inject template is among
-/// the hints; warnings for secrets in the query string and for injected
-/// headers that do not look like credentials.
+/// Check 3: every secret named in `secrets` or an inject template (headers,
+/// query, HTTP Basic) is among the hints; warnings for secrets in the query
+/// string, for injected headers that do not look like credentials, and for
+/// Basic credentials that name no secret.
 fn check_secrets(
     spec: &IntegrationSpec,
     hints: &[String],
@@ -203,7 +280,8 @@ fn check_secrets(
     warnings: &mut Vec<String>,
 ) {
     let mut referenced: BTreeSet<&str> = spec.secrets.iter().map(String::as_str).collect();
-    let templates = spec.inject.headers.values().chain(spec.inject.query.values());
+    let basic = spec.inject.basic.iter().flat_map(|b| [&b.username, &b.password]);
+    let templates = spec.inject.headers.values().chain(spec.inject.query.values()).chain(basic);
     let parsed: Vec<Template> = templates.filter_map(|t| Template::parse(t).ok()).collect();
     referenced.extend(parsed.iter().flat_map(Template::secrets));
     for name in referenced {
@@ -237,6 +315,13 @@ fn check_secrets(
                 clip(value, FIXED_VALUE_CHARS)
             ));
         }
+    }
+    if let Some(basic) = &spec.inject.basic
+        && fixed_value(&basic.username)
+        && fixed_value(&basic.password)
+    {
+        // Not quoted: a password written into the spec.
+        warnings.push("the HTTP Basic credentials are fixed values written in the spec, not a secret".into());
     }
     for header in spec.inject.headers.keys() {
         if !credential_header(header) {

@@ -18,10 +18,11 @@ mod llm;
 mod model;
 mod offline;
 mod openapi;
+mod pin;
 mod pipeline;
 mod text;
 
-pub use docs::{DocsConfig, HttpDocs};
+pub use docs::{DocsConfig, HttpDocs, read_doc};
 pub use error::{DraftError, GroundingFailure, ProviderFailure, Result, RuleRef};
 pub use goal::Goal;
 pub use llm::{Anthropic, AnthropicDrafter, LlmConfig, LlmDrafter, OpenAi, OpenAiDrafter, Protocol, Reply};

@@ -22,6 +22,12 @@ pub struct Intent {
     /// Names of secrets the owner is expected to hold (`GITHUB_TOKEN`).
     #[serde(default)]
     pub secret_hints: Vec<String>,
+    /// The operations the agent needs, each a documented `operationId` or
+    /// `METHOD /path/template` (`GET /repos/{owner}/{repo}/issues`). When
+    /// given, exactly these are drafted (still narrowed by the goal); empty:
+    /// the drafter picks them from the goal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<String>,
 }
 
 /// One intent or several, as the API accepts them.

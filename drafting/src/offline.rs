@@ -19,9 +19,11 @@ use std::collections::BTreeMap;
 use oauth3_policy::{IntegrationSpec, Limits, PermitSpec, QueryParam, RateLimit, Rule, SPEC_VERSION};
 
 use crate::error::{DraftError, Result};
-use crate::goal::{self, Goal};
+use crate::goal::{self, Goal, Stated};
+use crate::grounding;
 use crate::model::{DocContent, DraftInput, Drafter, FetchedDoc, Proposal};
 use crate::openapi::ApiDoc;
+use crate::pin;
 use crate::text::{clip, one_line};
 
 /// The rate limit every drafted integration starts with.
@@ -48,13 +50,13 @@ impl OfflineDrafter {
     /// description, the goal has no verb, nothing matches, the best matches
     /// tie, or the credential cannot be worked out.
     pub fn draft_now(&self, input: DraftInput<'_>) -> Result<Proposal> {
-        draft(input).map_err(DraftError::Undraftable)
+        draft(input)
     }
 }
 
-fn draft(input: DraftInput<'_>) -> std::result::Result<Proposal, String> {
+fn draft(input: DraftInput<'_>) -> Result<Proposal> {
     let intent = input.intent;
-    let (doc, api, mut rationale) = first_api(input.docs)?;
+    let (doc, api, mut rationale) = first_api(input.docs).map_err(DraftError::Undraftable)?;
     // What the goal says not to do is not asked for (the grounding checks
     // read the goal the same way).
     let (asked, negated) = goal::without_negated_actions(&intent.goal);
@@ -65,44 +67,91 @@ fn draft(input: DraftInput<'_>) -> std::result::Result<Proposal, String> {
     for verb in &negated {
         rationale.push(format!("the goal says not to {verb}: nothing is drafted for it"));
     }
-    if goal.clauses().is_empty() {
-        return Err("the goal names no action: say what the agent will do (list, get, create, update, delete …) \
-                    and to what, e.g. \"list issues in acme/widgets\""
-            .into());
-    }
-    let picks = select::select(api, &goal)?;
-    let (base_url, line) = base_url(api, doc)?;
+    let hinted = !intent.operations.is_empty();
+    let picks = if hinted {
+        select::named(api, &goal, &intent.operations).map_err(DraftError::UnknownOperation)?
+    } else if goal.clauses().is_empty() {
+        return Err(DraftError::Undraftable(
+            "the goal names no action: say what the agent will do (list, get, create, update, delete …) \
+             and to what, e.g. \"list issues in acme/widgets\", or name the operations it needs in `operations`"
+                .into(),
+        ));
+    } else {
+        select::select(api, &goal).map_err(DraftError::Undraftable)?
+    };
+    let (base_url, line) = base_url(api, doc).map_err(DraftError::Undraftable)?;
     rationale.push(line);
     let ops: Vec<_> = picks.iter().map(|p| p.op).collect();
     let suggest = format!("{}_TOKEN", intent.name.to_ascii_uppercase());
-    let auth = auth::auth(api, &ops, &intent.secret_hints, &suggest)?;
+    let auth = auth::auth(api, &ops, &intent.secret_hints, &suggest).map_err(DraftError::Undraftable)?;
     let mut warnings = auth.warnings.clone();
     let mut rules: Vec<Rule> = Vec::new();
+    // With the operations named, a named value (`issue 42`) is the resource
+    // the first operation taking it acts on; later ones act on what that
+    // one returns (`the issues that issue 42 lists`).
+    let mut taken: Vec<String> = Vec::new();
+    let mut narrowed_all = Vec::new();
     for pick in &picks {
+        let narrowed = paths::narrow_except(&pick.op.path, &goal, &taken).map_err(DraftError::Undraftable)?;
+        if hinted {
+            taken.extend(narrowed.named_values());
+        }
+        narrowed_all.push(narrowed);
+    }
+    // A value that names a path's resource is not also a body's value.
+    let path_values: Vec<String> =
+        narrowed_all.iter().flat_map(|n| n.named_values()).chain(taken.iter().cloned()).collect();
+    let stated: Vec<Stated> = goal.stated().iter().filter(|s| !path_values.contains(&s.value)).cloned().collect();
+    for (pick, narrowed) in picks.iter().zip(narrowed_all) {
         let op = pick.op;
         let label = format!("{} {}", op.method, op.path);
         rationale.push(pick.why.clone());
-        let narrowed = paths::narrow(&op.path, &goal)?;
         if !narrowed.fills.is_empty() {
             rationale.push(format!("{label}: {}", narrowed.describe()));
         }
-        let (query, line) = query(op, auth.query_name.as_deref(), &label);
-        rationale.push(line);
+        let query = query(op, auth.query_name.as_deref(), &label, &stated);
+        rationale.push(query.line);
         let verbs: Vec<&str> = pick.clauses.iter().map(|&c| goal.clauses()[c].verb.as_str()).collect();
-        let body = body::body(op, &label, &goal, &verbs);
+        let body = body::body(op, &label, &goal, &stated, &verbs, hinted);
         rationale.extend(body.rationale);
         warnings.extend(body.warning);
+        let mut pinned: Vec<String> = narrowed.pinned();
+        pinned.extend(query.pinned);
+        pinned.extend(body.pinned);
+        let mut free = query.free;
+        free.extend(body.free);
+        rationale.push(parameters_line(&label, &pinned, &free));
         if rules.iter().any(|r| r.method == op.method && r.path == narrowed.glob) {
+            // Its confirm is the kept rule's, judged over every operation
+            // that rule reaches.
             continue;
         }
         let description = op.summary.as_deref().or(op.operation_id.as_deref()).map(|t| clip(&one_line(t), 120));
-        rules.push(Rule {
+        let mut rule = Rule {
             method: op.method.clone(),
-            path: narrowed.glob,
-            query: Some(query),
+            path: narrowed.glob.clone(),
+            query: Some(query.params),
             body: body.schema,
-            description: Some(description.unwrap_or(label)),
-        });
+            description: Some(description.unwrap_or(label.clone())),
+            confirm: false,
+        };
+        // The grounding rule, applied by the drafter to itself: a write that
+        // leaves a recipient, destination, account, URL, email, amount or
+        // file open waits for the owner (so does one whose target the goal
+        // names only for another operation).
+        let mut open = grounding::open_parameters_of(&rule, &base_url, api);
+        if writes(&op.method) {
+            open.extend(narrowed.taken());
+        }
+        rule.confirm = writes(&op.method) && !open.is_empty();
+        if rule.confirm {
+            rationale.push(format!(
+                "{label}: confirm: each call waits for the owner's confirmation of the exact request, because the \
+                 goal does not fix {}",
+                open.join(", ")
+            ));
+        }
+        rules.push(rule);
     }
     rationale.extend(auth.rationale);
     rationale.push(format!(
@@ -121,9 +170,29 @@ fn draft(input: DraftInput<'_>) -> std::result::Result<Proposal, String> {
     };
     let permit = PermitSpec { version: SPEC_VERSION, integrations: vec![integration.clone()] };
     if let Err(error) = permit.compile(input.compile) {
-        return Err(format!("the drafted spec does not compile: {error}"));
+        return Err(DraftError::Undraftable(format!("the drafted spec does not compile: {error}")));
     }
     Ok(Proposal { integration, rationale, warnings })
+}
+
+/// Methods that change something upstream.
+fn writes(method: &str) -> bool {
+    !matches!(method, "GET" | "HEAD" | "OPTIONS")
+}
+
+/// "`label`: pinned from the goal: a = …; free: b, c".
+fn parameters_line(label: &str, pinned: &[String], free: &[String]) -> String {
+    let mut parts = Vec::new();
+    if !pinned.is_empty() {
+        parts.push(format!("pinned from the goal: {}", pinned.join("; ")));
+    }
+    if !free.is_empty() {
+        parts.push(format!("free: {}", free.join(", ")));
+    }
+    if parts.is_empty() {
+        parts.push("no parameters to pin".into());
+    }
+    format!("{label}: parameters {}", parts.join("; "))
 }
 
 /// The first doc that is an API description, and a rationale line.
@@ -178,19 +247,50 @@ fn base_url(api: &ApiDoc, doc: &FetchedDoc) -> std::result::Result<(String, Stri
     Ok((url, line))
 }
 
-/// Exactly the documented query parameters (never the injected key).
-fn query(op: &super::Operation, injected: Option<&str>, label: &str) -> (BTreeMap<String, QueryParam>, String) {
-    let mut query = BTreeMap::new();
+/// A rule's query allow-list and what pinning did to it.
+struct Query {
+    params: BTreeMap<String, QueryParam>,
+    line: String,
+    pinned: Vec<String>,
+    free: Vec<String>,
+}
+
+/// Exactly the documented query parameters (never the injected key), each
+/// pinned to the values the goal states for it.
+fn query(op: &super::Operation, injected: Option<&str>, label: &str, stated: &[Stated]) -> Query {
+    let mut params = BTreeMap::new();
+    let (mut pinned, mut free) = (Vec::new(), Vec::new());
     for param in &op.query_params {
         if injected.is_some_and(|k| k.eq_ignore_ascii_case(&param.name)) {
             continue;
         }
-        query.insert(param.name.clone(), QueryParam { values: param.values.clone() });
+        let field = pin::Field {
+            name: &param.name,
+            parents: &[],
+            description: param.description.as_deref(),
+            format: param.format.as_deref(),
+        };
+        let stated: Vec<String> = field
+            .pins(stated, &serde_json::json!({"type": "string"}))
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .filter(|v| param.values.as_ref().is_none_or(|documented| documented.contains(v)))
+            .collect();
+        let values = if stated.is_empty() {
+            if param.values.is_none() {
+                free.push(param.name.clone());
+            }
+            param.values.clone()
+        } else {
+            pinned.push(format!("{} = {}", param.name, stated.join(" | ")));
+            Some(stated)
+        };
+        params.insert(param.name.clone(), QueryParam { values });
     }
-    let line = if query.is_empty() {
+    let line = if params.is_empty() {
         format!("{label}: no query parameters documented, none allowed")
     } else {
-        let names: Vec<String> = query
+        let names: Vec<String> = params
             .iter()
             .map(|(name, q)| match &q.values {
                 Some(values) => format!("{name} ({})", values.join("|")),
@@ -199,5 +299,5 @@ fn query(op: &super::Operation, injected: Option<&str>, label: &str) -> (BTreeMa
             .collect();
         format!("{label}: query limited to the documented parameters {}", names.join(", "))
     };
-    (query, line)
+    Query { params, line, pinned, free }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-pub(crate) use matching::{IN_IDENT, Vocab};
+pub(crate) use matching::{IN_IDENT, Vocab, closest_operations};
 
 /// An API description.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +73,10 @@ pub struct ParamDoc {
     pub required: bool,
     /// Allowed values when the schema has a string `enum`.
     pub values: Option<Vec<String>>,
+    /// `description` (clipped), for matching goal values to it.
+    pub description: Option<String>,
+    /// The schema's `format` (`email`, `uri`, `date-time` …).
+    pub format: Option<String>,
 }
 
 /// A request body.
@@ -88,6 +92,10 @@ pub struct BodyDoc {
     pub schema: Value,
     /// `required`.
     pub required: bool,
+    /// Descriptions of the schema's object properties, by dotted path from
+    /// the body (`Data.Initiation.InstructedAmount`), clipped; for matching
+    /// goal values to fields.
+    pub descriptions: BTreeMap<String, String>,
 }
 
 /// How the API authenticates.
@@ -129,6 +137,27 @@ impl Operation {
     }
 }
 
+/// A path template with its parameter names dropped and no trailing `/`
+/// (`/repos/{owner}/{repo}/` → `/repos/{}/{}`).
+fn template_shape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut depth = 0;
+    for c in path.trim_end_matches('/').chars() {
+        match c {
+            '{' => {
+                if depth == 0 {
+                    out.push_str("{}");
+                }
+                depth += 1;
+            }
+            '}' if depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
 impl ApiDoc {
     /// Reads an OpenAPI 3.x or Swagger 2.0 document fetched from `doc_url`.
     /// `Ok(None)` when `value` is not an API description at all.
@@ -147,6 +176,38 @@ impl ApiDoc {
             self.operations.iter().map(|op| (matching::relevance(op, goal), op)).collect();
         scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
         scored.into_iter().map(|(_, op)| op).collect()
+    }
+
+    /// The operation an intent's `operations` entry names: an `operationId`
+    /// (exactly, else the one matching without regard to case), or `METHOD
+    /// /path/template` as documented (parameter names and a trailing `/`
+    /// need not match). `Err` says why not, listing the closest documented
+    /// operations.
+    pub fn find_operation(&self, entry: &str) -> Result<usize, String> {
+        let entry = entry.trim();
+        if let Some(i) = self.operations.iter().position(|o| o.operation_id.as_deref() == Some(entry)) {
+            return Ok(i);
+        }
+        let folded: Vec<usize> = (0..self.operations.len())
+            .filter(|&i| self.operations[i].operation_id.as_deref().is_some_and(|id| id.eq_ignore_ascii_case(entry)))
+            .collect();
+        if let [one] = folded[..] {
+            return Ok(one);
+        }
+        if let Some((method, path)) = entry.split_once(char::is_whitespace) {
+            let method = method.to_ascii_uppercase();
+            let shape = template_shape(path.trim());
+            let found: Vec<usize> = (0..self.operations.len())
+                .filter(|&i| self.operations[i].method == method && template_shape(&self.operations[i].path) == shape)
+                .collect();
+            if let [one] = found[..] {
+                return Ok(one);
+            }
+            if let Some(&exact) = found.iter().find(|&&i| self.operations[i].path == path.trim()) {
+                return Ok(exact);
+            }
+        }
+        Err(matching::closest(self, entry))
     }
 
     /// The security requirement alternatives that apply to `operation`:

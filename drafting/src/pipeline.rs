@@ -25,6 +25,10 @@ pub const MAX_DOCS_PER_REQUEST: usize = 8;
 pub const MAX_CONCURRENT_DRAFTS: usize = 4;
 /// Longest doc URL, in bytes.
 pub const MAX_DOC_URL_BYTES: usize = 2048;
+/// Most operations an intent may name.
+pub const MAX_OPERATIONS: usize = 50;
+/// Longest operation entry, in bytes.
+pub const MAX_OPERATION_BYTES: usize = 300;
 /// Longest line of a drafter's rationale or warnings shown to the owner.
 const MAX_NOTE_CHARS: usize = 600;
 
@@ -91,6 +95,7 @@ impl Drafting {
         let mut notes = Vec::with_capacity(intents.len());
         for intent in intents {
             let docs: Vec<FetchedDoc> = intent.doc_urls.iter().map(|u| fetched[u.as_str()].clone()).collect();
+            check_operations(intent, &docs)?;
             let input = DraftInput { intent, docs: &docs, compile: &self.compile };
             let mut proposal = self.drafter.draft(input).await?;
             // Facts the gateway knows are not left to the drafter, and the
@@ -158,6 +163,20 @@ fn check_intents(intents: &[Intent]) -> Result<()> {
                 return bad(format!("intent[{i}].doc_urls[{j}]"), &why);
             }
         }
+        if intent.operations.len() > MAX_OPERATIONS {
+            return bad(at("operations"), &format!("name at most {MAX_OPERATIONS} operations"));
+        }
+        for (j, entry) in intent.operations.iter().enumerate() {
+            let printable = entry.chars().all(|c| !c.is_control() && !oauth3_policy::is_invisible(c));
+            if entry.trim().is_empty() || entry.len() > MAX_OPERATION_BYTES || !printable {
+                return bad(
+                    format!("intent[{i}].operations[{j}]"),
+                    &format!(
+                        "a documented operationId or `METHOD /path/template` (1–{MAX_OPERATION_BYTES} printable bytes)"
+                    ),
+                );
+            }
+        }
         for (j, hint) in intent.secret_hints.iter().enumerate() {
             if !is_secret_name(hint) {
                 return bad(
@@ -170,6 +189,28 @@ fn check_intents(intents: &[Intent]) -> Result<()> {
     let distinct: BTreeSet<&str> = intents.iter().flat_map(|i| &i.doc_urls).map(String::as_str).collect();
     if distinct.len() > MAX_DOCS_PER_REQUEST {
         return bad("intent".into(), &format!("at most {MAX_DOCS_PER_REQUEST} distinct doc URLs per request"));
+    }
+    Ok(())
+}
+
+/// Every entry of the intent's `operations` names a documented operation of
+/// one of its API descriptions (checked before any drafter runs, so an LLM
+/// is never asked for an operation that does not exist). With text docs
+/// only, there is nothing to check against.
+fn check_operations(intent: &Intent, docs: &[FetchedDoc]) -> Result<()> {
+    let apis: Vec<&crate::openapi::ApiDoc> = docs
+        .iter()
+        .filter_map(|d| match &d.content {
+            crate::model::DocContent::Api(api) => Some(api.as_ref()),
+            crate::model::DocContent::Text(_) => None,
+        })
+        .collect();
+    let Some(first) = apis.first() else { return Ok(()) };
+    for entry in &intent.operations {
+        if !apis.iter().any(|api| api.find_operation(entry).is_ok()) {
+            let why = first.find_operation(entry).err().unwrap_or_default();
+            return Err(DraftError::UnknownOperation(format!("intent `{}`: {why}", intent.name)));
+        }
     }
     Ok(())
 }

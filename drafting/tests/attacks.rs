@@ -252,7 +252,13 @@ fn rules(rules: Value) -> IntegrationSpec {
 }
 
 fn intent(goal: &str, doc_urls: Vec<String>) -> Intent {
-    Intent { name: "issues".into(), goal: goal.into(), doc_urls, secret_hints: vec!["ISSUES_TOKEN".into()] }
+    Intent {
+        name: "issues".into(),
+        goal: goal.into(),
+        doc_urls,
+        secret_hints: vec!["ISSUES_TOKEN".into()],
+        operations: vec![],
+    }
 }
 
 async fn run(intents: &[Intent], docs: Vec<FetchedDoc>, proposal: Proposal) -> (Result<Draft, DraftError>, usize) {

@@ -41,6 +41,7 @@ async fn draft(goal: &str, docs: Vec<FetchedDoc>, spec: IntegrationSpec) -> Resu
         goal: goal.into(),
         doc_urls: docs.iter().map(|d| d.url.clone()).collect(),
         secret_hints: vec!["ISSUES_TOKEN".into()],
+        operations: vec![],
     };
     let proposal = Proposal { integration: spec, rationale: vec![], warnings: vec![] };
     let drafting =
@@ -294,4 +295,40 @@ async fn unusual_choices_are_warnings_in_a_stable_order() {
     let unlimited = self::spec(json!({"rate_limit": null}));
     let warnings = warnings(READ_GOAL, vec![api_doc()], unlimited).await;
     assert!(warnings.contains(&"no rate limit: the agent may call as often as the upstream allows".to_owned()));
+}
+
+#[tokio::test]
+async fn an_http_basic_secret_not_among_the_hints_is_blocked() {
+    // STOLEN_SECRET is named only by the Basic password template.
+    let message = blocked(
+        READ_GOAL,
+        vec![api_doc()],
+        spec(json!({
+            "inject": {"basic": {"username": "{ISSUES_TOKEN}", "password": "{STOLEN_SECRET}"}},
+            "secrets": ["ISSUES_TOKEN"]
+        })),
+    )
+    .await;
+    assert!(
+        message.contains("1) secret `STOLEN_SECRET` is not among the intent's secret_hints (ISSUES_TOKEN)"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn http_basic_credentials_from_the_hints_are_grounded() {
+    let basic = spec(json!({"inject": {"basic": {"username": "{ISSUES_TOKEN}"}}, "secrets": ["ISSUES_TOKEN"]}));
+    let warnings = warnings(READ_GOAL, vec![api_doc()], basic).await;
+    assert!(warnings.iter().all(|w| !w.contains("Basic")), "{warnings:?}");
+}
+
+#[tokio::test]
+async fn http_basic_credentials_written_into_the_spec_are_flagged_without_quoting_them() {
+    let fixed = spec(json!({"inject": {"basic": {"username": "admin", "password": "hunter2"}}, "secrets": []}));
+    let warnings = warnings(READ_GOAL, vec![api_doc()], fixed).await;
+    assert!(
+        warnings.contains(&"the HTTP Basic credentials are fixed values written in the spec, not a secret".to_owned()),
+        "{warnings:?}"
+    );
+    assert!(warnings.iter().all(|w| !w.contains("hunter2")), "{warnings:?}");
 }

@@ -31,6 +31,7 @@ fn intent() -> Intent {
         goal: GOAL.into(),
         doc_urls: vec![DOC_URL.into()],
         secret_hints: vec!["GITHUB_TOKEN".into()],
+        operations: vec![],
     }
 }
 

@@ -1,7 +1,8 @@
 //! The offline OpenAPI drafter against fixture API descriptions: a
 //! GitHub-like issues API (OpenAPI 3.0 JSON), a Slack-like chat API (3.1
-//! YAML), a Stripe-like payments API (form bodies, basic + bearer) and a
-//! weather API (Swagger 2.0 YAML, API key in the query). Each goal's
+//! YAML), a Stripe-like payments API (form bodies, basic + bearer), a
+//! weather API (Swagger 2.0 YAML, API key in the query) and a mail API
+//! (OpenAPI 3.0 YAML, HTTP Basic only). Each goal's
 //! whole spec is compared, and every drafted spec must compile.
 
 use oauth3_drafting::{
@@ -44,6 +45,7 @@ fn intent(goal: &str, docs: &[FetchedDoc], hints: &[&str]) -> Intent {
         goal: goal.into(),
         doc_urls: docs.iter().map(|d| d.url.clone()).collect(),
         secret_hints: hints.iter().map(|h| h.to_string()).collect(),
+        operations: vec![],
     }
 }
 
@@ -310,7 +312,7 @@ fn posts_messages_to_a_channel_and_replies_in_threads() {
                  "text": {"type": "string", "maxLength": 40000},
                  "thread_ts": {"type": ["string", "null"]},
              }},
-             "description": "Sends a message to a channel."},
+             "description": "Sends a message to a channel.", "confirm": true},
         ]))
     );
     let r = &proposal.rationale;
@@ -321,6 +323,12 @@ fn posts_messages_to_a_channel_and_replies_in_threads() {
     has_line(r, "goal words matched: post (path), message (path), channel (summary/tags)");
     has_line(r, "body keeps required channel; thread_ts (named in the goal); text (implied by \"post\")");
     has_line(r, "other documented properties refused: blocks, mrkdwn");
+    // "a channel": which one is left to the agent, so the owner confirms each post.
+    has_line(
+        r,
+        "POST /chat.postMessage: confirm: each call waits for the owner's confirmation of the exact request, because the goal does not fix channel",
+    );
+    has_line(r, "POST /chat.postMessage: parameters free: channel, text, thread_ts");
     has_line(r, "auth: `botToken` (OAuth 2 / OpenID Connect bearer token) → Authorization: Bearer {SLACK_BOT_TOKEN}");
 }
 
@@ -337,7 +345,7 @@ fn reads_channel_history_and_deletes_messages_through_rpc_style_paths() {
             {"method": "POST", "path": "/chat.delete", "query": {},
              "body": {"type": "object", "required": ["channel", "ts"], "additionalProperties": false,
                       "properties": {"channel": {"type": "string"}, "ts": {"type": "string"}}},
-             "description": "Deletes a message."},
+             "description": "Deletes a message.", "confirm": true},
         ]))
     );
     has_line(&proposal.rationale, "POST /chat.delete (Deletes a message.): \"delete\" asks to delete (POST)");
@@ -379,7 +387,9 @@ fn form_encoded_bodies_are_not_checked_and_say_so() {
     assert_eq!(
         as_json(&proposal),
         stripe(json!([
-            {"method": "POST", "path": "/v1/customers", "query": {}, "body": true, "description": "Create a customer"},
+            // The form's `email` is unchecked and the goal names none: confirmed per call.
+            {"method": "POST", "path": "/v1/customers", "query": {}, "body": true, "description": "Create a customer",
+             "confirm": true},
             {"method": "GET", "path": "/v1/customers/cus_123", "query": {"expand": {}},
              "description": "Retrieve a customer"},
         ]))
@@ -394,7 +404,7 @@ fn form_encoded_bodies_are_not_checked_and_say_so() {
 }
 
 #[test]
-fn basic_auth_is_skipped_for_bearer_and_the_hint_matching_the_api_is_chosen() {
+fn bearer_is_preferred_to_basic_auth_for_one_secret_and_the_hint_matching_the_api_is_chosen() {
     let proposal = draft("stripe.json", "list charges", &["GITHUB_TOKEN", "STRIPE_SECRET_KEY"]);
     assert_eq!(
         as_json(&proposal),
@@ -404,7 +414,7 @@ fn basic_auth_is_skipped_for_bearer_and_the_hint_matching_the_api_is_chosen() {
         ]))
     );
     let r = &proposal.rationale;
-    has_line(r, "auth: `basicAuth` (http basic) skipped: it needs base64, which an inject template cannot express");
+    has_line(r, "auth: `bearerAuth` (http bearer) → Authorization: Bearer {STRIPE_SECRET_KEY}");
     has_line(r, "secret STRIPE_SECRET_KEY is the secret hint matching the scheme or API name");
 }
 
@@ -414,7 +424,8 @@ fn updates_by_post_on_the_item_path_and_lists_refunds() {
     assert_eq!(
         as_json(&proposal),
         stripe(json!([
-            {"method": "POST", "path": "/v1/customers/cus_123", "query": {}, "body": true, "description": "Update a customer"},
+            {"method": "POST", "path": "/v1/customers/cus_123", "query": {}, "body": true, "description": "Update a customer",
+             "confirm": true},
             {"method": "GET", "path": "/v1/refunds", "query": {"charge": {}, "limit": {}},
              "description": "List all refunds"},
         ]))
@@ -493,6 +504,108 @@ fn swagger_2_form_data_is_not_checked_and_fills_the_station() {
     has_line(&proposal.warnings, "the request body is application/x-www-form-urlencoded");
 }
 
+// ---- Mailer API (OpenAPI 3, HTTP Basic) -----------------------------------------
+
+fn mailer(rules: Value, basic: Value, secrets: &[&str]) -> Value {
+    spec("mailer.yaml", "https://api.mailer.example/v3", rules, json!({"basic": basic}), secrets)
+}
+
+fn list_messages() -> Value {
+    json!([{"method": "GET", "path": "/messages", "query": {"limit": {}, "status": {"values": ["sent", "bounced"]}},
+            "description": "List sent messages"}])
+}
+
+#[test]
+fn http_basic_takes_the_api_key_as_username_and_its_secret_as_password() {
+    // Given secret first: the names, not their order, decide.
+    let proposal = draft("mailer.yaml", "list sent messages", &["MAILER_API_SECRET", "MAILER_API_KEY"]);
+    assert_eq!(
+        as_json(&proposal),
+        mailer(
+            list_messages(),
+            json!({"username": "{MAILER_API_KEY}", "password": "{MAILER_API_SECRET}"}),
+            &["MAILER_API_KEY", "MAILER_API_SECRET"]
+        )
+    );
+    has_line(
+        &proposal.rationale,
+        "auth: `basicAuth` (http basic) → HTTP Basic username {MAILER_API_KEY}, password {MAILER_API_SECRET}, \
+         base64-encoded by the gateway; secrets MAILER_API_KEY and MAILER_API_SECRET read as a key or user name and \
+         its secret or password",
+    );
+    assert!(proposal.warnings.is_empty(), "{:?}", proposal.warnings);
+}
+
+#[test]
+fn http_basic_with_one_hint_sends_it_as_the_username_with_an_empty_password_and_says_so() {
+    let proposal = draft("mailer.yaml", "list sent messages", &["MAILER_API_KEY"]);
+    assert_eq!(
+        as_json(&proposal),
+        mailer(list_messages(), json!({"username": "{MAILER_API_KEY}"}), &["MAILER_API_KEY"])
+    );
+    has_line(
+        &proposal.rationale,
+        "HTTP Basic username {MAILER_API_KEY}, empty password, base64-encoded by the gateway; secret MAILER_API_KEY \
+         is the only secret hint",
+    );
+    assert_eq!(
+        proposal.warnings,
+        ["the API takes HTTP Basic credentials: MAILER_API_KEY is sent as the username with an empty password; if \
+          it needs a password too, set `inject.basic.password`"]
+    );
+}
+
+#[test]
+fn secrets_of_two_unrelated_apis_are_never_paired_as_basic_credentials() {
+    // GITHUB_TOKEN reads as a password and MAILER_API_KEY as a key, but they
+    // belong to different APIs: only the one matching this API is used.
+    let proposal = draft("mailer.yaml", "list sent messages", &["GITHUB_TOKEN", "MAILER_API_KEY"]);
+    assert_eq!(as_json(&proposal)["inject"], json!({"basic": {"username": "{MAILER_API_KEY}"}}));
+    assert_eq!(proposal.integration.secrets, ["MAILER_API_KEY"]);
+}
+
+#[test]
+fn http_basic_without_secret_hints_is_refused() {
+    let message = refusal(&[fixture("mailer.yaml")], "list sent messages", &[]);
+    assert!(
+        message.starts_with("the API requires a credential (`basicAuth`, http basic); name the owner's secret"),
+        "{message}"
+    );
+}
+
+#[test]
+fn two_hints_that_are_not_a_key_and_secret_pair_are_ambiguous_for_basic() {
+    let message = refusal(&[fixture("mailer.yaml")], "list sent messages", &["MAILER_KEY", "MAILER_ID"]);
+    assert!(message.starts_with("ambiguous secret hints: MAILER_KEY, MAILER_ID"), "{message}");
+}
+
+#[test]
+fn a_swagger_2_basic_definition_drafts_http_basic() {
+    let doc = json!({"swagger": "2.0", "info": {"title": "Ledger", "version": "1"}, "host": "api.ledger.example",
+        "schemes": ["https"], "securityDefinitions": {"basic": {"type": "basic"}}, "security": [{"basic": []}],
+        "paths": {"/accounts": {"get": {"summary": "List accounts", "responses": {"200": {"description": "OK"}}}}}});
+    let proposal = draft_docs(&[inline(doc)], "list accounts", &["LEDGER_USER", "LEDGER_PASSWORD"]).unwrap();
+    assert_eq!(
+        as_json(&proposal)["inject"],
+        json!({"basic": {"username": "{LEDGER_USER}", "password": "{LEDGER_PASSWORD}"}})
+    );
+}
+
+#[test]
+fn a_key_and_secret_pair_chooses_basic_over_a_bearer_alternative() {
+    let mut doc = tiny(json!({"/things": {"get": {"summary": "List things"}}}));
+    doc["components"] = json!({"securitySchemes": {
+        "token": {"type": "http", "scheme": "bearer"},
+        "basic": {"type": "http", "scheme": "basic"}
+    }});
+    doc["security"] = json!([{"token": []}, {"basic": []}]);
+    let pair = draft_docs(&[inline(doc.clone())], "list things", &["TINY_KEY", "TINY_SECRET"]).unwrap();
+    assert_eq!(as_json(&pair)["inject"], json!({"basic": {"username": "{TINY_KEY}", "password": "{TINY_SECRET}"}}));
+    // One secret: the bearer token, as before.
+    let one = draft_docs(&[inline(doc)], "list things", &["TINY_KEY"]).unwrap();
+    assert_eq!(as_json(&one)["inject"], json!({"headers": {"Authorization": "Bearer {TINY_KEY}"}}));
+}
+
 // ---- Choices made on small inline documents ---------------------------------
 
 fn inline(doc: Value) -> FetchedDoc {
@@ -559,7 +672,12 @@ fn a_goal_matching_nothing_is_refused_listing_the_operations() {
         message.starts_with("no documented operation matches \"create invoice acme\" (create → POST)"),
         "{message}"
     );
-    assert!(message.contains("GET /repos/{owner}/{repo}/issues (List repository issues)"), "{message}");
+    // The closest operations, in the form `operations` takes them.
+    assert!(
+        message.contains("The closest documented operations: `issues/create` (POST /repos/{owner}/{repo}/issues)"),
+        "{message}"
+    );
+    assert!(message.contains("name the operations the agent needs in the intent's `operations`"), "{message}");
 }
 
 #[test]
@@ -568,7 +686,8 @@ fn an_ambiguous_goal_is_refused_naming_the_candidates() {
     assert_eq!(
         message,
         "\"get data\" matches 2 documented operations equally: GET /forecast (5 day / 3 hour forecast data); \
-         GET /weather (Current weather data); say which one you mean, with a word from its path or summary"
+         GET /weather (Current weather data); say which one you mean, with a word from its path or summary, or name \
+         the operations the agent needs in the intent's `operations`"
     );
 }
 
@@ -610,12 +729,24 @@ fn several_secret_hints_none_matching_are_refused() {
 }
 
 #[test]
-fn basic_auth_alone_is_refused() {
+fn basic_auth_alone_is_drafted_with_the_only_hint_as_the_username() {
     let mut doc = tiny(json!({"/things": {"get": {"summary": "List things"}}}));
     doc["components"] = json!({"securitySchemes": {"basic": {"type": "http", "scheme": "basic"}}});
     doc["security"] = json!([{"basic": []}]);
+    let proposal = draft_docs(&[inline(doc)], "list things", &["TINY_PASSWORD"]).unwrap();
+    assert_eq!(as_json(&proposal)["inject"], json!({"basic": {"username": "{TINY_PASSWORD}"}}));
+}
+
+#[test]
+fn a_scheme_the_spec_cannot_inject_is_refused_by_name() {
+    let mut doc = tiny(json!({"/things": {"get": {"summary": "List things"}}}));
+    doc["components"] = json!({"securitySchemes": {"digest": {"type": "http", "scheme": "digest"}}});
+    doc["security"] = json!([{"digest": []}]);
     let message = refusal(&[inline(doc)], "list things", &["TINY_PASSWORD"]);
-    assert!(message.starts_with("the API only offers `basic` (http basic), which the spec cannot inject"), "{message}");
+    assert!(
+        message.starts_with("the API only offers `digest` (http digest), which the spec cannot inject"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -875,7 +1006,7 @@ fn a_post_described_in_html_as_an_update_updates_and_empty_form_bodies_are_no_bo
     assert_eq!(
         serde_json::to_value(&proposal.integration.rules).unwrap(),
         json!([{"method": "POST", "path": "/v1/customers/cus_123", "query": {}, "body": true,
-                "description": "PostCustomersCustomer"}])
+                "description": "PostCustomersCustomer", "confirm": true}])
     );
     // Creating does not pick the update, which the customer id would fill.
     let proposal = draft_docs(&[inline(doc.clone())], "create customers and get customer cus_123", &[]).unwrap();

@@ -179,6 +179,7 @@ fn draft_status(error: &DraftError) -> Option<StatusCode> {
         DraftError::DocTooLarge(_)
         | DraftError::DocUnusable(_)
         | DraftError::Undraftable(_)
+        | DraftError::UnknownOperation(_)
         | DraftError::DoesNotCompile { .. }
         | DraftError::NotGrounded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         DraftError::DocFetchFailed(_) => StatusCode::BAD_GATEWAY,
@@ -302,6 +303,7 @@ mod tests {
             (DraftError::DocTooLarge(text()), 422, "doc_too_large"),
             (DraftError::DocUnusable(text()), 422, "doc_unusable"),
             (DraftError::Undraftable(text()), 422, "draft_failed"),
+            (DraftError::UnknownOperation(text()), 422, "unknown_operation"),
             (DraftError::NotGrounded { integration: text(), failures: vec![] }, 422, "draft_not_grounded"),
             (DraftError::DocFetchFailed(text()), 502, "doc_fetch_failed"),
             (DraftError::DocFetchTimeout(text()), 504, "doc_fetch_timeout"),

@@ -1,6 +1,6 @@
-//! Telling owners a request is waiting: [`Notifier`] is the capability; the
-//! real one, [`Webhook`], POSTs JSON to `OAUTH3_APPROVAL_WEBHOOK` (a chat
-//! bot pings the owner). Delivery runs in the background with retries and
+//! Telling owners something waits for them (a permit request, or a call to
+//! confirm): [`Notifier`] is the capability; the real one, [`Webhook`],
+//! POSTs JSON to `OAUTH3_APPROVAL_WEBHOOK` (a chat bot pings the owner). Delivery runs in the background with retries and
 //! backoff; it never blocks or fails the request, and failures are logged
 //! without the URL (webhook URLs often embed a credential).
 
@@ -43,10 +43,37 @@ pub struct AgentRef {
     pub name: String,
 }
 
-/// Announces waiting requests. Implementations return at once.
+/// A call waiting for the owner's confirmation: what the webhook receives.
+/// Never a secret: the request is the agent's (injected values redacted in
+/// the URL, injected headers left out).
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfirmationNotice {
+    /// Always `confirmation.pending`.
+    pub event: &'static str,
+    /// `cfm_…`.
+    pub confirmation_id: String,
+    /// The permit the call is made under.
+    pub permit_id: String,
+    /// The execution that made it.
+    pub execution_id: String,
+    /// What the permit is for: its approved request's description
+    /// (agent-written: escape it).
+    pub goal: Option<String>,
+    /// The exact call.
+    pub request: crate::views::ShownRequest,
+    /// Where the owner decides.
+    pub confirm_url: String,
+    /// When it expires unanswered, RFC 3339.
+    pub expires_at: String,
+}
+
+/// Announces what waits for an owner. Implementations return at once.
 pub trait Notifier: Send + Sync {
-    /// Queues `notice` for delivery.
+    /// Queues `notice` (a permit request) for delivery.
     fn request_waiting(&self, notice: ApprovalNotice);
+
+    /// Queues `notice` (a call to confirm) for delivery.
+    fn confirmation_waiting(&self, notice: ConfirmationNotice);
 }
 
 /// No notifications (no webhook configured).
@@ -54,6 +81,8 @@ pub struct Silent;
 
 impl Notifier for Silent {
     fn request_waiting(&self, _: ApprovalNotice) {}
+
+    fn confirmation_waiting(&self, _: ConfirmationNotice) {}
 }
 
 /// Deliveries attempted per notice, and the wait before each retry.
@@ -106,23 +135,35 @@ impl Webhook {
 
 impl Notifier for Webhook {
     fn request_waiting(&self, notice: ApprovalNotice) {
+        let id = notice.request_id.clone();
+        self.queue(id, serde_json::to_vec(&notice).unwrap_or_default());
+    }
+
+    fn confirmation_waiting(&self, notice: ConfirmationNotice) {
+        let id = notice.confirmation_id.clone();
+        self.queue(id, serde_json::to_vec(&notice).unwrap_or_default());
+    }
+}
+
+impl Webhook {
+    /// Delivers `body` (about `id`, for the log) in the background.
+    fn queue(&self, id: String, body: Vec<u8>) {
         let Ok(permit) = Arc::clone(&self.in_flight).try_acquire_owned() else {
-            tracing::warn!(request = %notice.request_id, "approval webhook: too many deliveries in flight; dropped");
+            tracing::warn!(request = %id, "approval webhook: too many deliveries in flight; dropped");
             return;
         };
         let (client, url, backoff) = (self.client.clone(), self.url.clone(), self.backoff.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            deliver(&client, url, &notice, &backoff).await;
+            deliver(&client, url, &id, body, &backoff).await;
         });
     }
 }
 
-/// Posts `notice` until a 2xx, an answer that retrying will not change (a
-/// 3xx, or a 4xx other than 408 and 429), or the last attempt.
-async fn deliver(client: &reqwest::Client, url: reqwest::Url, notice: &ApprovalNotice, backoff: &[Duration]) {
-    let request = notice.request_id.as_str();
-    let body = serde_json::to_vec(notice).unwrap_or_default();
+/// Posts `body` (a notice about `request`) until a 2xx, an answer that
+/// retrying will not change (a 3xx, or a 4xx other than 408 and 429), or
+/// the last attempt.
+async fn deliver(client: &reqwest::Client, url: reqwest::Url, request: &str, body: Vec<u8>, backoff: &[Duration]) {
     for attempt in 0..=backoff.len() {
         let sent = client
             .post(url.clone())

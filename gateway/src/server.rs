@@ -1,5 +1,6 @@
 //! Starting the gateway: data dir, database and migrations, recovery of
-//! interrupted executions, keys, sandbox, egress, workers, retention, HTTP
+//! interrupted executions, keys, sandbox, egress (with the owner's
+//! confirmations), workers, retention, HTTP
 //! listener; and stopping it gracefully.
 
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use oauth3_drafting::{
 use crate::auth::Tokens;
 use crate::capabilities::{DbAudit, DbRateLimiter};
 use crate::config::{Config, DrafterSettings, SignupMode, Switch};
+use crate::confirm::DbConfirmations;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::executor::Workers;
@@ -38,7 +40,7 @@ pub struct Capabilities {
     pub drafter: Arc<dyn Drafter>,
     /// Fetches the docs intents name.
     pub docs: Arc<dyn DocSource>,
-    /// Tells owners a request is waiting.
+    /// Tells owners a request or a call waits for them.
     pub notifier: Arc<dyn Notifier>,
     /// The dstack guest agent, inside a CVM: quotes for `/attestation`.
     pub tee: Option<Dstack>,
@@ -149,18 +151,20 @@ impl Server {
                 .wasi_http(config.wasi_http == Switch::On),
         )
         .await?;
-        let audit = Arc::new(DbAudit::new(db.clone()));
-        let egress = Arc::new(Egress::new(
-            EgressConfig { insecure_upstreams: insecure_upstreams.clone(), ..EgressConfig::default() },
-            Arc::new(DbRateLimiter::new(db.clone())),
-            Arc::clone(&audit) as Arc<dyn oauth3_host::AuditSink>,
-        )?);
-
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(Error::io(format!("listening on {}", config.listen)))?;
         let addr = listener.local_addr().map_err(Error::io("reading the bound address"))?;
         let public_url = config.public_url(addr);
+
+        let audit = Arc::new(DbAudit::new(db.clone()));
+        let confirmations = DbConfirmations::new(db.clone(), Arc::clone(&capabilities.notifier), &public_url);
+        let egress = Arc::new(Egress::new(
+            EgressConfig { insecure_upstreams: insecure_upstreams.clone(), ..EgressConfig::default() },
+            Arc::new(DbRateLimiter::new(db.clone())),
+            Arc::clone(&audit) as Arc<dyn oauth3_host::AuditSink>,
+            Arc::new(confirmations),
+        )?);
         let (queue, queued) = mpsc::channel(4096);
         let workers = executor::places(&config);
         let compile_options = CompileOptions { insecure_upstreams, ..CompileOptions::default() };

@@ -12,7 +12,8 @@ use serde_json::Value;
 use crate::auth::Role;
 use crate::db::{rfc3339, rfc3339_opt, unix_ms};
 use crate::store::{
-    AuditRow, ExecutionRow, ExecutionStatus, PermitRow, PermitStatus, RequestRow, RequestStatus, SecretRow,
+    AuditRow, ConfirmationRow, ConfirmationStatus, ExecutionRow, ExecutionStatus, PermitRow, PermitStatus, RequestRow,
+    RequestStatus, SecretRow,
 };
 
 /// A spec as owners and agents read it.
@@ -462,6 +463,10 @@ pub struct CallView {
     pub started_at: String,
     /// How long it took.
     pub duration_ms: u64,
+    /// The confirmation it waits for (`confirmation_required`): the owner
+    /// approves it at `POST /confirmations/{id}`, then the identical call passes once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmation_id: Option<String>,
 }
 
 impl CallView {
@@ -478,6 +483,7 @@ impl CallView {
             response_bytes: call.response_bytes,
             started_at: rfc3339(unix_ms(call.started_at)),
             duration_ms: call.duration.as_millis() as u64,
+            confirmation_id: call.confirmation_id.clone(),
         }
     }
 }
@@ -525,6 +531,8 @@ impl AuditEntry {
                 response_bytes: row.response_bytes.max(0) as u64,
                 started_at: rfc3339(row.started_at),
                 duration_ms: row.duration_ms.max(0) as u64,
+                // The confirmation names its execution; the audit row does not name it.
+                confirmation_id: None,
             },
         }
     }
@@ -647,4 +655,87 @@ pub struct Readiness {
     pub sandbox: &'static str,
     /// `serving`, or `stopping` (503: draining before a stop).
     pub process: &'static str,
+}
+
+/// A call as the owner is asked to confirm it: the agent's request exactly,
+/// never a secret (injected headers are left out, injected query values
+/// show as `[redacted]` in the URL). Every string is agent-written.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ShownRequest {
+    /// The integration.
+    pub integration: String,
+    /// The method.
+    pub method: String,
+    /// The upstream URL the call would go to.
+    pub url: String,
+    /// Query parameters, decoded, in order.
+    pub query: Vec<(String, String)>,
+    /// The agent's headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body: pretty-printed JSON, text (clipped), or a note for binary data; none when empty.
+    pub body: Option<String>,
+}
+
+/// A call waiting for (or decided by) the owner's confirmation.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ConfirmationView {
+    /// `cfm_…`.
+    pub id: String,
+    /// `pending`, `approved`, `denied`, `used` or `expired`.
+    pub status: ConfirmationStatus,
+    /// The permit the call is made under; an approval holds under it only.
+    pub permit_id: String,
+    /// The execution that made the call.
+    pub execution_id: String,
+    /// What the permit is for: its approved request's description (agent-written).
+    pub goal: Option<String>,
+    /// The exact call.
+    pub request: ShownRequest,
+    /// Hex SHA-256 of the call's canonical encoding: what an approval binds.
+    pub request_hash: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339, once decided.
+    pub decided_at: Option<String>,
+    /// The owner who decided.
+    pub decided_by: Option<String>,
+    /// RFC 3339: a pending one expires unanswered then; an approved one, unused.
+    pub expires_at: String,
+    /// RFC 3339, once its approval let the call through.
+    pub used_at: Option<String>,
+}
+
+impl ConfirmationView {
+    /// The view of `row` at `now`.
+    pub(crate) fn of(row: ConfirmationRow, now: i64) -> ConfirmationView {
+        let pairs = |json: &str| serde_json::from_str(json).unwrap_or_default();
+        ConfirmationView {
+            status: row.shown_status(now),
+            request: ShownRequest {
+                integration: row.integration,
+                method: row.method,
+                url: row.url,
+                query: pairs(&row.query),
+                headers: pairs(&row.headers),
+                body: row.body,
+            },
+            id: row.id,
+            permit_id: row.permit_id,
+            execution_id: row.execution_id,
+            goal: row.goal,
+            request_hash: row.request_hash,
+            created_at: rfc3339(row.created_at),
+            decided_at: rfc3339_opt(row.decided_at),
+            decided_by: row.decided_by,
+            expires_at: rfc3339(row.expires_at),
+            used_at: rfc3339_opt(row.used_at),
+        }
+    }
+}
+
+/// `GET /confirmations`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ConfirmationList {
+    /// Newest first.
+    pub confirmations: Vec<ConfirmationView>,
 }

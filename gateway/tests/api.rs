@@ -186,6 +186,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/execute"),
     ("GET", "/execute/{request_id}/status"),
     ("GET", "/audit"),
+    ("GET", "/confirmations"),
+    ("GET", "/confirmations/{confirmation_id}"),
+    ("POST", "/confirmations/{confirmation_id}"),
     ("POST", "/mcp"),
     ("GET", "/openapi.json"),
     ("GET", "/ready"),
@@ -214,7 +217,11 @@ async fn discovery_lists_every_endpoint_and_each_is_routed(backend: Backend) {
     assert_eq!(sorted_listed, sorted_expected);
     // Each listed endpoint is served (never the 404/405 fallbacks).
     for (method, path) in &listed {
-        let path = path.replace("{name}", "X").replace("{request_id}", "req_0").replace("{permit_id}", "prm_0");
+        let path = path
+            .replace("{name}", "X")
+            .replace("{request_id}", "req_0")
+            .replace("{permit_id}", "prm_0")
+            .replace("{confirmation_id}", "cfm_0");
         let (status, body) = gateway.call(method, &path, None, None).await;
         assert!(
             status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,

@@ -252,9 +252,18 @@ fn settle<'js>(internals: &Object<'js>, id: u32, result: Result<Response, CallEr
         Err(CallError::Denied(problem) | CallError::Failed(problem)) => {
             let f: Function = internals.get("settleErr")?;
             let message = format!("{}: {}", problem.code, problem.message);
-            f.call((id, problem.code, message))
+            let confirmation_id = confirmation_id(&problem.code, &problem.message);
+            f.call((id, problem.code, message, confirmation_id))
         }
     }
+}
+
+/// The id a `confirmation_required` problem carries: its message starts
+/// with it and `: ` (the host's contract, `CallError::ConfirmationRequired`).
+fn confirmation_id(code: &str, message: &str) -> Option<String> {
+    let (id, _) = message.split_once(": ").filter(|_| code == "confirmation_required")?;
+    let plain = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    plain.then(|| id.to_owned())
 }
 
 fn compile_module(src: &str) -> Result<Vec<u8>, JsError> {

@@ -203,12 +203,15 @@
     p.reject(e);
   }
 
-  function settleErr(id, code, message) {
+  function settleErr(id, code, message, confirmationId) {
     const p = pending.get(id);
     if (p === undefined) return;
     pending.delete(id);
     const e = new Error(`${p.what} failed: ${message}`);
     e.code = code;
+    // `confirmation_required`: the owner approves this id, then the
+    // identical call passes once.
+    if (confirmationId !== undefined && confirmationId !== null) e.confirmation_id = confirmationId;
     p.reject(e);
   }
 

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use oauth3_host::{
-    CallContext, Egress, EgressConfig, GuestCall, Limits, MemoryRateLimiter, NoAudit, Outbound, RunContext, Runtime,
-    RuntimeConfig, Scrubber, StaticSecrets,
+    CallContext, Egress, EgressConfig, GuestCall, Limits, MemoryConfirmations, MemoryRateLimiter, NoAudit, Outbound,
+    RunContext, Runtime, RuntimeConfig, Scrubber, StaticSecrets,
 };
 use oauth3_policy::{CompileOptions, CompiledPermit, PermitSpec};
 use serde_json::json;
@@ -74,8 +74,13 @@ impl World {
             insecure_upstreams: [stub.host_port().parse().expect("host:port")].into(),
             ..Default::default()
         };
-        let egress =
-            Egress::new(config, Arc::new(MemoryRateLimiter::default()), Arc::new(NoAudit)).expect("the egress client");
+        let egress = Egress::new(
+            config,
+            Arc::new(MemoryRateLimiter::default()),
+            Arc::new(NoAudit),
+            Arc::new(MemoryConfirmations::default()),
+        )
+        .expect("the egress client");
         World {
             stub,
             egress: Arc::new(egress),

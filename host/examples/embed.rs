@@ -10,7 +10,8 @@ mod stub;
 use std::sync::Arc;
 
 use oauth3_host::{
-    CallContext, Egress, EgressConfig, MemoryRateLimiter, NoAudit, RunContext, Runtime, RuntimeConfig, StaticSecrets,
+    CallContext, Egress, EgressConfig, MemoryConfirmations, MemoryRateLimiter, NoAudit, RunContext, Runtime,
+    RuntimeConfig, StaticSecrets,
 };
 use oauth3_policy::{CompileOptions, PermitSpec};
 
@@ -42,6 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         EgressConfig { insecure_upstreams: insecure, ..Default::default() },
         Arc::new(MemoryRateLimiter::default()),
         Arc::new(NoAudit),
+        Arc::new(MemoryConfirmations::default()),
     )?);
 
     // One execution: the agent's script, bound to the owner's secrets.

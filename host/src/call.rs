@@ -100,6 +100,21 @@ pub enum CallError {
     /// was sent, so it was not sent.
     #[error("run_ended: the run ended before this call was sent")]
     RunEnded,
+    /// The rule that allows the call asks the owner to confirm each call,
+    /// and this exact request has no approval (yet); nothing was sent. The
+    /// message starts with the confirmation's id and `: ` (guests read it
+    /// from there); running the identical call again once the owner has
+    /// approved it sends it, once.
+    #[error(
+        "confirmation_required: {id}: the owner must confirm this exact call; run it again once they have approved it"
+    )]
+    ConfirmationRequired {
+        /// The pending confirmation's id.
+        id: String,
+    },
+    /// The owner's confirmations could not be checked; nothing was sent.
+    #[error("confirmation_unavailable: the owner's confirmations could not be checked; nothing was sent")]
+    ConfirmationUnavailable,
 }
 
 impl CallError {
@@ -115,6 +130,8 @@ impl CallError {
             CallError::CallLimit(_) => "call_limit",
             CallError::Upstream(_) => "upstream_error",
             CallError::RunEnded => "run_ended",
+            CallError::ConfirmationRequired { .. } => "confirmation_required",
+            CallError::ConfirmationUnavailable => "confirmation_unavailable",
         }
     }
 
@@ -156,6 +173,9 @@ pub struct CallRecord {
     /// How long it took.
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
+    /// The confirmation this call waits for (`confirmation_required`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmation_id: Option<String>,
     /// The audit entry written before it was sent, if the sink wrote one
     /// ([`crate::AuditSink::sending`]).
     #[serde(skip)]
@@ -176,6 +196,7 @@ impl CallRecord {
             response_bytes: 0,
             started_at: SystemTime::now(),
             duration: Duration::ZERO,
+            confirmation_id: None,
             audit_entry: None,
         }
     }

@@ -1,10 +1,13 @@
 //! `Egress`: the one enforcement point. Every request a sandbox makes goes
 //! through [`Egress::call`], in this order: decide (pure, `oauth3-policy`) →
-//! rate limit → resolve secrets → audit ahead (the sink's `sending`) → build
-//! the request (injected headers win, agent ones were already refused by the
-//! decision) → send with no automatic redirects, each hop decided again →
-//! refuse non-public addresses after DNS → read at most the response limit →
-//! scrub every secret value → record.
+//! confirm (a call a `confirm` rule allows is sent only with an approval of
+//! that exact request, used up by it) → rate limit → resolve secrets →
+//! audit ahead (the sink's `sending`) → build the request (injected headers
+//! win, `Authorization: Basic` built here from `inject.basic`; agent ones
+//! were already refused by the decision) → send with no automatic
+//! redirects, each hop decided again → refuse non-public addresses after
+//! DNS → read at most the response limit → scrub every secret value →
+//! record.
 
 mod scrub;
 
@@ -12,14 +15,17 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use oauth3_netguard::{AddressRefused, GuardedResolver, tls_config};
 use oauth3_policy::{
     CompiledIntegration, CompiledPermit, Decision, DenyCode, HostPort, RateKey, Redirect, Scheme, Verdict,
 };
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
 use crate::call::{CallError, CallGate, CallRecord, GuestCall, GuestResponse, Outbound};
 use crate::capabilities::{AuditSink, RateLimiter, Secret, SecretResolver};
+use crate::confirm::{Confirmation, ConfirmationRequest, Confirmations, request_hash};
 use crate::error::HostError;
 pub use scrub::Scrubber;
 
@@ -60,6 +66,7 @@ pub struct Egress {
     client: reqwest::Client,
     rate: Arc<dyn RateLimiter>,
     audit: Arc<dyn AuditSink>,
+    confirmations: Arc<dyn Confirmations>,
     config: EgressConfig,
 }
 
@@ -85,10 +92,12 @@ pub struct BoundEgress {
 impl Egress {
     /// Builds the HTTP client (rustls with ring, Mozilla roots plus
     /// `extra_roots`, no proxy, no automatic redirects, guarded DNS).
+    /// `confirmations` answers for calls that rules marked `confirm` allow.
     pub fn new(
         config: EgressConfig,
         rate: Arc<dyn RateLimiter>,
         audit: Arc<dyn AuditSink>,
+        confirmations: Arc<dyn Confirmations>,
     ) -> Result<Egress, HostError> {
         let tls = tls_config(&config.extra_roots).map_err(HostError::Client)?;
         let insecure_hosts = config.insecure_upstreams.iter().map(|hp| hp.host().to_owned()).collect();
@@ -101,7 +110,7 @@ impl Egress {
             .user_agent(config.user_agent.clone())
             .build()
             .map_err(HostError::HttpClient)?;
-        Ok(Egress { client, rate, audit, config })
+        Ok(Egress { client, rate, audit, confirmations, config })
     }
 
     /// Binds this egress to one run.
@@ -130,7 +139,11 @@ impl Egress {
         let result = self.perform(ctx, call, &mut record, gate).await;
         if let Err(e) = &result {
             let refused_before_sending = match e {
-                CallError::Denied { .. } | CallError::RateLimited { .. } | CallError::SecretMissing(_) => true,
+                CallError::Denied { .. }
+                | CallError::RateLimited { .. }
+                | CallError::SecretMissing(_)
+                | CallError::ConfirmationRequired { .. }
+                | CallError::ConfirmationUnavailable => true,
                 CallError::RunEnded => record.status.is_none(),
                 _ => false,
             };
@@ -167,6 +180,20 @@ impl Egress {
         let integration = &ctx.permit.integrations()[allow.integration];
         record.url = redacted_url(integration, &call.path, &call.query);
 
+        // Before the rate limit: a call waiting for the owner costs no budget.
+        // Not cut short by the run's end: the answer may have used an
+        // approval up, and the gate is checked again before sending.
+        if allow.confirm {
+            match self.confirm(ctx, call, &record.url).await {
+                Confirmation::Granted => {}
+                Confirmation::Required { id } => {
+                    record.confirmation_id = Some(id.clone());
+                    return Err(CallError::ConfirmationRequired { id });
+                }
+                Confirmation::Unavailable => return Err(CallError::ConfirmationUnavailable),
+            }
+        }
+
         // The rate limit and the secrets may wait on a database; a run that
         // ends meanwhile stops the call here, before anything is sent.
         let (injected, scrubber) = tokio::select! {
@@ -199,6 +226,25 @@ impl Egress {
             response
         });
         scrubbed.await.map_err(|_| CallError::Upstream("the response could not be scrubbed".into()))
+    }
+
+    /// Asks the owner's confirmations about this exact request.
+    async fn confirm(&self, ctx: &CallContext, call: &GuestCall, url: &str) -> Confirmation {
+        let body = call.body.as_deref();
+        let hash = request_hash(&call.integration, &call.method, &call.path, &call.query, &call.headers, body);
+        let request = ConfirmationRequest {
+            permit_id: &ctx.permit_id,
+            execution_id: &ctx.execution_id,
+            integration: &call.integration,
+            method: &call.method,
+            path: &call.path,
+            query: &call.query,
+            headers: &call.headers,
+            body,
+            url,
+            hash: &hash,
+        };
+        self.confirmations.check(&request).await
     }
 
     /// Charges the rate limit and fills in the secrets: everything a call
@@ -244,6 +290,16 @@ impl Egress {
                 Redirect::Follow { method, path, query, keep_body, .. } => {
                     hop =
                         GuestCall { method, path, query, body: if keep_body { hop.body.take() } else { None }, ..hop };
+                    // The owner confirmed the request made, not where an
+                    // upstream sends it: a hop a `confirm` rule allows is not followed.
+                    if let Decision::Allow(allow) = ctx.permit.decide(&hop.as_request())
+                        && allow.confirm
+                    {
+                        return Err(CallError::Denied {
+                            code: DenyCode::RedirectNotAllowed,
+                            message: "the redirect leads to a call that needs the owner's confirmation".into(),
+                        });
+                    }
                 }
                 Redirect::Deny(d) => return Err(CallError::Denied { code: d.code, message: d.message }),
             }
@@ -346,13 +402,17 @@ impl Outbound for BoundEgress {
 struct Injected {
     headers: Vec<(HeaderName, HeaderValue)>,
     query: Vec<(String, String)>,
+    /// HTTP Basic `username:password`, as encoded into `Authorization`.
+    basic: Option<String>,
 }
 
 impl Injected {
-    /// Every injected value, for the scrubber.
+    /// Every injected value, for the scrubber. The Basic pair is a value of
+    /// its own: an upstream may echo it decoded, or its base64 without the
+    /// `Basic ` prefix (the scrubber searches each value's base64 too).
     fn values(&self) -> impl Iterator<Item = &str> {
         let headers = self.headers.iter().filter_map(|(_, v)| v.to_str().ok());
-        headers.chain(self.query.iter().map(|(_, v)| v.as_str()))
+        headers.chain(self.query.iter().map(|(_, v)| v.as_str())).chain(self.basic.as_deref())
     }
 
     fn render(integration: &CompiledIntegration, secrets: &HashMap<&str, Secret>) -> Result<Injected, CallError> {
@@ -370,12 +430,29 @@ impl Injected {
             value.set_sensitive(true);
             headers.push((name, value));
         }
+        let mut basic = None;
+        if let Some((username, password)) = integration.inject_basic() {
+            let username = fill(username)?;
+            // Compile refused a literal ':'; one from a secret's value would
+            // make the upstream read a different user-id (RFC 7617).
+            if username.contains(':') {
+                return Err(CallError::Upstream(
+                    "the HTTP Basic username's secret contains ':', which RFC 7617 forbids; nothing was sent".into(),
+                ));
+            }
+            let pair = format!("{username}:{}", fill(password)?);
+            let mut value = HeaderValue::from_str(&format!("Basic {}", BASE64.encode(&pair)))
+                .map_err(|_| CallError::Upstream("the HTTP Basic credentials are not a valid header value".into()))?;
+            value.set_sensitive(true);
+            headers.push((AUTHORIZATION, value));
+            basic = Some(pair);
+        }
         let query = integration
             .inject_query()
             .iter()
             .map(|(name, template)| Ok((name.clone(), fill(template)?)))
             .collect::<Result<_, CallError>>()?;
-        Ok(Injected { headers, query })
+        Ok(Injected { headers, query, basic })
     }
 }
 

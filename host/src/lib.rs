@@ -1,12 +1,13 @@
 //! `oauth3-host`: the embeddable runtime. Untrusted agent JavaScript (or a
 //! component) runs in a wasmtime sandbox whose only way out is [`Egress`],
-//! the one enforcement point: decide → rate limit → resolve secrets → send →
-//! scrub → record.
+//! the one enforcement point: decide → confirm (rules marked `confirm`) →
+//! rate limit → resolve secrets → send → scrub → record.
 
 mod call;
 mod capabilities;
 mod code_cache;
 mod component;
+mod confirm;
 mod egress;
 mod error;
 mod js_component;
@@ -22,6 +23,7 @@ mod wasi_http;
 pub use call::{CallError, CallGate, CallRecord, GuestCall, GuestResponse, Outbound};
 pub use capabilities::{AuditSink, MemoryRateLimiter, NoAudit, RateLimiter, Secret, SecretResolver, StaticSecrets};
 pub use component::{AgentComponent, ComponentRejected, Refusal};
+pub use confirm::{Confirmation, ConfirmationRequest, Confirmations, MemoryConfirmations, request_hash};
 pub use egress::{BoundEgress, CallContext, Egress, EgressConfig, Scrubber};
 pub use error::{BoxedError, HostError};
 pub use limits::Limits;

@@ -373,7 +373,8 @@ pub(crate) struct CallSlot(Mutex<SlotState>);
 
 enum SlotState {
     Pending(CallInFlight),
-    Done(CallDone),
+    /// Boxed: a result and its record are ten times a pending call's size.
+    Done(Box<CallDone>),
     Taken,
 }
 
@@ -391,7 +392,7 @@ impl CallSlot {
         let mut state = self.state();
         if let SlotState::Pending(call) = &mut *state {
             match call.as_mut().poll(cx) {
-                Poll::Ready(done) => *state = SlotState::Done(done),
+                Poll::Ready(done) => *state = SlotState::Done(Box::new(done)),
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -403,7 +404,7 @@ impl CallSlot {
         let _ = self.poll_done(&mut std::task::Context::from_waker(std::task::Waker::noop()));
         let mut state = self.state();
         match std::mem::replace(&mut *state, SlotState::Taken) {
-            SlotState::Done(done) => Some(Ok(done)),
+            SlotState::Done(done) => Some(Ok(*done)),
             SlotState::Taken => Some(Err(())),
             pending @ SlotState::Pending(_) => {
                 *state = pending;
@@ -417,7 +418,7 @@ impl CallSlot {
     fn leftover(&self) -> Option<Result<CallInFlight, CallRecord>> {
         match std::mem::replace(&mut *self.state(), SlotState::Taken) {
             SlotState::Pending(call) => Some(Ok(call)),
-            SlotState::Done((_, record)) => Some(Err(record)),
+            SlotState::Done(done) => Some(Err(done.1)),
             SlotState::Taken => None,
         }
     }

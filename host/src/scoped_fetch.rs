@@ -148,6 +148,10 @@ fn to_wit(result: Result<GuestResponse, CallError>) -> Result<Response, WitCallE
         Err(CallError::Denied { code, message }) => {
             Err(WitCallError::Denied(Problem { code: code.as_str().to_owned(), message }))
         }
+        // Nothing was sent: a refusal, like the policy's.
+        Err(error @ CallError::ConfirmationRequired { .. }) => {
+            Err(WitCallError::Denied(Problem { code: error.code().to_owned(), message: error.detail() }))
+        }
         Err(error) => Err(WitCallError::Failed(Problem { code: error.code().to_owned(), message: error.detail() })),
     }
 }

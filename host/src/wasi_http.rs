@@ -344,16 +344,21 @@ fn upstream_response(response: GuestResponse) -> Response<WasiBody> {
 pub(crate) fn problem_response(error: &CallError) -> Response<WasiBody> {
     let status = match error {
         CallError::Denied { code: DenyCode::BodyTooLarge, .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        CallError::Denied { .. } | CallError::SecretMissing(_) | CallError::AddressNotAllowed(_) => {
-            StatusCode::FORBIDDEN
-        }
+        CallError::Denied { .. }
+        | CallError::SecretMissing(_)
+        | CallError::AddressNotAllowed(_)
+        | CallError::ConfirmationRequired { .. } => StatusCode::FORBIDDEN,
         CallError::RateLimited { .. } | CallError::CallLimit(_) => StatusCode::TOO_MANY_REQUESTS,
         CallError::ResponseTooLarge { .. } | CallError::Upstream(_) => StatusCode::BAD_GATEWAY,
         CallError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-        CallError::RunEnded => StatusCode::SERVICE_UNAVAILABLE,
+        CallError::RunEnded | CallError::ConfirmationUnavailable => StatusCode::SERVICE_UNAVAILABLE,
     };
     let code = error.code();
-    let body = serde_json::json!({"error": {"code": code, "message": error.detail()}}).to_string();
+    let mut problem = serde_json::json!({"code": code, "message": error.detail()});
+    if let CallError::ConfirmationRequired { id } = error {
+        problem["confirmation_id"] = id.as_str().into();
+    }
+    let body = serde_json::json!({ "error": problem }).to_string();
     let mut builder = Response::builder()
         .status(status)
         .header(http::header::CONTENT_TYPE, "application/json")

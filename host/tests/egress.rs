@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use fixtures::fake_secret;
 use oauth3_host::{
-    AuditSink, CallContext, CallError, CallRecord, Egress, EgressConfig, GuestCall, MemoryRateLimiter, NoAudit,
-    StaticSecrets,
+    AuditSink, CallContext, CallError, CallRecord, Confirmation, ConfirmationRequest, Confirmations, Egress,
+    EgressConfig, GuestCall, MemoryConfirmations, MemoryRateLimiter, NoAudit, StaticSecrets,
 };
 use oauth3_policy::{CompileOptions, CompiledPermit, DenyCode, PermitSpec};
 use serde_json::{Value, json};
@@ -36,6 +36,7 @@ struct World {
     token: String,
     audit: Arc<Audit>,
     rate: Arc<MemoryRateLimiter>,
+    confirmations: Arc<MemoryConfirmations>,
 }
 
 async fn world(extra: Value) -> World {
@@ -44,8 +45,9 @@ async fn world(extra: Value) -> World {
     let audit = Arc::new(Audit::default());
     let rate = Arc::new(MemoryRateLimiter::default());
     let config = EgressConfig { insecure_upstreams: fixtures::insecure(&stub), ..Default::default() };
-    let egress = Arc::new(Egress::new(config, rate.clone(), audit.clone()).unwrap());
-    World { stub, egress, permit: Arc::new(permit), token: fake_secret("gh"), audit, rate }
+    let confirmations = Arc::new(MemoryConfirmations::default());
+    let egress = Arc::new(Egress::new(config, rate.clone(), audit.clone(), confirmations.clone()).unwrap());
+    World { stub, egress, permit: Arc::new(permit), token: fake_secret("gh"), audit, rate, confirmations }
 }
 
 impl World {
@@ -199,7 +201,15 @@ async fn stops_redirect_loops() {
 async fn refuses_loopback_addresses_the_egress_allow_list_does_not_name() {
     let w = world(json!({})).await;
     // The permit was compiled with the stub allow-listed; this egress was not told.
-    let strict = Arc::new(Egress::new(EgressConfig::default(), w.rate.clone(), Arc::new(NoAudit)).unwrap());
+    let strict = Arc::new(
+        Egress::new(
+            EgressConfig::default(),
+            w.rate.clone(),
+            Arc::new(NoAudit),
+            Arc::new(MemoryConfirmations::default()),
+        )
+        .unwrap(),
+    );
     let err = strict.call(&w.context(), &get("/repos/o/r/issues")).await.0.unwrap_err();
     assert!(matches!(err, CallError::AddressNotAllowed(_)), "{err}");
     assert_eq!(w.stub.hits(), 0);
@@ -218,7 +228,13 @@ async fn an_allow_listed_name_may_resolve_to_loopback() {
     let permit =
         Arc::new(spec.compile(&CompileOptions { insecure_upstreams: listed.clone(), ..Default::default() }).unwrap());
     let config = EgressConfig { insecure_upstreams: listed, ..Default::default() };
-    let egress = Egress::new(config, Arc::new(MemoryRateLimiter::default()), Arc::new(NoAudit)).unwrap();
+    let egress = Egress::new(
+        config,
+        Arc::new(MemoryRateLimiter::default()),
+        Arc::new(NoAudit),
+        Arc::new(MemoryConfirmations::default()),
+    )
+    .unwrap();
     let context = CallContext {
         permit_id: "p".into(),
         execution_id: "e".into(),
@@ -268,6 +284,7 @@ async fn upstream_errors_never_carry_injected_values() {
         EgressConfig { insecure_upstreams: insecure, ..Default::default() },
         w.rate.clone(),
         w.audit.clone(),
+        w.confirmations.clone(),
     )
     .unwrap();
     let context = CallContext {
@@ -315,4 +332,243 @@ async fn error_statuses_are_responses_not_failures() {
     assert_eq!(response.status, 404);
     let audit = w.audit.0.lock().unwrap();
     assert_eq!((audit[0].status, audit[0].decision.as_str(), audit[0].reason), (Some(404), "allow", None));
+}
+
+/// The `github` integration taking a key and a secret as HTTP Basic
+/// credentials instead of a bearer token, with fresh fake values for both.
+async fn basic_world() -> (World, CallContext, String, String) {
+    let w = world(json!({
+        "inject": {"basic": {"username": "{PAY_KEY}", "password": "{PAY_SECRET}"}},
+        "secrets": ["PAY_KEY", "PAY_SECRET"]
+    }))
+    .await;
+    let (key, secret) = (fake_secret("key"), fake_secret("secret"));
+    let secrets = StaticSecrets::default().with("PAY_KEY", &key).with("PAY_SECRET", &secret);
+    let context = CallContext { secrets: Arc::new(secrets), ..w.context() };
+    (w, context, key, secret)
+}
+
+fn base64_of(text: &str) -> String {
+    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, text)
+}
+
+#[tokio::test]
+async fn basic_credentials_reach_the_upstream_as_one_authorization_header() {
+    let (w, context, key, secret) = basic_world().await;
+    let response = w.egress.call(&context, &get("/repos/o/r/issues")).await.0.unwrap();
+    assert_eq!(response.status, 200);
+    let seen = w.stub.last().unwrap();
+    let authorization: Vec<&String> =
+        seen.headers.iter().filter(|(n, _)| n == "authorization").map(|(_, v)| v).collect();
+    assert_eq!(authorization, [&format!("Basic {}", base64_of(&format!("{key}:{secret}")))]);
+}
+
+#[tokio::test]
+async fn an_upstream_echoing_basic_credentials_shows_the_guest_neither_the_pair_nor_its_base64() {
+    let (w, context, key, secret) = basic_world().await;
+    let pair = format!("{key}:{secret}");
+    let encoded = base64_of(&pair);
+
+    let response = w.egress.call(&context, &get("/reflect/basic-decoded")).await.0.unwrap();
+    let reported: Value = serde_json::from_slice(&response.body).expect("still JSON after scrubbing");
+    assert_eq!(reported["decoded"], "[REDACTED]", "the pair goes as a whole, ':' included");
+    let credentials = reported["credentials"].as_str().unwrap();
+    assert_eq!(credentials.trim_end_matches('='), "[REDACTED]", "the base64 goes as a whole");
+
+    let echoed = w.egress.call(&context, &get("/echo")).await.0.unwrap();
+    let body = String::from_utf8(echoed.body.clone()).unwrap();
+    assert_eq!(echoed.header("x-echo"), Some("[REDACTED]"), "the header value echoed back");
+    for (what, value) in [("pair", &pair), ("base64", &encoded), ("key", &key), ("secret", &secret)] {
+        assert!(!body.contains(value.as_str()), "{what} in the echoed body: {body}");
+        assert!(echoed.headers.iter().all(|(_, v)| !v.contains(value.as_str())), "{what} in a response header");
+        assert!(!w.audit_json().contains(value.as_str()), "{what} in the audit");
+    }
+}
+
+#[tokio::test]
+async fn the_agent_cannot_set_authorization_beside_basic_credentials_and_nothing_is_sent() {
+    let (w, context, ..) = basic_world().await;
+    for name in ["Authorization", "authorization", "AUTHORIZATION"] {
+        let call =
+            GuestCall { headers: vec![(name.into(), "Basic YWdlbnQ6bWluZQ==".into())], ..get("/repos/o/r/issues") };
+        let err = w.egress.call(&context, &call).await.0.unwrap_err();
+        assert!(matches!(err, CallError::Denied { code: DenyCode::HeaderNotAllowed, .. }), "{err}");
+    }
+    assert_eq!(w.stub.hits(), 0);
+}
+
+#[tokio::test]
+async fn a_basic_username_secret_holding_a_colon_is_refused_before_sending() {
+    let (w, context, ..) = basic_world().await;
+    let key = format!("{}:rest", fake_secret("key"));
+    let secrets = StaticSecrets::default().with("PAY_KEY", &key).with("PAY_SECRET", &fake_secret("secret"));
+    let context = CallContext { secrets: Arc::new(secrets), ..context };
+    let err = w.egress.call(&context, &get("/repos/o/r/issues")).await.0.unwrap_err();
+    assert!(matches!(&err, CallError::Upstream(m) if m.contains("RFC 7617")), "{err}");
+    assert!(!err.to_string().contains(&key), "{err}");
+    assert_eq!(w.stub.hits(), 0);
+}
+
+#[tokio::test]
+async fn a_missing_basic_password_secret_sends_nothing() {
+    let (w, context, key, _) = basic_world().await;
+    let context = CallContext { secrets: Arc::new(StaticSecrets::default().with("PAY_KEY", &key)), ..context };
+    let err = w.egress.call(&context, &get("/repos/o/r/issues")).await.0.unwrap_err();
+    assert_eq!(err, CallError::SecretMissing("PAY_SECRET".into()));
+    assert_eq!(w.stub.hits(), 0);
+}
+
+/// One request egress asked the owner's confirmations about.
+#[derive(Debug, Clone)]
+struct Asked {
+    method: String,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+    url: String,
+    hash: String,
+}
+
+/// Records what egress asks the owner's confirmations, answering as
+/// [`MemoryConfirmations`] does.
+#[derive(Default)]
+struct AskedConfirmations {
+    inner: MemoryConfirmations,
+    asked: Mutex<Vec<Asked>>,
+}
+
+#[async_trait::async_trait]
+impl Confirmations for AskedConfirmations {
+    async fn check(&self, request: &ConfirmationRequest<'_>) -> Confirmation {
+        self.asked.lock().unwrap().push(Asked {
+            method: request.method.to_owned(),
+            query: request.query.to_vec(),
+            headers: request.headers.to_vec(),
+            body: request.body.map(<[u8]>::to_vec),
+            url: request.url.to_owned(),
+            hash: request.hash.to_owned(),
+        });
+        self.inner.check(request).await
+    }
+}
+
+/// `github` whose POST of an issue asks the owner to confirm each call, on
+/// an egress asking `confirmations`.
+async fn confirming_world() -> (World, Arc<AskedConfirmations>, Egress) {
+    let rules = json!([
+        {"method": "GET", "path": "/repos/o/r/issues"},
+        {"method": "POST", "path": "/repos/o/r/issues", "confirm": true,
+         "body": {"type": "object", "required": ["title"], "properties": {"title": {"type": "string"}}}}
+    ]);
+    let w = world(json!({"rules": rules})).await;
+    let confirmations = Arc::new(AskedConfirmations::default());
+    let config = EgressConfig { insecure_upstreams: fixtures::insecure(&w.stub), ..Default::default() };
+    let egress = Egress::new(config, w.rate.clone(), w.audit.clone(), confirmations.clone()).unwrap();
+    (w, confirmations, egress)
+}
+
+fn post_issue(title: &str) -> GuestCall {
+    GuestCall {
+        integration: "github".into(),
+        method: "POST".into(),
+        path: "/repos/o/r/issues".into(),
+        query: vec![("draft".into(), "no".into())],
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: Some(json!({"title": title}).to_string().into_bytes()),
+    }
+}
+
+#[tokio::test]
+async fn a_call_a_confirm_rule_allows_is_not_sent_and_names_its_pending_confirmation() {
+    let (w, confirmations, egress) = confirming_world().await;
+    let (result, record) = egress.call(&w.context(), &post_issue("ship it")).await;
+    let id = match result.unwrap_err() {
+        CallError::ConfirmationRequired { id } => id,
+        other => panic!("{other}"),
+    };
+    assert_eq!(w.stub.hits(), 0, "nothing reaches the upstream");
+    assert_eq!((record.decision.as_str(), record.reason), ("deny", Some("confirmation_required")));
+    assert_eq!(record.confirmation_id.as_deref(), Some(id.as_str()));
+    assert_eq!(w.audit.0.lock().unwrap().last().unwrap().reason, Some("confirmation_required"));
+    // What the owner is shown: the agent's request, never the injected token.
+    let asked = confirmations.asked.lock().unwrap().clone();
+    assert_eq!(asked[0].method, "POST");
+    assert_eq!(asked[0].query, [("draft".to_owned(), "no".to_owned())]);
+    assert_eq!(asked[0].headers, [("content-type".to_owned(), "application/json".to_owned())]);
+    assert_eq!(asked[0].body.as_deref(), Some(&br#"{"title":"ship it"}"#[..]));
+    assert_eq!(asked[0].url, format!("{}/repos/o/r/issues?draft=no", w.stub.base_url()));
+    assert!(!format!("{asked:?}").contains(&w.token));
+    // A retry is answered with the same pending confirmation.
+    let again = egress.call(&w.context(), &post_issue("ship it")).await.0.unwrap_err();
+    assert_eq!(again, CallError::ConfirmationRequired { id: id.clone() });
+    assert_eq!(confirmations.inner.pending(), [id]);
+    // A call no confirm rule allows never asks.
+    egress.call(&w.context(), &get("/repos/o/r/issues")).await.0.unwrap();
+    assert_eq!(confirmations.asked.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn an_approved_call_is_sent_once_and_the_next_identical_one_asks_again() {
+    let (w, confirmations, egress) = confirming_world().await;
+    let CallError::ConfirmationRequired { id } = egress.call(&w.context(), &post_issue("a")).await.0.unwrap_err()
+    else {
+        panic!("not a confirmation")
+    };
+    assert!(confirmations.inner.approve(&id));
+    let sent = egress.call(&w.context(), &post_issue("a")).await.0.unwrap();
+    assert_eq!((sent.status, w.stub.hits()), (201, 1));
+    let seen = w.stub.last().unwrap();
+    assert!(seen.headers.iter().any(|(n, v)| n == "authorization" && *v == format!("Bearer {}", w.token)));
+
+    let third = egress.call(&w.context(), &post_issue("a")).await.0.unwrap_err();
+    assert!(matches!(&third, CallError::ConfirmationRequired { id: next } if *next != id), "{third}");
+    assert_eq!(w.stub.hits(), 1, "the approval was used up");
+}
+
+#[tokio::test]
+async fn an_approval_holds_for_that_exact_request_under_that_permit_only() {
+    let (w, confirmations, egress) = confirming_world().await;
+    let required = |result: Result<oauth3_host::GuestResponse, CallError>| match result {
+        Err(CallError::ConfirmationRequired { id }) => id,
+        other => panic!("{other:?}"),
+    };
+    let id = required(egress.call(&w.context(), &post_issue("a")).await.0);
+    assert!(confirmations.inner.approve(&id));
+    let hashes = |n: usize| confirmations.asked.lock().unwrap()[n].hash.clone();
+    let variants = [
+        post_issue("b"),
+        GuestCall { query: vec![("draft".into(), "yes".into())], ..post_issue("a") },
+        GuestCall { headers: vec![("content-type".into(), "application/vnd.x+json".into())], ..post_issue("a") },
+    ];
+    for (n, variant) in variants.into_iter().enumerate() {
+        let other = required(egress.call(&w.context(), &variant).await.0);
+        assert_ne!(other, id);
+        assert_ne!(hashes(n + 1), hashes(0));
+    }
+    let elsewhere = CallContext { permit_id: "permit-2".into(), ..w.context() };
+    let other = required(egress.call(&elsewhere, &post_issue("a")).await.0);
+    assert_ne!(other, id, "another permit's approval does not count");
+    assert_eq!(w.stub.hits(), 0);
+    // The approval is still there for the request it was given for.
+    assert_eq!(egress.call(&w.context(), &post_issue("a")).await.0.unwrap().status, 201);
+}
+
+/// Confirmations whose store is down.
+struct Down;
+
+#[async_trait::async_trait]
+impl Confirmations for Down {
+    async fn check(&self, _: &ConfirmationRequest<'_>) -> Confirmation {
+        Confirmation::Unavailable
+    }
+}
+
+#[tokio::test]
+async fn when_confirmations_cannot_be_checked_the_call_is_refused() {
+    let (w, _, _) = confirming_world().await;
+    let config = EgressConfig { insecure_upstreams: fixtures::insecure(&w.stub), ..Default::default() };
+    let egress = Egress::new(config, w.rate.clone(), w.audit.clone(), Arc::new(Down)).unwrap();
+    let (result, record) = egress.call(&w.context(), &post_issue("a")).await;
+    assert_eq!(result.unwrap_err(), CallError::ConfirmationUnavailable);
+    assert_eq!((record.decision.as_str(), w.stub.hits()), ("deny", 0));
 }

@@ -257,3 +257,23 @@ async fn a_runaway_script_is_stopped_and_its_calls_are_recorded() {
     );
     assert_eq!(outcome.calls.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_script_catches_confirmation_required_with_its_id_and_the_approved_call_passes_once() {
+    let rules = json!([{"method": "POST", "path": "/repos/o/r/issues", "confirm": true, "body": {"type": "object"}}]);
+    let w = World::start(json!({"rules": rules})).await;
+    let source = "try { const r = await github('POST', '/repos/o/r/issues', {body: {title: 'x'}}); console.log('sent', r.number) }\n\
+                  catch (e) { console.log(e.code, e.confirmation_id, e instanceof Error) }";
+    let outcome = w.run(source).await;
+    assert_ok(&outcome);
+    let pending = w.confirmations.pending();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(outcome.stdout, format!("confirmation_required {} true\n", pending[0]));
+    assert_eq!(outcome.calls[0].confirmation_id.as_deref(), Some(pending[0].as_str()));
+    assert_eq!(w.stub.hits(), 0);
+
+    assert!(w.confirmations.approve(&pending[0]));
+    assert_eq!(w.run(source).await.stdout, "sent 2\n");
+    assert!(w.run(source).await.stdout.starts_with("confirmation_required cfm_"), "used once");
+    assert_eq!(w.stub.hits(), 1);
+}

@@ -44,6 +44,7 @@ fn record(call: &GuestCall, decision: Verdict, reason: Option<&'static str>, sta
         response_bytes: 0,
         started_at: SystemTime::now(),
         duration: Duration::ZERO,
+        confirmation_id: None,
         audit_entry: None,
     }
 }

@@ -76,6 +76,8 @@ pub struct CompiledIntegration {
     pub(crate) rules: Box<[CompiledRule]>,
     pub(crate) inject_headers: Vec<(String, Template)>,
     pub(crate) inject_query: Vec<(String, Template)>,
+    /// HTTP Basic (username, password) templates.
+    pub(crate) inject_basic: Option<(Template, Template)>,
     pub(crate) rate_limit: Option<RateLimit>,
     pub(crate) limits: EffectiveLimits,
 }
@@ -87,6 +89,8 @@ pub struct CompiledRule {
     pub(crate) glob: PathGlob,
     pub(crate) query: Option<Vec<(String, Option<Vec<String>>)>>,
     pub(crate) body: BodyRule,
+    /// Calls it allows wait for the owner's confirmation of each request.
+    pub(crate) confirm: bool,
 }
 
 /// What body a rule lets a request carry.
@@ -204,6 +208,30 @@ fn compile_integration(
             inject_query.push((name.clone(), t));
         }
     }
+    let inject_basic = spec.inject.basic.as_ref().and_then(|basic| {
+        let username = template("inject.basic.username".into(), &basic.username);
+        let password = template("inject.basic.password".into(), &basic.password);
+        Some((username?, password?))
+    });
+    if let Some(basic) = &spec.inject.basic {
+        // The literal text alone (secret references filled in empty): a
+        // secret's own value is only known, and checked, in egress.
+        let literal = Template::parse(&basic.username).ok().and_then(|t| t.render(|_| Some("")).ok());
+        if basic.username.is_empty() {
+            issue("inject.basic.username", "must not be empty: HTTP Basic needs a user-id".into());
+        } else if literal.is_some_and(|text| text.contains(':')) {
+            issue(
+                "inject.basic.username",
+                "must not contain ':' (RFC 7617: the user-id ends at the first ':'); put the rest in `password`".into(),
+            );
+        }
+        for name in spec.inject.headers.keys().filter(|n| headers::same_header(n, "Authorization")) {
+            issue(
+                "inject.basic",
+                format!("sets the Authorization header, and so does inject.headers.{name}; keep one of them"),
+            );
+        }
+    }
     let mut seen_headers = HashSet::new();
     for name in spec.inject.headers.keys() {
         let field = format!("inject.headers.{name}");
@@ -294,6 +322,7 @@ fn compile_integration(
         rules: rules.into(),
         inject_headers,
         inject_query,
+        inject_basic,
         rate_limit: spec.rate_limit,
         limits,
     })
@@ -341,7 +370,7 @@ fn compile_rule(
         return None;
     }
     let query = rule.query.as_ref().map(|q| q.iter().map(|(name, p)| (name.clone(), p.values.clone())).collect());
-    Some(CompiledRule { method: method?, glob: glob?, query, body: body? })
+    Some(CompiledRule { method: method?, glob: glob?, query, body: body?, confirm: rule.confirm })
 }
 
 impl CompiledIntegration {
@@ -391,10 +420,18 @@ impl CompiledIntegration {
         &self.inject_query
     }
 
+    /// HTTP Basic credentials to inject, as (username, password) templates.
+    /// Egress fills both in and sends `Authorization: Basic
+    /// base64(username ":" password)`; the agent may not set `Authorization`.
+    pub fn inject_basic(&self) -> Option<(&Template, &Template)> {
+        self.inject_basic.as_ref().map(|(username, password)| (username, password))
+    }
+
     /// Secrets this integration's calls need, sorted and deduplicated.
     pub fn secrets(&self) -> BTreeSet<&str> {
-        let templates = self.inject_headers.iter().chain(&self.inject_query);
-        templates.flat_map(|(_, t)| t.secrets()).collect()
+        let templates = self.inject_headers.iter().chain(&self.inject_query).map(|(_, t)| t);
+        let basic = self.inject_basic.iter().flat_map(|(username, password)| [username, password]);
+        templates.chain(basic).flat_map(Template::secrets).collect()
     }
 
     /// The rate limit, if any.

@@ -122,6 +122,10 @@ pub struct Allow {
     pub integration: usize,
     /// Index into that integration's `rules`.
     pub rule: usize,
+    /// The rule says `confirm`: the call may be sent only once the owner has
+    /// confirmed this exact request. Only when no rule without `confirm`
+    /// allows it.
+    pub confirm: bool,
 }
 
 /// Why a request is refused.
@@ -215,7 +219,7 @@ impl CompiledPermit {
             ));
         };
         match integration.decide(request) {
-            Ok(rule) => Decision::Allow(Allow { integration: index, rule }),
+            Ok(rule) => Decision::Allow(Allow { integration: index, rule, confirm: integration.rules[rule].confirm }),
             Err(d) => Decision::Deny(d),
         }
     }
@@ -266,20 +270,26 @@ impl CompiledIntegration {
         let mut path_matched = false;
         let mut first_failure = None;
         let mut parsed_body = None;
+        // A rule that needs no confirmation wins over one that does.
+        let mut confirmed_by = None;
         for (index, rule) in self.rules.iter().enumerate() {
             if !rule.glob.matches(&segments) {
                 continue;
             }
             path_matched = true;
-            if rule.method != method {
+            if rule.method != method || (rule.confirm && confirmed_by.is_some()) {
                 continue;
             }
             match check_query(rule, req.query).and_then(|()| check_body(rule, req, &mut parsed_body)) {
+                Ok(()) if rule.confirm => confirmed_by = Some(index),
                 Ok(()) => return Ok(index),
                 Err(d) => {
                     first_failure.get_or_insert(d);
                 }
             }
+        }
+        if let Some(index) = confirmed_by {
+            return Ok(index);
         }
         Err(first_failure.unwrap_or_else(|| {
             if path_matched {
@@ -311,7 +321,9 @@ impl CompiledIntegration {
                 "has a control character (CR, LF, NUL, ...) in its value"
             } else if headers::is_reserved(name) {
                 "is set by the gateway, not the agent"
-            } else if self.inject_headers.iter().any(|(n, _)| headers::same_header(n, name)) {
+            } else if self.inject_headers.iter().any(|(n, _)| headers::same_header(n, name))
+                || (self.inject_basic.is_some() && headers::same_header("Authorization", name))
+            {
                 "is injected by the gateway and cannot be set or overridden"
             } else {
                 continue;

@@ -10,6 +10,7 @@ use crate::compile::{BodyRule, CompiledIntegration, CompiledPermit, CompiledRule
 use crate::method::Method;
 use crate::origin::Scheme;
 use crate::spec::{RateLimit, Rule};
+use crate::template::Template;
 
 /// A permit described for its owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -95,7 +96,11 @@ fn describe_integration(integration: &CompiledIntegration, specs: &[Rule]) -> In
         .map(|(rule, spec)| {
             let mut clauses = Vec::new();
             clauses.extend(body_clause(rule.method, spec.body.as_ref()));
+            clauses.extend(nested_pins_clause(spec.body.as_ref()));
             clauses.extend(query_clause(rule));
+            if rule.confirm {
+                clauses.push("each call waits for your confirmation of the exact request".into());
+            }
             clauses.extend(shared.iter().cloned());
             let mut text = format!("{} {}{}", rule.method, integration.base_url(), rule.glob);
             if !clauses.is_empty() {
@@ -154,6 +159,18 @@ fn shared_clauses(integration: &CompiledIntegration) -> Vec<String> {
             format!("sends {} as the {name} {kind}", secrets.join(" and "))
         });
     }
+    if let Some((username, password)) = integration.inject_basic() {
+        // Like a header: the secrets by name, or a fixed value as written.
+        let shown = |template: &Template| {
+            let secrets: Vec<&str> = template.secrets().collect();
+            if secrets.is_empty() { format!("\"{template}\"") } else { secrets.join(" and ") }
+        };
+        let mut clause = format!("sends {} as the HTTP Basic username", shown(username));
+        if !password.to_string().is_empty() {
+            clause.push_str(&format!(" and {} as the password", shown(password)));
+        }
+        clauses.push(clause);
+    }
     clauses
 }
 
@@ -200,6 +217,36 @@ fn query_clause(rule: &CompiledRule) -> Option<String> {
     Some(format!("query: {}", params.join(", ")))
 }
 
+/// The values pinned below the body's top level
+/// (`Data.Initiation.CreditorAccount.Identification = "DE89…"`), which the
+/// body clause does not show.
+fn nested_pins_clause(schema: Option<&Value>) -> Option<String> {
+    fn walk(schema: &Value, at: &str, depth: usize, out: &mut Vec<String>) {
+        let Some(properties) = schema.get("properties").and_then(Value::as_object) else { return };
+        for (name, prop) in properties {
+            let path = if at.is_empty() { name.clone() } else { format!("{at}.{name}") };
+            let pinned = prop.get("const").map(Value::to_string).or_else(|| {
+                prop.get("enum")
+                    .and_then(Value::as_array)
+                    .map(|v| v.iter().map(Value::to_string).collect::<Vec<_>>().join(" or "))
+            });
+            match pinned {
+                Some(values) if depth > 0 => out.push(format!("{path} = {values}")),
+                _ => {}
+            }
+            if depth < 8 {
+                walk(prop, &path, depth + 1, out);
+                if let Some(items) = prop.get("items") {
+                    walk(items, &path, depth + 1, out);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema?, "", 0, &mut out);
+    (!out.is_empty()).then(|| format!("pinned: {}", out.join(", ")))
+}
+
 fn body_clause(method: Method, schema: Option<&Value>) -> Option<String> {
     let Some(schema) = schema.filter(|s| **s != Value::Bool(false)) else {
         // Worth saying only where a body would be expected.
@@ -236,6 +283,9 @@ fn body_clause(method: Method, schema: Option<&Value>) -> Option<String> {
             }
             if let Some(values) = prop.get("enum").and_then(Value::as_array) {
                 notes.push(format!("one of {}", values.iter().map(Value::to_string).collect::<Vec<_>>().join(", ")));
+            }
+            if let Some(value) = prop.get("const") {
+                notes.push(format!("exactly {value}"));
             }
             if notes.is_empty() { name.clone() } else { format!("{name} ({})", notes.join(", ")) }
         })

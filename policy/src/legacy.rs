@@ -70,6 +70,7 @@ pub(crate) fn to_current(legacy: LegacySpec) -> IntegrationSpec {
                 query: None,
                 body,
                 description: description.clone(),
+                confirm: false,
             };
             // An unknown method is kept as written, for the compiler to refuse.
             let parsed = method.parse::<Method>().ok();

@@ -87,7 +87,7 @@ pub use narrow::Narrowing;
 pub use origin::{HostPort, Origin, Scheme, is_public_ip};
 pub use rate::{Gcra, RateDecision, RateKey};
 pub use schema::permit_json_schema;
-pub use spec::{Inject, IntegrationSpec, Limits, PermitSpec, QueryParam, RateLimit, Rule, SPEC_VERSION};
+pub use spec::{BasicAuth, Inject, IntegrationSpec, Limits, PermitSpec, QueryParam, RateLimit, Rule, SPEC_VERSION};
 pub use template::{MissingSecret, Template, is_secret_name};
 pub use text::is_invisible;
 pub use wit::{PERMIT_PACKAGE, SCOPED_FETCH_TYPES, SCOPED_FETCH_WIT, WASI_IO_POLL_WIT, interfaces_wit};

@@ -1,6 +1,9 @@
 //! Narrowing: what an owner may take away from a spec before approving it.
 //! The result is built from the spec and the owner's choices only, so it is
-//! never wider: every request it allows, the original allows too.
+//! never wider: every request it allows, the original allows too. The one
+//! choice that loosens is the owner's own: dropping `confirm` from a rule
+//! (`no_confirm`) lets the calls that rule already allows go without asking
+//! for each; it never allows a request the spec does not.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,12 +19,15 @@ pub struct Narrowing {
     /// A stricter rate limit per integration name: no more calls per window
     /// and no shorter window than the spec's, or any limit where it has none.
     pub rate_limits: BTreeMap<String, RateLimit>,
+    /// Rules, by integration name and index, whose `confirm` the owner
+    /// drops ("don't ask for each call"); each must have `confirm`.
+    pub no_confirm: BTreeSet<(String, usize)>,
 }
 
 impl Narrowing {
     /// True when it changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.drop_rules.is_empty() && self.rate_limits.is_empty()
+        self.drop_rules.is_empty() && self.rate_limits.is_empty() && self.no_confirm.is_empty()
     }
 }
 
@@ -39,6 +45,15 @@ impl PermitSpec {
                     issues.push(Issue::new("drop_rules", format!("{name:?} has no rule {index}")))
                 }
                 Some(_) => {}
+            }
+        }
+        for (name, index) in &narrowing.no_confirm {
+            match known(name).map(|i| i.rules.get(*index)) {
+                None => issues.push(Issue::new("no_confirm", format!("the spec has no integration {name:?}"))),
+                Some(None) => issues.push(Issue::new("no_confirm", format!("{name:?} has no rule {index}"))),
+                Some(Some(rule)) if !rule.confirm => issues
+                    .push(Issue::new("no_confirm", format!("rule {index} of {name:?} does not ask for confirmation"))),
+                Some(Some(_)) => {}
             }
         }
         for (name, limit) in &narrowing.rate_limits {
@@ -70,6 +85,11 @@ impl PermitSpec {
         let mut narrowed = self.clone();
         narrowed.integrations.retain_mut(|integration| {
             let name = integration.name.clone();
+            for (index, rule) in integration.rules.iter_mut().enumerate() {
+                if narrowing.no_confirm.contains(&(name.clone(), index)) {
+                    rule.confirm = false;
+                }
+            }
             let mut index = 0;
             integration.rules.retain(|_| {
                 let keep = !narrowing.drop_rules.contains(&(name.clone(), index));

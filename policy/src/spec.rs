@@ -76,6 +76,11 @@ pub struct Rule {
     /// Why this rule exists, for the owner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Each call this rule allows waits for the owner's confirmation of that
+    /// exact request (a write whose recipient, target or amount the goal
+    /// does not fix). Absent: `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub confirm: bool,
 }
 
 /// The shape of [`Rule::body`] in the JSON Schema: a boolean or a schema object.
@@ -110,13 +115,33 @@ pub struct Inject {
     /// Query parameter name → value template, e.g. `api_key: {WEATHER_KEY}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub query: BTreeMap<String, String>,
+    /// HTTP Basic credentials: egress sends `Authorization: Basic
+    /// base64(username ":" password)`, computed from the filled-in templates
+    /// (a template cannot compute base64). Excludes an injected
+    /// `Authorization` header; the agent may not set that header either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic: Option<BasicAuth>,
 }
 
 impl Inject {
     /// True when nothing is injected.
     pub fn is_empty(&self) -> bool {
-        self.headers.is_empty() && self.query.is_empty()
+        self.headers.is_empty() && self.query.is_empty() && self.basic.is_none()
     }
+}
+
+/// HTTP Basic credentials (RFC 7617), as templates like header values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// The user-id, e.g. `{STRIPE_KEY}`: required, not empty, and without a
+    /// literal `:` (RFC 7617 ends the user-id at the first `:`).
+    #[schemars(length(min = 1))]
+    pub username: String,
+    /// The password, e.g. `{TWILIO_AUTH_TOKEN}`. Absent or empty: an empty
+    /// password (`username:`), as APIs that take a key as the user-id expect.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub password: String,
 }
 
 /// At most `max_calls` calls in any `window_seconds`.

@@ -116,6 +116,7 @@ fn narrowings() -> impl Strategy<Value = Narrowing> {
     (rules, limits).prop_map(|(rules, rate_limits)| Narrowing {
         drop_rules: rules.into_iter().map(|(n, i)| (n.to_owned(), i)).collect::<BTreeSet<_>>(),
         rate_limits,
+        ..Narrowing::default()
     })
 }
 
@@ -140,5 +141,50 @@ proptest! {
             }
             prop_assert!(before.rate_limit.is_none() || integration.rate_limit.is_some());
         }
+    }
+}
+
+/// A spec whose one POST rule asks for confirmation of each call.
+fn confirming() -> PermitSpec {
+    PermitSpec::from_json(
+        r#"{"version":1,"integrations":[{"name":"mail","base_url":"https://api.mail.example","rules":[
+            {"method":"GET","path":"/messages"},
+            {"method":"POST","path":"/messages","body":{"type":"object"},"confirm":true}]}]}"#,
+    )
+    .unwrap()
+}
+
+fn no_confirm(rules: &[(&str, usize)]) -> Narrowing {
+    Narrowing { no_confirm: rules.iter().map(|(n, i)| (n.to_string(), *i)).collect(), ..Narrowing::default() }
+}
+
+#[test]
+fn dropping_confirm_stops_asking_for_that_rule_and_makes_a_new_spec_hash() {
+    let send = OutboundRequest::new("mail", "POST", "/messages").with_body(b"{}");
+    let confirm = |permit: &CompiledPermit| match permit.decide(&send) {
+        oauth3_policy::Decision::Allow(allow) => allow.confirm,
+        oauth3_policy::Decision::Deny(d) => panic!("{d}"),
+    };
+    let original = compile(&confirming());
+    let relaxed = compile(&confirming().narrow(&no_confirm(&[("mail", 1)])).unwrap());
+    assert!(confirm(&original));
+    assert!(!confirm(&relaxed), "no longer asks");
+    assert_ne!(relaxed.spec_hash(), original.spec_hash(), "the owner approves another spec");
+    assert!(!relaxed.spec().integrations[0].rules[1].confirm);
+    // It allows nothing new: the rule's body schema still holds.
+    let not_json = OutboundRequest::new("mail", "POST", "/messages").with_body(b"x");
+    assert!(!relaxed.decide(&not_json).is_allow());
+    assert!(!relaxed.decide(&OutboundRequest::new("mail", "DELETE", "/messages")).is_allow());
+}
+
+#[test]
+fn dropping_confirm_must_name_a_rule_that_asks() {
+    for (rules, needle) in [
+        (&[("mail", 0)][..], "rule 0 of \"mail\" does not ask for confirmation"),
+        (&[("mail", 7)][..], "\"mail\" has no rule 7"),
+        (&[("gmail", 1)][..], "no integration \"gmail\""),
+    ] {
+        let error = messages(confirming().narrow(&no_confirm(rules)).unwrap_err());
+        assert!(error.contains(needle) && error.contains("no_confirm"), "{error}");
     }
 }

@@ -282,6 +282,29 @@ async fn every_response_of_the_quickstart_fits_the_document() {
     assert!(garbled.status.is_client_error(), "{}", garbled.body);
     assert_fits(&schema, &garbled.body, "POST /mcp with malformed JSON");
 
+    // A call a `confirm` rule allows waits for the owner's confirmation.
+    let confirming = json!({"name": "github", "base_url": stub.url(), "rules": [
+        {"method": "POST", "path": "/repos/owner/repo/issues", "confirm": true, "body": {"type": "object"}}],
+        "inject": {"headers": {"Authorization": "Bearer {GITHUB_TOKEN}"}}, "secrets": ["GITHUB_TOKEN"]});
+    let body = json!({"description": "file issues", "capabilities": [confirming]});
+    let asked = a.call("POST", "/permit", "/permit", Some(agent), Some(body)).await;
+    let approve_it = format!("/approve/{}", asked.body["request_id"].as_str().unwrap());
+    let approve = json!({"action": "approve"});
+    assert_eq!(a.call("POST", "/approve/{request_id}", &approve_it, Some(owner), Some(approve)).await.status, 200);
+    let code = "await github('POST', '/repos/owner/repo/issues', {body: {title: 't'}})";
+    let run = json!({"permit_id": asked.body["permit_id"], "action_id": "file-1", "code": code, "wait": true});
+    let refused = a.call("POST", "/execute", "/execute", Some(agent), Some(run)).await;
+    let id = refused.body["result"]["calls"][0]["confirmation_id"].as_str().unwrap().to_owned();
+    let listed = a.call("GET", "/confirmations", "/confirmations", Some(owner), None).await;
+    assert_eq!(listed.body["confirmations"][0]["id"], id.as_str(), "{}", listed.body);
+    let one = format!("/confirmations/{id}");
+    a.call("GET", "/confirmations/{confirmation_id}", &one, Some(owner), None).await;
+    assert_eq!(a.call("GET", "/confirmations/{confirmation_id}", &one, Some(agent), None).await.status, 403);
+    let approve = json!({"action": "approve"});
+    let decided = a.call("POST", "/confirmations/{confirmation_id}", &one, Some(owner), Some(approve.clone())).await;
+    assert_eq!(decided.body["status"], "approved", "{}", decided.body);
+    assert_eq!(a.call("POST", "/confirmations/{confirmation_id}", &one, Some(owner), Some(approve)).await.status, 409);
+
     // A media type the endpoint does not take.
     let plain = vec![(reqwest::header::CONTENT_TYPE, "text/plain".into())];
     let text = send(&a.http, &a.url, "POST", "/secrets", [bearer(Some(owner)), plain].concat(), None).await;

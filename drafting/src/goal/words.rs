@@ -84,6 +84,10 @@ fn classify(text: &str, quoted: bool) -> Token {
         return if part(a) && part(b) { Token::Pair(a.to_owned(), b.to_owned()) } else { Token::Other };
     }
     if text.bytes().any(|b| b.is_ascii_digit()) {
+        // A date or a time is when, not which: it names no resource.
+        if super::stated::is_date_or_time(text) {
+            return Token::Other;
+        }
         return Token::Value(text.to_owned());
     }
     // "repo's" → "repo".

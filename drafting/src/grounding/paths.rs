@@ -23,12 +23,18 @@ enum DocSeg<'a> {
     Param {
         prefix: &'a str,
         suffix: &'a str,
+        /// The parameter's name.
+        name: &'a str,
     },
 }
 
 /// One documented operation under one of its servers.
 pub(super) struct DocumentedOp<'a> {
     method: &'a str,
+    /// The operation itself.
+    op: &'a crate::openapi::Operation,
+    /// The intent names it in `operations`.
+    named: bool,
     segments: Vec<DocSeg<'a>>,
     /// `GET /v1/users/{id}`, for messages.
     display: String,
@@ -47,16 +53,22 @@ pub(super) enum Coverage {
 }
 
 /// Every operation in `apis`, under each of its servers' paths (under `/`
-/// when it declares none).
-pub(super) fn documented_ops<'a>(apis: &[&'a ApiDoc], server_paths: &'a [Vec<String>]) -> Vec<DocumentedOp<'a>> {
+/// when it declares none); `named` holds, per API, the indices of the
+/// operations the intent names.
+pub(super) fn documented_ops<'a>(
+    apis: &[&'a ApiDoc],
+    server_paths: &'a [Vec<String>],
+    named: &[Vec<usize>],
+) -> Vec<DocumentedOp<'a>> {
     let mut ops = Vec::new();
-    for (api, prefixes) in apis.iter().zip(server_paths) {
+    for (a, (api, prefixes)) in apis.iter().zip(server_paths).enumerate() {
         for prefix in prefixes {
-            for op in &api.operations {
+            for (i, op) in api.operations.iter().enumerate() {
                 let mut segments: Vec<DocSeg<'a>> = split(prefix).map(DocSeg::Literal).collect();
                 segments.extend(split(&op.path).map(doc_seg));
                 let display = format!("{} {}{}", op.method, prefix, op.path);
-                ops.push(DocumentedOp { method: &op.method, segments, display });
+                let named = named.get(a).is_some_and(|n| n.contains(&i));
+                ops.push(DocumentedOp { method: &op.method, op, named, segments, display });
             }
         }
     }
@@ -81,14 +93,7 @@ pub(super) fn server_paths(api: &ApiDoc) -> Vec<String> {
 
 /// How `method` on `base_path` + `rule_path` relates to `ops`.
 pub(super) fn coverage(method: &str, base_path: &str, rule_path: &str, ops: &[DocumentedOp<'_>]) -> Coverage {
-    let rule: Vec<RuleSeg<'_>> = split(base_path)
-        .map(RuleSeg::Literal)
-        .chain(split(rule_path).map(|s| match s {
-            "*" => RuleSeg::Star,
-            "**" => RuleSeg::DoubleStar,
-            _ => RuleSeg::Literal(s),
-        }))
-        .collect();
+    let rule = rule_segments(base_path, rule_path);
     let same_method = || ops.iter().filter(|op| op.method == method);
     if same_method().any(|op| matches(&rule, &op.segments, false)) {
         return Coverage::Documented;
@@ -99,6 +104,64 @@ pub(super) fn coverage(method: &str, base_path: &str, rule_path: &str, ops: &[Do
     }
 }
 
+/// True when `method` on `base_path` + `rule_path` allows only paths of
+/// operations the intent names.
+pub(super) fn named(method: &str, base_path: &str, rule_path: &str, ops: &[DocumentedOp<'_>]) -> bool {
+    let rule = rule_segments(base_path, rule_path);
+    let same = || ops.iter().filter(|op| op.method == method);
+    if rule.contains(&RuleSeg::DoubleStar) {
+        // A `**` reaches every operation under it: all must be named.
+        let reached: Vec<&DocumentedOp<'_>> = same().filter(|op| matches(&rule, &op.segments, true)).collect();
+        return !reached.is_empty() && reached.iter().all(|op| op.named);
+    }
+    same().any(|op| op.named && matches(&rule, &op.segments, false))
+}
+
+/// Every documented operation `method` on `base_path` + `rule_path` can
+/// reach, with the names of its path parameters the rule leaves open: those
+/// under a `*` or a `**` (all of them for an operation a `*` reaches only by
+/// standing over a literal segment).
+pub(super) fn operations_reached<'a>(
+    method: &str,
+    base_path: &str,
+    rule_path: &str,
+    ops: &[DocumentedOp<'a>],
+) -> Vec<(&'a crate::openapi::Operation, Vec<&'a str>)> {
+    let rule = rule_segments(base_path, rule_path);
+    let mut out = Vec::new();
+    for op in ops.iter().filter(|op| op.method == method) {
+        if !rule.contains(&RuleSeg::DoubleStar) && matches(&rule, &op.segments, false) {
+            let open = rule
+                .iter()
+                .zip(&op.segments)
+                .filter_map(|(r, d)| match (r, d) {
+                    (RuleSeg::Star, DocSeg::Param { name, .. }) => Some(*name),
+                    _ => None,
+                })
+                .collect();
+            out.push((op.op, open));
+        } else if matches(&rule, &op.segments, true) {
+            let all = op.segments.iter().filter_map(|d| match d {
+                DocSeg::Param { name, .. } => Some(*name),
+                DocSeg::Literal(_) => None,
+            });
+            out.push((op.op, all.collect()));
+        }
+    }
+    out
+}
+
+fn rule_segments<'a>(base_path: &'a str, rule_path: &'a str) -> Vec<RuleSeg<'a>> {
+    split(base_path)
+        .map(RuleSeg::Literal)
+        .chain(split(rule_path).map(|s| match s {
+            "*" => RuleSeg::Star,
+            "**" => RuleSeg::DoubleStar,
+            _ => RuleSeg::Literal(s),
+        }))
+        .collect()
+}
+
 fn split(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|s| !s.is_empty())
 }
@@ -106,7 +169,7 @@ fn split(path: &str) -> impl Iterator<Item = &str> {
 fn doc_seg(segment: &str) -> DocSeg<'_> {
     match (segment.find('{'), segment.rfind('}')) {
         (Some(open), Some(close)) if open < close => {
-            DocSeg::Param { prefix: &segment[..open], suffix: &segment[close + 1..] }
+            DocSeg::Param { prefix: &segment[..open], suffix: &segment[close + 1..], name: &segment[open + 1..close] }
         }
         _ => DocSeg::Literal(segment),
     }
@@ -127,10 +190,10 @@ fn matches(rule: &[RuleSeg<'_>], doc: &[DocSeg<'_>], lax: bool) -> bool {
 fn segment_ok(rule: RuleSeg<'_>, doc: DocSeg<'_>, lax: bool) -> bool {
     match (rule, doc) {
         (RuleSeg::Literal(a), DocSeg::Literal(b)) => a == b,
-        (RuleSeg::Literal(a), DocSeg::Param { prefix, suffix }) => {
+        (RuleSeg::Literal(a), DocSeg::Param { prefix, suffix, .. }) => {
             a.len() > prefix.len() + suffix.len() && a.starts_with(prefix) && a.ends_with(suffix)
         }
-        (RuleSeg::Star, DocSeg::Param { prefix: "", suffix: "" }) => true,
+        (RuleSeg::Star, DocSeg::Param { prefix: "", suffix: "", .. }) => true,
         (RuleSeg::Star, _) => lax,
         (RuleSeg::DoubleStar, _) => true,
     }
@@ -154,7 +217,7 @@ mod tests {
 
     fn cov(doc: &ApiDoc, method: &str, base: &str, rule: &str) -> Coverage {
         let paths = vec![server_paths(doc)];
-        let ops = documented_ops(&[doc], &paths);
+        let ops = documented_ops(&[doc], &paths, &[]);
         coverage(method, base, rule, &ops)
     }
 

@@ -253,6 +253,7 @@ mod tests {
             goal: "list open issues of acme/widgets".into(),
             doc_urls: vec!["https://docs.example.com/api".into()],
             secret_hints: vec!["GITHUB_TOKEN".into()],
+            operations: vec![],
         }
     }
 
@@ -386,5 +387,27 @@ mod tests {
         let mut value = good();
         value["integration"]["rules"][0]["method"] = json!("delete");
         assert!(matches!(check(&value), Err(Problem::Invalid(_))));
+    }
+
+    #[test]
+    fn http_basic_credentials_pass_the_schema_the_compiler_and_grounding() {
+        let mut value = good();
+        value["integration"]["inject"] = json!({"basic": {"username": "{GITHUB_TOKEN}"}});
+        let proposal = check(&value).expect("valid");
+        let basic = proposal.integration.inject.basic.expect("kept");
+        assert_eq!((basic.username.as_str(), basic.password.as_str()), ("{GITHUB_TOKEN}", ""));
+    }
+
+    #[test]
+    fn malformed_http_basic_credentials_are_problems_the_model_is_told() {
+        for (basic, problem) in [
+            (json!({"user": "{GITHUB_TOKEN}"}), "/integration/inject/basic"),
+            (json!({"username": "{GITHUB_TOKEN}:x"}), "inject.basic.username"),
+        ] {
+            let mut value = good();
+            value["integration"]["inject"] = json!({"basic": basic});
+            let Err(Problem::Invalid(problems)) = check(&value) else { panic!("{basic} accepted") };
+            assert!(problems.iter().any(|p| p.contains(problem)), "{problems:?}");
+        }
     }
 }

@@ -47,12 +47,22 @@ concrete value the goal names, or `*` for one segment.
 (e.g. form-encoded), and say so in `warnings`.
 - Write methods (POST, PUT, PATCH, DELETE) only when the goal asks to create, change or delete \
 something.
+- When the intent lists \"Operations named by the agent\", draft rules for exactly those documented \
+operations and no others.
+- Pin every value the goal states (an email, a URL, an IBAN, a channel or user name, an amount, an \
+id, a quoted string) where the operation takes it: a literal path segment, query `values`, or a body \
+property with `const`/`enum` listed in `required`.
+- Mark a write rule `\"confirm\": true` when any of its body or query parameters names a recipient, \
+destination, account, URL, email, amount or file that the goal does not pin: the owner then \
+confirms each such call.
 - `base_url` must be a URL the docs themselves give for the API (https). Never invent one and \
 never take one from the goal alone.
 - Credentials: use ONLY the secret names listed under \"Secret names\". Reference them as `{NAME}` \
 templates in `inject.headers` or `inject.query` (e.g. `\"Authorization\": \"Bearer {GITHUB_TOKEN}\"`, \
 as the docs' security scheme says), and list each name used in `secrets`. You never see secret \
 values. If no secret name fits, inject nothing and say so in `warnings`.
+- For HTTP Basic auth use `inject.basic` (`{\"username\": \"{API_KEY}\", \"password\": \"{API_SECRET}\"}`, \
+password optional): the gateway base64-encodes it; never write an `Authorization: Basic` header yourself.
 - Set a conservative `rate_limit` suited to the goal (e.g. 30 calls per 60 seconds or fewer).
 - Use the intent's name as the integration `name`.
 - `rationale`: one short line per choice (base URL, each rule, credentials, rate limit), citing \
@@ -84,6 +94,12 @@ pub(crate) fn user_prompt(input: &DraftInput<'_>) -> String {
     }
     for hint in &intent.secret_hints {
         let _ = writeln!(out, "- {}", neutralize(hint));
+    }
+    if !intent.operations.is_empty() {
+        out.push_str("Operations named by the agent (draft exactly these):\n");
+        for operation in &intent.operations {
+            let _ = writeln!(out, "- {}", neutralize(operation));
+        }
     }
     out.push_str("</intent>\n\n");
     out.push_str(&render_docs(input.docs, &Goal::parse(&intent.goal), DOCS_BUDGET));
@@ -319,6 +335,7 @@ mod tests {
             goal: goal.into(),
             doc_urls: vec!["https://docs.example.com/api".into()],
             secret_hints: vec!["GITHUB_TOKEN".into(), "OTHER_KEY".into()],
+            operations: vec![],
         }
     }
 
@@ -336,7 +353,13 @@ mod tests {
         Operation {
             operation_id: Some(summary.replace(' ', "_")),
             summary: Some(summary.into()),
-            query_params: vec![ParamDoc { name: "state".into(), required: false, values: Some(vec!["open".into()]) }],
+            query_params: vec![ParamDoc {
+                name: "state".into(),
+                required: false,
+                values: Some(vec!["open".into()]),
+                description: None,
+                format: None,
+            }],
             ..Operation::new(method, path)
         }
     }
@@ -412,6 +435,7 @@ mod tests {
             content_type: "application/json".into(),
             schema: json!({"type": "object", "properties": {"title": {"type": "string"}}}),
             required: true,
+            descriptions: Default::default(),
         });
         let text = prompt(&intent, &[api_doc(vec![op("GET", "/repos/{owner}/{repo}/issues", "List issues"), create])]);
         assert!(text.contains("- https://api.example.com\n"));

@@ -1,7 +1,7 @@
 //! The credential: which security scheme the picked operations accept, and
 //! which of the intent's secret hints fills it.
 
-use oauth3_policy::Inject;
+use oauth3_policy::{BasicAuth, Inject, is_secret_name};
 
 use crate::goal::split_words;
 use crate::openapi::{ApiDoc, Operation, SecurityScheme};
@@ -11,7 +11,7 @@ use crate::openapi::{ApiDoc, Operation, SecurityScheme};
 pub(super) struct Auth {
     /// Headers and query parameters added by egress.
     pub inject: Inject,
-    /// The secret used.
+    /// The secrets used (two for an HTTP Basic key and secret).
     pub secrets: Vec<String>,
     /// The query parameter carrying the key, never allowed to the agent.
     pub query_name: Option<String>,
@@ -54,12 +54,31 @@ pub(super) fn auth(api: &ApiDoc, ops: &[&Operation], hints: &[String], suggest: 
         }
         return Ok(out);
     };
-    // Single-scheme alternatives every operation accepts, in document order.
-    let names: Vec<&String> = first
+    // Every OAuth 2 / OpenID Connect / bearer scheme takes the same thing, a
+    // bearer token: Google requires `Oauth2 + Oauth2c` together, Open Banking
+    // one scheme for consents and another for payments. They count as one.
+    let bearer =
+        |name: &String| matches!(api.security_schemes.get(name), Some(SecurityScheme::Bearer | SecurityScheme::OAuth2));
+    let first_bearer: Option<&String> = needing.iter().flat_map(|alts| alts.iter().flatten()).find(|n| bearer(n));
+    let canonical = |name: &'_ String| -> String { if bearer(name) { "(bearer)".to_owned() } else { name.clone() } };
+    let single = |alt: &Vec<String>| -> Option<String> {
+        let mut kinds: Vec<String> = alt.iter().map(canonical).collect();
+        kinds.dedup();
+        match &kinds[..] {
+            [one] => Some(one.clone()),
+            _ => None,
+        }
+    };
+    // Single-credential alternatives every operation accepts, in document order.
+    let mut accepted: Vec<String> = first
         .iter()
-        .filter(|alt| alt.len() == 1)
-        .map(|alt| &alt[0])
-        .filter(|name| needing.iter().all(|alts| alts.iter().any(|a| a.len() == 1 && &a[0] == *name)))
+        .filter_map(single)
+        .filter(|name| needing.iter().all(|alts| alts.iter().any(|a| single(a).as_ref() == Some(name))))
+        .collect();
+    accepted.dedup();
+    let names: Vec<&String> = accepted
+        .iter()
+        .filter_map(|n| if n == "(bearer)" { first_bearer } else { first.iter().flatten().find(|f| *f == n) })
         .collect();
     if names.is_empty() {
         let all: Vec<String> = first.iter().map(|alt| alt.join(" + ")).collect();
@@ -70,25 +89,25 @@ pub(super) fn auth(api: &ApiDoc, ops: &[&Operation], hints: &[String], suggest: 
     }
     let mut rationale = Vec::new();
     let mut usable: Vec<(u8, &String, &SecurityScheme)> = Vec::new();
+    // Two hints that read as a key and its secret are what HTTP Basic takes.
+    let pair = basic_pair(hints);
     for name in &names {
         match api.security_schemes.get(*name) {
             None => rationale.push(format!("auth: scheme `{name}` is required but not defined; skipped")),
-            Some(SecurityScheme::Basic) => {
-                rationale.push(format!(
-                    "auth: `{name}` (http basic) skipped: it needs base64, which an inject template cannot express"
-                ));
-            }
-            Some(scheme @ (SecurityScheme::Bearer | SecurityScheme::OAuth2)) => usable.push((0, name, scheme)),
+            Some(scheme @ SecurityScheme::Basic) => usable.push((if pair.is_some() { 0 } else { 2 }, name, scheme)),
+            Some(scheme @ (SecurityScheme::Bearer | SecurityScheme::OAuth2)) => usable.push((1, name, scheme)),
             Some(scheme @ SecurityScheme::ApiKey { location, .. }) if location == "header" => {
-                usable.push((0, name, scheme))
+                usable.push((1, name, scheme))
             }
             Some(scheme @ SecurityScheme::ApiKey { location, .. }) if location == "query" => {
-                usable.push((1, name, scheme))
+                usable.push((3, name, scheme))
             }
             Some(other) => rationale.push(format!("auth: `{name}` ({}) cannot be injected; skipped", kind(other))),
         }
     }
-    // Headers before query keys (which leak into logs); document order otherwise.
+    // Basic for a key-and-secret pair, then one token in a header, then Basic
+    // with one secret, then query keys (which leak into logs); document order
+    // otherwise.
     usable.sort_by_key(|(rank, ..)| *rank);
     let Some(&(_, name, scheme)) = usable.first() else {
         let offered: Vec<String> = names
@@ -96,11 +115,14 @@ pub(super) fn auth(api: &ApiDoc, ops: &[&Operation], hints: &[String], suggest: 
             .map(|n| format!("`{n}` ({})", api.security_schemes.get(*n).map_or("undefined", kind)))
             .collect();
         return Err(format!(
-            "the API only offers {}, which the spec cannot inject (http basic needs base64; a template cannot \
-             compute it); give the docs of an API that accepts a bearer token or an API key",
+            "the API only offers {}, which the spec cannot inject; give the docs of an API that accepts a bearer \
+             token, an API key or HTTP Basic credentials",
             offered.join(", ")
         ));
     };
+    if let SecurityScheme::Basic = scheme {
+        return basic(api, name, hints, suggest, pair, rationale);
+    }
     let hint = choose_hint(api, name, hints, suggest, scheme)?;
     let mut out = Auth { secrets: vec![hint.clone()], rationale, ..Auth::default() };
     let how = match place(scheme) {
@@ -124,6 +146,96 @@ pub(super) fn auth(api: &ApiDoc, ops: &[&Operation], hints: &[String], suggest: 
         if hints.len() == 1 { "the only secret hint" } else { "the secret hint matching the scheme or API name" };
     out.rationale.push(format!("auth: `{name}` ({}) → {how}; secret {hint} is {from}", kind(scheme)));
     Ok(out)
+}
+
+/// HTTP Basic: a key (or user name) and its secret (or password) as username
+/// and password, or else one hint, chosen as for a token, as the username
+/// with an empty password (as APIs that take a key as the username expect).
+fn basic(
+    api: &ApiDoc,
+    name: &str,
+    hints: &[String],
+    suggest: &str,
+    pair: Option<(&String, &String)>,
+    rationale: Vec<String>,
+) -> Result<Auth, String> {
+    let (username, password, from) = match pair {
+        Some((username, password)) => (
+            username.clone(),
+            Some(password.clone()),
+            format!("secrets {username} and {password} read as a key or user name and its secret or password"),
+        ),
+        None => {
+            let hint = choose_hint(api, name, hints, suggest, &SecurityScheme::Basic)?;
+            let from = if hints.len() == 1 {
+                "the only secret hint"
+            } else {
+                "the secret hint matching the scheme or API name"
+            };
+            let from = format!("secret {hint} is {from}");
+            (hint, None, from)
+        }
+    };
+    let template = |secret: &String| format!("{{{secret}}}");
+    let mut out = Auth { rationale, ..Auth::default() };
+    out.inject.basic = Some(BasicAuth {
+        username: template(&username),
+        password: password.as_ref().map(template).unwrap_or_default(),
+    });
+    let how = match &password {
+        Some(password) => format!("username {{{username}}}, password {{{password}}}"),
+        None => {
+            out.warnings.push(format!(
+                "the API takes HTTP Basic credentials: {username} is sent as the username with an empty password; if \
+                 it needs a password too, set `inject.basic.password`"
+            ));
+            format!("username {{{username}}}, empty password")
+        }
+    };
+    out.rationale
+        .push(format!("auth: `{name}` (http basic) → HTTP Basic {how}, base64-encoded by the gateway; {from}"));
+    out.secrets = std::iter::once(username).chain(password).collect();
+    Ok(out)
+}
+
+/// Words of a secret name that make it the Basic username, or the password.
+const USER_WORDS: &[&str] = &["user", "username", "login", "email", "id", "sid", "key", "apikey"];
+const PASSWORD_WORDS: &[&str] = &["secret", "password", "pass", "passwd", "pwd", "token"];
+
+/// Two hints that read as a key or user name and its secret or password
+/// (`MAILER_API_KEY` + `MAILER_API_SECRET`, `JIRA_EMAIL` + `JIRA_API_TOKEN`),
+/// as (username, password): one has a password word, the other a user word
+/// and no password word, and their other words overlap (or one has none), so
+/// secrets of two unrelated APIs (`GITHUB_TOKEN`, `STRIPE_KEY`) never pair.
+fn basic_pair(hints: &[String]) -> Option<(&String, &String)> {
+    let [a, b] = hints else { return None };
+    if !is_secret_name(a) || !is_secret_name(b) {
+        return None;
+    }
+    let words = |hint: &str| -> Vec<String> {
+        hint.split('_').filter(|w| !w.is_empty()).map(str::to_ascii_lowercase).collect()
+    };
+    let has = |words: &[String], list: &[&str]| words.iter().any(|w| list.contains(&w.as_str()));
+    let (words_a, words_b) = (words(a), words(b));
+    let secretish = |w: &[String]| has(w, PASSWORD_WORDS);
+    let userish = |w: &[String]| has(w, USER_WORDS) && !secretish(w);
+    let (username, password, user_words, password_words) = if userish(&words_a) && secretish(&words_b) {
+        (a, b, words_a, words_b)
+    } else if userish(&words_b) && secretish(&words_a) {
+        (b, a, words_b, words_a)
+    } else {
+        return None;
+    };
+    let rest = |words: Vec<String>| -> Vec<String> {
+        words
+            .into_iter()
+            .filter(|w| !USER_WORDS.contains(&w.as_str()) && !PASSWORD_WORDS.contains(&w.as_str()))
+            .collect()
+    };
+    let (user_rest, password_rest) = (rest(user_words), rest(password_words));
+    let related =
+        user_rest.is_empty() || password_rest.is_empty() || user_rest.iter().any(|w| password_rest.contains(w));
+    related.then_some((username, password))
 }
 
 fn place(scheme: &SecurityScheme) -> Place {

@@ -3,7 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::goal::Goal;
+use crate::goal::{Goal, Stated};
+use crate::pin;
 use oauth3_policy::is_json_media_type;
 
 use crate::openapi::Operation;
@@ -37,10 +38,23 @@ pub(super) struct Body {
     pub rationale: Option<String>,
     /// Warning for the owner.
     pub warning: Option<String>,
+    /// Fields pinned to what the goal states (`to = "a@example.com"`).
+    pub pinned: Vec<String>,
+    /// Fields kept free.
+    pub free: Vec<String>,
 }
 
-/// The rule body for `op`, asked for by clauses with `verbs`.
-pub(super) fn body(op: &Operation, label: &str, goal: &Goal, verbs: &[&str]) -> Body {
+/// The rule body for `op`, asked for by clauses with `verbs`; with
+/// `keep_all` (the agent named the operation), every documented property
+/// is kept, not only those the goal names.
+pub(super) fn body(
+    op: &Operation,
+    label: &str,
+    goal: &Goal,
+    stated: &[Stated],
+    verbs: &[&str],
+    keep_all: bool,
+) -> Body {
     let Some(doc) = &op.body else { return Body::default() };
     if !doc.required && documents_no_fields(&doc.schema) {
         // Stripe documents an empty optional form body on every GET and DELETE.
@@ -71,19 +85,37 @@ pub(super) fn body(op: &Operation, label: &str, goal: &Goal, verbs: &[&str]) -> 
             rationale: Some(format!("{label}: body checked against the documented schema (not an object)")),
             warning: dropped.then(|| format!("{label}: body `pattern`s the gateway cannot run were dropped")),
             schema: Some(schema),
+            ..Body::default()
         };
     };
     let required: Vec<&str> =
         schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+    // A property the goal states a value for is needed, named or not.
+    let pinned_names: Vec<String> = {
+        let mut trial = schema.clone();
+        let pins = pin::pin_body(&mut trial, stated, &doc.descriptions, true);
+        pins.pinned.iter().filter_map(|p| p.split(['.', ' ']).next()).map(str::to_owned).collect()
+    };
     let implied: Vec<&str> =
         IMPLIED.iter().filter(|(verb, _)| verbs.contains(verb)).flat_map(|(_, names)| names.iter().copied()).collect();
+    let field = |name: &str| top_field(name, doc, properties).class_and_address();
+    // With every documented property kept, a sensitive one the goal neither
+    // pins nor names stays out when it is a file, or an address beside one
+    // the goal pins (`Bcc` beside a pinned `To`): a way to send data
+    // elsewhere, not a way to do the task.
+    let addressed = pinned_names.iter().any(|s| field(s).2);
+    let side_channel = |name: &str| {
+        let (sensitive, class, address) = field(name);
+        sensitive && !goal.mentions(name) && (class == pin::Class::File || (addressed && address))
+    };
     let mut kept = Map::new();
     let (mut named, mut by_verb, mut refused) = (Vec::new(), Vec::new(), Vec::new());
     for (name, property) in properties {
         let name = name.as_str();
-        let list = if required.contains(&name) {
+        let pinned = pinned_names.iter().any(|s| s == name);
+        let list = if pinned || (required.contains(&name) && (!keep_all || !side_channel(name))) {
             None
-        } else if goal.mentions(name) {
+        } else if (keep_all && !side_channel(name)) || goal.mentions(name) {
             Some(&mut named)
         } else if implied.contains(&name) {
             Some(&mut by_verb)
@@ -100,17 +132,35 @@ pub(super) fn body(op: &Operation, label: &str, goal: &Goal, verbs: &[&str]) -> 
     named.sort_unstable();
     by_verb.sort_unstable();
     refused.sort_unstable();
+    let free: Vec<String> = kept.keys().filter(|k| !pinned_names.contains(k)).cloned().collect();
     let mut out = json!({"type": "object", "properties": kept, "additionalProperties": false});
-    if !required.is_empty() {
+    // For an operation the agent named, the documented `required` is the
+    // upstream's to enforce (documents get it wrong: Postmark "requires"
+    // `Bcc`); only what the goal pins is required here.
+    if !required.is_empty() && !keep_all {
         out["required"] = json!(required);
     }
+    if keep_all {
+        strip_required(&mut out);
+    }
     let dropped = drop_unusable_patterns(&mut out);
+    flatten_deep(&mut out);
+    let update = matches!(op.method.as_str(), "PUT" | "PATCH");
+    let pins = pin::pin_body(&mut out, stated, &doc.descriptions, !update);
     let mut parts = Vec::new();
     if !required.is_empty() {
-        parts.push(format!("required {}", required.join(", ")));
+        let shown: Vec<&str> = required.iter().copied().filter(|r| kept.contains_key(*r) || !keep_all).collect();
+        if !shown.is_empty() {
+            let what = if keep_all { "documented as required" } else { "required" };
+            parts.push(format!("{what} {}", shown.join(", ")));
+        }
     }
     if !named.is_empty() {
-        parts.push(format!("{} (named in the goal)", named.join(", ")));
+        parts.push(format!(
+            "{} ({})",
+            named.join(", "),
+            if keep_all { "documented for the operation the agent named" } else { "named in the goal" }
+        ));
     }
     if !by_verb.is_empty() {
         let why: Vec<&str> = verbs
@@ -131,6 +181,22 @@ pub(super) fn body(op: &Operation, label: &str, goal: &Goal, verbs: &[&str]) -> 
         schema: Some(out),
         rationale: Some(line),
         warning: dropped.then(|| format!("{label}: body `pattern`s the gateway cannot run were dropped")),
+        pinned: pins.pinned,
+        free,
+    }
+}
+
+/// A top-level body property as pinning reads it.
+fn top_field<'a>(
+    name: &'a str,
+    doc: &'a crate::openapi::BodyDoc,
+    properties: &'a Map<String, Value>,
+) -> pin::Field<'a> {
+    pin::Field {
+        name,
+        parents: &[],
+        description: doc.descriptions.get(name).map(String::as_str),
+        format: properties.get(name).and_then(|p| p.get("format")).and_then(Value::as_str),
     }
 }
 
@@ -143,15 +209,32 @@ fn documents_no_fields(schema: &Value) -> bool {
 /// `allOf: [{properties…}, {properties…}]` read as one object, so the
 /// properties can be trimmed; anything else as it is.
 fn flatten_all_of(schema: &Value) -> Value {
+    /// What a flattened object keeps of its parts; anything else (`oneOf`,
+    /// `minProperties`, a part's `additionalProperties: false` …) is a
+    /// constraint flattening would lose, so such a schema stays as it is.
+    const KEPT: &[&str] = &["type", "properties", "required"];
     let Some(parts) = schema.get("allOf").and_then(Value::as_array) else { return schema.clone() };
-    if schema.get("properties").is_some() || !parts.iter().all(|p| p.get("properties").is_some()) {
+    // Parts composed of parts themselves (Asana's TaskRequest) first.
+    let parts: Vec<Value> = parts.iter().map(flatten_all_of).collect();
+    let plain = |v: &Value, extra: &[&str]| {
+        v.as_object().is_some_and(|o| o.keys().all(|k| KEPT.contains(&k.as_str()) || extra.contains(&k.as_str())))
+    };
+    if !plain(schema, &["allOf"])
+        || schema.get("properties").is_some()
+        || !parts.iter().all(|p| p.get("properties").is_some() && plain(p, &[]))
+    {
         return schema.clone();
     }
     let mut properties = Map::new();
     let mut required: Vec<Value> = Vec::new();
-    for part in parts {
-        if let Some(p) = part.get("properties").and_then(Value::as_object) {
-            properties.extend(p.clone());
+    for part in &parts {
+        for (name, property) in part.get("properties").and_then(Value::as_object).into_iter().flatten() {
+            // Two parts describing one property: both hold.
+            let merged = match properties.remove(name) {
+                Some(earlier) if earlier != *property => json!({"allOf": [earlier, property]}),
+                _ => property.clone(),
+            };
+            properties.insert(name.clone(), merged);
         }
         for name in part.get("required").and_then(Value::as_array).into_iter().flatten() {
             if !required.contains(name) {
@@ -160,6 +243,37 @@ fn flatten_all_of(schema: &Value) -> Value {
         }
     }
     json!({"type": "object", "properties": properties, "required": required})
+}
+
+/// Removes `required` from an object schema and the objects under its
+/// properties and items, not from inside `not`/`oneOf`/`anyOf` (where
+/// removing it would change what they reject).
+fn strip_required(schema: &mut Value) {
+    let Value::Object(map) = schema else { return };
+    map.remove("required");
+    if let Some(Value::Object(properties)) = map.get_mut("properties") {
+        properties.values_mut().for_each(strip_required);
+    }
+    if let Some(items) = map.get_mut("items") {
+        strip_required(items);
+    }
+}
+
+/// [`flatten_all_of`] at every depth (Asana wraps each body's fields in a
+/// `data` object composed with `allOf`), so nested fields can be pinned.
+fn flatten_deep(schema: &mut Value) {
+    if schema.get("allOf").is_some() {
+        let flat = flatten_all_of(schema);
+        if flat.get("allOf").is_none() {
+            *schema = flat;
+        }
+    }
+    if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+        properties.values_mut().for_each(flatten_deep);
+    }
+    if let Some(items) = schema.get_mut("items") {
+        flatten_deep(items);
+    }
 }
 
 /// Removes every `pattern` when the schema does not compile with the

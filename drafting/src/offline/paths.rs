@@ -1,16 +1,18 @@
 //! Narrowing a documented path template to a glob: path parameters the
 //! goal gives a value for become literal segments, the rest `*`.
 
-use crate::goal::{Goal, GoalValue, split_words};
+use crate::goal::{Goal, GoalValue, Kind, split_words};
 use crate::openapi::Vocab;
 
 /// What became of one path parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Fill {
-    /// Filled with a value the goal gives; `from` quotes where.
-    Value { param: String, value: String, from: String },
-    /// Left as `*`, and why.
-    Open { param: String, why: String },
+    /// Filled with a value the goal gives; `from` quotes where; `named`
+    /// when a noun named it (`issue 42`).
+    Value { param: String, value: String, from: String, named: bool },
+    /// Left as `*`, and why; `taken` when the goal's value for it names
+    /// what another operation acts on.
+    Open { param: String, why: String, taken: bool },
 }
 
 /// A path template narrowed for one goal.
@@ -28,14 +30,49 @@ impl Narrowed {
         self.fills.iter().filter(|f| matches!(f, Fill::Value { .. })).count()
     }
 
+    /// The values the goal's named values (`issue 42`) filled.
+    pub(super) fn named_values(&self) -> Vec<String> {
+        self.fills
+            .iter()
+            .filter_map(|f| match f {
+                Fill::Value { value, named: true, .. } => Some(value.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `param = value` for each parameter the goal filled.
+    pub(super) fn pinned(&self) -> Vec<String> {
+        self.fills
+            .iter()
+            .filter_map(|f| match f {
+                Fill::Value { param, value, .. } => Some(format!("{{{param}}} = {value}")),
+                Fill::Open { .. } => None,
+            })
+            .collect()
+    }
+
+    /// The parameters left open because the goal's value for them names
+    /// what an earlier operation acts on (`delete the items that item 42
+    /// lists`): a target the goal does not fix for this one.
+    pub(super) fn taken(&self) -> Vec<String> {
+        self.fills
+            .iter()
+            .filter_map(|f| match f {
+                Fill::Open { param, taken: true, .. } => Some(format!("{{{param}}}")),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// One line for the rationale, e.g. "{owner} = `acme`, {repo} = … ".
     pub(super) fn describe(&self) -> String {
         let parts: Vec<String> = self
             .fills
             .iter()
             .map(|fill| match fill {
-                Fill::Value { param, value, from } => format!("{{{param}}} = `{value}` (from {from})"),
-                Fill::Open { param, why } => format!("{{{param}}} left as `*` ({why})"),
+                Fill::Value { param, value, from, .. } => format!("{{{param}}} = `{value}` (from {from})"),
+                Fill::Open { param, why, .. } => format!("{{{param}}} left as `*` ({why})"),
             })
             .collect();
         parts.join(", ")
@@ -52,6 +89,12 @@ enum Segment<'a> {
 /// Narrows `template` (`/repos/{owner}/{repo}/issues`) with the goal's
 /// values. `Err` when a literal segment cannot be written in normal form.
 pub(super) fn narrow(template: &str, goal: &Goal) -> Result<Narrowed, String> {
+    narrow_except(template, goal, &[])
+}
+
+/// [`narrow`], without filling any parameter from a named value in `taken`
+/// (`issue 42` already fills the path of the operation that reads it).
+pub(super) fn narrow_except(template: &str, goal: &Goal, taken: &[String]) -> Result<Narrowed, String> {
     let segments: Vec<Segment> = template
         .split('/')
         .filter(|s| !s.is_empty())
@@ -64,7 +107,8 @@ pub(super) fn narrow(template: &str, goal: &Goal) -> Result<Narrowed, String> {
     let mut out: Vec<Option<String>> = vec![None; segments.len()];
     let mut fills: Vec<Option<Fill>> = vec![None; segments.len()];
     fill_pairs(&segments, goal, &mut out, &mut fills);
-    fill_named(&segments, goal, &mut out, &mut fills);
+    fill_named(&segments, goal, taken, &mut out, &mut fills);
+    fill_typed(&segments, goal, &mut out, &mut fills);
     let mut parts = Vec::with_capacity(segments.len());
     let mut done = Vec::new();
     for (i, segment) in segments.iter().enumerate() {
@@ -77,13 +121,18 @@ pub(super) fn narrow(template: &str, goal: &Goal) -> Result<Narrowed, String> {
             }
             Segment::Partial(text) => {
                 parts.push("*".into());
-                done.push(Fill::Open { param: text.to_string(), why: "a partly templated segment".into() });
+                done.push(Fill::Open {
+                    param: text.to_string(),
+                    why: "a partly templated segment".into(),
+                    taken: false,
+                });
             }
             Segment::Param(name) => {
                 parts.push(out[i].take().unwrap_or_else(|| "*".into()));
                 done.push(fills[i].take().unwrap_or_else(|| Fill::Open {
                     param: name.to_string(),
                     why: format!("the goal names no {}", name.replace('_', " ")),
+                    taken: false,
                 }));
             }
         }
@@ -108,9 +157,14 @@ fn fill_pairs(segments: &[Segment], goal: &Goal, out: &mut [Option<String>], fil
         for (at, param, value) in [(i, first, a), (i + 1, second, b)] {
             if plain_segment(value) {
                 out[at] = Some(value.clone());
-                fills[at] = Some(Fill::Value { param: param.to_string(), value: value.clone(), from: from.clone() });
+                fills[at] = Some(Fill::Value {
+                    param: param.to_string(),
+                    value: value.clone(),
+                    from: from.clone(),
+                    named: false,
+                });
             } else {
-                fills[at] = Some(Fill::Open { param: param.to_string(), why: not_plain(value) });
+                fills[at] = Some(Fill::Open { param: param.to_string(), why: not_plain(value), taken: false });
             }
         }
         i += 2;
@@ -125,7 +179,13 @@ const ID_WORDS: &[&str] = &["id", "number", "no", "num", "key", "sid", "uuid", "
 /// (`get file 123` is not file version 123). A value after a compound noun
 /// ("pull request 5") fills by the compound's first word (`{pull_number}`,
 /// `/pulls/{…}`) when the path never names its last word.
-fn fill_named(segments: &[Segment], goal: &Goal, out: &mut [Option<String>], fills: &mut [Option<Fill>]) {
+fn fill_named(
+    segments: &[Segment],
+    goal: &Goal,
+    taken: &[String],
+    out: &mut [Option<String>],
+    fills: &mut [Option<Fill>],
+) {
     let literal_words: Vec<String> = segments
         .iter()
         .filter_map(|s| if let Segment::Literal(text) = s { Some(split_words(text)) } else { None })
@@ -142,7 +202,17 @@ fn fill_named(segments: &[Segment], goal: &Goal, out: &mut [Option<String>], fil
             _ => None,
         };
         let fits = |noun: &String| names(&own, noun) || after.as_ref().is_some_and(|a| Vocab::same_word(a, noun));
+        // An id parameter takes an id: `checklist 'Launch'` names a
+        // checklist, it is not `{idChecklist}`.
+        let id_param = own.iter().any(|w| ["id", "gid", "uuid", "sid", "number", "num", "no"].contains(&w.as_str()));
+        let usable =
+            |value: &String| !taken.contains(value) && (!id_param || value.bytes().any(|b| b.is_ascii_digit()));
+        let taken_here = goal.values().iter().any(|v| match v {
+            GoalValue::Named { noun, value, .. } => taken.contains(value) && fits(noun),
+            GoalValue::Pair(..) => false,
+        });
         let found = goal.values().iter().find_map(|v| match v {
+            GoalValue::Named { value, .. } if !usable(value) => None,
             GoalValue::Named { noun, value, .. } if fits(noun) => Some((noun.clone(), value)),
             GoalValue::Named { noun, value, lead: Some(lead) }
                 if !literal_words.iter().any(|w| Vocab::same_word(w, noun)) && fits(lead) =>
@@ -151,13 +221,46 @@ fn fill_named(segments: &[Segment], goal: &Goal, out: &mut [Option<String>], fil
             }
             _ => None,
         });
-        let Some((noun, value)) = found else { continue };
+        let Some((noun, value)) = found else {
+            if taken_here {
+                let why = "the goal's value for it names what an earlier operation acts on".to_owned();
+                fills[i] = Some(Fill::Open { param: name.to_string(), why, taken: true });
+            }
+            continue;
+        };
         if plain_segment(value) {
             out[i] = Some(value.clone());
             let from = format!("`{noun} {value}` in the goal");
-            fills[i] = Some(Fill::Value { param: name.to_string(), value: value.clone(), from });
+            fills[i] = Some(Fill::Value { param: name.to_string(), value: value.clone(), from, named: true });
         } else {
-            fills[i] = Some(Fill::Open { param: name.to_string(), why: not_plain(value) });
+            fills[i] = Some(Fill::Open { param: name.to_string(), why: not_plain(value), taken: false });
+        }
+    }
+}
+
+/// `#general` fills `{channel}`, `alice@example.com` fills `{email}`: a
+/// parameter named for a kind of value takes the one value of that kind the
+/// goal states (none when it states several).
+fn fill_typed(segments: &[Segment], goal: &Goal, out: &mut [Option<String>], fills: &mut [Option<Fill>]) {
+    for (i, segment) in segments.iter().enumerate() {
+        let Segment::Param(name) = segment else { continue };
+        if fills[i].is_some() {
+            continue;
+        }
+        let class = crate::pin::Field { name, parents: &[], description: None, format: None }.class();
+        let mut values: Vec<&str> = goal
+            .stated()
+            .iter()
+            .filter(|s| !matches!(s.kind, Kind::Id | Kind::Quoted | Kind::Amount { .. }))
+            .filter(|s| crate::pin::accepts(class, &s.kind))
+            .map(|s| s.value.as_str())
+            .collect();
+        values.dedup();
+        let [value] = values[..] else { continue };
+        if plain_segment(value) {
+            out[i] = Some(value.to_owned());
+            let from = format!("`{value}` in the goal");
+            fills[i] = Some(Fill::Value { param: name.to_string(), value: value.to_owned(), from, named: false });
         }
     }
 }

@@ -24,7 +24,7 @@ use std::cmp::Reverse;
 
 use super::paths;
 use crate::goal::{Action, Clause, Goal};
-use crate::openapi::{ApiDoc, IN_IDENT, Operation, Vocab};
+use crate::openapi::{ApiDoc, IN_IDENT, Operation, Vocab, closest_operations};
 use crate::text::{clip, one_line};
 
 /// One picked operation and why.
@@ -100,6 +100,31 @@ pub(super) fn select<'a>(api: &'a ApiDoc, goal: &Goal) -> Result<Vec<Pick<'a>>, 
         }
     }
     picks.sort_by_key(|p| p.at);
+    Ok(picks)
+}
+
+/// The operations the agent named in `operations`, in its order, each
+/// once; the clauses of the goal that perform its action go with it (for
+/// the body fields their verbs imply). `Err` names an entry that is not
+/// documented and the closest ones that are.
+pub(super) fn named<'a>(api: &'a ApiDoc, goal: &Goal, entries: &[String]) -> Result<Vec<Pick<'a>>, String> {
+    let mut picks: Vec<Pick<'a>> = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let index = api.find_operation(entry)?;
+        if picks.iter().any(|p| p.index == index) {
+            continue;
+        }
+        let op = &api.operations[index];
+        let action = Action::of_method(&op.method);
+        let clauses = (0..goal.clauses().len()).filter(|&c| Some(goal.clauses()[c].action) == action).collect();
+        picks.push(Pick {
+            op,
+            index,
+            clauses,
+            at: (i, 0),
+            why: format!("{}: named by the agent in `operations` as `{}`", label(op), clip(&one_line(entry), 120)),
+        });
+    }
     Ok(picks)
 }
 
@@ -206,7 +231,8 @@ fn ambiguous(api: &ApiDoc, clause: &Clause, nouns: &[&str], tied: &[usize]) -> S
     let mut names: Vec<String> = tied.iter().map(|&i| label(&api.operations[i])).collect();
     names.sort_by_key(|n| n.split_once(' ').map(|(m, rest)| (rest.to_owned(), m.to_owned())));
     format!(
-        "\"{}\" matches {} documented operations equally: {}; say which one you mean, with a word from its path or summary",
+        "\"{}\" matches {} documented operations equally: {}; say which one you mean, with a word from its path or \
+         summary, or name the operations the agent needs in the intent's `operations`",
         asked(clause, nouns),
         tied.len(),
         names.join("; ")
@@ -214,16 +240,19 @@ fn ambiguous(api: &ApiDoc, clause: &Clause, nouns: &[&str], tied: &[usize]) -> S
 }
 
 fn no_match(api: &ApiDoc, clause: &Clause) -> String {
-    const SHOWN: usize = 12;
-    let mut listed: Vec<String> = api.operations.iter().take(SHOWN).map(label).collect();
-    if api.operations.len() > SHOWN {
-        listed.push(format!("… {} more", api.operations.len() - SHOWN));
-    }
+    let words: Vec<String> =
+        std::iter::once(clause.verb.clone()).chain(clause.nouns().into_iter().map(str::to_owned)).collect();
+    let closest = closest_operations(api, &words, None, Some(clause.action));
     format!(
-        "no documented operation matches \"{}\" ({} → {}); name the resource the way the API does. It documents: {}",
+        "no documented operation matches \"{}\" ({} → {}); name the resource the way the API does, or name the \
+         operations the agent needs in the intent's `operations`. {}",
         asked(clause, &clause.nouns()),
         clause.verb,
         clause.action.methods().join("/"),
-        if listed.is_empty() { "no operations".to_owned() } else { listed.join("; ") }
+        if closest.is_empty() {
+            format!("It documents {} operations, none with these words", api.operations.len())
+        } else {
+            format!("The closest documented operations: {}", closest.join(", "))
+        }
     )
 }

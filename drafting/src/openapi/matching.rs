@@ -185,3 +185,63 @@ pub(crate) fn relevance(operation: &Operation, goal: &Goal) -> u32 {
     let acts = goal.actions().iter().any(|a| vocab.actions.contains(a));
     score * 2 + u32::from(acts && score > 0)
 }
+
+/// How many operations a refusal lists.
+const CLOSEST_SHOWN: usize = 8;
+
+/// What an agent writes in `operations` for `op`: its operationId, or
+/// `METHOD /path` when it has none; with the other form in parentheses.
+pub(crate) fn operation_ref(op: &Operation) -> String {
+    match &op.operation_id {
+        Some(id) => format!("`{id}` ({} {})", op.method, op.path),
+        None => format!("`{} {}`", op.method, op.path),
+    }
+}
+
+/// The documented operations `words` (and `method`, when given) name most
+/// strongly, best first, as [`operation_ref`]s; ties in document order.
+pub(crate) fn closest_operations(
+    api: &super::ApiDoc,
+    words: &[String],
+    method: Option<&str>,
+    action: Option<Action>,
+) -> Vec<String> {
+    let mut scored: Vec<(u32, usize)> = api
+        .operations
+        .iter()
+        .enumerate()
+        .map(|(i, op)| {
+            let vocab = Vocab::of(op);
+            let mut score: u32 = words.iter().map(|w| vocab.strength(w)).sum::<u32>() * 2;
+            if method.is_some_and(|m| m.eq_ignore_ascii_case(&op.method)) {
+                score += 3;
+            }
+            if action.is_some_and(|a| vocab.actions.contains(&a)) {
+                score += 2;
+            }
+            (score, i)
+        })
+        .filter(|(score, _)| *score > 0)
+        .collect();
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    scored.iter().take(CLOSEST_SHOWN).map(|&(_, i)| operation_ref(&api.operations[i])).collect()
+}
+
+/// Why an `operations` entry names nothing documented, with the closest
+/// operations the document has.
+pub(crate) fn closest(api: &super::ApiDoc, entry: &str) -> String {
+    let (method, rest) = match entry.split_once(char::is_whitespace) {
+        Some((m, rest)) if crate::goal::Action::of_method(&m.to_ascii_uppercase()).is_some() => (Some(m), rest),
+        _ => (None, entry),
+    };
+    let words: Vec<String> = split_words(rest).into_iter().filter(|w| w.len() > 1).collect();
+    let closest = closest_operations(api, &words, method, None);
+    let mut message = format!("the operation `{entry}` is not documented by this API description");
+    if closest.is_empty() {
+        message.push_str(&format!("; it documents {} operations, none with these words", api.operations.len()));
+    } else {
+        message.push_str(&format!("; the closest documented operations are: {}", closest.join(", ")));
+    }
+    message.push_str(". Name operations by operationId or as `METHOD /path/template` exactly as documented");
+    message
+}

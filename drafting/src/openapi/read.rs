@@ -160,7 +160,9 @@ impl Reader<'_> {
         };
         Operation {
             method: method.to_ascii_uppercase(),
-            path: path.to_owned(),
+            // Box keys variants of one path as `/files/{file_id}#add_shared_link`:
+            // a fragment is never sent, so it is no part of the path.
+            path: path.split('#').next().unwrap_or(path).to_owned(),
             operation_id: text("operationId"),
             summary: text("summary"),
             description: text("description"),
@@ -192,10 +194,13 @@ impl Reader<'_> {
             .get("enum")
             .and_then(Value::as_array)
             .and_then(|values| values.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>());
+        let description = param.get("description").or_else(|| param.get("schema").and_then(|s| s.get("description")));
         ParamDoc {
             name: param.get("name").and_then(Value::as_str).unwrap_or_default().to_owned(),
             required: path || param.get("required") == Some(&Value::Bool(true)),
             values,
+            description: description.and_then(Value::as_str).map(super::schema::clip_description),
+            format: schema.get("format").and_then(Value::as_str).map(str::to_owned),
         }
     }
 
@@ -208,10 +213,12 @@ impl Reader<'_> {
             .find(|(t, _)| is_json_media_type(t))
             .or_else(|| content.iter().find(|(t, _)| t.starts_with("application/x-www-form-urlencoded")))
             .or_else(|| content.iter().next())?;
+        let schema = media.get("schema");
         Some(BodyDoc {
             content_type: content_type.clone(),
-            schema: media.get("schema").map(|s| self.schemas.normalise(s)).unwrap_or_else(|| json!({})),
+            schema: schema.map(|s| self.schemas.normalise(s)).unwrap_or_else(|| json!({})),
             required: body.get("required") == Some(&Value::Bool(true)),
+            descriptions: schema.map(|s| self.schemas.descriptions(s)).unwrap_or_default(),
         })
     }
 
@@ -225,10 +232,12 @@ impl Reader<'_> {
         if let Some(body) = body {
             let content_type =
                 consumes.iter().find(|t| is_json_media_type(t)).cloned().unwrap_or("application/json".into());
+            let schema = body.get("schema");
             return Some(BodyDoc {
                 content_type,
-                schema: body.get("schema").map(|s| self.schemas.normalise(s)).unwrap_or_else(|| json!({})),
+                schema: schema.map(|s| self.schemas.normalise(s)).unwrap_or_else(|| json!({})),
                 required: body.get("required") == Some(&Value::Bool(true)),
+                descriptions: schema.map(|s| self.schemas.descriptions(s)).unwrap_or_default(),
             });
         }
         if form.is_empty() {
@@ -238,8 +247,12 @@ impl Reader<'_> {
             || consumes.iter().any(|t| t.starts_with("multipart/form-data"));
         let mut properties = Map::new();
         let mut required = Vec::new();
+        let mut descriptions = std::collections::BTreeMap::new();
         for param in form {
             let name = param.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+            if let Some(text) = param.get("description").and_then(Value::as_str) {
+                descriptions.insert(name.clone(), super::schema::clip_description(text));
+            }
             if param.get("required") == Some(&Value::Bool(true)) {
                 required.push(Value::String(name.clone()));
             }
@@ -253,6 +266,7 @@ impl Reader<'_> {
             content_type: if multipart { "multipart/form-data" } else { "application/x-www-form-urlencoded" }.into(),
             schema,
             required: !required.is_empty(),
+            descriptions,
         })
     }
 

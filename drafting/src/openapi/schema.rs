@@ -3,6 +3,8 @@
 //! 3.0 `nullable` turned into a type array, `readOnly` properties dropped
 //! (a client never sends them).
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value, json};
 
 /// Deepest nesting inlined; deeper schemas accept anything.
@@ -26,6 +28,15 @@ const PLAIN: &[&str] = &[
     "minProperties",
     "maxProperties",
 ];
+
+/// Most property descriptions kept per body (a guard against huge schemas).
+const MAX_DESCRIPTIONS: usize = 2000;
+
+/// A description as kept for matching: one line, at most 300 characters.
+pub(super) fn clip_description(text: &str) -> String {
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    line.chars().take(300).collect()
+}
 
 /// Keywords holding one schema.
 const ONE: &[&str] = &["items", "additionalProperties", "not"];
@@ -59,6 +70,53 @@ impl<'a> Schemas<'a> {
             }
         }
         None
+    }
+
+    /// The descriptions of `schema`'s object properties, at any depth, by
+    /// dotted path (`Data.Initiation.CreditorAccount`); `allOf`/`oneOf`/
+    /// `anyOf` parts are read as the object they describe.
+    pub(super) fn descriptions(&self, schema: &Value) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        self.describe(schema, "", &mut Vec::new(), &mut out);
+        out
+    }
+
+    fn describe(&self, schema: &Value, at: &str, stack: &mut Vec<String>, out: &mut BTreeMap<String, String>) {
+        if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+            if stack.len() >= MAX_DEPTH || stack.iter().any(|r| r == reference) {
+                return;
+            }
+            let Some(target) = self.resolve(reference) else { return };
+            stack.push(reference.to_owned());
+            self.describe(target, at, stack, out);
+            stack.pop();
+            return;
+        }
+        if stack.len() >= MAX_DEPTH || out.len() >= MAX_DESCRIPTIONS {
+            return;
+        }
+        stack.push(String::new());
+        // Parts and array items describe the same place.
+        for key in MANY {
+            for part in schema.get(*key).and_then(Value::as_array).into_iter().flatten() {
+                self.describe(part, at, stack, out);
+            }
+        }
+        if let Some(items) = schema.get("items") {
+            self.describe(items, at, stack, out);
+        }
+        if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+            for (name, property) in properties {
+                let path = if at.is_empty() { name.clone() } else { format!("{at}.{name}") };
+                let resolved = self.deref(property).unwrap_or(property);
+                let text = property.get("description").or_else(|| resolved.get("description"));
+                if let Some(text) = text.and_then(Value::as_str) {
+                    out.entry(path.clone()).or_insert_with(|| clip_description(text));
+                }
+                self.describe(property, &path, stack, out);
+            }
+        }
+        stack.pop();
     }
 
     /// `schema`, normalised.

@@ -3,6 +3,7 @@
 //! routed to its pages and forms by `Accept` and `Content-Type`. Every error leaves through [`crate::Error`].
 
 mod attestation;
+pub(crate) mod confirmations;
 mod draft;
 pub(crate) mod execute;
 mod meta;
@@ -211,7 +212,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         path: "/approve/{request_id}",
         auth: "owner",
         description: "{action: approve|deny, owner_token?, expires_in?, narrow?: {drop_rules?: [{integration, rule}], \
-                      rate_limits?: {name: {max_calls, window_seconds}}}}",
+                      rate_limits?: {name: {max_calls, window_seconds}}, no_confirm?: [{integration, rule}]}}",
         route: |m| by_body(m, permits::approve, web::approve_form),
         doc: Doc::json(200, schema::<views::DecisionView>)
             .body(schema::<permits::Approval>, r#"{"action": "approve", "expires_in": 86400}"#)
@@ -291,6 +292,34 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
             .body(schema::<serde_json::Value>, MCP_EXAMPLE)
             .or_empty(202)
             .errors(&[406]),
+    },
+    Endpoint {
+        method: "GET",
+        path: "/confirmations",
+        auth: "owner",
+        description: "?status=pending|approved|denied|used|expired|all: calls waiting for your confirmation \
+                      (pending by default), newest first, each shown exactly with its permit's goal",
+        route: |m| on(m, confirmations::list),
+        doc: Doc::json(200, schema::<views::ConfirmationList>).query(schema::<confirmations::ListQuery>),
+    },
+    Endpoint {
+        method: "GET",
+        path: "/confirmations/{confirmation_id}",
+        auth: "owner",
+        description: "one call waiting for (or decided by) your confirmation",
+        route: |m| on(m, confirmations::show),
+        doc: Doc::json(200, schema::<views::ConfirmationView>),
+    },
+    Endpoint {
+        method: "POST",
+        path: "/confirmations/{confirmation_id}",
+        auth: "owner",
+        description: "{action: approve|deny}: approving lets that exact call through once, within 15 minutes, \
+                      under its permit (409 once it is no longer pending)",
+        route: |m| on(m, confirmations::decide),
+        doc: Doc::json(200, schema::<views::ConfirmationView>)
+            .body(schema::<confirmations::ConfirmationDecision>, r#"{"action": "approve"}"#)
+            .errors(&[409]),
     },
     Endpoint {
         method: "GET",

@@ -264,6 +264,10 @@ pub struct NarrowBody {
     /// Lower rate limits, per integration.
     #[serde(default)]
     rate_limits: BTreeMap<String, RateLimit>,
+    /// Rules marked `confirm` whose calls should no longer each wait for
+    /// the owner ("don't ask for each call"): a new spec, so a new hash.
+    #[serde(default)]
+    no_confirm: Vec<RuleRef>,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -280,6 +284,7 @@ impl From<NarrowBody> for Narrowing {
         Narrowing {
             drop_rules: body.drop_rules.into_iter().map(|r| (r.integration, r.rule)).collect(),
             rate_limits: body.rate_limits,
+            no_confirm: body.no_confirm.into_iter().map(|r| (r.integration, r.rule)).collect(),
         }
     }
 }

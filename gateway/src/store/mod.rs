@@ -1,12 +1,14 @@
 //! The store: typed rows, lifecycle statuses as enums, and all the SQL for
 //! permits and their requests, executions and their components, secrets,
-//! tenants, browser sessions and the audit log. Every state change is one function that checks, in its `WHERE`
+//! tenants, browser sessions, the owner's confirmations of single calls and
+//! the audit log. Every state change is one function that checks, in its `WHERE`
 //! clause, the state it comes from. Handlers and workers never write SQL.
 //! (The rate limiter's state and retention's deletes are the SQL of those
 //! capabilities, next to them.)
 
 pub mod audit;
 pub mod components;
+pub mod confirmations;
 pub mod executions;
 pub mod key_checks;
 pub mod permits;
@@ -16,5 +18,8 @@ pub mod sessions;
 mod status;
 pub mod tenants;
 
-pub use rows::{AuditRow, Claimed, ExecutionRow, NewExecution, NewRequest, PermitRow, RequestRow, SecretRow};
-pub use status::{ExecutionStatus, PermitStatus, RequestStatus};
+pub use rows::{
+    AuditRow, Claimed, ConfirmationRow, ExecutionRow, NewConfirmation, NewExecution, NewRequest, PermitRow, RequestRow,
+    SecretRow,
+};
+pub use status::{ConfirmationStatus, ExecutionStatus, PermitStatus, RequestStatus};

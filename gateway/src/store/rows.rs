@@ -1,7 +1,7 @@
 //! Every typed row the store reads or writes. Statuses are read into their
 //! enums; times are unix ms; JSON columns stay text.
 
-use super::status::{ExecutionStatus, PermitStatus, RequestStatus};
+use super::status::{ConfirmationStatus, ExecutionStatus, PermitStatus, RequestStatus};
 
 /// A row of `permits` (times in unix ms; `spec`, `spec_hash`, `owner_id`
 /// and `approved_at` are set by the approval).
@@ -265,4 +265,58 @@ pub struct SessionRow {
     pub tenant_id: String,
     pub name: String,
     pub role: String,
+}
+
+/// A row of `confirmations` (times in unix ms; `query` and `headers` are
+/// JSON lists of `[name, value]`), with the goal of its permit: the
+/// description of the permit's newest approved request.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ConfirmationRow {
+    pub id: String,
+    pub permit_id: String,
+    pub execution_id: String,
+    pub integration: String,
+    pub method: String,
+    pub url: String,
+    pub request_hash: String,
+    pub query: String,
+    pub headers: String,
+    pub body: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub status: ConfirmationStatus,
+    pub created_at: i64,
+    pub decided_at: Option<i64>,
+    pub decided_by: Option<String>,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub goal: Option<String>,
+}
+
+impl ConfirmationRow {
+    /// The status as shown at `now`: pending or approved past its expiry is `expired`.
+    pub fn shown_status(&self, now: i64) -> ConfirmationStatus {
+        match self.status {
+            ConfirmationStatus::Pending | ConfirmationStatus::Approved if self.expires_at <= now => {
+                ConfirmationStatus::Expired
+            }
+            status => status,
+        }
+    }
+}
+
+/// A confirmation to store, `pending`.
+#[derive(Debug)]
+pub struct NewConfirmation<'a> {
+    pub id: &'a str,
+    pub permit_id: &'a str,
+    pub execution_id: &'a str,
+    pub integration: &'a str,
+    pub method: &'a str,
+    pub url: &'a str,
+    pub request_hash: &'a str,
+    pub query: String,
+    pub headers: String,
+    pub body: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
 }

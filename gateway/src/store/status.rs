@@ -105,6 +105,25 @@ status! {
     }
 }
 
+status! {
+    /// Where a confirmation of one call is: `pending` until the owner
+    /// approves or denies it; an approval is `used` by the first identical
+    /// call. `expired`: pending or approved past its expiry (stored when
+    /// the same request comes again, shown from then on).
+    ConfirmationStatus {
+        /// Waiting for the owner.
+        Pending = "pending",
+        /// Approved: the identical call passes once, until it expires.
+        Approved = "approved",
+        /// Denied by the owner.
+        Denied = "denied",
+        /// Its approval let one call through.
+        Used = "used",
+        /// Not answered, or not used, in time.
+        Expired = "expired",
+    }
+}
+
 impl ExecutionStatus {
     /// `completed` or `failed`: nothing will change it again.
     pub fn is_finished(self) -> bool {

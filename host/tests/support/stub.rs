@@ -41,6 +41,13 @@ fn reflect(encoding: &str, auth: &str) -> Response {
             let blob = format!("user:{auth}");
             ("text/plain", base64::engine::general_purpose::STANDARD.encode(blob).into_bytes())
         }
+        "basic-decoded" => {
+            // Reports the Basic credentials it got: the base64 alone, and decoded.
+            let b64 = auth.strip_prefix("Basic ").unwrap_or_default();
+            let pair = base64::engine::general_purpose::STANDARD.decode(b64).unwrap_or_default();
+            let reported = serde_json::json!({"credentials": b64, "decoded": String::from_utf8_lossy(&pair)});
+            ("application/json", reported.to_string().into_bytes())
+        }
         "utf16" => ("application/octet-stream", auth.encode_utf16().flat_map(u16::to_le_bytes).collect()),
         "gzip-file" => ("application/octet-stream", gzip(format!("captured: {auth}").as_bytes())),
         "upper" => ("text/plain", auth.to_uppercase().into_bytes()),

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use oauth3_host::{
-    CallContext, Egress, EgressConfig, MemoryRateLimiter, NoAudit, Outbound, Runtime, RuntimeConfig, StaticSecrets,
+    CallContext, Egress, EgressConfig, MemoryConfirmations, MemoryRateLimiter, NoAudit, Outbound, Runtime,
+    RuntimeConfig, StaticSecrets,
 };
 use oauth3_policy::CompiledPermit;
 use serde_json::Value;
@@ -27,6 +28,8 @@ pub struct World {
     pub egress: Arc<Egress>,
     pub permit: Arc<CompiledPermit>,
     pub token: String,
+    /// The owner's confirmations of calls `confirm` rules allow.
+    pub confirmations: Arc<MemoryConfirmations>,
 }
 
 impl World {
@@ -35,8 +38,12 @@ impl World {
         let stub = Stub::start().await;
         let permit = fixtures::permit(&stub, github_extra);
         let config = EgressConfig { insecure_upstreams: fixtures::insecure(&stub), ..Default::default() };
-        let egress = Egress::new(config, Arc::new(MemoryRateLimiter::default()), Arc::new(NoAudit)).unwrap();
-        World { stub, egress: Arc::new(egress), permit: Arc::new(permit), token: fixtures::fake_secret("gh") }
+        let confirmations = Arc::new(MemoryConfirmations::default());
+        let egress =
+            Egress::new(config, Arc::new(MemoryRateLimiter::default()), Arc::new(NoAudit), confirmations.clone())
+                .unwrap();
+        let (egress, permit, token) = (Arc::new(egress), Arc::new(permit), fixtures::fake_secret("gh"));
+        World { stub, egress, permit, token, confirmations }
     }
 
     /// Egress bound to this permit for one execution; only GITHUB_TOKEN is set.

@@ -236,6 +236,7 @@ impl Names {
         let (mut query_values, mut body_types) = (Vec::new(), Vec::new());
         for integration in permit.integrations() {
             headers.1.extend(integration.inject_headers().iter().map(|(n, _)| n.clone()));
+            headers.1.extend(integration.inject_basic().map(|_| "Authorization".to_owned()));
             query.1.extend(integration.inject_query().iter().map(|(n, _)| n.clone()));
         }
         for rule in permit.spec().integrations.iter().flat_map(|i| &i.rules) {
@@ -452,6 +453,10 @@ fn check_allowed(permit: &CompiledPermit, request: &OutboundRequest<'_>, integra
         assert!(
             !compiled.inject_headers().iter().any(|(n, _)| same_header(n, name)),
             "allowed injected header {name:?}"
+        );
+        assert!(
+            compiled.inject_basic().is_none() || !same_header("Authorization", name),
+            "allowed {name:?} beside injected HTTP Basic credentials"
         );
     }
     for (name, _) in request.query {

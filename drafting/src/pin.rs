@@ -1,0 +1,673 @@
+//! Pinning what the goal states, and knowing what the goal leaves open:
+//! shared by the offline drafter (which pins and marks `confirm`) and the
+//! grounding checks (which hold every drafter to the same `confirm` rule).
+//!
+//! A parameter (path, query or body field, at any depth) is *for* a kind of
+//! value when its name, its parents' names, its description or its format
+//! say so: `to`, `email` or `format: email` take an email; `iban` or
+//! `creditorAccount.identification` an IBAN; `channel` a channel; `amount`
+//! an amount. A value the goal states of that kind is pinned there (`const`
+//! or `enum`, query `values`, a literal path segment); an id or quoted
+//! value is pinned where the parameter is named by the noun before it
+//! (`subject 'Hi'`, `invoice INV-7`).
+//!
+//! A write whose parameter names a recipient, destination, account, URL,
+//! email, amount or file, left open by the goal, is marked `confirm`: the
+//! owner confirms each such call.
+
+use serde_json::{Value, json};
+
+use crate::goal::{Kind, Stated, split_words};
+
+/// What a parameter takes, as far as pinning is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Class {
+    Email,
+    Phone,
+    Url,
+    Account,
+    Channel,
+    User,
+    Amount,
+    Currency,
+    /// A recipient of unknown kind (`to`, `recipient`): an email, a phone,
+    /// a user or a channel.
+    Recipient,
+    File,
+    /// Nothing in particular.
+    Other,
+}
+
+/// Name words for each class (singular, lower case), checked on the
+/// parameter's own words first, then its parents'.
+const CLASS_WORDS: &[(Class, &[&str])] = &[
+    (Class::Email, &["email", "mail", "cc", "bcc", "from", "sender", "replyto"]),
+    (Class::Phone, &["phone", "msisdn", "sms"]),
+    (Class::Url, &["url", "uri", "link", "href", "webhook", "callback", "website", "homepage"]),
+    (Class::Account, &["iban", "account", "creditor", "debtor", "payee", "beneficiary", "bic", "routing"]),
+    (Class::Channel, &["channel", "conversation", "chat", "room"]),
+    (Class::Amount, &["amount", "price", "total", "sum"]),
+    (Class::Currency, &["currency"]),
+    (Class::Recipient, &["to", "recipient", "destination", "dest", "attendee", "invitee", "participant", "guest"]),
+    (Class::User, &["user", "username", "login", "assignee", "member", "handle"]),
+    (Class::File, &["file", "attachment", "upload", "filename"]),
+];
+
+/// Phrases in a description that say what a parameter takes.
+const DESCRIPTION_PHRASES: &[(Class, &[&str])] = &[
+    (Class::Email, &["email address", "e-mail address", "rfc 2822", "rfc 822", "rfc 5322"]),
+    (Class::Account, &["iban", "account number", "account identification"]),
+    (Class::Phone, &["phone number", "e.164"]),
+    (Class::Recipient, &["recipient"]),
+];
+
+/// One parameter, as documented.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Field<'a> {
+    /// Its own name.
+    pub name: &'a str,
+    /// Its parents' names, outermost first (body fields only).
+    pub parents: &'a [String],
+    /// Its description.
+    pub description: Option<&'a str>,
+    /// Its schema's `format`.
+    pub format: Option<&'a str>,
+}
+
+impl Field<'_> {
+    /// What it takes: by its own name, then its format, then its
+    /// description, then its parents' names (`creditorAccount.name` is an
+    /// account's, `instructedAmount.amount` an amount).
+    pub(crate) fn class(&self) -> Class {
+        let own = split_words(self.name);
+        if let Some(class) = class_of_words(&own) {
+            return class;
+        }
+        match self.format.map(str::to_ascii_lowercase).as_deref() {
+            Some("email") | Some("idn-email") => return Class::Email,
+            Some("uri") | Some("url") | Some("iri") => return Class::Url,
+            Some("iban") => return Class::Account,
+            _ => {}
+        }
+        if let Some(text) = self.description.map(str::to_ascii_lowercase) {
+            for (class, phrases) in DESCRIPTION_PHRASES {
+                if phrases.iter().any(|p| text.contains(p)) {
+                    return *class;
+                }
+            }
+        }
+        // `identification` says nothing itself: its parents say whose it
+        // is. A `name` or `reference` is never more than a label, and a
+        // `secondaryIdentification` is something else again.
+        if !own.is_empty() && own.iter().all(|w| ID_WORDS.contains(&w.as_str())) {
+            let parents: Vec<String> = self.parents.iter().flat_map(|p| split_words(p)).collect();
+            return class_of_words(&parents).unwrap_or(Class::Other);
+        }
+        Class::Other
+    }
+
+    /// True when it names a recipient, destination, account, URL, email,
+    /// amount or file (a member or assignee is a recipient too): what a
+    /// write must not leave open without the owner's confirmation.
+    pub(crate) fn is_sensitive(&self) -> bool {
+        !matches!(self.class(), Class::Other | Class::Currency)
+    }
+
+    /// The goal's values this field is for, typed for `schema`.
+    pub(crate) fn pins(&self, stated: &[Stated], schema: &Value) -> Vec<Value> {
+        let (values, matched) = self.pins_counted(stated, schema);
+        // One recipient, account or amount field and several the goal
+        // states ("refund $5 of the $50 charge"): which one is not fixed.
+        if matched > 1 && self.is_sensitive() {
+            return vec![];
+        }
+        values
+    }
+
+    /// The goal's values for a list field whose items `items` describes:
+    /// every one that fits (a list of recipients takes them all).
+    pub(crate) fn pins_list(&self, stated: &[Stated], items: &Value) -> Vec<Value> {
+        self.pins_counted(stated, items).0
+    }
+
+    /// [`Field::pins`] before the one-value rule, with how many of the
+    /// goal's values matched.
+    fn pins_counted(&self, stated: &[Stated], schema: &Value) -> (Vec<Value>, usize) {
+        let class = self.class();
+        let own = split_words(self.name);
+        let role = self.role();
+        // A documented `const` is a one-value enum.
+        let one: Option<Vec<Value>> = schema.get("const").map(|c| vec![c.clone()]);
+        let documented: Option<&Vec<Value>> = schema.get("enum").and_then(Value::as_array).or(one.as_ref());
+        let mut out: Vec<Value> = Vec::new();
+        let mut matched = 0;
+        for value in stated {
+            let named = value.noun.as_ref().is_some_and(|noun| names(&own, noun));
+            // `from a@…` is the sender's, `cc b@…` a copy's; any other
+            // address is a recipient's.
+            let address = matches!(value.kind, Kind::Email | Kind::Phone | Kind::User | Kind::Iban);
+            let same_role = !address || role == value.role.as_deref().filter(|r| *r != "to");
+            let by_kind = accepts(class, &value.kind) && same_role;
+            let pinned = match &value.kind {
+                // An id or quoted text only where the field is named for it.
+                Kind::Id | Kind::Quoted => named,
+                _ => by_kind || (named && class == Class::Other),
+            };
+            if !pinned {
+                continue;
+            }
+            matched += 1;
+            for typed in typed(value, class, schema, self.description) {
+                // A documented enum is a contract: pin within it or not at all.
+                if documented.is_some_and(|e| !e.contains(&typed)) {
+                    continue;
+                }
+                if !out.contains(&typed) {
+                    out.push(typed);
+                }
+            }
+        }
+        (out, matched)
+    }
+
+    /// How surely [`Field::class`] knows: 3 by its own name, 2 by its
+    /// format or (for an `identification`) its parents' names, 1 by its
+    /// description, 0 not at all.
+    pub(crate) fn strength(&self) -> u8 {
+        let own = split_words(self.name);
+        if class_of_words(&own).is_some() {
+            return 3;
+        }
+        let format = self.format.map(str::to_ascii_lowercase);
+        if matches!(format.as_deref(), Some("email" | "idn-email" | "uri" | "url" | "iri" | "iban")) {
+            return 2;
+        }
+        if let Some(text) = self.description.map(str::to_ascii_lowercase)
+            && DESCRIPTION_PHRASES.iter().any(|(_, phrases)| phrases.iter().any(|p| text.contains(p)))
+        {
+            return 1;
+        }
+        if self.class() != Class::Other {
+            return 2;
+        }
+        0
+    }
+
+    /// Whether it is sensitive, its class, and whether it takes an address.
+    pub(crate) fn class_and_address(&self) -> (bool, Class, bool) {
+        (self.is_sensitive(), self.class(), self.takes_address())
+    }
+
+    /// True when it takes an address of some kind (an email, a phone, a
+    /// user, a recipient).
+    pub(crate) fn takes_address(&self) -> bool {
+        matches!(self.class(), Class::Email | Class::Phone | Class::User | Class::Recipient)
+    }
+
+    /// Whose address it takes: `from` (sender, reply-to), `cc`, `bcc`, or
+    /// none (a recipient).
+    fn role(&self) -> Option<&'static str> {
+        let mut words = split_words(self.name);
+        words.extend(self.parents.iter().flat_map(|p| split_words(p)));
+        let has = |w: &str| words.iter().any(|x| x == w);
+        if has("bcc") {
+            Some("bcc")
+        } else if has("cc") {
+            Some("cc")
+        } else if has("reply") || has("replyto") {
+            // Where answers go: never what the goal's addresses are for.
+            Some("reply")
+        } else if ["from", "sender", "debtor", "creator", "organizer", "payer"].iter().any(|w| has(w)) {
+            Some("from")
+        } else {
+            None
+        }
+    }
+}
+
+/// Words that name no kind of value themselves (`email_address`,
+/// `channel_id`, `account.identification`): the word before them does.
+const ID_WORDS: &[&str] =
+    &["address", "id", "ids", "list", "number", "no", "value", "identification", "identifier", "code", "key"];
+
+fn class_of_words(words: &[String]) -> Option<Class> {
+    // The last word decides (`email_subject` is a subject); earlier words
+    // only when the later ones name nothing (`email_address`, `channel_name`).
+    for word in words.iter().rev() {
+        if let Some((class, _)) = CLASS_WORDS.iter().find(|(_, list)| list.contains(&word.as_str())) {
+            return Some(*class);
+        }
+        if !ID_WORDS.contains(&word.as_str()) && word != "name" {
+            return None;
+        }
+    }
+    None
+}
+
+/// True when `own` (a field's words) names `noun`, alone or with an id word
+/// before or after it (`issue_number`, Trello's `idList`).
+fn names(own: &[String], noun: &str) -> bool {
+    const IDS: &[&str] = &["id", "gid", "number", "no", "name", "ref", "key", "code"];
+    let noun = crate::goal::singular(&noun.to_ascii_lowercase());
+    match own {
+        [one] => *one == noun,
+        [one, id] if IDS.contains(&id.as_str()) => *one == noun,
+        [id, one] if IDS.contains(&id.as_str()) => *one == noun,
+        _ => false,
+    }
+}
+
+pub(crate) fn accepts(class: Class, kind: &Kind) -> bool {
+    matches!(
+        (class, kind),
+        (Class::Email | Class::Recipient, Kind::Email)
+            | (Class::Phone | Class::Recipient, Kind::Phone)
+            | (Class::Url, Kind::Url)
+            | (Class::Account, Kind::Iban)
+            | (Class::Channel | Class::Recipient, Kind::Channel)
+            | (Class::User | Class::Recipient, Kind::User)
+            // Many APIs take a user by email (Box's `login`, an assignee).
+            | (Class::User, Kind::Email)
+            | (Class::Amount, Kind::Amount { .. })
+            | (Class::Currency, Kind::Amount { currency: Some(_) })
+    )
+}
+
+/// The value as `schema` types it; none when it does not fit. A channel is
+/// allowed with and without its `#`.
+fn typed(value: &Stated, class: Class, schema: &Value, description: Option<&str>) -> Vec<Value> {
+    let types = schema_types(schema);
+    let string_ok = types.is_empty() || types.contains(&"string");
+    match (&value.kind, class) {
+        (Kind::Amount { currency: Some(code) }, Class::Currency) => {
+            if !string_ok {
+                return vec![];
+            }
+            vec![json!(code), json!(code.to_ascii_lowercase())]
+        }
+        (Kind::Amount { .. }, _) => amount(&value.value, &types, description),
+        (Kind::Channel, _) if string_ok => vec![json!(value.value), json!(format!("#{}", value.value))],
+        (Kind::Id, _) if !string_ok => value
+            .value
+            .parse::<i64>()
+            .ok()
+            .filter(|_| types.contains(&"integer") || types.contains(&"number"))
+            .map(|n| json!(n))
+            .into_iter()
+            .collect(),
+        _ if string_ok => vec![json!(value.value)],
+        _ => vec![],
+    }
+}
+
+/// An amount as the field takes it: a string as written, a number, or an
+/// integer (in minor units when the description says so).
+fn amount(text: &str, types: &[&str], description: Option<&str>) -> Vec<Value> {
+    let plain = text.replace(',', "");
+    let minor = description.map(str::to_ascii_lowercase).is_some_and(|d| {
+        ["cents", "smallest currency unit", "minor unit", "lowest denomination", "pence"].iter().any(|p| d.contains(p))
+    });
+    let mut out = Vec::new();
+    if types.is_empty() || types.contains(&"string") {
+        out.push(json!(plain));
+    }
+    if types.contains(&"integer") {
+        let (whole, fraction) = plain.split_once('.').unwrap_or((&plain, ""));
+        if minor {
+            let cents = format!("{whole}{:0<2}", fraction);
+            if fraction.len() <= 2
+                && let Ok(n) = cents.parse::<i64>()
+            {
+                out.push(json!(n));
+            }
+        } else if fraction.bytes().all(|b| b == b'0')
+            && let Ok(n) = whole.parse::<i64>()
+        {
+            out.push(json!(n));
+        }
+    } else if types.contains(&"number")
+        && let Ok(n) = plain.parse::<f64>()
+    {
+        out.push(json!(n));
+    }
+    out
+}
+
+fn schema_types(schema: &Value) -> Vec<&str> {
+    match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect(),
+        _ => vec![],
+    }
+}
+
+/// What pinning did to one body.
+#[derive(Debug, Default)]
+pub(crate) struct BodyPins {
+    /// `field = value` (dotted path) for each pinned field.
+    pub pinned: Vec<String>,
+}
+
+/// Pins, in the object schema `schema` (as the rule will carry it), every
+/// field the goal states a value for, at any depth: `const`/`enum`, made
+/// required up its chain of parents, each of them closed to undocumented
+/// properties. Also lists the sensitive fields left open.
+///
+/// With `require` false (an update: what it does not send stays as it is)
+/// a pinned field may be left out, but not sent with another value.
+pub(crate) fn pin_body(
+    schema: &mut Value,
+    stated: &[Stated],
+    descriptions: &std::collections::BTreeMap<String, String>,
+    require: bool,
+) -> BodyPins {
+    let mut pins = BodyPins::default();
+    walk(schema, &mut Vec::new(), stated, descriptions, require, &mut pins);
+    pins
+}
+
+/// Returns whether anything at or under `schema` was pinned. A pinned leaf
+/// is required in its own object; its parents stay as documented (leaving
+/// out a whole object is the upstream's to refuse), each closed to
+/// undocumented properties.
+fn walk(
+    schema: &mut Value,
+    at: &mut Vec<String>,
+    stated: &[Stated],
+    descriptions: &std::collections::BTreeMap<String, String>,
+    require: bool,
+    pins: &mut BodyPins,
+) -> bool {
+    let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else { return false };
+    let field = |name: &'_ str, at: &[String], property: &Value| -> (Class, u8, Vec<Value>) {
+        let dotted = if at.is_empty() { name.to_owned() } else { format!("{}.{name}", at.join(".")) };
+        let f = Field {
+            name,
+            parents: at,
+            description: descriptions.get(&dotted).map(String::as_str),
+            format: property.get("format").and_then(Value::as_str),
+        };
+        let values = if schema_types(property) == ["array"] {
+            f.pins_list(stated, property.get("items").unwrap_or(&json!({})))
+        } else {
+            f.pins(stated, property)
+        };
+        (f.class(), f.strength(), values)
+    };
+    // Each leaf's candidates; then a currency only beside the amount it
+    // qualifies, and a value only in the siblings that name it most
+    // strongly (an IBAN goes to `identification`, not also to
+    // `secondaryIdentification`).
+    let mut leaves: Vec<(String, Class, u8, Vec<Value>)> = properties
+        .iter()
+        .filter(|(_, p)| p.get("properties").is_none())
+        .map(|(name, property)| {
+            let (class, strength, values) = field(name, at, property);
+            (name.clone(), class, strength, values)
+        })
+        .collect();
+    let amount_here = leaves.iter().any(|(_, class, _, values)| *class == Class::Amount && !values.is_empty());
+    for leaf in &mut leaves {
+        if leaf.1 == Class::Currency && !amount_here {
+            leaf.3.clear();
+        }
+    }
+    let best: Vec<(Value, u8)> =
+        leaves.iter().flat_map(|(_, _, strength, values)| values.iter().map(move |v| (v.clone(), *strength))).collect();
+    for leaf in &mut leaves {
+        let strength = leaf.2;
+        leaf.3.retain(|v| !best.iter().any(|(b, s)| b == v && *s > strength));
+    }
+    let mut pinned_here: Vec<String> = Vec::new();
+    let mut nested_pinned = false;
+    for (name, property) in properties.iter_mut() {
+        at.push(name.clone());
+        let dotted = at.join(".");
+        if property.get("properties").is_some() {
+            nested_pinned |= walk(property, at, stated, descriptions, require, pins);
+        } else {
+            let values = leaves.iter().find(|l| l.0 == *name).map(|l| l.3.clone()).unwrap_or_default();
+            if pin_leaf(property, values, &dotted, pins) {
+                pinned_here.push(name.clone());
+            }
+        }
+        at.pop();
+    }
+    if pinned_here.is_empty() && !nested_pinned {
+        return false;
+    }
+    if require && !pinned_here.is_empty() {
+        let required = schema
+            .as_object_mut()
+            .map(|o| o.entry("required").or_insert_with(|| json!([])))
+            .and_then(Value::as_array_mut);
+        if let Some(required) = required {
+            for name in pinned_here {
+                if !required.iter().any(|r| r.as_str() == Some(name.as_str())) {
+                    required.push(json!(name));
+                }
+            }
+        }
+    }
+    schema["additionalProperties"] = json!(false);
+    true
+}
+
+fn pin_leaf(property: &mut Value, values: Vec<Value>, dotted: &str, pins: &mut BodyPins) -> bool {
+    let array = schema_types(property) == ["array"];
+    let target = if array { property.get_mut("items") } else { Some(&mut *property) };
+    // Nothing to pin into (`true` as a schema): claim nothing.
+    let Some(Value::Object(object)) = target else { return false };
+    if values.is_empty() {
+        return false;
+    }
+    object.remove("const");
+    object.remove("enum");
+    if values.len() == 1 {
+        object.insert("const".into(), values[0].clone());
+    } else {
+        object.insert("enum".into(), Value::Array(values.clone()));
+    }
+    if array {
+        property["minItems"] = json!(1);
+    }
+    let shown: Vec<String> = values.iter().map(Value::to_string).collect();
+    pins.pinned.push(format!("{dotted} = {}", shown.join(" | ")));
+    true
+}
+
+/// Keywords that compose a schema out of others: below one, which fields a
+/// rule allows cannot be read field by field.
+const COMPOSED: &[&str] = &["oneOf", "anyOf", "allOf", "not", "$ref", "if", "patternProperties"];
+
+/// Every sensitive leaf field a documented body schema describes, at any
+/// depth (through `allOf`/`oneOf`/`anyOf` parts and array items), as its
+/// path of property names; a field the document itself fixes (`const`, or
+/// an `enum`) is left out.
+fn documented_sensitive(schema: &Value, descriptions: &std::collections::BTreeMap<String, String>) -> Vec<Vec<String>> {
+    fn walk(
+        schema: &Value,
+        at: &mut Vec<String>,
+        descriptions: &std::collections::BTreeMap<String, String>,
+        out: &mut Vec<Vec<String>>,
+        budget: &mut usize,
+    ) {
+        if *budget == 0 {
+            return;
+        }
+        *budget -= 1;
+        for key in ["allOf", "oneOf", "anyOf"] {
+            for part in schema.get(key).and_then(Value::as_array).into_iter().flatten() {
+                walk(part, at, descriptions, out, budget);
+            }
+        }
+        if let Some(items) = schema.get("items") {
+            walk(items, at, descriptions, out, budget);
+        }
+        let Some(properties) = schema.get("properties").and_then(Value::as_object) else { return };
+        for (name, property) in properties {
+            at.push(name.clone());
+            let nested = property.get("properties").is_some()
+                || ["allOf", "oneOf", "anyOf"].iter().any(|k| property.get(*k).is_some())
+                || property.get("items").is_some_and(|i| i.get("properties").is_some());
+            if nested {
+                walk(property, at, descriptions, out, budget);
+            } else {
+                let dotted = at.join(".");
+                let field = Field {
+                    name,
+                    parents: &at[..at.len() - 1],
+                    description: descriptions.get(&dotted).map(String::as_str),
+                    format: property.get("format").and_then(Value::as_str),
+                };
+                let fixed = |s: &Value| s.get("enum").is_some() || s.get("const").is_some();
+                let fixed = fixed(property) || property.get("items").is_some_and(fixed);
+                if field.is_sensitive() && !fixed && !out.contains(at) {
+                    out.push(at.clone());
+                }
+            }
+            at.pop();
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema, &mut Vec::new(), descriptions, &mut out, &mut 5000);
+    out
+}
+
+/// What a rule's body schema lets through at one field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// The field may not be sent.
+    Refused,
+    /// Only fixed values (`const`, `enum`) may be sent.
+    Fixed,
+    /// Any value may be sent (or the schema cannot be read that far).
+    Open,
+}
+
+/// What `schema` (a rule's body) lets through at `path`, array items read
+/// through, composed schemas read as open.
+fn reach(schema: &Value, path: &[String]) -> Reach {
+    let mut node = schema;
+    for segment in path {
+        node = items(node);
+        match node {
+            Value::Bool(false) => return Reach::Refused,
+            Value::Object(o) if !COMPOSED.iter().any(|k| o.contains_key(*k)) => {}
+            _ => return Reach::Open,
+        }
+        match node.get("properties").and_then(|p| p.get(segment)) {
+            Some(child) => node = child,
+            None => match node.get("additionalProperties") {
+                Some(Value::Bool(false)) => return Reach::Refused,
+                Some(other @ Value::Object(_)) => node = other,
+                _ => return Reach::Open,
+            },
+        }
+    }
+    let node = items(node);
+    match node {
+        Value::Bool(false) => Reach::Refused,
+        Value::Object(o) if o.contains_key("const") || o.contains_key("enum") => Reach::Fixed,
+        _ => Reach::Open,
+    }
+}
+
+/// Array schemas are read through to their items.
+fn items(mut node: &Value) -> &Value {
+    while let Some(items) = node.get("items").filter(|_| node.get("properties").is_none()) {
+        node = items;
+    }
+    node
+}
+
+/// The sensitive fields of the documented body `doc` that a rule with body
+/// `rule` lets through with any value: all of them for `true`, none for no
+/// body, and for a schema each field it does not refuse or fix. The
+/// document says which fields exist, so a rule cannot hide one by leaving
+/// it undeclared in an open object.
+pub(crate) fn open_body(doc: Option<&crate::openapi::BodyDoc>, rule: Option<&Value>) -> Vec<String> {
+    let Some(doc) = doc else { return vec![] };
+    let fields = documented_sensitive(&doc.schema, &doc.descriptions);
+    let open = |path: &Vec<String>| match rule {
+        None | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => true,
+        Some(schema) => reach(schema, path) == Reach::Open,
+    };
+    fields.iter().filter(|path| open(path)).map(|path| path.join(".")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::goal::Goal;
+
+    fn field<'a>(name: &'a str, parents: &'a [String]) -> Field<'a> {
+        Field { name, parents, description: None, format: None }
+    }
+
+    #[test]
+    fn fields_are_classed_by_name_format_description_and_parents() {
+        assert_eq!(field("to", &[]).class(), Class::Recipient);
+        assert_eq!(field("email_address", &[]).class(), Class::Email);
+        assert_eq!(field("channel_id", &[]).class(), Class::Channel);
+        assert_eq!(field("title", &[]).class(), Class::Other);
+        let parents = ["Data".to_owned(), "CreditorAccount".to_owned()];
+        assert_eq!(field("Identification", &parents).class(), Class::Account);
+        let raw = Field { name: "raw", parents: &[], description: Some("An RFC 2822 message"), format: None };
+        assert_eq!(raw.class(), Class::Email);
+        let home = Field { name: "home", parents: &[], description: None, format: Some("uri") };
+        assert!(home.is_sensitive());
+        // An assignee receives the work: open, it needs confirming.
+        assert!(field("assignee", &[]).is_sensitive());
+        assert!(!field("title", &[]).is_sensitive());
+    }
+
+    #[test]
+    fn stated_values_pin_nested_fields_each_required_in_its_own_object() {
+        let goal = Goal::parse("pay 84.20 EUR to IBAN DE89370400440532013000 with reference INV-2291");
+        let mut schema = json!({"type": "object", "additionalProperties": false, "properties": {
+            "Initiation": {"type": "object", "properties": {
+                "InstructedAmount": {"type": "object", "properties": {
+                    "Amount": {"type": "string"}, "Currency": {"type": "string"}}},
+                "CreditorAccount": {"type": "object", "properties": {
+                    "Identification": {"type": "string"}, "Name": {"type": "string"}}},
+                "Reference": {"type": "string"}}}}});
+        let pins = pin_body(&mut schema, goal.stated(), &BTreeMap::new(), true);
+        let initiation = &schema["properties"]["Initiation"];
+        assert_eq!(initiation["properties"]["InstructedAmount"]["properties"]["Amount"]["const"], "84.20");
+        assert_eq!(
+            initiation["properties"]["InstructedAmount"]["properties"]["Currency"]["enum"],
+            json!(["EUR", "eur"])
+        );
+        assert_eq!(
+            initiation["properties"]["CreditorAccount"]["properties"]["Identification"]["const"],
+            "DE89370400440532013000"
+        );
+        assert_eq!(initiation["properties"]["Reference"]["const"], "INV-2291");
+        // Pinned leaves are required in their own objects; parents stay as documented.
+        assert_eq!(initiation["required"], json!(["Reference"]));
+        assert_eq!(initiation["properties"]["CreditorAccount"]["required"], json!(["Identification"]));
+        assert!(schema.get("required").is_none());
+        assert_eq!(initiation["additionalProperties"], json!(false));
+        assert_eq!(pins.pinned.len(), 4, "{:?}", pins.pinned);
+    }
+
+    #[test]
+    fn integer_amounts_are_pinned_in_minor_units_only_when_documented_so() {
+        assert_eq!(amount("84.20", &["integer"], Some("Amount in cents")), vec![json!(8420)]);
+        assert_eq!(amount("84.20", &["integer"], None), Vec::<Value>::new());
+        assert_eq!(amount("84", &["integer"], None), vec![json!(84)]);
+        assert_eq!(amount("84.5", &["number"], None), vec![json!(84.5)]);
+    }
+
+    #[test]
+    fn an_id_pins_only_the_field_its_noun_names() {
+        let goal = Goal::parse("label issue 42 as stale");
+        let stated = goal.stated();
+        assert_eq!(field("issue_number", &[]).pins(stated, &json!({"type": "integer"})), vec![json!(42)]);
+        assert!(field("milestone", &[]).pins(stated, &json!({"type": "integer"})).is_empty());
+    }
+}
