@@ -99,7 +99,7 @@ pub fn check(input: DraftInput<'_>, proposal: &Proposal) -> Result<Vec<String>> 
                 let body = !matches!(rule.body, None | Some(Value::Bool(false)));
                 if body { vec!["the body (no API description says what it holds)".to_owned()] } else { vec![] }
             } else {
-                open_parameters(rule, &base_path, &ops)
+                open_parameters(rule, &base_path, &ops, goal.stated())
             };
             if !open.is_empty() {
                 failures.push(GroundingFailure::ConfirmMissing { rule: rule_ref.clone(), open });
@@ -160,7 +160,12 @@ pub fn check(input: DraftInput<'_>, proposal: &Proposal) -> Result<Vec<String>> 
 /// operation it reaches: path parameters under a `*` or `**`, query
 /// parameters it allows without `values` (all of them without an
 /// allow-list), documented body fields it neither refuses nor fixes.
-fn open_parameters(rule: &Rule, base_path: &str, ops: &[paths::DocumentedOp<'_>]) -> Vec<String> {
+fn open_parameters(
+    rule: &Rule,
+    base_path: &str,
+    ops: &[paths::DocumentedOp<'_>],
+    stated: &[crate::goal::Stated],
+) -> Vec<String> {
     let sensitive = |p: &crate::openapi::ParamDoc| {
         crate::pin::Field {
             name: &p.name,
@@ -181,15 +186,31 @@ fn open_parameters(rule: &Rule, base_path: &str, ops: &[paths::DocumentedOp<'_>]
             add(format!("{{{}}}", param.name));
         }
         for param in &op.query_params {
-            let allowed = match &rule.query {
-                None => param.values.is_none(),
-                Some(query) => query.get(&param.name).is_some_and(|q| q.values.is_none()),
+            if !sensitive(param) {
+                continue;
+            }
+            let values = match &rule.query {
+                None => param.values.clone(),
+                Some(query) => match query.get(&param.name) {
+                    None => continue,
+                    Some(q) => q.values.clone(),
+                },
             };
-            if allowed && sensitive(param) {
-                add(param.name.clone());
+            match values {
+                None => add(param.name.clone()),
+                // Values the document lists, or the goal states; not others.
+                Some(values) => {
+                    let grounded = |v: &String| {
+                        param.values.as_ref().is_some_and(|d| d.contains(v))
+                            || crate::pin::stated_value(&Value::String(v.clone()), stated)
+                    };
+                    if !values.iter().all(grounded) {
+                        add(format!("{} (pinned to a value the goal does not state)", param.name));
+                    }
+                }
             }
         }
-        for field in crate::pin::open_body(op.body.as_ref(), rule.body.as_ref()) {
+        for field in crate::pin::open_body(op.body.as_ref(), rule.body.as_ref(), stated) {
             add(field);
         }
     }
@@ -198,10 +219,15 @@ fn open_parameters(rule: &Rule, base_path: &str, ops: &[paths::DocumentedOp<'_>]
 
 /// [`open_parameters`] of `rule` under `base_url`, for a drafter holding
 /// itself to the grounding rule before it proposes.
-pub(crate) fn open_parameters_of(rule: &Rule, base_url: &str, api: &ApiDoc) -> Vec<String> {
+pub(crate) fn open_parameters_of(
+    rule: &Rule,
+    base_url: &str,
+    api: &ApiDoc,
+    stated: &[crate::goal::Stated],
+) -> Vec<String> {
     let server_paths = vec![paths::server_paths(api)];
     let ops = paths::documented_ops(&[api], &server_paths, &[]);
-    open_parameters(rule, &raw_base_path(base_url), &ops)
+    open_parameters(rule, &raw_base_path(base_url), &ops, stated)
 }
 
 /// Check 1: the base URL's host is declared by an API description's servers

@@ -139,7 +139,7 @@ fn draft(input: DraftInput<'_>) -> Result<Proposal> {
         // leaves a recipient, destination, account, URL, email, amount or
         // file open waits for the owner (so does one whose target the goal
         // names only for another operation).
-        let mut open = grounding::open_parameters_of(&rule, &base_url, api);
+        let mut open = grounding::open_parameters_of(&rule, &base_url, api, goal.stated());
         if writes(&op.method) {
             open.extend(narrowed.taken());
         }

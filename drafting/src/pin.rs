@@ -536,18 +536,18 @@ fn documented_sensitive(schema: &Value, descriptions: &std::collections::BTreeMa
 
 /// What a rule's body schema lets through at one field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reach {
+enum Reach<'a> {
     /// The field may not be sent.
     Refused,
-    /// Only fixed values (`const`, `enum`) may be sent.
-    Fixed,
+    /// Only these fixed values (its `const`, `enum`) may be sent.
+    Fixed(&'a Value),
     /// Any value may be sent (or the schema cannot be read that far).
     Open,
 }
 
 /// What `schema` (a rule's body) lets through at `path`, array items read
 /// through, composed schemas read as open.
-fn reach(schema: &Value, path: &[String]) -> Reach {
+fn reach<'a>(schema: &'a Value, path: &[String]) -> Reach<'a> {
     let mut node = schema;
     for segment in path {
         node = items(node);
@@ -568,7 +568,7 @@ fn reach(schema: &Value, path: &[String]) -> Reach {
     let node = items(node);
     match node {
         Value::Bool(false) => Reach::Refused,
-        Value::Object(o) if o.contains_key("const") || o.contains_key("enum") => Reach::Fixed,
+        Value::Object(o) if o.contains_key("const") || o.contains_key("enum") => Reach::Fixed(node),
         _ => Reach::Open,
     }
 }
@@ -585,16 +585,55 @@ fn items(mut node: &Value) -> &Value {
 /// `rule` lets through with any value: all of them for `true`, none for no
 /// body, and for a schema each field it does not refuse or fix. The
 /// document says which fields exist, so a rule cannot hide one by leaving
-/// it undeclared in an open object.
-pub(crate) fn open_body(doc: Option<&crate::openapi::BodyDoc>, rule: Option<&Value>) -> Vec<String> {
+/// it undeclared in an open object. A field fixed to a value the goal does
+/// not state (`stated`) counts as open too: a drafter may pin only what the
+/// goal says, not an address it read in the docs.
+pub(crate) fn open_body(doc: Option<&crate::openapi::BodyDoc>, rule: Option<&Value>, stated: &[Stated]) -> Vec<String> {
     let Some(doc) = doc else { return vec![] };
     let fields = documented_sensitive(&doc.schema, &doc.descriptions);
-    let open = |path: &Vec<String>| match rule {
-        None | Some(Value::Bool(false)) => false,
-        Some(Value::Bool(true)) => true,
-        Some(schema) => reach(schema, path) == Reach::Open,
-    };
-    fields.iter().filter(|path| open(path)).map(|path| path.join(".")).collect()
+    let mut open = Vec::new();
+    for path in &fields {
+        let shown = path.join(".");
+        match rule {
+            None | Some(Value::Bool(false)) => {}
+            Some(Value::Bool(true)) => open.push(shown),
+            Some(schema) => match reach(schema, path) {
+                Reach::Refused => {}
+                Reach::Open => open.push(shown),
+                Reach::Fixed(node) => {
+                    let values: Vec<&Value> = match (node.get("const"), node.get("enum")) {
+                        (Some(one), _) => vec![one],
+                        (None, Some(Value::Array(many))) => many.iter().collect(),
+                        _ => vec![],
+                    };
+                    if !values.iter().all(|v| stated_value(v, stated)) {
+                        open.push(format!("{shown} (pinned to a value the goal does not state)"));
+                    }
+                }
+            },
+        }
+    }
+    open
+}
+
+/// True when `value` is one the goal states, in any of the forms pinning
+/// writes it (a channel with or without `#`, a currency code in either
+/// case, an amount in major or minor units, an id as a number).
+pub(crate) fn stated_value(value: &Value, stated: &[Stated]) -> bool {
+    stated.iter().any(|s| match value {
+        Value::String(text) => {
+            text.eq_ignore_ascii_case(&s.value)
+                || text.strip_prefix('#').is_some_and(|t| t == s.value)
+                || matches!(&s.kind, Kind::Amount { currency: Some(code) } if text.eq_ignore_ascii_case(code))
+                || (matches!(s.kind, Kind::Amount { .. }) && *text == s.value.replace(',', ""))
+        }
+        Value::Number(n) => {
+            let Some(n) = n.as_f64() else { return false };
+            let Ok(v) = s.value.replace(',', "").parse::<f64>() else { return false };
+            (n - v).abs() < 1e-9 || (matches!(s.kind, Kind::Amount { .. }) && (n - v * 100.0).abs() < 1e-6)
+        }
+        _ => false,
+    })
 }
 
 #[cfg(test)]

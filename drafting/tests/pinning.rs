@@ -324,15 +324,20 @@ fn llm_payment_rule(creditor: serde_json::Value, confirm: bool) -> serde_json::V
 
 #[test]
 fn an_llm_draft_leaving_a_recipient_open_without_confirm_is_not_grounded() {
-    let goal = "pay the bill in the latest email";
+    let goal = "pay the 84.20 EUR bill in the latest email";
     let error = ground(llm_payment_rule(json!({"type": "string"}), false), goal).unwrap_err();
     assert_eq!(error.code(), "draft_not_grounded");
     let message = error.to_string();
     assert!(message.contains("leaves creditor.iban open"), "{message}");
     assert!(message.contains("mark the rule `\"confirm\": true`"), "{message}");
-    // The same rule asking for confirmation, or pinning the IBAN, is grounded.
     ground(llm_payment_rule(json!({"type": "string"}), true), goal).unwrap();
-    ground(llm_payment_rule(json!({"const": "DE89370400440532013000"}), false), goal).unwrap();
+    // Pinning an IBAN the goal does not state (one read in the docs, say) is
+    // no way around confirming: the payee is still not the goal's.
+    let error = ground(llm_payment_rule(json!({"const": "DE89370400440532013000"}), false), goal).unwrap_err();
+    assert!(error.to_string().contains("creditor.iban (pinned to a value the goal does not state)"), "{error}");
+    // Pinned to the IBAN the goal states, it is grounded without confirm.
+    let stated = "pay the 84.20 EUR electricity bill to DE89370400440532013000";
+    ground(llm_payment_rule(json!({"const": "DE89370400440532013000"}), false), stated).unwrap();
 }
 
 /// A mail and tasks API with the fields that need care: a sender, copies,

@@ -287,6 +287,15 @@ fn body_clause(method: Method, schema: Option<&Value>) -> Option<String> {
             if let Some(value) = prop.get("const") {
                 notes.push(format!("exactly {value}"));
             }
+            // A list pinned item by item.
+            if let Some(items) = prop.get("items") {
+                if let Some(value) = items.get("const") {
+                    notes.push(format!("items exactly {value}"));
+                } else if let Some(values) = items.get("enum").and_then(Value::as_array) {
+                    let shown: Vec<String> = values.iter().map(Value::to_string).collect();
+                    notes.push(format!("items one of {}", shown.join(", ")));
+                }
+            }
             if notes.is_empty() { name.clone() } else { format!("{name} ({})", notes.join(", ")) }
         })
         .collect();

@@ -77,12 +77,14 @@ fn the_owner_is_told_which_calls_wait_and_which_values_are_pinned() {
         {"method": "POST", "path": "/payments", "body": {"type": "object", "additionalProperties": false,
             "required": ["amount"], "properties": {
                 "amount": {"type": "string", "const": "84.20"},
+                "cc": {"type": "array", "items": {"enum": ["a@example.com", "b@example.com"]}},
                 "creditor": {"type": "object", "properties": {"iban": {"const": "DE89370400440532013000"}}}}}},
         {"method": "POST", "path": "/messages", "body": {"type": "object"}, "confirm": true}
     ]));
     let text = permit.describe().to_string();
     assert!(text.contains("amount (string, required, exactly \"84.20\")"), "{text}");
     assert!(text.contains("pinned: creditor.iban = \"DE89370400440532013000\""), "{text}");
+    assert!(text.contains("cc (array, items one of \"a@example.com\", \"b@example.com\")"), "{text}");
     assert!(
         text.contains("POST https://api.mail.example/messages — body: JSON matching a schema; each call waits for your confirmation of the exact request"),
         "{text}"
