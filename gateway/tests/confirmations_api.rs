@@ -13,7 +13,7 @@ use oauth3_gateway::config::ApiKey;
 use oauth3_gateway::{Config, Server};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{Backend, TestGateway, assert_error, config_for, fake_secret};
+use support::{Backend, TestGateway, assert_error, config_for, fake_secret, open_issue};
 
 on_both_databases!(
     an_approved_call_passes_once_and_the_next_identical_one_is_refused_again,
@@ -27,21 +27,9 @@ on_both_databases!(
     an_owner_who_drops_confirm_at_approval_is_not_asked_for_each_call,
 );
 
-/// The spec: listing issues as usual, opening one only with the owner's
-/// confirmation of each call.
-fn confirming_capability(gateway: &TestGateway) -> Value {
-    let mut capability = gateway.github_capability();
-    capability["rules"] = json!([
-        {"method": "GET", "path": "/repos/owner/repo/issues"},
-        {"method": "POST", "path": "/repos/owner/repo/issues", "confirm": true,
-         "body": {"type": "object", "required": ["title"], "properties": {"title": {"type": "string"}}}}
-    ]);
-    capability
-}
-
 /// A permit for [`confirming_capability`] issued to `agent`, approved by `owner`.
 async fn confirming_permit(gateway: &TestGateway, agent: &str, owner: &str) -> String {
-    let body = json!({"description": "file bug reports", "capabilities": [confirming_capability(gateway)]});
+    let body = json!({"description": "file bug reports", "capabilities": [gateway.confirming_capability()]});
     let (status, body) = gateway.post("/permit", agent, body).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     gateway.approve(owner, body["request_id"].as_str().unwrap()).await;
@@ -57,15 +45,6 @@ async fn setup(gateway: &TestGateway) -> (String, String, String) {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let permit = confirming_permit(gateway, &agent, &owner).await;
     (agent, owner, permit)
-}
-
-/// Opens an issue titled `title` (with `query`); prints `sent N` or the error's code and confirmation id.
-fn open_issue(title: &str, query: &str) -> String {
-    format!(
-        "try {{ const r = await github('POST', '/repos/owner/repo/issues', {{body: {{title: {title:?}}}, query: {query}}});\n\
-           console.log('sent', r.number) }}\n\
-         catch (e) {{ console.log(e.code, e.confirmation_id) }}"
-    )
 }
 
 /// Runs `code`; `Ok(())` when the call was sent, else the confirmation id it waits for.
@@ -260,7 +239,7 @@ async fn an_owner_who_drops_confirm_at_approval_is_not_asked_for_each_call(backe
     let (_, agent) = gateway.signup("agent", "agent").await;
     let (_, owner) = gateway.signup("owner", "owner").await;
     gateway.post("/secrets", &owner, json!({"name": "GITHUB_TOKEN", "value": fake_secret()})).await;
-    let body = json!({"description": "file bug reports", "capabilities": [confirming_capability(&gateway)]});
+    let body = json!({"description": "file bug reports", "capabilities": [gateway.confirming_capability()]});
     let (_, requested) = gateway.post("/permit", &agent, body).await;
     let (request, permit) = (requested["request_id"].as_str().unwrap(), requested["permit_id"].as_str().unwrap());
     let narrow = json!({"no_confirm": [{"integration": "github", "rule": 0}]});

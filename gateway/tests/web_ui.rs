@@ -16,7 +16,7 @@ use oauth3_gateway::Server;
 use oauth3_gateway::config::ApiKey;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{Backend, TestGateway, assert_error, config_for, fake_secret};
+use support::{Backend, TestGateway, assert_error, config_for, fake_secret, open_issue};
 
 on_both_databases!(
     the_approval_link_is_a_page_for_browsers_and_json_for_api_clients,
@@ -32,6 +32,9 @@ on_both_databases!(
     the_dashboard_pages_pending_requests_and_revokes,
     the_dashboard_shows_an_owner_only_requests_of_their_own_agents,
     secrets_are_added_replaced_and_deleted_but_never_shown,
+    the_confirmations_page_shows_a_call_as_text_and_its_form_lets_it_through_once,
+    another_owners_confirmation_is_neither_shown_nor_decided_in_the_web_ui,
+    the_approval_page_marks_confirm_rules_and_may_stop_asking_for_each_call,
 );
 
 /// A capability with two rules and a rate limit, at the stub.
@@ -605,4 +608,157 @@ async fn a_webhook_outside_the_outbound_guard_stops_the_gateway_from_starting() 
         let error = Server::start(config).await.err().unwrap_or_else(|| panic!("{url} was accepted"));
         assert!(error.to_string().contains("OAUTH3_APPROVAL_WEBHOOK"), "{url}: {error}");
     }
+}
+
+/// An agent, an owner with GITHUB_TOKEN, and the agent's pending request for
+/// [`confirming_capability`]: (agent, owner, request id, permit id).
+async fn confirming_request(gateway: &TestGateway) -> (String, String, String, String) {
+    let (_, agent) = gateway.signup("agent", "agent").await;
+    let (_, owner) = gateway.signup("owner", "owner").await;
+    let (status, body) =
+        gateway.post("/secrets", &owner, json!({"name": "GITHUB_TOKEN", "value": fake_secret()})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let body = json!({"description": "file bug reports", "capabilities": [gateway.confirming_capability()]});
+    let (status, body) = gateway.post("/permit", &agent, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = |k: &str| body[k].as_str().unwrap().to_owned();
+    (agent, owner, id("request_id"), id("permit_id"))
+}
+
+/// Runs `code`; `Ok(())` when the call was sent, else the confirmation id it waits for.
+async fn run_call(gateway: &TestGateway, agent: &str, permit: &str, code: &str) -> Result<(), String> {
+    let done = gateway.execute(agent, permit, code).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let stdout = done["result"]["stdout"].as_str().unwrap().trim();
+    if stdout == "sent 3" {
+        return Ok(());
+    }
+    let id = stdout.strip_prefix("confirmation_required ").unwrap_or_else(|| panic!("{done}"));
+    Err(id.to_owned())
+}
+
+async fn the_confirmations_page_shows_a_call_as_text_and_its_form_lets_it_through_once(backend: Backend) {
+    let gateway = TestGateway::start(backend).await;
+    let (agent, owner, request, permit) = confirming_request(&gateway).await;
+    gateway.approve(&owner, &request).await;
+    let code = open_issue("<script>alert('xss')</script> & crash", "{labels: 'bug'}");
+    let id = run_call(&gateway, &agent, &permit, &code).await.unwrap_err();
+
+    let browser = signed_in(&gateway, &owner).await;
+    let dashboard = browser.get("/").await;
+    assert!(dashboard.html.contains(r#"href="/confirmations""#), "linked from the owner's navigation");
+    let page = browser.get("/confirmations").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(page.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = &page.html;
+    assert!(html.contains(&id) && html.contains(&format!(r#"action="/confirmations/{id}""#)), "{html}");
+    assert!(html.contains("file bug reports"), "the permit's goal: {html}");
+    assert!(html.contains("<code>github</code>") && html.contains("<strong>POST</strong>"), "{html}");
+    assert!(html.contains("/repos/owner/repo/issues?labels=bug"), "the URL: {html}");
+    assert!(html.contains("<code>labels</code>"), "the query: {html}");
+    // The body, pretty-printed in a <pre>, as text.
+    assert!(html.contains("<pre class=\"body\">{\n  &#"), "{html}");
+    assert!(html.contains("&#60;script&#62;alert(&#39;xss&#39;)&#60;/script&#62; &#38; crash"), "escaped: {html}");
+    assert!(!html.contains("<script>alert"), "never as HTML: {html}");
+
+    // Without the session's token, or with a wrong one: refused, still pending.
+    for fields in [vec![("action", "approve")], vec![("action", "approve"), ("csrf", "AAAA")]] {
+        let refused = browser.post(&format!("/confirmations/{id}"), &fields).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.html);
+        assert!(refused.html.contains("reload the page"), "{}", refused.html);
+    }
+    let (_, shown) = gateway.get(&format!("/confirmations/{id}"), &owner).await;
+    assert_eq!(shown["status"], "pending", "{shown}");
+
+    // Approve with the page's form: back to the list with a notice.
+    let approved =
+        browser.post(&format!("/confirmations/{id}"), &[("csrf", &page.csrf()), ("action", "approve")]).await;
+    assert_eq!(approved.status, StatusCode::SEE_OTHER, "{}", approved.html);
+    assert_eq!(approved.location(), Some("/confirmations?done=approved"));
+    let after = browser.get(approved.location().unwrap()).await;
+    assert!(after.html.contains("Approved: the agent"), "{}", after.html);
+    assert!(!after.html.contains(&format!("/confirmations/{id}")), "no longer pending: {}", after.html);
+    let (_, shown) = gateway.get(&format!("/confirmations/{id}"), &owner).await;
+    assert_eq!(shown["status"], "approved", "{shown}");
+
+    // The identical call passes, once.
+    run_call(&gateway, &agent, &permit, &code).await.expect("the approved call passes");
+    let next = run_call(&gateway, &agent, &permit, &code).await.unwrap_err();
+    assert_ne!(next, id, "the approval was used up");
+
+    // Deciding one no longer pending: a notice, not an error page.
+    let late = browser.post(&format!("/confirmations/{id}"), &[("csrf", &page.csrf()), ("action", "deny")]).await;
+    assert_eq!(late.location(), Some("/confirmations?done=not_pending"), "{}", late.html);
+    let shown = browser.get(late.location().unwrap()).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    assert!(shown.html.contains("no longer pending"), "{}", shown.html);
+    // Deny the next one.
+    let denied = browser.post(&format!("/confirmations/{next}"), &[("csrf", &page.csrf()), ("action", "deny")]).await;
+    assert_eq!(denied.location(), Some("/confirmations?done=denied"), "{}", denied.html);
+    let (_, shown) = gateway.get(&format!("/confirmations/{next}"), &owner).await;
+    assert_eq!(shown["status"], "denied", "{shown}");
+
+    // API clients still get JSON from the same paths.
+    let (status, list) = gateway.get("/confirmations?status=all", &owner).await;
+    assert_eq!((status, list["confirmations"].as_array().map(Vec::len)), (StatusCode::OK, Some(2)), "{list}");
+}
+
+async fn another_owners_confirmation_is_neither_shown_nor_decided_in_the_web_ui(backend: Backend) {
+    let gateway = TestGateway::start(backend).await;
+    let (agent, owner, request, permit) = confirming_request(&gateway).await;
+    gateway.approve(&owner, &request).await;
+    let id = run_call(&gateway, &agent, &permit, &open_issue("mine", "{labels: 'bug'}")).await.unwrap_err();
+
+    let (_, stranger) = gateway.signup("stranger", "owner").await;
+    let browser = signed_in(&gateway, &stranger).await;
+    let page = browser.get("/confirmations").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.html.contains(&id) && page.html.contains("Nothing to confirm"), "{}", page.html);
+    let refused = browser.post(&format!("/confirmations/{id}"), &[("csrf", &page.csrf()), ("action", "approve")]).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.html);
+    let (_, shown) = gateway.get(&format!("/confirmations/{id}"), &owner).await;
+    assert_eq!(shown["status"], "pending", "{shown}");
+    assert_eq!(
+        run_call(&gateway, &agent, &permit, &open_issue("mine", "{labels: 'bug'}")).await.unwrap_err(),
+        id,
+        "still refused"
+    );
+
+    // Not signed in: to the sign-in page, for the list and the form alike.
+    let anonymous = WebClient::new(&gateway.url);
+    assert_eq!(anonymous.get("/confirmations").await.location(), Some("/login?next=%2Fconfirmations"));
+}
+
+async fn the_approval_page_marks_confirm_rules_and_may_stop_asking_for_each_call(backend: Backend) {
+    let gateway = TestGateway::start(backend).await;
+    let (agent, owner, request, permit) = confirming_request(&gateway).await;
+    let browser = signed_in(&gateway, &owner).await;
+    let path = format!("/approve/{request}");
+    let page = browser.get(&path).await;
+    assert_eq!(page.html.matches("asks you to confirm each call").count(), 1, "{}", page.html);
+    assert!(page.html.contains(r#"name="no_confirm" value="github/1""#), "{}", page.html);
+    assert!(!page.html.contains(r#"name="no_confirm" value="github/0""#), "only confirm rules: {}", page.html);
+
+    // A stale form naming a rule the spec lacks, or one without confirm, is refused.
+    let csrf = page.csrf();
+    let hash = page.field("spec_hash").unwrap();
+    let base = [("csrf", csrf.as_str()), ("action", "approve"), ("spec_hash", hash.as_str())];
+    let keep = [("keep", "github/0"), ("keep", "github/1")];
+    for wrong in ["github/9", "github/0"] {
+        let refused = browser.post(&path, &[&base[..], &keep, &[("no_confirm", wrong)]].concat()).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{wrong}: {}", refused.html);
+    }
+    assert_eq!(request_status(&gateway, &agent, &request).await["status"], "pending");
+
+    // Ticked: the approved spec no longer asks for each call.
+    let approved = browser.post(&path, &[&base[..], &keep, &[("no_confirm", "github/1")]].concat()).await;
+    assert_eq!(approved.status, StatusCode::SEE_OTHER, "{}", approved.html);
+    let (_, shown) = gateway.get(&format!("/permits/{permit}"), &owner).await;
+    assert_eq!(shown["narrowed_from"], hash.as_str(), "{shown}");
+    assert_eq!(shown["spec"]["spec"]["integrations"][0]["rules"][1].get("confirm"), None, "{shown}");
+    run_call(&gateway, &agent, &permit, &open_issue("no questions", "{labels: 'bug'}"))
+        .await
+        .expect("sent without asking");
+    let decided = browser.get(&path).await;
+    assert!(!decided.html.contains(r#"name="no_confirm""#), "no checkbox once decided");
 }

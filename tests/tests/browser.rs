@@ -1,9 +1,10 @@
 //! The owner web UI in real headless Chromium (Debian's `chromium`, driven
 //! by `chromedriver`) against the real `oauth3` binary and the stub
 //! upstream: sign in from an approval link, narrow and approve, deny,
-//! revoke, add a missing secret inline, CSRF refusals, XSS probes, and a
-//! phone-width layout. With `OAUTH3_SCREENSHOTS=<dir>` the approval page and
-//! the dashboard are saved there (how `docs/*.png` are made).
+//! revoke, add a missing secret inline, approve a call waiting for
+//! confirmation, CSRF refusals, XSS probes, and a phone-width layout. With
+//! `OAUTH3_SCREENSHOTS=<dir>` the approval page and the dashboard are saved
+//! there (how `docs/*.png` are made).
 
 use std::path::PathBuf;
 
@@ -217,6 +218,38 @@ async fn a_missing_secret_is_added_inline_and_the_permit_then_works() {
 
     // The stub answers 401 without the token: the call succeeding shows it was injected.
     assert_eq!(setup.run(&agent, &permit, BOTH_RULES).await["stdout"], "2 issues\necho allowed\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_approves_a_waiting_call_on_the_confirmations_page() {
+    let setup = setup().await;
+    let mut capability = setup.capability();
+    capability["rules"] = json!([{"method": "POST", "path": "/repos/owner/repo/issues", "confirm": true,
+                                  "body": {"type": "object", "required": ["title"]}}]);
+    let (agent, owner, permit) = oauth3_e2e::approved_permit(setup.url(), capability, &fake_secret()).await;
+    let code = "try { const r = await github('POST', '/repos/owner/repo/issues', \
+                {body: {title: '<img src=x onerror=\"window.__xss = 1\">'}}); console.log('sent', r.number) } \
+                catch (e) { console.log(e.code, e.confirmation_id) }";
+    let stdout = setup.run(&agent, &permit, code).await["stdout"].as_str().unwrap().trim().to_owned();
+    let id = stdout.strip_prefix("confirmation_required ").unwrap_or_else(|| panic!("{stdout}")).to_owned();
+
+    let browser = Browser::start(DESKTOP.0, DESKTOP.1).await;
+    browser.open(&format!("{}/login", setup.url())).await;
+    browser.sign_in(&owner).await;
+    browser.submit("a[href='/confirmations']").await;
+    let text = browser.text().await;
+    assert!(text.contains(&id) && text.contains("/repos/owner/repo/issues"), "{text}");
+    assert!(text.contains("<img src=x onerror="), "the body shows as text:\n{text}");
+    assert_eq!(browser.eval("return document.querySelectorAll('main img').length").await, 0);
+    assert_eq!(browser.eval("return window.__xss === undefined").await, true, "no probe ran");
+    browser.submit(&format!("form[action='/confirmations/{id}'] button[value=approve]")).await;
+    let text = browser.text().await;
+    assert!(text.contains("Approved: the agent's identical call goes through once"), "{text}");
+    assert!(text.contains("Nothing to confirm"), "{text}");
+    browser.close().await;
+
+    let stdout = setup.run(&agent, &permit, code).await["stdout"].as_str().unwrap().trim().to_owned();
+    assert_eq!(stdout, "sent 3", "the approved call passes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -299,7 +299,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "owner",
         description: "?status=pending|approved|denied|used|expired|all: calls waiting for your confirmation \
                       (pending by default), newest first, each shown exactly with its permit's goal",
-        route: |m| on(m, confirmations::list),
+        route: |m| by_accept(m, confirmations::list, web::confirmations_page),
         doc: Doc::json(200, schema::<views::ConfirmationList>).query(schema::<confirmations::ListQuery>),
     },
     Endpoint {
@@ -316,7 +316,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
         auth: "owner",
         description: "{action: approve|deny}: approving lets that exact call through once, within 15 minutes, \
                       under its permit (409 once it is no longer pending)",
-        route: |m| on(m, confirmations::decide),
+        route: |m| by_body(m, confirmations::decide, web::confirmation_form),
         doc: Doc::json(200, schema::<views::ConfirmationView>)
             .body(schema::<confirmations::ConfirmationDecision>, r#"{"action": "approve"}"#)
             .errors(&[409]),

@@ -191,6 +191,7 @@ fn integrations(spec: &PermitSpec, summary: &Summary) -> Vec<IntegrationView> {
                     id: format!("{}/{index}", integration.name),
                     text: Quoted::new(&rule.text),
                     risks: rule.risks.iter().map(|r| r.message()).collect(),
+                    confirm: integration.rules.get(index).is_some_and(|r| r.confirm),
                 })
                 .collect(),
             rate: integration
@@ -274,11 +275,15 @@ pub async fn decide(
 }
 
 /// The owner's choices as a [`Narrowing`] of `spec`: every rule not in a
-/// `keep` field is dropped; `rate.<integration>` lowers (or, with
-/// `window.<integration>`, sets) a rate limit. A `keep` naming no rule is
-/// refused, so a stale form cannot silently drop what it did not show.
+/// `keep` field is dropped; a kept rule in a `no_confirm` field no longer
+/// asks for each call ("don't ask for each call"); `rate.<integration>`
+/// lowers (or, with `window.<integration>`, sets) a rate limit. A `keep` or
+/// `no_confirm` naming no rule is refused, so a stale form cannot silently
+/// change what it did not show (the policy refuses a `no_confirm` on a rule
+/// without `confirm`).
 fn narrowing(spec: &PermitSpec, form: &Form) -> Result<Narrowing> {
     let kept: HashSet<&str> = form.all("keep").collect();
+    let unconfirmed: HashSet<&str> = form.all("no_confirm").collect();
     let mut narrowing = Narrowing::default();
     let mut known = HashSet::new();
     for integration in &spec.integrations {
@@ -286,12 +291,17 @@ fn narrowing(spec: &PermitSpec, form: &Form) -> Result<Narrowing> {
             let id = format!("{}/{index}", integration.name);
             if !kept.contains(id.as_str()) {
                 narrowing.drop_rules.insert((integration.name.clone(), index));
+            } else if unconfirmed.contains(id.as_str()) {
+                narrowing.no_confirm.insert((integration.name.clone(), index));
             }
             known.insert(id);
         }
     }
     if let Some(unknown) = kept.iter().find(|k| !known.contains(**k)) {
         return Err(Error::bad_request("invalid_request", format!("keep: the spec has no rule {unknown:?}")));
+    }
+    if let Some(unknown) = unconfirmed.iter().find(|k| !known.contains(**k)) {
+        return Err(Error::bad_request("invalid_request", format!("no_confirm: the spec has no rule {unknown:?}")));
     }
     for (name, value) in form.prefixed("rate.") {
         let value = value.trim();
@@ -355,6 +365,16 @@ mod tests {
     fn an_unchanged_form_narrows_nothing() {
         let form = Form::parse(b"keep=github%2F0&keep=github%2F1&keep=weather%2F0&rate.github=30&rate.weather=");
         assert!(narrowing(&spec(), &form).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_ticked_dont_ask_drops_confirm_from_a_kept_rule_only() {
+        let form = Form::parse(b"keep=github%2F0&keep=weather%2F0&no_confirm=github%2F0&no_confirm=github%2F1");
+        let chosen = narrowing(&spec(), &form).unwrap();
+        assert_eq!(chosen.no_confirm, BTreeSet::from([("github".to_owned(), 0)]), "github/1 is dropped anyway");
+        assert_eq!(chosen.drop_rules, BTreeSet::from([("github".to_owned(), 1)]));
+        let form = Form::parse(b"keep=github%2F0&no_confirm=github%2F7");
+        assert!(narrowing(&spec(), &form).is_err(), "a rule the spec lacks");
     }
 
     #[test]

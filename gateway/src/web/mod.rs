@@ -8,6 +8,7 @@
 
 mod approve;
 mod assets;
+mod confirmations;
 pub mod csrf;
 mod dashboard;
 mod form;
@@ -18,6 +19,7 @@ pub mod session;
 pub mod throttle;
 
 pub use approve::{decide as approve_form, page as approve_page};
+pub use confirmations::{decide as confirmation_form, page as confirmations_page};
 pub use dashboard::{home, revoke_form, secret_form};
 pub use login::signup_form;
 

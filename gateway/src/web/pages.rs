@@ -168,6 +168,8 @@ pub struct RuleView {
     pub id: String,
     pub text: Quoted,
     pub risks: Vec<&'static str>,
+    /// The rule asks the owner to confirm each call; the form may drop that.
+    pub confirm: bool,
 }
 
 /// A rate limit the owner may lower.
@@ -243,6 +245,32 @@ pub struct AuditItem {
     pub url: Quoted,
     pub outcome: String,
     pub started_at: String,
+}
+
+/// `GET /confirmations` in a browser: calls waiting for the owner.
+#[derive(Template)]
+#[template(path = "confirmations.html")]
+pub struct ConfirmationsPage {
+    pub chrome: Chrome,
+    pub notice: Option<String>,
+    pub csrf: String,
+    pub items: Vec<ConfirmationItem>,
+}
+
+/// One call waiting for confirmation, as its JSON view shows it. Everything
+/// about the request (and the goal) is the agent's.
+pub struct ConfirmationItem {
+    pub id: String,
+    pub permit_id: String,
+    pub goal: Option<Quoted>,
+    pub integration: String,
+    pub method: Quoted,
+    pub url: Quoted,
+    pub query: Vec<(Quoted, Quoted)>,
+    pub headers: Vec<(Quoted, Quoted)>,
+    pub body: Option<Quoted>,
+    pub created_at: String,
+    pub expires_at: String,
 }
 
 #[cfg(test)]

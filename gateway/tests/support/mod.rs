@@ -67,6 +67,19 @@ impl TestGateway {
     }
 
     /// The quickstart spec, pointed at the stub.
+    /// [`Self::github_capability`] for filing issues only with the owner's
+    /// confirmation of each call: listing as usual, opening one `confirm`.
+    #[allow(dead_code)]
+    pub fn confirming_capability(&self) -> Value {
+        let mut capability = self.github_capability();
+        capability["rules"] = json!([
+            {"method": "GET", "path": "/repos/owner/repo/issues"},
+            {"method": "POST", "path": "/repos/owner/repo/issues", "confirm": true,
+             "body": {"type": "object", "required": ["title"], "properties": {"title": {"type": "string"}}}}
+        ]);
+        capability
+    }
+
     pub fn github_capability(&self) -> Value {
         json!({
             "name": "github",
@@ -189,4 +202,16 @@ pub fn config_for(backend: &Backend, data_dir: &std::path::Path, stub: &Stub) ->
         Backend::Postgres(url) => Some(url.clone()),
     };
     config
+}
+
+/// Agent code opening an issue titled `title` with the query object `query`
+/// (JS, e.g. `{labels: 'bug'}`); prints `sent N`, or the error's code and
+/// confirmation id.
+#[allow(dead_code)]
+pub fn open_issue(title: &str, query: &str) -> String {
+    format!(
+        "try {{ const r = await github('POST', '/repos/owner/repo/issues', {{body: {{title: {title:?}}}, query: {query}}});\n\
+           console.log('sent', r.number) }}\n\
+         catch (e) {{ console.log(e.code, e.confirmation_id) }}"
+    )
 }
