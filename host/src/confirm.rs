@@ -9,6 +9,8 @@ use std::sync::Mutex;
 
 use ring::digest::{Context, SHA256};
 
+use crate::call::GuestCall;
+
 /// Version tag at the start of the hashed encoding: a change to the
 /// encoding changes every hash, so no old approval matches a new request.
 const HASH_TAG: &[u8] = b"oauth3-confirm-v1";
@@ -22,21 +24,11 @@ pub struct ConfirmationRequest<'a> {
     pub permit_id: &'a str,
     /// The execution that made it.
     pub execution_id: &'a str,
-    /// Integration name.
-    pub integration: &'a str,
-    /// HTTP method.
-    pub method: &'a str,
-    /// Path relative to the integration's base URL.
-    pub path: &'a str,
-    /// Query parameters, decoded, in the agent's order.
-    pub query: &'a [(String, String)],
-    /// The agent's headers (never injected ones).
-    pub headers: &'a [(String, String)],
-    /// Body bytes.
-    pub body: Option<&'a [u8]>,
+    /// The call as the agent asked for it (its headers are the agent's own).
+    pub call: &'a GuestCall,
     /// The upstream URL the call would go to, injected values redacted.
     pub url: &'a str,
-    /// [`request_hash`] of the above: what an approval binds.
+    /// [`request_hash`] of the call: what an approval binds.
     pub hash: &'a str,
 }
 

@@ -232,18 +232,8 @@ impl Egress {
     async fn confirm(&self, ctx: &CallContext, call: &GuestCall, url: &str) -> Confirmation {
         let body = call.body.as_deref();
         let hash = request_hash(&call.integration, &call.method, &call.path, &call.query, &call.headers, body);
-        let request = ConfirmationRequest {
-            permit_id: &ctx.permit_id,
-            execution_id: &ctx.execution_id,
-            integration: &call.integration,
-            method: &call.method,
-            path: &call.path,
-            query: &call.query,
-            headers: &call.headers,
-            body,
-            url,
-            hash: &hash,
-        };
+        let request =
+            ConfirmationRequest { permit_id: &ctx.permit_id, execution_id: &ctx.execution_id, call, url, hash: &hash };
         self.confirmations.check(&request).await
     }
 

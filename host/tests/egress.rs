@@ -441,10 +441,10 @@ struct AskedConfirmations {
 impl Confirmations for AskedConfirmations {
     async fn check(&self, request: &ConfirmationRequest<'_>) -> Confirmation {
         self.asked.lock().unwrap().push(Asked {
-            method: request.method.to_owned(),
-            query: request.query.to_vec(),
-            headers: request.headers.to_vec(),
-            body: request.body.map(<[u8]>::to_vec),
+            method: request.call.method.clone(),
+            query: request.call.query.clone(),
+            headers: request.call.headers.clone(),
+            body: request.call.body.clone(),
             url: request.url.to_owned(),
             hash: request.hash.to_owned(),
         });

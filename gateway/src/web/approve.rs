@@ -249,11 +249,7 @@ pub async fn decide(
     form: Form,
 ) -> Result<Response, WebError> {
     session.check_form(&gateway, &headers, form.csrf())?;
-    let approve = match form.get("action") {
-        Some("approve") => true,
-        Some("deny") => false,
-        _ => return Err(Error::bad_request("invalid_request", "choose Approve or Deny").into()),
-    };
+    let approve = form.approves()?;
     let seen =
         form.get("spec_hash").ok_or_else(|| Error::bad_request("invalid_request", "the form lacks spec_hash"))?;
     let expiry = match form.get("expires").unwrap_or("keep") {

@@ -95,11 +95,7 @@ pub async fn decide(
     form: Form,
 ) -> Result<Response, WebError> {
     session.check_form(&gateway, &headers, form.csrf())?;
-    let approve = match form.get("action") {
-        Some("approve") => true,
-        Some("deny") => false,
-        _ => return Err(Error::bad_request("invalid_request", "choose Approve or Deny").into()),
-    };
+    let approve = form.approves()?;
     let done = match decide_as(&gateway, &session.owner_id, &id, approve).await {
         Ok(_) if approve => "approved",
         Ok(_) => "denied",

@@ -31,6 +31,15 @@ impl Form {
         self.0.iter().filter_map(move |(n, v)| Some((n.strip_prefix(prefix)?, v.as_str())))
     }
 
+    /// The `action` an Approve / Deny form was sent with: true to approve.
+    pub fn approves(&self) -> Result<bool> {
+        match self.get("action") {
+            Some("approve") => Ok(true),
+            Some("deny") => Ok(false),
+            _ => Err(Error::bad_request("invalid_request", "choose Approve or Deny")),
+        }
+    }
+
     /// The CSRF token field.
     pub fn csrf(&self) -> Option<&str> {
         self.get("csrf")
