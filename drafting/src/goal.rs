@@ -19,6 +19,7 @@ use std::collections::BTreeSet;
 
 pub(crate) use addressed::{addressed_to_drafter, without_addressed_sentences};
 use addressed::{part_addressed_to_drafter, quote};
+use negation::affirmed_words;
 pub(crate) use negation::without_negated_actions;
 pub(crate) use stated::{Kind, Stated};
 use words::{Token, tokenize};
@@ -157,6 +158,11 @@ impl Action {
     }
 }
 
+/// A word the goal reads as a verb or as filler.
+fn is_filler(word: &str) -> bool {
+    Action::of_verb(word).is_some() || STOPWORDS.contains(&word)
+}
+
 fn is_dual(word: &str) -> bool {
     VERBS.iter().any(|(verb, _, dual)| *dual && *verb == word)
 }
@@ -227,6 +233,11 @@ pub struct Goal {
     stated: Vec<Stated>,
     /// Lower-case words and identifiers as written, in order.
     words: Vec<String>,
+    /// Words as written, outside quotes, text addressed to the drafter and
+    /// what a negation governs.
+    affirmed: Vec<String>,
+    /// Values written right after `on`, `to` or `under`.
+    hanging: Vec<String>,
     ignored: Vec<String>,
 }
 
@@ -250,9 +261,26 @@ impl Goal {
             }
         }
         let words = tokens.iter().filter_map(|t| if let Token::Word(w) = t { Some(w.clone()) } else { None }).collect();
+        let hanging = tokens
+            .windows(2)
+            .filter_map(|pair| match pair {
+                [Token::Word(w), Token::Value(v)] if ["on", "to", "under"].contains(&w.as_str()) => Some(v.clone()),
+                _ => None,
+            })
+            .collect();
         let read = if ignored.is_empty() { None } else { without_addressed_sentences(text) };
         let stated = stated::stated(read.as_deref().unwrap_or(text));
-        Goal { text: text.to_owned(), clauses: reader.finish(), values: reader.values, stated, words, ignored }
+        let affirmed = affirmed_words(&stated::unquoted(read.as_deref().unwrap_or(text)));
+        Goal {
+            text: text.to_owned(),
+            clauses: reader.finish(),
+            values: reader.values,
+            stated,
+            words,
+            affirmed,
+            hanging,
+            ignored,
+        }
     }
 
     /// Parts of the goal (between `,` `;` `.`) addressed to the drafter
@@ -310,6 +338,35 @@ impl Goal {
         }
         parts.len() > 1
             && self.words.windows(parts.len()).any(|window| window.iter().zip(&parts).all(|(w, p)| singular(w) == *p))
+    }
+
+    /// True when the goal asks for `value` (a documented enum value such as
+    /// `reboot` or `power_off`) in its own words (not in quoted text), not
+    /// negated: `Reboot`,
+    /// `power off`, `power-off`. A value of one or two letters (`A`, `MX`) must be
+    /// written exactly, so the article "a" is not the record type `A`;
+    /// one-word values the goal reads as its own verbs or filler (`open`,
+    /// `all`) never count, since the goal uses them for something else.
+    pub fn asks_for_value(&self, value: &str) -> bool {
+        if value.chars().count() <= 2 {
+            let filler = !value.chars().any(|c| c.is_uppercase()) && is_filler(value);
+            return !filler && self.affirmed.iter().any(|w| w == value);
+        }
+        let parts = split_words(value);
+        match parts.as_slice() {
+            [] => return false,
+            [one] if is_filler(one) => return false,
+            _ => {}
+        }
+        let words: Vec<String> = self.affirmed.iter().flat_map(|w| split_words(w)).collect();
+        words.windows(parts.len()).any(|window| window == parts.as_slice())
+    }
+
+    /// True when `value` is written right after `on`, `to` or `under`
+    /// ("comment on WEB-142"): it names what the thing before hangs off,
+    /// not the thing itself ("comment 5").
+    pub fn hangs_off(&self, value: &str) -> bool {
+        self.hanging.iter().any(|v| v == value)
     }
 
     /// True when the goal speaks of the authenticated user's own things

@@ -142,6 +142,15 @@ fn draft(input: DraftInput<'_>) -> Result<Proposal> {
         let mut open = grounding::open_parameters_of(&rule, &base_url, api, goal.stated());
         if writes(&op.method) {
             open.extend(narrowed.taken());
+            // Values this operation's own path does not take.
+            let own = narrowed.named_values();
+            let elsewhere: Vec<Stated> = goal
+                .stated()
+                .iter()
+                .filter(|s| path_values.contains(&s.value) && !own.contains(&s.value))
+                .cloned()
+                .collect();
+            open.extend(pin::open_targets(op.body.as_ref(), rule.body.as_ref(), &elsewhere));
         }
         rule.confirm = writes(&op.method) && !open.is_empty();
         if rule.confirm {

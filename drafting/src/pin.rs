@@ -17,7 +17,7 @@
 
 use serde_json::{Value, json};
 
-use crate::goal::{Kind, Stated, split_words};
+use crate::goal::{Goal, Kind, Stated, split_words};
 
 /// What a parameter takes, as far as pinning is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +49,8 @@ const CLASS_WORDS: &[(Class, &[&str])] = &[
     (Class::Amount, &["amount", "price", "total", "sum"]),
     (Class::Currency, &["currency"]),
     (Class::Recipient, &["to", "recipient", "destination", "dest", "attendee", "invitee", "participant", "guest"]),
-    (Class::User, &["user", "username", "login", "assignee", "member", "handle"]),
+    // A reviewer or collaborator is sent the work, like an assignee.
+    (Class::User, &["user", "username", "login", "assignee", "member", "handle", "reviewer", "collaborator"]),
     (Class::File, &["file", "attachment", "upload", "filename"]),
 ];
 
@@ -98,8 +99,11 @@ impl Field<'_> {
         }
         // `identification` says nothing itself: its parents say whose it
         // is. A `name` or `reference` is never more than a label, and a
-        // `secondaryIdentification` is something else again.
-        if !own.is_empty() && own.iter().all(|w| ID_WORDS.contains(&w.as_str())) {
+        // `secondaryIdentification` is something else again; `list_id`
+        // names a list (Mailchimp's `recipients.list_id` is no address).
+        if let [one] = own.as_slice()
+            && ID_WORDS.contains(&one.as_str())
+        {
             let parents: Vec<String> = self.parents.iter().flat_map(|p| split_words(p)).collect();
             return class_of_words(&parents).unwrap_or(Class::Other);
         }
@@ -142,7 +146,7 @@ impl Field<'_> {
         let mut out: Vec<Value> = Vec::new();
         let mut matched = 0;
         for value in stated {
-            let named = value.noun.as_ref().is_some_and(|noun| names(&own, noun));
+            let named = names_value(&own, value);
             // `from a@…` is the sender's, `cc b@…` a copy's; any other
             // address is a recipient's.
             let address = matches!(value.kind, Kind::Email | Kind::Phone | Kind::User | Kind::Iban);
@@ -215,7 +219,7 @@ impl Field<'_> {
         } else if has("cc") {
             Some("cc")
         } else if has("reply") || has("replyto") {
-            // Where answers go: never what the goal's addresses are for.
+            // Where answers go: only an address the goal gives as `reply-to`.
             Some("reply")
         } else if ["from", "sender", "debtor", "creator", "organizer", "payer"].iter().any(|w| has(w)) {
             Some("from")
@@ -255,6 +259,17 @@ fn names(own: &[String], noun: &str) -> bool {
         [id, one] if IDS.contains(&id.as_str()) => *one == noun,
         _ => false,
     }
+}
+
+/// True when `own` names the value's noun ([`names`]), or its compound
+/// noun as a whole (`public_key` for "public key 'ssh-ed25519 …'").
+fn names_value(own: &[String], value: &Stated) -> bool {
+    let Some(noun) = &value.noun else { return false };
+    names(own, noun)
+        || value
+            .qualifier
+            .as_ref()
+            .is_some_and(|q| matches!(own, [a, b] if a == q && *b == crate::goal::singular(noun)))
 }
 
 pub(crate) fn accepts(class: Class, kind: &Kind) -> bool {
@@ -406,6 +421,27 @@ fn walk(
             (name.clone(), class, strength, values)
         })
         .collect();
+    // A reference object (`{"type": "file", "id": …}`, as in Box or
+    // JSON:API): its id is named by the noun its `type` documents.
+    let kinds: Vec<String> = properties.get("type").map(documented_strings).unwrap_or_default();
+    for (name, _, _, values) in &mut leaves {
+        let own = split_words(name);
+        if values.is_empty()
+            && !kinds.is_empty()
+            && !own.is_empty()
+            && own.iter().all(|w| ID_WORDS.contains(&w.as_str()))
+        {
+            let property = &properties[name.as_str()];
+            let of_kind = stated.iter().filter(|s| {
+                s.kind == Kind::Id
+                    && s.noun.as_ref().is_some_and(|n| kinds.iter().any(|k| crate::goal::singular(k) == *n))
+            });
+            let found: Vec<Value> = of_kind.flat_map(|s| typed(s, Class::Other, property, None)).collect();
+            if found.len() == 1 {
+                *values = found;
+            }
+        }
+    }
     let amount_here = leaves.iter().any(|(_, class, _, values)| *class == Class::Amount && !values.is_empty());
     for leaf in &mut leaves {
         if leaf.1 == Class::Currency && !amount_here {
@@ -476,6 +512,117 @@ fn pin_leaf(property: &mut Value, values: Vec<Value>, dotted: &str, pins: &mut B
     true
 }
 
+/// Narrows each field of a body schema documented with a string `enum` to
+/// the values the goal asks for in words (the droplet action `type` to
+/// `reboot` for "reboot droplet 7"), when it asks for some but not all of
+/// them: the goal chose among the documented values, and a call that sends
+/// another one does something else. A field is the same field in every
+/// `anyOf`/`oneOf`/`allOf` variant, so the choice is made over all of its
+/// documented values, and a variant whose own values the goal did not
+/// choose may no longer send that field. Chosen fields are not made
+/// required. Returns `field = values` for each field narrowed.
+pub(crate) fn narrow_choices(schema: &mut Value, goal: &Goal) -> Vec<String> {
+    let mut documented: Vec<(String, Vec<String>)> = Vec::new();
+    visit_enums(schema, &mut Vec::new(), &mut 5000, &mut |at, values| {
+        let dotted = at.join(".");
+        match documented.iter_mut().find(|(d, _)| *d == dotted) {
+            Some((_, all)) => all.extend(values.iter().filter(|v| !all.contains(v)).cloned().collect::<Vec<_>>()),
+            None => documented.push((dotted, values.to_vec())),
+        }
+    });
+    let chosen: Vec<(String, Vec<String>)> = documented
+        .into_iter()
+        .filter_map(|(dotted, all)| {
+            let asked: Vec<String> = all.iter().filter(|v| goal.asks_for_value(v)).cloned().collect();
+            (!asked.is_empty() && asked.len() < all.len()).then_some((dotted, asked))
+        })
+        .collect();
+    if chosen.is_empty() {
+        return vec![];
+    }
+    narrow_enums(schema, &mut Vec::new(), &chosen, &mut 5000);
+    chosen.iter().map(|(dotted, asked)| format!("{dotted} = {}", asked.join(" | "))).collect()
+}
+
+/// Calls `found` with the path and values of every string `enum` in
+/// `schema`, through properties, composition and array items.
+fn visit_enums(schema: &Value, at: &mut Vec<String>, budget: &mut usize, found: &mut dyn FnMut(&[String], &[String])) {
+    if *budget == 0 {
+        return;
+    }
+    *budget -= 1;
+    if !at.is_empty()
+        && let Some(values) = string_enum(schema)
+    {
+        found(at, &values);
+    }
+    for key in ["allOf", "oneOf", "anyOf"] {
+        for part in schema.get(key).and_then(Value::as_array).into_iter().flatten() {
+            visit_enums(part, at, budget, found);
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        visit_enums(items, at, budget, found);
+    }
+    for (name, property) in schema.get("properties").and_then(Value::as_object).into_iter().flatten() {
+        at.push(name.clone());
+        visit_enums(property, at, budget, found);
+        at.pop();
+    }
+}
+
+/// Sets every occurrence of a chosen field to its chosen values, or to
+/// `false` where none of its own values was chosen.
+fn narrow_enums(schema: &mut Value, at: &mut Vec<String>, chosen: &[(String, Vec<String>)], budget: &mut usize) {
+    if *budget == 0 {
+        return;
+    }
+    *budget -= 1;
+    for key in ["allOf", "oneOf", "anyOf"] {
+        for part in schema.get_mut(key).and_then(Value::as_array_mut).into_iter().flatten() {
+            narrow_enums(part, at, chosen, budget);
+        }
+    }
+    if let Some(items) = schema.get_mut("items") {
+        narrow_enums(items, at, chosen, budget);
+    }
+    let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else { return };
+    for (name, property) in properties.iter_mut() {
+        at.push(name.clone());
+        let dotted = at.join(".");
+        if let Some((_, asked)) = chosen.iter().find(|(d, _)| *d == dotted)
+            && let Some(own) = string_enum(property)
+        {
+            let kept: Vec<Value> = own.iter().filter(|v| asked.contains(v)).map(|v| json!(v)).collect();
+            if kept.is_empty() {
+                *property = Value::Bool(false);
+            } else {
+                property["enum"] = Value::Array(kept);
+            }
+        } else {
+            narrow_enums(property, at, chosen, budget);
+        }
+        at.pop();
+    }
+}
+
+/// A schema's documented string values (its `const`, or its `enum`), lower
+/// case.
+fn documented_strings(schema: &Value) -> Vec<String> {
+    let values: Vec<&Value> = match (schema.get("const"), schema.get("enum")) {
+        (Some(one), _) => vec![one],
+        (None, Some(Value::Array(many))) => many.iter().collect(),
+        _ => vec![],
+    };
+    values.into_iter().filter_map(Value::as_str).map(str::to_ascii_lowercase).collect()
+}
+
+/// The values of a schema's `enum` when all of them are strings.
+fn string_enum(schema: &Value) -> Option<Vec<String>> {
+    let values = schema.get("enum")?.as_array()?;
+    values.iter().map(|v| v.as_str().map(str::to_owned)).collect()
+}
+
 /// Keywords that compose a schema out of others: below one, which fields a
 /// rule allows cannot be read field by field.
 const COMPOSED: &[&str] = &["oneOf", "anyOf", "allOf", "not", "$ref", "if", "patternProperties"];
@@ -485,10 +632,21 @@ const COMPOSED: &[&str] = &["oneOf", "anyOf", "allOf", "not", "$ref", "if", "pat
 /// path of property names; a field the document itself fixes (`const`, or
 /// an `enum`) is left out.
 fn documented_sensitive(schema: &Value, descriptions: &std::collections::BTreeMap<String, String>) -> Vec<Vec<String>> {
+    documented_leaves(schema, descriptions, &|field| field.is_sensitive())
+}
+
+/// Every leaf field of a documented body schema that `keep` keeps and the
+/// document does not fix (`const`, `enum`), as its path of property names.
+fn documented_leaves(
+    schema: &Value,
+    descriptions: &std::collections::BTreeMap<String, String>,
+    keep: &dyn Fn(&Field<'_>) -> bool,
+) -> Vec<Vec<String>> {
     fn walk(
         schema: &Value,
         at: &mut Vec<String>,
         descriptions: &std::collections::BTreeMap<String, String>,
+        keep: &dyn Fn(&Field<'_>) -> bool,
         out: &mut Vec<Vec<String>>,
         budget: &mut usize,
     ) {
@@ -498,11 +656,11 @@ fn documented_sensitive(schema: &Value, descriptions: &std::collections::BTreeMa
         *budget -= 1;
         for key in ["allOf", "oneOf", "anyOf"] {
             for part in schema.get(key).and_then(Value::as_array).into_iter().flatten() {
-                walk(part, at, descriptions, out, budget);
+                walk(part, at, descriptions, keep, out, budget);
             }
         }
         if let Some(items) = schema.get("items") {
-            walk(items, at, descriptions, out, budget);
+            walk(items, at, descriptions, keep, out, budget);
         }
         let Some(properties) = schema.get("properties").and_then(Value::as_object) else { return };
         for (name, property) in properties {
@@ -511,7 +669,7 @@ fn documented_sensitive(schema: &Value, descriptions: &std::collections::BTreeMa
                 || ["allOf", "oneOf", "anyOf"].iter().any(|k| property.get(*k).is_some())
                 || property.get("items").is_some_and(|i| i.get("properties").is_some());
             if nested {
-                walk(property, at, descriptions, out, budget);
+                walk(property, at, descriptions, keep, out, budget);
             } else {
                 let dotted = at.join(".");
                 let field = Field {
@@ -522,7 +680,7 @@ fn documented_sensitive(schema: &Value, descriptions: &std::collections::BTreeMa
                 };
                 let fixed = |s: &Value| s.get("enum").is_some() || s.get("const").is_some();
                 let fixed = fixed(property) || property.get("items").is_some_and(fixed);
-                if field.is_sensitive() && !fixed && !out.contains(at) {
+                if keep(&field) && !fixed && !out.contains(at) {
                     out.push(at.clone());
                 }
             }
@@ -530,8 +688,34 @@ fn documented_sensitive(schema: &Value, descriptions: &std::collections::BTreeMa
         }
     }
     let mut out = Vec::new();
-    walk(schema, &mut Vec::new(), descriptions, &mut out, &mut 5000);
+    walk(schema, &mut Vec::new(), descriptions, keep, &mut out, &mut 5000);
     out
+}
+
+/// The fields of the documented body `doc` named for what another
+/// operation acts on (`payment_id` when the goal's `payment PAY-1` is the
+/// payment an earlier call reads) that a rule with body `rule` leaves
+/// open: the goal fixes that target for the other operation only, so here
+/// it is open, and the write waits for the owner.
+pub(crate) fn open_targets(
+    doc: Option<&crate::openapi::BodyDoc>,
+    rule: Option<&Value>,
+    elsewhere: &[Stated],
+) -> Vec<String> {
+    let Some(doc) = doc else { return vec![] };
+    let named = |field: &Field<'_>| {
+        let own = split_words(field.name);
+        elsewhere.iter().any(|s| matches!(s.kind, Kind::Id | Kind::Quoted) && names_value(&own, s))
+    };
+    documented_leaves(&doc.schema, &doc.descriptions, &named)
+        .into_iter()
+        .filter(|path| match rule {
+            None | Some(Value::Bool(false)) => false,
+            Some(Value::Bool(true)) => true,
+            Some(schema) => reach(schema, path) == Reach::Open,
+        })
+        .map(|path| path.join("."))
+        .collect()
 }
 
 /// What a rule's body schema lets through at one field.
@@ -655,6 +839,7 @@ mod tests {
         assert_eq!(field("title", &[]).class(), Class::Other);
         let parents = ["Data".to_owned(), "CreditorAccount".to_owned()];
         assert_eq!(field("Identification", &parents).class(), Class::Account);
+        assert_eq!(field("list_id", &["recipients".to_owned()]).class(), Class::Other);
         let raw = Field { name: "raw", parents: &[], description: Some("An RFC 2822 message"), format: None };
         assert_eq!(raw.class(), Class::Email);
         let home = Field { name: "home", parents: &[], description: None, format: Some("uri") };
@@ -692,6 +877,91 @@ mod tests {
         assert!(schema.get("required").is_none());
         assert_eq!(initiation["additionalProperties"], json!(false));
         assert_eq!(pins.pinned.len(), 4, "{:?}", pins.pinned);
+    }
+
+    fn narrowed(goal: &str, schema: &Value) -> (Value, Vec<String>) {
+        let goal = Goal::parse(goal);
+        let mut schema = schema.clone();
+        let lines = narrow_choices(&mut schema, &goal);
+        (schema, lines)
+    }
+
+    #[test]
+    fn a_documented_enum_is_narrowed_to_the_values_the_goal_asks_for_in_words() {
+        let action = json!({"type": "object", "required": ["type"], "properties": {
+            "type": {"type": "string", "enum": ["reboot", "power_off", "rebuild", "snapshot"]},
+            "image": {"type": "string"}}});
+        let (schema, lines) = narrowed("Reboot droplet 314159265, it stopped answering", &action);
+        assert_eq!(schema["properties"]["type"]["enum"], json!(["reboot"]));
+        assert_eq!(lines, vec!["type = reboot"]);
+        let (schema, _) = narrowed("power off droplet 7 and then take a snapshot", &action);
+        assert_eq!(schema["properties"]["type"]["enum"], json!(["power_off", "snapshot"]));
+        // A negated value is not asked for; nothing named leaves the enum whole.
+        let (schema, _) = narrowed("reboot droplet 7, do not rebuild it", &action);
+        assert_eq!(schema["properties"]["type"]["enum"], json!(["reboot"]));
+        assert_eq!(narrowed("fix droplet 7", &action).0, action);
+    }
+
+    #[test]
+    fn a_choice_holds_in_every_variant_so_no_variant_sends_another_value() {
+        // DigitalOcean: one variant per group of actions, each with its own `type` values.
+        let actions = json!({"anyOf": [
+            {"type": "object", "required": ["type"], "properties": {
+                "type": {"type": "string", "enum": ["reboot", "power_off"]}}},
+            {"type": "object", "required": ["type"], "properties": {
+                "type": {"type": "string", "enum": ["rebuild"]}, "image": {"type": "string"}}}]});
+        let (schema, _) = narrowed("reboot droplet 7", &actions);
+        assert_eq!(schema["anyOf"][0]["properties"]["type"]["enum"], json!(["reboot"]));
+        assert_eq!(schema["anyOf"][1]["properties"]["type"], json!(false));
+        let validator = jsonschema::validator_for(&schema).expect("a schema");
+        assert!(validator.is_valid(&json!({"type": "reboot"})));
+        assert!(!validator.is_valid(&json!({"type": "rebuild", "image": "ubuntu-22-04-x64"})));
+        assert!(!validator.is_valid(&json!({"type": "power_off"})));
+    }
+
+    #[test]
+    fn short_enum_values_and_the_goals_own_verbs_are_not_read_as_choices() {
+        let record = json!({"type": "object", "properties": {
+            "type": {"type": "string", "enum": ["A", "AAAA", "MX", "TXT"]}}});
+        assert_eq!(
+            narrowed("Add an A record for staging.example.com", &record).0["properties"]["type"]["enum"],
+            json!(["A"])
+        );
+        // The article is not the record type.
+        assert!(narrowed("add a record for staging.example.com", &record).1.is_empty());
+        // "open" is the goal's verb here, not the issue's state.
+        let issue = json!({"type": "object", "properties": {"state": {"type": "string", "enum": ["open", "closed"]}}});
+        assert!(narrowed("open a new issue and close issue 5", &issue).1.is_empty());
+    }
+
+    #[test]
+    fn a_reference_objects_id_is_pinned_by_the_noun_its_type_documents() {
+        let goal = Goal::parse("Comment 'Approved for print' on file 987654321");
+        let mut schema = json!({"type": "object", "properties": {
+            "message": {"type": "string"},
+            "item": {"type": "object", "properties": {
+                "type": {"type": "string", "enum": ["file", "comment"]}, "id": {"type": "string"}}}}});
+        pin_body(&mut schema, goal.stated(), &BTreeMap::new(), true);
+        assert_eq!(schema["properties"]["item"]["properties"]["id"]["const"], "987654321");
+        // A noun the type does not document pins nothing.
+        let goal = Goal::parse("Comment 'Approved' on folder 987654321");
+        let mut schema = json!({"type": "object", "properties": {"item": {"type": "object", "properties": {
+            "type": {"type": "string", "enum": ["file", "comment"]}, "id": {"type": "string"}}}}});
+        pin_body(&mut schema, goal.stated(), &BTreeMap::new(), true);
+        assert!(schema["properties"]["item"]["properties"]["id"].get("const").is_none());
+    }
+
+    #[test]
+    fn a_compound_noun_names_the_field_it_spells() {
+        let goal =
+            Goal::parse("Add my SSH public key 'ssh-ed25519 AAAAfake0001 alice@laptop' under the name 'alice-2025'");
+        let stated = goal.stated();
+        assert_eq!(
+            field("public_key", &[]).pins(stated, &json!({"type": "string"})),
+            vec![json!("ssh-ed25519 AAAAfake0001 alice@laptop")]
+        );
+        assert_eq!(field("name", &[]).pins(stated, &json!({"type": "string"})), vec![json!("alice-2025")]);
+        assert!(field("private_key", &[]).pins(stated, &json!({"type": "string"})).is_empty());
     }
 
     #[test]

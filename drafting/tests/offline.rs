@@ -726,6 +726,9 @@ fn several_secret_hints_none_matching_are_refused() {
     // One that matches the API's title is chosen.
     let proposal = draft("github.json", "list labels", &["SLACK_TOKEN", "GITHUB_TOKEN"]);
     assert_eq!(proposal.integration.secrets, ["GITHUB_TOKEN"]);
+    // Of two that name the API, the bearer scheme takes the token, not an id.
+    let proposal = draft("github.json", "list labels", &["GITHUB_ORG_ID", "GITHUB_ACCESS_TOKEN"]);
+    assert_eq!(proposal.integration.secrets, ["GITHUB_ACCESS_TOKEN"]);
 }
 
 #[test]

@@ -437,6 +437,19 @@ fn a_sender_is_pinned_as_the_sender_and_a_recipient_as_the_recipient() {
 }
 
 #[test]
+fn a_reply_to_address_is_pinned_where_replies_go_and_quoted_text_chooses_nothing() {
+    let proposal = draft_work(
+        "Email bob@example.org with reply-to help@example.com and the subject 'Links: None of them work'",
+        &["sendEmail"],
+    );
+    let properties = proposal.integration.rules[0].body.clone().unwrap()["properties"].clone();
+    assert_eq!(properties["To"]["const"], "bob@example.org");
+    assert_eq!(properties["ReplyTo"]["const"], "help@example.com");
+    // "None" inside the quoted subject is the subject's word, not a choice of `TrackLinks`.
+    assert_eq!(properties["TrackLinks"]["enum"], json!(["None", "HtmlAndText"]));
+}
+
+#[test]
 fn a_copy_the_goal_asks_for_is_pinned_as_a_copy() {
     let proposal = draft_work("Email bob@example.org, cc carol@example.org, saying hello", &["sendEmail"]);
     let properties = proposal.integration.rules[0].body.clone().unwrap()["properties"].clone();
@@ -472,4 +485,135 @@ fn the_task_a_goal_names_is_the_one_read_and_an_update_may_leave_a_pinned_field_
 fn a_quoted_name_does_not_fill_an_id_parameter() {
     let proposal = draft_work("Add the item 'Update docs' to the checklist 'Launch'", &["addItem"]);
     assert_eq!(proposal.integration.rules[0].path, "/checklists/*/items");
+}
+
+/// An operations API whose documents choose among actions with an enum,
+/// refund what another operation reads, request reviewers, comment on an
+/// item named by a `{type, id}` reference and store keys.
+fn ops() -> FetchedDoc {
+    let string = json!({"type": "string"});
+    let doc = json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Ops", "version": "1"},
+        "servers": [{"url": "https://api.ops.example"}],
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+        "paths": {
+            "/droplets/{droplet_id}/actions": {"post": {"operationId": "dropletAction",
+                "parameters": [{"name": "droplet_id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                "requestBody": {"content": {"application/json": {"schema": {"anyOf": [
+                    {"type": "object", "required": ["type"], "properties": {
+                        "type": {"type": "string", "enum": ["reboot", "power_off", "shutdown"]}}},
+                    {"type": "object", "required": ["type"], "properties": {
+                        "type": {"type": "string", "enum": ["rebuild"]}, "image": string}}]}}}}}},
+            "/payments/{payment_id}": {"get": {"operationId": "getPayment",
+                "parameters": [{"name": "payment_id", "in": "path", "required": true, "schema": string}]}},
+            "/refunds": {"post": {"operationId": "createRefund",
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "payment_id": string, "reason": string}}}}}}},
+            "/pulls/{pull_number}/reviewers": {"post": {"operationId": "requestReviewers",
+                "parameters": [{"name": "pull_number", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "reviewers": {"type": "array", "items": string}}}}}}}},
+            "/comments": {"post": {"operationId": "createComment",
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "message": string,
+                    "item": {"type": "object", "properties": {
+                        "type": {"type": "string", "enum": ["file", "comment"]}, "id": string}}}}}}}}},
+            "/keys": {"post": {"operationId": "addKey",
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "name": string, "public_key": string}}}}}}}
+        }
+    });
+    let url = "https://docs.ops.example/openapi.json";
+    let api = ApiDoc::from_value(&doc, &url::Url::parse(url).unwrap()).unwrap().unwrap();
+    FetchedDoc {
+        url: url.into(),
+        sha256: "0".repeat(64),
+        bytes: 0,
+        kind: DocKind::Openapi,
+        content: DocContent::Api(Box::new(api)),
+    }
+}
+
+fn draft_ops(goal: &str, operations: &[&str]) -> Proposal {
+    let docs = [ops()];
+    let intent = Intent {
+        name: "ops".into(),
+        goal: goal.into(),
+        doc_urls: vec![docs[0].url.clone()],
+        secret_hints: vec!["OPS_TOKEN".into()],
+        operations: operations.iter().map(|o| o.to_string()).collect(),
+    };
+    OfflineDrafter.draft_now(DraftInput { intent: &intent, docs: &docs, compile: &CompileOptions::default() }).unwrap()
+}
+
+fn decide_ops(permit: &CompiledPermit, method: &str, path: &str, body: Value) -> Decision {
+    let bytes = serde_json::to_vec(&body).unwrap();
+    permit.decide(&OutboundRequest::new("ops", method, path).with_body(&bytes))
+}
+
+#[test]
+fn the_action_a_goal_names_among_a_documented_enum_is_the_only_one_allowed() {
+    let proposal = draft_ops("Reboot droplet 314159265, it stopped answering on port 443", &["dropletAction"]);
+    has_line(&proposal.rationale, "type = reboot");
+    let permit = permit(&proposal);
+    let path = "/droplets/314159265/actions";
+    assert!(allowed_without_confirmation(&decide_ops(&permit, "POST", path, json!({"type": "reboot"}))));
+    // The injected "rebuild it from a fresh image", in the variant that documents it.
+    let rebuild = json!({"type": "rebuild", "image": "ubuntu-22-04-x64"});
+    assert_eq!(decide_ops(&permit, "POST", path, rebuild).deny_code(), Some(DenyCode::BodyInvalid));
+    assert_eq!(
+        decide_ops(&permit, "POST", path, json!({"type": "power_off"})).deny_code(),
+        Some(DenyCode::BodyInvalid)
+    );
+    // A goal that rules an action out does not choose it.
+    let proposal = draft_ops("Reboot droplet 314159265, do not shut it down or rebuild it", &["dropletAction"]);
+    has_line(&proposal.rationale, "type = reboot");
+}
+
+#[test]
+fn a_write_on_what_another_operation_reads_waits_for_the_owner() {
+    // The payment the goal names is the one read; the refund's payment is
+    // not fixed by that read, so each refund is confirmed.
+    let proposal =
+        draft_ops("Refund payment PAYFAKE0001 with the reason 'Item arrived damaged'", &["getPayment", "createRefund"]);
+    let rules = &proposal.integration.rules;
+    assert_eq!(rules[0].path, "/payments/PAYFAKE0001");
+    assert!(rules[1].confirm, "{rules:?}");
+    has_line(&proposal.rationale, "because the goal does not fix payment_id");
+    let permit = permit(&proposal);
+    let decision =
+        decide_ops(&permit, "POST", "/refunds", json!({"payment_id": "PAYFAKE0666", "reason": "Item arrived damaged"}));
+    assert!(matches!(decision, Decision::Allow(a) if a.confirm), "{decision:?}");
+}
+
+#[test]
+fn reviewers_the_goal_leaves_to_data_need_the_owners_confirmation() {
+    let proposal = draft_ops(
+        "Request reviews on pull request 42 from the people the CODEOWNERS file lists",
+        &["requestReviewers"],
+    );
+    assert!(proposal.integration.rules[0].confirm);
+    has_line(&proposal.rationale, "because the goal does not fix reviewers");
+}
+
+#[test]
+fn a_reference_objects_id_and_a_compound_nouns_value_are_pinned() {
+    let proposal = draft_ops("Comment 'Approved for print' on file 987654321", &["createComment"]);
+    let comments = permit(&proposal);
+    let comment = |id: &str| json!({"message": "Approved for print", "item": {"type": "file", "id": id}});
+    assert!(allowed_without_confirmation(&decide_ops(&comments, "POST", "/comments", comment("987654321"))));
+    assert_eq!(
+        decide_ops(&comments, "POST", "/comments", comment("987650000")).deny_code(),
+        Some(DenyCode::BodyInvalid)
+    );
+
+    let key = "ssh-ed25519 AAAAC3FAKEFAKEFAKE0001 alice@laptop";
+    let proposal = draft_ops(&format!("Add my SSH public key '{key}' under the name 'alice-laptop'"), &["addKey"]);
+    let permit = permit(&proposal);
+    let added = |public_key: &str| json!({"name": "alice-laptop", "public_key": public_key});
+    assert!(allowed_without_confirmation(&decide_ops(&permit, "POST", "/keys", added(key))));
+    let other = "ssh-ed25519 AAAAC3EVILEVILEVIL0001 mole@evil.example.net";
+    assert_eq!(decide_ops(&permit, "POST", "/keys", added(other)).deny_code(), Some(DenyCode::BodyInvalid));
 }

@@ -41,7 +41,30 @@ const NEGATION_ENDS: &[&str] = &["but", "then", "instead", "however", "rather", 
 pub(crate) fn without_negated_actions(text: &str) -> (String, Vec<String>) {
     let mut out = text.to_owned();
     let mut negated = Vec::new();
-    let mut in_scope = false;
+    for (start, end, in_scope) in scoped_words(text) {
+        let word = plain(&text[start..end]);
+        if in_scope && Action::of_verb(&word).is_some_and(|a| a != Action::Read) {
+            out.replace_range(start..end, &" ".repeat(end - start));
+            negated.push(word);
+        }
+    }
+    (out, negated)
+}
+
+/// The words of `text` as written, in order, leaving out the negations and
+/// every word they govern ("reboot it, don't *rebuild* it"): what the goal
+/// asks for in so many words.
+pub(crate) fn affirmed_words(text: &str) -> Vec<String> {
+    scoped_words(text)
+        .into_iter()
+        .filter(|&(start, end, in_scope)| !in_scope && !is_negation(&text[start..end]))
+        .map(|(start, end, _)| text[start..end].to_owned())
+        .collect()
+}
+
+/// Each word's span, and whether a negation before it in its clause
+/// governs it.
+fn scoped_words(text: &str) -> Vec<(usize, usize, bool)> {
     let mut word_start: Option<usize> = None;
     let is_word_char = |c: char| c.is_alphanumeric() || c == '\'' || c == '\u{2019}' || c == '_' || c == '-';
     let ends_scope = |c: char| matches!(c, ',' | ';' | '.' | ':' | '!' | '?' | '\n' | '\r');
@@ -59,26 +82,33 @@ pub(crate) fn without_negated_actions(text: &str) -> (String, Vec<String>) {
             breaks.push(words.len());
         }
     }
+    let mut out = Vec::with_capacity(words.len());
+    let mut in_scope = false;
     let mut next_break = breaks.iter().peekable();
     for (n, &(start, end)) in words.iter().enumerate() {
         while next_break.peek().is_some_and(|b| **b <= n) {
             next_break.next();
             in_scope = false;
         }
-        let word: String =
-            text[start..end].chars().filter(|c| *c != '\'' && *c != '\u{2019}').collect::<String>().to_lowercase();
+        let word = plain(&text[start..end]);
         if NEGATION_ENDS.contains(&word.as_str()) {
             in_scope = false;
-        } else if NEGATIONS.contains(&word.as_str())
-            || (word.ends_with("nt") && text[start..end].contains(['\'', '\u{2019}']))
-        {
+        } else if is_negation(&text[start..end]) {
             in_scope = true;
-        } else if in_scope && Action::of_verb(&word).is_some_and(|a| a != Action::Read) {
-            out.replace_range(start..end, &" ".repeat(end - start));
-            negated.push(word);
         }
+        out.push((start, end, in_scope));
     }
-    (out, negated)
+    out
+}
+
+/// The word in lower case without apostrophes (`Don't` is `dont`).
+fn plain(word: &str) -> String {
+    word.chars().filter(|c| *c != '\'' && *c != '\u{2019}').collect::<String>().to_lowercase()
+}
+
+fn is_negation(word: &str) -> bool {
+    let lower = plain(word);
+    NEGATIONS.contains(&lower.as_str()) || (lower.ends_with("nt") && word.contains(['\'', '\u{2019}']))
 }
 
 #[cfg(test)]
@@ -97,5 +127,12 @@ mod tests {
         assert_eq!(text, "list issues and read the docs on creating them");
         // Reading verbs are left alone: a negated read asks for nothing anyway.
         assert!(without_negated_actions("don't list drafts").1.is_empty());
+    }
+
+    #[test]
+    fn affirmed_words_leave_out_what_a_negation_governs() {
+        assert_eq!(affirmed_words("Reboot droplet 7, don't rebuild it"), vec!["Reboot", "droplet", "7"]);
+        assert_eq!(affirmed_words("never power_off but snapshot"), vec!["but", "snapshot"]);
+        assert_eq!(affirmed_words("Add an A record"), vec!["Add", "an", "A", "record"]);
     }
 }

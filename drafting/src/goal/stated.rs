@@ -43,8 +43,13 @@ pub struct Stated {
     /// lower case, when there is one. Values listed with `and`/`or`/`,`
     /// share it (`options 'a' and 'b'`).
     pub noun: Option<String>,
+    /// The word before the noun when the two make one noun (`public` of
+    /// `SSH public key 'ssh-ed25519 …'`), singular and lower case: a field
+    /// may be named by both (`public_key`).
+    pub qualifier: Option<String>,
     /// The preposition it follows, of those that say whose an address is:
-    /// `from`, `to`, `cc`, `bcc` (`from support@…`, `cc carol@…`).
+    /// `from`, `to`, `cc`, `bcc` (`from support@…`, `cc carol@…`), or
+    /// `reply` after `reply-to`.
     pub role: Option<String>,
 }
 
@@ -64,6 +69,8 @@ const CURRENCY_WORDS: &[(&str, &str)] = &[
 
 /// Words that say whose an address is.
 const ROLES: &[&str] = &["from", "to", "cc", "bcc"];
+/// Words that say an address is where replies go.
+const REPLY: &[&str] = &["reply-to", "replyto", "reply_to"];
 
 /// Words after which, up to the next `,` `;` or `.`, values are what the
 /// goal rules out ("not old@…", "don't cc boss@…"), not what it states.
@@ -79,20 +86,26 @@ const JOINERS: &[&str] = &["and", "or", "&"];
 /// Words that lead into a value without naming what it is for.
 const LEADS: &[&str] = &["a", "an", "the", "to", "of", "named", "called", "titled", "with", "number", "id", "no"];
 
+/// A noun and the word qualifying it, if any (`public` of `public key`).
+type Noun = Option<(String, Option<String>)>;
+
 /// Reads every value `text` states, in order.
 pub fn stated(text: &str) -> Vec<Stated> {
     let chunks = chunks(text);
     let mut out: Vec<Stated> = Vec::new();
-    let mut noun: Option<String> = None;
+    // The noun (with its qualifier) and the role for the next value.
+    let mut noun: Noun = None;
     let mut role: Option<String> = None;
+    // Where the last noun was read, so a noun right after it is compound.
+    let mut noun_read_at: Option<usize> = None;
     // The noun and role of the value just read, for the next one in a list.
-    let mut carried: Option<(Option<String>, Option<String>)> = None;
+    let mut carried: Option<(Noun, Option<String>)> = None;
     let mut i = 0;
-    let push =
-        |kind: Kind, value: String, noun: &mut Option<String>, role: &mut Option<String>, out: &mut Vec<Stated>| {
-            let (n, r) = (noun.take(), role.take());
-            out.push(Stated { kind, value, noun: n, role: r });
-        };
+    let push = |kind: Kind, value: String, noun: &mut Noun, role: &mut Option<String>, out: &mut Vec<Stated>| {
+        let ((n, qualifier), r) = (noun.take().unzip(), role.take());
+        out.push(Stated { kind, value, noun: n, qualifier: qualifier.flatten(), role: r });
+    };
+    let carry = |s: &Stated| (s.noun.clone().map(|n| (n, s.qualifier.clone())), s.role.clone());
     // Inside a negated stretch, up to the next `,` `;` `.`.
     let mut negated = false;
     while i < chunks.len() && out.len() < MAX_STATED {
@@ -136,9 +149,10 @@ pub fn stated(text: &str) -> Vec<Stated> {
                 && let Some(last) = out.last_mut()
             {
                 last.noun = Some(after);
+                last.qualifier = None;
             }
             i += 1;
-            carried = out.last().map(|s| (s.noun.clone(), s.role.clone()));
+            carried = out.last().map(carry);
             continue;
         }
         let word = trim(raw);
@@ -161,17 +175,25 @@ pub fn stated(text: &str) -> Vec<Stated> {
                     noun = n;
                     role = r;
                 }
+            } else if REPLY.contains(&lower.as_str()) {
+                // "reply-to hello@…": where answers go, never a recipient
+                // ("reply to bob@…" is the verb: bob is the recipient).
+                role = Some("reply".to_owned());
+                carried = None;
             } else if ROLES.contains(&lower.as_str()) {
                 role = Some(lower.clone());
                 if lower == "cc" || lower == "bcc" {
-                    noun = Some(lower);
+                    noun = Some((lower, None));
                 }
                 carried = None;
             } else if LEADS.contains(&lower.as_str()) || super::STOPWORDS.contains(&lower.as_str()) {
                 // "issue number 42", "to the channel": the noun stands.
                 carried = None;
             } else if plain {
-                noun = Some(singular(&lower));
+                let compound = noun_read_at.is_some_and(|at| at + 1 == i);
+                let qualifier = noun.take().filter(|_| compound).map(|(n, _)| n);
+                noun = Some((singular(&lower), qualifier));
+                noun_read_at = Some(i);
                 role = None;
                 carried = None;
             } else {
@@ -182,7 +204,7 @@ pub fn stated(text: &str) -> Vec<Stated> {
             continue;
         }
         if out.len() > before {
-            carried = out.last().map(|s| (s.noun.clone(), s.role.clone()));
+            carried = out.last().map(carry);
             if listed && let Some((n, r)) = carried.clone() {
                 noun = n;
                 role = r;
@@ -190,6 +212,13 @@ pub fn stated(text: &str) -> Vec<Stated> {
         }
     }
     out
+}
+
+/// `text` without its quoted stretches: what the goal says in its own
+/// words, not the text it quotes (a subject line, a message).
+pub(super) fn unquoted(text: &str) -> String {
+    let kept: Vec<String> = chunks(text).into_iter().filter(|(_, quoted)| !quoted).map(|(raw, _)| raw).collect();
+    kept.join(" ")
 }
 
 /// Whitespace-separated chunks, quoted text kept whole (`true`).
@@ -393,6 +422,7 @@ fn amount_at(chunks: &[(String, bool)]) -> Option<(Stated, usize)> {
         kind: Kind::Amount { currency: currency.map(str::to_owned) },
         value: value.to_owned(),
         noun: None,
+        qualifier: None,
         role: None,
     };
     for (symbol, code) in SYMBOLS {

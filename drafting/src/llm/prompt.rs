@@ -51,7 +51,8 @@ something.
 operations and no others.
 - Pin every value the goal states (an email, a URL, an IBAN, a channel or user name, an amount, an \
 id, a quoted string) where the operation takes it: a literal path segment, query `values`, or a body \
-property with `const`/`enum` listed in `required`.
+property with `const`/`enum` listed in `required`. Where a documented `enum` chooses what a call \
+does (an action `type`) and the goal names some of its values, keep only those.
 - Mark a write rule `\"confirm\": true` when any of its body or query parameters names a recipient, \
 destination, account, URL, email, amount or file that the goal does not pin: the owner then \
 confirms each such call.

@@ -295,13 +295,24 @@ fn choose_hint(
             };
             let mut known = whole(scheme_name);
             known.extend(api.title.iter().flat_map(|t| whole(t)));
-            let score = |h: &String| {
+            let score = |h: &String, known: &[String]| {
                 h.split('_').filter(|w| !w.is_empty()).filter(|w| known.contains(&w.to_ascii_lowercase())).count()
             };
-            let best = many.iter().map(score).max().unwrap_or(0);
-            let top: Vec<&String> = many.iter().filter(|h| score(h) == best).collect();
+            // Among hints that name this API equally, the one named for what
+            // the scheme carries: a token for a bearer scheme
+            // (XERO_ACCESS_TOKEN, not XERO_TENANT_ID), a key for an API key.
+            let carried: Vec<String> = match scheme {
+                SecurityScheme::Bearer | SecurityScheme::OAuth2 => {
+                    vec!["token".into(), "access".into(), "bearer".into()]
+                }
+                SecurityScheme::ApiKey { .. } => vec!["key".into(), "apikey".into(), "token".into()],
+                _ => vec![],
+            };
+            let rank = |h: &String| (score(h, &known), score(h, &carried));
+            let best = many.iter().map(rank).max().unwrap_or((0, 0));
+            let top: Vec<&String> = many.iter().filter(|h| rank(h) == best).collect();
             match top.as_slice() {
-                [one] if best > 0 => Ok((*one).clone()),
+                [one] if best.0 > 0 => Ok((*one).clone()),
                 _ => Err(format!(
                     "ambiguous secret hints: {} — none matches the scheme `{scheme_name}` or the API title{} better \
                      than the others; give only the secret this API uses",

@@ -81,10 +81,13 @@ pub(super) fn body(
     let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
         let mut schema = schema.clone();
         let dropped = drop_unusable_patterns(&mut schema);
+        drop_time_formats(&mut schema);
+        let chosen = pin::narrow_choices(&mut schema, goal);
         return Body {
             rationale: Some(format!("{label}: body checked against the documented schema (not an object)")),
             warning: dropped.then(|| format!("{label}: body `pattern`s the gateway cannot run were dropped")),
             schema: Some(schema),
+            pinned: chosen,
             ..Body::default()
         };
     };
@@ -144,9 +147,14 @@ pub(super) fn body(
         strip_required(&mut out);
     }
     let dropped = drop_unusable_patterns(&mut out);
+    drop_time_formats(&mut out);
     flatten_deep(&mut out);
     let update = matches!(op.method.as_str(), "PUT" | "PATCH");
-    let pins = pin::pin_body(&mut out, stated, &doc.descriptions, !update);
+    let mut pins = pin::pin_body(&mut out, stated, &doc.descriptions, !update);
+    let chosen = pin::narrow_choices(&mut out, goal);
+    let free: Vec<String> =
+        free.into_iter().filter(|f| !chosen.iter().any(|c| c.split([' ', '.']).next() == Some(f.as_str()))).collect();
+    pins.pinned.extend(chosen);
     let mut parts = Vec::new();
     if !required.is_empty() {
         let shown: Vec<&str> = required.iter().copied().filter(|r| kept.contains_key(*r) || !keep_all).collect();
@@ -288,14 +296,34 @@ fn drop_unusable_patterns(schema: &mut Value) -> bool {
     true
 }
 
+/// Drops the date and time `format`s a document gives. The policy checks
+/// formats strictly (RFC 3339), and APIs take and document looser forms
+/// (Jira's `2025-03-12T09:00:00.000+0000`): kept, they would refuse the
+/// upstream's own examples, and a timestamp names no recipient or target.
+fn drop_time_formats(schema: &mut Value) {
+    strip_where(schema, "format", &|v| matches!(v.as_str(), Some("date-time" | "date" | "time" | "duration")));
+}
+
 fn strip(value: &mut Value, keyword: &str) {
+    strip_where(value, keyword, &|_| true);
+}
+
+/// Removes `keyword` wherever `drop` holds for its value, through
+/// properties, items and composition.
+fn strip_where(value: &mut Value, keyword: &str, drop: &dyn Fn(&Value) -> bool) {
     let Value::Object(map) = value else { return };
-    map.remove(keyword);
+    if map.get(keyword).is_some_and(drop) {
+        map.remove(keyword);
+    }
     for (key, child) in map.iter_mut() {
         match (key.as_str(), child) {
-            ("properties", Value::Object(properties)) => properties.values_mut().for_each(|p| strip(p, keyword)),
-            ("items" | "additionalProperties" | "not", child) => strip(child, keyword),
-            ("oneOf" | "anyOf" | "allOf", Value::Array(list)) => list.iter_mut().for_each(|s| strip(s, keyword)),
+            ("properties", Value::Object(properties)) => {
+                properties.values_mut().for_each(|p| strip_where(p, keyword, drop))
+            }
+            ("items" | "additionalProperties" | "not", child) => strip_where(child, keyword, drop),
+            ("oneOf" | "anyOf" | "allOf", Value::Array(list)) => {
+                list.iter_mut().for_each(|s| strip_where(s, keyword, drop))
+            }
             _ => {}
         }
     }

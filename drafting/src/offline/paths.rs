@@ -109,6 +109,7 @@ pub(super) fn narrow_except(template: &str, goal: &Goal, taken: &[String]) -> Re
     fill_pairs(&segments, goal, &mut out, &mut fills);
     fill_named(&segments, goal, taken, &mut out, &mut fills);
     fill_typed(&segments, goal, &mut out, &mut fills);
+    fill_parent(&segments, goal, taken, &mut out, &mut fills);
     let mut parts = Vec::with_capacity(segments.len());
     let mut done = Vec::new();
     for (i, segment) in segments.iter().enumerate() {
@@ -171,6 +172,9 @@ fn fill_pairs(segments: &[Segment], goal: &Goal, out: &mut [Option<String>], fil
     }
 }
 
+/// Words that make a parameter one that takes an id.
+const ID_PARAM_WORDS: &[&str] = &["id", "gid", "uuid", "sid", "number", "num", "no"];
+
 /// Words that end a parameter's name without naming another thing.
 const ID_WORDS: &[&str] = &["id", "number", "no", "num", "key", "sid", "uuid", "slug", "name", "ref"];
 
@@ -204,7 +208,7 @@ fn fill_named(
         let fits = |noun: &String| names(&own, noun) || after.as_ref().is_some_and(|a| Vocab::same_word(a, noun));
         // An id parameter takes an id: `checklist 'Launch'` names a
         // checklist, it is not `{idChecklist}`.
-        let id_param = own.iter().any(|w| ["id", "gid", "uuid", "sid", "number", "num", "no"].contains(&w.as_str()));
+        let id_param = own.iter().any(|w| ID_PARAM_WORDS.contains(&w.as_str()));
         let usable =
             |value: &String| !taken.contains(value) && (!id_param || value.bytes().any(|b| b.is_ascii_digit()));
         let taken_here = goal.values().iter().any(|v| match v {
@@ -275,6 +279,51 @@ fn names(own: &[String], noun: &str) -> bool {
     }
 }
 
+/// "Comment on WEB-142": a value the goal gives after the noun that names
+/// the collection following an id parameter (`/issue/{issueIdOrKey}/
+/// comment`), and after `on`, `to` or `under`, is what that collection
+/// hangs off, so it fills the parameter ("comment 5" is a comment's own
+/// id). Only an id parameter, only a value with a digit, and only one
+/// such value.
+fn fill_parent(
+    segments: &[Segment],
+    goal: &Goal,
+    taken: &[String],
+    out: &mut [Option<String>],
+    fills: &mut [Option<Fill>],
+) {
+    for (i, segment) in segments.iter().enumerate() {
+        let Segment::Param(name) = segment else { continue };
+        if fills[i].is_some() || !split_words(name).iter().any(|w| ID_PARAM_WORDS.contains(&w.as_str())) {
+            continue;
+        }
+        let Some(Segment::Literal(next)) = segments.get(i + 1) else { continue };
+        let Some(collection) = split_words(next).pop() else { continue };
+        let used = |value: &String| taken.contains(value) || out.iter().flatten().any(|o| o == value);
+        let found: Vec<(&String, &String)> = goal
+            .values()
+            .iter()
+            .filter_map(|v| match v {
+                GoalValue::Named { noun, value, .. }
+                    if Vocab::same_word(&collection, noun)
+                        && goal.hangs_off(value)
+                        && value.bytes().any(|b| b.is_ascii_digit())
+                        && !used(value) =>
+                {
+                    Some((noun, value))
+                }
+                _ => None,
+            })
+            .collect();
+        let [(noun, value)] = found[..] else { continue };
+        if plain_segment(value) {
+            out[i] = Some(value.clone());
+            let from = format!("`{noun} on {value}` in the goal");
+            fills[i] = Some(Fill::Value { param: name.to_string(), value: value.clone(), from, named: true });
+        }
+    }
+}
+
 fn not_plain(value: &str) -> String {
     let shown: String = value.chars().take(40).collect();
     format!("the goal's value `{shown}` is not a plain path segment")
@@ -301,6 +350,17 @@ mod tests {
 
     fn glob(template: &str, goal: &str) -> String {
         narrow(template, &Goal::parse(goal)).unwrap().glob
+    }
+
+    #[test]
+    fn a_value_after_the_collections_noun_fills_the_id_it_hangs_off() {
+        let template = "/rest/api/3/issue/{issueIdOrKey}/comment";
+        assert_eq!(glob(template, "Comment on WEB-142: 'Fixed, please retest.'"), "/rest/api/3/issue/WEB-142/comment");
+        // Not without a digit, not the collection item's own id, and not
+        // into a parameter that takes no id.
+        assert_eq!(glob(template, "get comment 10042"), "/rest/api/3/issue/*/comment");
+        assert_eq!(glob(template, "Comment on the bug: 'Fixed'"), "/rest/api/3/issue/*/comment");
+        assert_eq!(glob("/boards/{board}/comments", "comment on B-7"), "/boards/*/comments");
     }
 
     #[test]
