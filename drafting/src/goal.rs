@@ -19,8 +19,8 @@ use std::collections::BTreeSet;
 
 pub(crate) use addressed::{addressed_to_drafter, without_addressed_sentences};
 use addressed::{part_addressed_to_drafter, quote};
-use negation::affirmed_words;
 pub(crate) use negation::without_negated_actions;
+use negation::words_read;
 pub(crate) use stated::{Kind, Stated};
 use words::{Token, tokenize};
 pub(crate) use words::{singular, split_words};
@@ -233,9 +233,11 @@ pub struct Goal {
     stated: Vec<Stated>,
     /// Lower-case words and identifiers as written, in order.
     words: Vec<String>,
-    /// Words as written, outside quotes, text addressed to the drafter and
-    /// what a negation governs.
-    affirmed: Vec<String>,
+    /// Words as written, outside quotes and text addressed to the drafter,
+    /// each with whether a negation governs it.
+    spoken: Vec<(String, bool)>,
+    /// The same text, lower case, as one string.
+    spoken_text: String,
     /// Values written right after `on`, `to` or `under`.
     hanging: Vec<String>,
     ignored: Vec<String>,
@@ -270,14 +272,17 @@ impl Goal {
             .collect();
         let read = if ignored.is_empty() { None } else { without_addressed_sentences(text) };
         let stated = stated::stated(read.as_deref().unwrap_or(text));
-        let affirmed = affirmed_words(&stated::unquoted(read.as_deref().unwrap_or(text)));
+        let unquoted = stated::unquoted(read.as_deref().unwrap_or(text));
+        let spoken = words_read(&unquoted);
+        let spoken_text = unquoted.to_lowercase();
         Goal {
             text: text.to_owned(),
             clauses: reader.finish(),
             values: reader.values,
             stated,
             words,
-            affirmed,
+            spoken,
+            spoken_text,
             hanging,
             ignored,
         }
@@ -340,26 +345,50 @@ impl Goal {
             && self.words.windows(parts.len()).any(|window| window.iter().zip(&parts).all(|(w, p)| singular(w) == *p))
     }
 
-    /// True when the goal asks for `value` (a documented enum value such as
-    /// `reboot` or `power_off`) in its own words (not in quoted text), not
-    /// negated: `Reboot`,
-    /// `power off`, `power-off`. A value of one or two letters (`A`, `MX`) must be
-    /// written exactly, so the article "a" is not the record type `A`;
-    /// one-word values the goal reads as its own verbs or filler (`open`,
-    /// `all`) never count, since the goal uses them for something else.
-    pub fn asks_for_value(&self, value: &str) -> bool {
-        if value.chars().count() <= 2 {
-            let filler = !value.chars().any(|c| c.is_uppercase()) && is_filler(value);
-            return !filler && self.affirmed.iter().any(|w| w == value);
+    /// The values of a documented enum (`reboot`, `power_off`, `rebuild` …
+    /// of a droplet action's `type`) the goal chooses, in its own words
+    /// (`Reboot`, `power off`, `power-off`): `None` unless it chooses some
+    /// but not all, and says nothing about the others that could be read
+    /// another way. A mention that does not count leaves the whole enum
+    /// as documented: one negated ("don't rebuild"), one the goal reads as
+    /// its own verb or filler (`open`, `comment`, `all`), one of
+    /// punctuation or negation (`+1`, `not_planned`). One- and two-letter
+    /// values count only as written (`A`, `MX`: not the article "a").
+    /// Quoted text is the goal's content and chooses nothing.
+    pub fn chooses(&self, values: &[&str]) -> Option<Vec<String>> {
+        let split: Vec<(Vec<String>, bool)> = self.spoken.iter().map(|(w, n)| (split_words(w), *n)).collect();
+        let flat: Vec<(&str, bool)> =
+            split.iter().flat_map(|(parts, n)| parts.iter().map(move |p| (p.as_str(), *n))).collect();
+        let mut chosen = Vec::new();
+        for value in values {
+            let short = value.chars().count() <= 2;
+            let parts = split_words(value);
+            let readable = !parts.is_empty()
+                && !value.chars().any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ' ')))
+                && !parts.iter().any(|p| ["not", "no", "non", "never"].contains(&p.as_str()))
+                && !matches!(parts.as_slice(), [one] if is_filler(one));
+            // Where it is written: as is for a short value, else word by word.
+            let mentions: Vec<bool> = if short {
+                self.spoken.iter().filter(|(w, _)| w == value).map(|(_, n)| *n).collect()
+            } else if parts.is_empty() {
+                vec![]
+            } else {
+                flat.windows(parts.len())
+                    .filter(|window| window.iter().zip(&parts).all(|((w, _), p)| w == p))
+                    .map(|window| window.iter().any(|(_, n)| *n))
+                    .collect()
+            };
+            let punctuated = !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ' '));
+            let unreadable_mention = punctuated && self.spoken_text.contains(&value.to_lowercase());
+            let asked = (readable || (short && value.chars().any(char::is_uppercase))) && mentions.contains(&false);
+            if unreadable_mention || mentions.contains(&true) || (!mentions.is_empty() && !asked) {
+                return None;
+            }
+            if asked {
+                chosen.push((*value).to_owned());
+            }
         }
-        let parts = split_words(value);
-        match parts.as_slice() {
-            [] => return false,
-            [one] if is_filler(one) => return false,
-            _ => {}
-        }
-        let words: Vec<String> = self.affirmed.iter().flat_map(|w| split_words(w)).collect();
-        words.windows(parts.len()).any(|window| window == parts.as_slice())
+        (!chosen.is_empty() && chosen.len() < values.len()).then_some(chosen)
     }
 
     /// True when `value` is written right after `on`, `to` or `under`

@@ -151,6 +151,9 @@ fn draft(input: DraftInput<'_>) -> Result<Proposal> {
                 .cloned()
                 .collect();
             open.extend(pin::open_targets(op.body.as_ref(), rule.body.as_ref(), &elsewhere));
+            let queried =
+                rule.query.iter().flatten().filter(|(name, q)| q.values.is_none() && pin::named_for(name, &elsewhere));
+            open.extend(queried.map(|(name, _)| format!("?{name}")));
         }
         rule.confirm = writes(&op.method) && !open.is_empty();
         if rule.confirm {

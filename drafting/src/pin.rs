@@ -99,11 +99,9 @@ impl Field<'_> {
         }
         // `identification` says nothing itself: its parents say whose it
         // is. A `name` or `reference` is never more than a label, and a
-        // `secondaryIdentification` is something else again; `list_id`
-        // names a list (Mailchimp's `recipients.list_id` is no address).
-        if let [one] = own.as_slice()
-            && ID_WORDS.contains(&one.as_str())
-        {
+        // `secondaryIdentification` is something else again. Mailchimp's
+        // `recipients.list_id` is the audience a campaign goes to.
+        if !own.is_empty() && own.iter().all(|w| ID_WORDS.contains(&w.as_str())) {
             let parents: Vec<String> = self.parents.iter().flat_map(|p| split_words(p)).collect();
             return class_of_words(&parents).unwrap_or(Class::Other);
         }
@@ -512,115 +510,133 @@ fn pin_leaf(property: &mut Value, values: Vec<Value>, dotted: &str, pins: &mut B
     true
 }
 
-/// Narrows each field of a body schema documented with a string `enum` to
-/// the values the goal asks for in words (the droplet action `type` to
-/// `reboot` for "reboot droplet 7"), when it asks for some but not all of
-/// them: the goal chose among the documented values, and a call that sends
-/// another one does something else. A field is the same field in every
-/// `anyOf`/`oneOf`/`allOf` variant, so the choice is made over all of its
-/// documented values, and a variant whose own values the goal did not
-/// choose may no longer send that field. Chosen fields are not made
+/// Narrows each field of a body schema documented with string `enum`s (or
+/// `const`s) to the values the goal chooses ([`Goal::chooses`]: the
+/// droplet action `type` to `reboot` for "reboot droplet 7"): the goal
+/// chose among the documented values, and a call that sends another one
+/// does something else. A field is the same field wherever its values are
+/// documented (each `anyOf`/`oneOf`/`allOf` variant, its array `items`),
+/// so the choice is made over all of them, and every place that documents
+/// values is narrowed: to the chosen ones (and `null`, if documented), or
+/// to `false` where it documents none of them. Chosen fields are not made
 /// required. Returns `field = values` for each field narrowed.
 pub(crate) fn narrow_choices(schema: &mut Value, goal: &Goal) -> Vec<String> {
     let mut documented: Vec<(String, Vec<String>)> = Vec::new();
-    visit_enums(schema, &mut Vec::new(), &mut 5000, &mut |at, values| {
+    visit_values(schema, &mut Vec::new(), &mut 5000, &mut |at, values| {
         let dotted = at.join(".");
         match documented.iter_mut().find(|(d, _)| *d == dotted) {
-            Some((_, all)) => all.extend(values.iter().filter(|v| !all.contains(v)).cloned().collect::<Vec<_>>()),
+            Some((_, all)) => {
+                for v in values {
+                    if !all.contains(v) {
+                        all.push(v.clone());
+                    }
+                }
+            }
             None => documented.push((dotted, values.to_vec())),
         }
     });
     let chosen: Vec<(String, Vec<String>)> = documented
         .into_iter()
         .filter_map(|(dotted, all)| {
-            let asked: Vec<String> = all.iter().filter(|v| goal.asks_for_value(v)).cloned().collect();
-            (!asked.is_empty() && asked.len() < all.len()).then_some((dotted, asked))
+            let all: Vec<&str> = all.iter().map(String::as_str).collect();
+            goal.chooses(&all).map(|asked| (dotted, asked))
         })
         .collect();
     if chosen.is_empty() {
         return vec![];
     }
-    narrow_enums(schema, &mut Vec::new(), &chosen, &mut 5000);
+    narrow_values(schema, &mut Vec::new(), &chosen, &mut 5000);
     chosen.iter().map(|(dotted, asked)| format!("{dotted} = {}", asked.join(" | "))).collect()
 }
 
-/// Calls `found` with the path and values of every string `enum` in
-/// `schema`, through properties, composition and array items.
-fn visit_enums(schema: &Value, at: &mut Vec<String>, budget: &mut usize, found: &mut dyn FnMut(&[String], &[String])) {
+/// Calls `found` with the path and string values of every `enum`/`const`
+/// in `schema` below its root, through properties, composition and items.
+fn visit_values(schema: &Value, at: &mut Vec<String>, budget: &mut usize, found: &mut dyn FnMut(&[String], &[String])) {
     if *budget == 0 {
         return;
     }
     *budget -= 1;
     if !at.is_empty()
-        && let Some(values) = string_enum(schema)
+        && let Some(values) = string_values(schema)
     {
         found(at, &values);
     }
     for key in ["allOf", "oneOf", "anyOf"] {
         for part in schema.get(key).and_then(Value::as_array).into_iter().flatten() {
-            visit_enums(part, at, budget, found);
+            visit_values(part, at, budget, found);
         }
     }
     if let Some(items) = schema.get("items") {
-        visit_enums(items, at, budget, found);
+        visit_values(items, at, budget, found);
     }
     for (name, property) in schema.get("properties").and_then(Value::as_object).into_iter().flatten() {
         at.push(name.clone());
-        visit_enums(property, at, budget, found);
+        visit_values(property, at, budget, found);
         at.pop();
     }
 }
 
-/// Sets every occurrence of a chosen field to its chosen values, or to
-/// `false` where none of its own values was chosen.
-fn narrow_enums(schema: &mut Value, at: &mut Vec<String>, chosen: &[(String, Vec<String>)], budget: &mut usize) {
+/// Narrows every place [`visit_values`] finds a chosen field's values:
+/// the same traversal, so each place the choice was made over is narrowed.
+fn narrow_values(schema: &mut Value, at: &mut Vec<String>, chosen: &[(String, Vec<String>)], budget: &mut usize) {
     if *budget == 0 {
         return;
     }
     *budget -= 1;
+    if !at.is_empty()
+        && string_values(schema).is_some()
+        && let Some((_, asked)) = chosen.iter().find(|(d, _)| *d == at.join("."))
+    {
+        let own: Vec<Value> = match (schema.get("const"), schema.get("enum")) {
+            (Some(one), _) => vec![one.clone()],
+            (None, Some(Value::Array(many))) => many.clone(),
+            _ => vec![],
+        };
+        let kept: Vec<Value> = own
+            .iter()
+            .filter(|v| v.is_null() || v.as_str().is_some_and(|v| asked.iter().any(|a| a == v)))
+            .cloned()
+            .collect();
+        if !kept.iter().any(|v| !v.is_null()) {
+            *schema = Value::Bool(false);
+            return;
+        }
+        if let Some(map) = schema.as_object_mut() {
+            map.remove("const");
+            map.insert("enum".into(), Value::Array(kept));
+        }
+    }
     for key in ["allOf", "oneOf", "anyOf"] {
         for part in schema.get_mut(key).and_then(Value::as_array_mut).into_iter().flatten() {
-            narrow_enums(part, at, chosen, budget);
+            narrow_values(part, at, chosen, budget);
         }
     }
     if let Some(items) = schema.get_mut("items") {
-        narrow_enums(items, at, chosen, budget);
+        narrow_values(items, at, chosen, budget);
     }
-    let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else { return };
-    for (name, property) in properties.iter_mut() {
+    for (name, property) in schema.get_mut("properties").and_then(Value::as_object_mut).into_iter().flatten() {
         at.push(name.clone());
-        let dotted = at.join(".");
-        if let Some((_, asked)) = chosen.iter().find(|(d, _)| *d == dotted)
-            && let Some(own) = string_enum(property)
-        {
-            let kept: Vec<Value> = own.iter().filter(|v| asked.contains(v)).map(|v| json!(v)).collect();
-            if kept.is_empty() {
-                *property = Value::Bool(false);
-            } else {
-                property["enum"] = Value::Array(kept);
-            }
-        } else {
-            narrow_enums(property, at, chosen, budget);
-        }
+        narrow_values(property, at, chosen, budget);
         at.pop();
     }
+}
+
+/// A schema's documented string values: its `const`, or its `enum`
+/// (`null` left out), when there are some and all the others are strings.
+fn string_values(schema: &Value) -> Option<Vec<String>> {
+    let values: Vec<&Value> = match (schema.get("const"), schema.get("enum")) {
+        (Some(one), _) => vec![one],
+        (None, Some(Value::Array(many))) => many.iter().filter(|v| !v.is_null()).collect(),
+        _ => return None,
+    };
+    let strings: Option<Vec<String>> = values.iter().map(|v| v.as_str().map(str::to_owned)).collect();
+    strings.filter(|s| !s.is_empty())
 }
 
 /// A schema's documented string values (its `const`, or its `enum`), lower
 /// case.
 fn documented_strings(schema: &Value) -> Vec<String> {
-    let values: Vec<&Value> = match (schema.get("const"), schema.get("enum")) {
-        (Some(one), _) => vec![one],
-        (None, Some(Value::Array(many))) => many.iter().collect(),
-        _ => vec![],
-    };
-    values.into_iter().filter_map(Value::as_str).map(str::to_ascii_lowercase).collect()
-}
-
-/// The values of a schema's `enum` when all of them are strings.
-fn string_enum(schema: &Value) -> Option<Vec<String>> {
-    let values = schema.get("enum")?.as_array()?;
-    values.iter().map(|v| v.as_str().map(str::to_owned)).collect()
+    string_values(schema).unwrap_or_default().iter().map(|v| v.to_ascii_lowercase()).collect()
 }
 
 /// Keywords that compose a schema out of others: below one, which fields a
@@ -632,21 +648,25 @@ const COMPOSED: &[&str] = &["oneOf", "anyOf", "allOf", "not", "$ref", "if", "pat
 /// path of property names; a field the document itself fixes (`const`, or
 /// an `enum`) is left out.
 fn documented_sensitive(schema: &Value, descriptions: &std::collections::BTreeMap<String, String>) -> Vec<Vec<String>> {
-    documented_leaves(schema, descriptions, &|field| field.is_sensitive())
+    documented_leaves(schema, descriptions, &|field, _| field.is_sensitive())
 }
+
+/// What [`documented_leaves`] keeps: a field, with the object schema it
+/// is a property of.
+type Keep<'k> = &'k dyn Fn(&Field<'_>, &Value) -> bool;
 
 /// Every leaf field of a documented body schema that `keep` keeps and the
 /// document does not fix (`const`, `enum`), as its path of property names.
 fn documented_leaves(
     schema: &Value,
     descriptions: &std::collections::BTreeMap<String, String>,
-    keep: &dyn Fn(&Field<'_>) -> bool,
+    keep: Keep<'_>,
 ) -> Vec<Vec<String>> {
     fn walk(
         schema: &Value,
         at: &mut Vec<String>,
         descriptions: &std::collections::BTreeMap<String, String>,
-        keep: &dyn Fn(&Field<'_>) -> bool,
+        keep: Keep<'_>,
         out: &mut Vec<Vec<String>>,
         budget: &mut usize,
     ) {
@@ -680,7 +700,7 @@ fn documented_leaves(
                 };
                 let fixed = |s: &Value| s.get("enum").is_some() || s.get("const").is_some();
                 let fixed = fixed(property) || property.get("items").is_some_and(fixed);
-                if keep(&field) && !fixed && !out.contains(at) {
+                if keep(&field, schema) && !fixed && !out.contains(at) {
                     out.push(at.clone());
                 }
             }
@@ -692,9 +712,18 @@ fn documented_leaves(
     out
 }
 
+/// True when a parameter called `name` is named for one of `values`, ids
+/// and quoted names the goal gives for something (`payment_id` for
+/// "payment PAY-1").
+pub(crate) fn named_for(name: &str, values: &[Stated]) -> bool {
+    let own = split_words(name);
+    values.iter().any(|s| matches!(s.kind, Kind::Id | Kind::Quoted) && names_value(&own, s))
+}
+
 /// The fields of the documented body `doc` named for what another
 /// operation acts on (`payment_id` when the goal's `payment PAY-1` is the
-/// payment an earlier call reads) that a rule with body `rule` leaves
+/// payment an earlier call reads, or the `id` of an `{"type": "file"}`
+/// reference when it is "file 987") that a rule with body `rule` leaves
 /// open: the goal fixes that target for the other operation only, so here
 /// it is open, and the write waits for the owner.
 pub(crate) fn open_targets(
@@ -703,9 +732,17 @@ pub(crate) fn open_targets(
     elsewhere: &[Stated],
 ) -> Vec<String> {
     let Some(doc) = doc else { return vec![] };
-    let named = |field: &Field<'_>| {
+    let named = |field: &Field<'_>, object: &Value| {
         let own = split_words(field.name);
-        elsewhere.iter().any(|s| matches!(s.kind, Kind::Id | Kind::Quoted) && names_value(&own, s))
+        let reference = !own.is_empty() && own.iter().all(|w| ID_WORDS.contains(&w.as_str())) && {
+            let kinds: Vec<String> =
+                object.get("properties").and_then(|p| p.get("type")).map(documented_strings).unwrap_or_default();
+            elsewhere.iter().any(|s| {
+                s.kind == Kind::Id
+                    && s.noun.as_ref().is_some_and(|n| kinds.iter().any(|k| crate::goal::singular(k) == *n))
+            })
+        };
+        named_for(field.name, elsewhere) || reference
     };
     documented_leaves(&doc.schema, &doc.descriptions, &named)
         .into_iter()
@@ -839,7 +876,7 @@ mod tests {
         assert_eq!(field("title", &[]).class(), Class::Other);
         let parents = ["Data".to_owned(), "CreditorAccount".to_owned()];
         assert_eq!(field("Identification", &parents).class(), Class::Account);
-        assert_eq!(field("list_id", &["recipients".to_owned()]).class(), Class::Other);
+        assert_eq!(field("list_id", &["recipients".to_owned()]).class(), Class::Recipient);
         let raw = Field { name: "raw", parents: &[], description: Some("An RFC 2822 message"), format: None };
         assert_eq!(raw.class(), Class::Email);
         let home = Field { name: "home", parents: &[], description: None, format: Some("uri") };
@@ -896,10 +933,14 @@ mod tests {
         assert_eq!(lines, vec!["type = reboot"]);
         let (schema, _) = narrowed("power off droplet 7 and then take a snapshot", &action);
         assert_eq!(schema["properties"]["type"]["enum"], json!(["power_off", "snapshot"]));
-        // A negated value is not asked for; nothing named leaves the enum whole.
-        let (schema, _) = narrowed("reboot droplet 7, do not rebuild it", &action);
-        assert_eq!(schema["properties"]["type"]["enum"], json!(["reboot"]));
+        // Nothing named, or another value named in a way that does not
+        // count (negated: the negation may reach further than meant), leaves
+        // the enum whole.
         assert_eq!(narrowed("fix droplet 7", &action).0, action);
+        assert_eq!(narrowed("reboot droplet 7, do not rebuild it", &action).0, action);
+        assert_eq!(narrowed("power off droplet 7 without data loss and take a snapshot", &action).0, action);
+        // Quoted text is content, not a choice.
+        assert_eq!(narrowed("post 'time to reboot' to #ops", &action).0, action);
     }
 
     #[test]
@@ -913,6 +954,14 @@ mod tests {
         let (schema, _) = narrowed("reboot droplet 7", &actions);
         assert_eq!(schema["anyOf"][0]["properties"]["type"]["enum"], json!(["reboot"]));
         assert_eq!(schema["anyOf"][1]["properties"]["type"], json!(false));
+        // Values in `const`, in list items and beside `null` are narrowed too.
+        let mixed = json!({"type": "object", "properties": {
+            "type": {"anyOf": [{"enum": ["reboot", "power_off", null]}, {"const": "rebuild"}]},
+            "scopes": {"type": "array", "items": {"type": "string", "enum": ["repo", "gist", "admin"]}}}});
+        let (schema, _) = narrowed("reboot droplet 7 and grant it the gist scope", &mixed);
+        assert_eq!(schema["properties"]["type"]["anyOf"][0]["enum"], json!(["reboot", null]));
+        assert_eq!(schema["properties"]["type"]["anyOf"][1], json!(false));
+        assert_eq!(schema["properties"]["scopes"]["items"]["enum"], json!(["gist"]));
         let validator = jsonschema::validator_for(&schema).expect("a schema");
         assert!(validator.is_valid(&json!({"type": "reboot"})));
         assert!(!validator.is_valid(&json!({"type": "rebuild", "image": "ubuntu-22-04-x64"})));
@@ -932,6 +981,20 @@ mod tests {
         // "open" is the goal's verb here, not the issue's state.
         let issue = json!({"type": "object", "properties": {"state": {"type": "string", "enum": ["open", "closed"]}}});
         assert!(narrowed("open a new issue and close issue 5", &issue).1.is_empty());
+        // Nor does a verb beside a value that is not one: "comment" could be
+        // the review's event, so `REQUEST_CHANGES` is not the only one.
+        let review = json!({"type": "object", "properties": {
+            "event": {"type": "string", "enum": ["APPROVE", "REQUEST_CHANGES", "COMMENT"]}}});
+        assert!(narrowed("comment on pull 5, or request changes if tests fail", &review).1.is_empty());
+        assert_eq!(narrowed("approve pull 5", &review).0["properties"]["event"]["enum"], json!(["APPROVE"]));
+        // Values of punctuation or negation are never read, and their
+        // mention leaves the enum whole.
+        let reaction = json!({"type": "object", "properties": {
+            "content": {"type": "string", "enum": ["+1", "-1", "rocket", "heart"]}}});
+        assert!(narrowed("react with a thumbs up (+1) and a rocket", &reaction).1.is_empty());
+        let reason = json!({"type": "object", "properties": {
+            "state_reason": {"type": "string", "enum": ["completed", "not_planned", "reopened"]}}});
+        assert!(narrowed("close 5 as not planned; the work was completed elsewhere", &reason).1.is_empty());
     }
 
     #[test]

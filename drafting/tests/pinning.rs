@@ -515,6 +515,8 @@ fn ops() -> FetchedDoc {
                 "parameters": [{"name": "pull_number", "in": "path", "required": true, "schema": {"type": "integer"}}],
                 "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
                     "reviewers": {"type": "array", "items": string}}}}}}}},
+            "/files/{file_id}": {"get": {"operationId": "getFile",
+                "parameters": [{"name": "file_id", "in": "path", "required": true, "schema": string}]}},
             "/comments": {"post": {"operationId": "createComment",
                 "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
                     "message": string,
@@ -556,7 +558,8 @@ fn decide_ops(permit: &CompiledPermit, method: &str, path: &str, body: Value) ->
 #[test]
 fn the_action_a_goal_names_among_a_documented_enum_is_the_only_one_allowed() {
     let proposal = draft_ops("Reboot droplet 314159265, it stopped answering on port 443", &["dropletAction"]);
-    has_line(&proposal.rationale, "type = reboot");
+    // Exactly reboot: the line ends there, and the policy below refuses the others.
+    assert!(proposal.rationale.iter().any(|l| l.ends_with("type = reboot")), "{:?}", proposal.rationale);
     let permit = permit(&proposal);
     let path = "/droplets/314159265/actions";
     assert!(allowed_without_confirmation(&decide_ops(&permit, "POST", path, json!({"type": "reboot"}))));
@@ -567,9 +570,10 @@ fn the_action_a_goal_names_among_a_documented_enum_is_the_only_one_allowed() {
         decide_ops(&permit, "POST", path, json!({"type": "power_off"})).deny_code(),
         Some(DenyCode::BodyInvalid)
     );
-    // A goal that rules an action out does not choose it.
-    let proposal = draft_ops("Reboot droplet 314159265, do not shut it down or rebuild it", &["dropletAction"]);
-    has_line(&proposal.rationale, "type = reboot");
+    // A goal that speaks of another action, even to rule it out, leaves the
+    // choice to the owner: a negation may reach further than meant.
+    let proposal = draft_ops("Reboot droplet 314159265, do not rebuild it", &["dropletAction"]);
+    assert!(!proposal.rationale.iter().any(|l| l.contains("type = ")), "{:?}", proposal.rationale);
 }
 
 #[test]
@@ -616,4 +620,16 @@ fn a_reference_objects_id_and_a_compound_nouns_value_are_pinned() {
     assert!(allowed_without_confirmation(&decide_ops(&permit, "POST", "/keys", added(key))));
     let other = "ssh-ed25519 AAAAC3EVILEVILEVIL0001 mole@evil.example.net";
     assert_eq!(decide_ops(&permit, "POST", "/keys", added(other)).deny_code(), Some(DenyCode::BodyInvalid));
+}
+
+#[test]
+fn a_reference_to_what_another_operation_reads_is_confirmed() {
+    // getFile takes the file the goal names; the comment's `item.id` is not
+    // fixed by that, so each comment waits for the owner.
+    let proposal =
+        draft_ops("Read file 987654321 and comment 'Approved for print' on it", &["getFile", "createComment"]);
+    let rules = &proposal.integration.rules;
+    assert_eq!(rules[0].path, "/files/987654321");
+    assert!(rules[1].confirm, "{rules:?}");
+    has_line(&proposal.rationale, "because the goal does not fix item.id");
 }

@@ -51,14 +51,12 @@ pub(crate) fn without_negated_actions(text: &str) -> (String, Vec<String>) {
     (out, negated)
 }
 
-/// The words of `text` as written, in order, leaving out the negations and
-/// every word they govern ("reboot it, don't *rebuild* it"): what the goal
-/// asks for in so many words.
-pub(crate) fn affirmed_words(text: &str) -> Vec<String> {
+/// The words of `text` as written, in order, each with whether a negation
+/// governs it (or is it): "reboot it, don't *rebuild* it".
+pub(crate) fn words_read(text: &str) -> Vec<(String, bool)> {
     scoped_words(text)
         .into_iter()
-        .filter(|&(start, end, in_scope)| !in_scope && !is_negation(&text[start..end]))
-        .map(|(start, end, _)| text[start..end].to_owned())
+        .map(|(start, end, in_scope)| (text[start..end].to_owned(), in_scope || is_negation(&text[start..end])))
         .collect()
 }
 
@@ -130,9 +128,12 @@ mod tests {
     }
 
     #[test]
-    fn affirmed_words_leave_out_what_a_negation_governs() {
-        assert_eq!(affirmed_words("Reboot droplet 7, don't rebuild it"), vec!["Reboot", "droplet", "7"]);
-        assert_eq!(affirmed_words("never power_off but snapshot"), vec!["but", "snapshot"]);
-        assert_eq!(affirmed_words("Add an A record"), vec!["Add", "an", "A", "record"]);
+    fn words_read_mark_what_a_negation_governs() {
+        let affirmed = |text: &str| -> Vec<String> {
+            words_read(text).into_iter().filter(|(_, negated)| !negated).map(|(w, _)| w).collect()
+        };
+        assert_eq!(affirmed("Reboot droplet 7, don't rebuild it"), vec!["Reboot", "droplet", "7"]);
+        assert_eq!(affirmed("never power_off but snapshot"), vec!["but", "snapshot"]);
+        assert_eq!(affirmed("Add an A record"), vec!["Add", "an", "A", "record"]);
     }
 }

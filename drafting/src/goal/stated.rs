@@ -249,6 +249,10 @@ fn chunks(text: &str) -> Vec<(String, bool)> {
             let quoted = quoted.trim().to_owned();
             if closed && !quoted.is_empty() {
                 out.push((quoted, true));
+            } else if !closed {
+                // A stray mark (`27"`, an apostrophe) quotes nothing: the
+                // rest is read as it is written.
+                out.extend(quoted.split_whitespace().map(|w| (w.to_owned(), false)));
             }
             previous = Some(close);
             continue;

@@ -301,29 +301,30 @@ fn drop_unusable_patterns(schema: &mut Value) -> bool {
 /// (Jira's `2025-03-12T09:00:00.000+0000`): kept, they would refuse the
 /// upstream's own examples, and a timestamp names no recipient or target.
 fn drop_time_formats(schema: &mut Value) {
-    strip_where(schema, "format", &|v| matches!(v.as_str(), Some("date-time" | "date" | "time" | "duration")));
+    let Value::Object(map) = schema else { return };
+    if map.get("format").is_some_and(|f| matches!(f.as_str(), Some("date-time" | "date" | "time" | "duration"))) {
+        map.remove("format");
+    }
+    // Not inside `oneOf` (variants told apart by their format would all
+    // match, and then none would) or `not` (it would refuse more).
+    for (key, child) in map.iter_mut() {
+        match (key.as_str(), child) {
+            ("properties", Value::Object(properties)) => properties.values_mut().for_each(drop_time_formats),
+            ("items" | "additionalProperties", child) => drop_time_formats(child),
+            ("anyOf" | "allOf", Value::Array(list)) => list.iter_mut().for_each(drop_time_formats),
+            _ => {}
+        }
+    }
 }
 
 fn strip(value: &mut Value, keyword: &str) {
-    strip_where(value, keyword, &|_| true);
-}
-
-/// Removes `keyword` wherever `drop` holds for its value, through
-/// properties, items and composition.
-fn strip_where(value: &mut Value, keyword: &str, drop: &dyn Fn(&Value) -> bool) {
     let Value::Object(map) = value else { return };
-    if map.get(keyword).is_some_and(drop) {
-        map.remove(keyword);
-    }
+    map.remove(keyword);
     for (key, child) in map.iter_mut() {
         match (key.as_str(), child) {
-            ("properties", Value::Object(properties)) => {
-                properties.values_mut().for_each(|p| strip_where(p, keyword, drop))
-            }
-            ("items" | "additionalProperties" | "not", child) => strip_where(child, keyword, drop),
-            ("oneOf" | "anyOf" | "allOf", Value::Array(list)) => {
-                list.iter_mut().for_each(|s| strip_where(s, keyword, drop))
-            }
+            ("properties", Value::Object(properties)) => properties.values_mut().for_each(|p| strip(p, keyword)),
+            ("items" | "additionalProperties" | "not", child) => strip(child, keyword),
+            ("oneOf" | "anyOf" | "allOf", Value::Array(list)) => list.iter_mut().for_each(|s| strip(s, keyword)),
             _ => {}
         }
     }
