@@ -1,6 +1,8 @@
 //! Per-segment path globs: `*` is exactly one segment, `**` any number of
-//! segments (zero included), anything else is a literal segment in normal
-//! form. Matching compares normal-form segments, so no decoding is needed.
+//! segments (zero included), one `*` inside a segment (`*.json`, `CA*`)
+//! one segment with that fixed text around a non-empty rest, anything else
+//! a literal segment in normal form. Matching compares normal-form
+//! segments, so no decoding is needed.
 
 use std::fmt;
 
@@ -19,6 +21,12 @@ enum Seg {
     Literal(Box<str>),
     Star,
     DoubleStar,
+    /// One segment that starts with `prefix` and ends with `suffix`, with
+    /// at least one byte between them (Twilio's `{Sid}.json` as `*.json`).
+    Affix {
+        prefix: Box<str>,
+        suffix: Box<str>,
+    },
 }
 
 impl PathGlob {
@@ -34,10 +42,23 @@ impl PathGlob {
                         return Err("has '**/**'; one '**' already matches any number of segments".into());
                     }
                     "**" => Seg::DoubleStar,
-                    _ if raw.contains('*') => {
+                    _ if raw.contains("**") || raw.matches('*').count() > 1 => {
                         return Err(format!(
-                            "segment '{raw}' mixes '*' with text; '*' and '**' must be whole segments"
+                            "segment '{raw}' has more than one '*'; '**' must be a whole segment, and a segment \
+                             may hold one '*' with fixed text around it"
                         ));
+                    }
+                    _ if raw.contains('*') => {
+                        let (prefix, suffix) = raw.split_once('*').unwrap_or((raw, ""));
+                        for piece in [prefix, suffix].into_iter().filter(|p| !p.is_empty()) {
+                            if piece.contains('{') {
+                                return Err(format!(
+                                    "segment '{raw}' looks like a path template; use '*' for the parameter"
+                                ));
+                            }
+                            path::check_segment(piece).map_err(|why| format!("segment '{raw}' {why}"))?;
+                        }
+                        Seg::Affix { prefix: prefix.into(), suffix: suffix.into() }
                     }
                     _ if raw.contains('{') => {
                         return Err(format!("segment '{raw}' looks like a path template; use '*' for one segment"));
@@ -95,6 +116,11 @@ fn seg_matches(glob: &Seg, segment: &str) -> bool {
     match glob {
         Seg::Literal(lit) => **lit == *segment,
         Seg::Star | Seg::DoubleStar => true,
+        Seg::Affix { prefix, suffix } => {
+            segment.len() > prefix.len() + suffix.len()
+                && segment.starts_with(&**prefix)
+                && segment.ends_with(&**suffix)
+        }
     }
 }
 
@@ -108,6 +134,7 @@ impl fmt::Display for PathGlob {
                 Seg::Literal(lit) => write!(f, "/{lit}")?,
                 Seg::Star => f.write_str("/*")?,
                 Seg::DoubleStar => f.write_str("/**")?,
+                Seg::Affix { prefix, suffix } => write!(f, "/{prefix}*{suffix}")?,
             }
         }
         Ok(())
@@ -147,8 +174,37 @@ mod tests {
     }
 
     #[test]
+    fn a_star_inside_a_segment_matches_one_segment_with_that_text_around_it() {
+        assert!(m("/Calls/*.json", "/Calls/CA123.json"));
+        assert!(m("/issue-*", "/issue-42"));
+        assert!(m("/v*/users", "/v2/users"));
+        // Something must stand for the star, and only within the segment.
+        assert!(!m("/Calls/*.json", "/Calls/.json"));
+        assert!(!m("/Calls/*.json", "/Calls/CA123.xml"));
+        assert!(!m("/Calls/*.json", "/Calls/CA1/x.json"));
+        assert!(!m("/Calls/*.json", "/Calls.json"));
+        assert!(!m("/issue-*", "/issue-"));
+        assert_eq!(PathGlob::parse("/Calls/*.json").unwrap().to_string(), "/Calls/*.json");
+    }
+
+    #[test]
     fn rejects_malformed_globs() {
-        for bad in ["repos", "/repos/", "/a//b", "/issue-*", "/{owner}/x", "/**/**", "/a/../b", "/a%2Fb"] {
+        for bad in [
+            "repos",
+            "/repos/",
+            "/a//b",
+            "/{owner}/x",
+            "/**/**",
+            "/a/../b",
+            "/a%2Fb",
+            "/a*b*c",
+            "/a**",
+            "/**.json",
+            "/{Sid}*.json",
+            "/..*",
+            "/*%2F",
+            "/*%zz",
+        ] {
             assert!(PathGlob::parse(bad).is_err(), "{bad}");
         }
     }

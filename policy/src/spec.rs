@@ -62,7 +62,9 @@ pub struct Rule {
     #[schemars(regex(pattern = "^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$"))]
     pub method: String,
     /// Path glob relative to `base_url`, per segment: `*` is exactly one
-    /// segment, `**` any number of segments, anything else is literal.
+    /// segment, `**` any number of segments, one `*` with text around it
+    /// (`*.json`) one segment with that text around a non-empty rest,
+    /// anything else is literal.
     pub path: String,
     /// Allowed query parameters. Absent: any; `{}`: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -418,3 +418,27 @@ fn denies_following_a_status_that_is_not_a_redirect() {
     assert_redirect_denied(github("GET", "/repos/o/r/issues"), 200, "/repos/o/r/issues");
     assert_redirect_denied(github("GET", "/repos/o/r/issues"), 304, "/repos/o/r/issues");
 }
+
+#[test]
+fn a_star_inside_a_segment_allows_only_that_shape_of_one_segment() {
+    let permit = PermitSpec::from_json(
+        r#"{"version": 1, "integrations": [{"name": "twilio", "base_url": "https://api.twilio.com/2010-04-01",
+            "rules": [{"method": "GET", "path": "/Accounts/*/Calls/*.json"}]}]}"#,
+    )
+    .unwrap()
+    .compile(&CompileOptions::default())
+    .unwrap();
+    let decide = |path: &str| permit.decide(&OutboundRequest::new("twilio", "GET", path));
+    assert!(matches!(decide("/Accounts/AC1/Calls/CA1.json"), Decision::Allow(_)));
+    for path in [
+        "/Accounts/AC1/Calls/.json",
+        "/Accounts/AC1/Calls/CA1.json/Recordings.json",
+        "/Accounts/AC1/Calls/CA1%2Fx.json",
+        "/Accounts/AC1/Calls/..%2F.json",
+        "/Accounts/AC1/Calls/CA1.xml",
+        "/Accounts/AC1/Calls/CA1.JSON",
+        "/Accounts/AC1/Calls.json",
+    ] {
+        assert!(decide(path).deny_code().is_some(), "{path}");
+    }
+}

@@ -402,7 +402,8 @@ fn rule_query_may_not_name_an_injected_parameter() {
 #[test]
 fn globs_must_be_well_formed() {
     for (glob, needle) in [
-        ("/repos/issue-*", "whole segments"),
+        ("/repos/issue-*-x*", "more than one '*'"),
+        ("/repos/a**", "more than one '*'"),
         ("/repos/{owner}", "path template"),
         ("/repos//x", "empty segment"),
         ("/a/**/**", "'**/**'"),

@@ -1,7 +1,8 @@
 //! Does a rule correspond to a documented operation? Full paths are compared
 //! segment by segment (base_url path + rule glob against server path +
 //! template): a literal matches the same literal or a `{param}`, `*` matches
-//! only a whole `{param}`, and `**` matches any rest.
+//! only a whole `{param}`, `pre*suf` only a `{param}` inside at least that
+//! text (`*.json` a `{Sid}.json`), and `**` matches any rest.
 
 use url::Url;
 
@@ -13,6 +14,8 @@ enum RuleSeg<'a> {
     Literal(&'a str),
     Star,
     DoubleStar,
+    /// One `*` inside a segment, with this text before and after it.
+    Affix(&'a str, &'a str),
 }
 
 /// One segment of a documented operation's full path.
@@ -135,7 +138,7 @@ pub(super) fn operations_reached<'a>(
                 .iter()
                 .zip(&op.segments)
                 .filter_map(|(r, d)| match (r, d) {
-                    (RuleSeg::Star, DocSeg::Param { name, .. }) => Some(*name),
+                    (RuleSeg::Star | RuleSeg::Affix(..), DocSeg::Param { name, .. }) => Some(*name),
                     _ => None,
                 })
                 .collect();
@@ -157,7 +160,10 @@ fn rule_segments<'a>(base_path: &'a str, rule_path: &'a str) -> Vec<RuleSeg<'a>>
         .chain(split(rule_path).map(|s| match s {
             "*" => RuleSeg::Star,
             "**" => RuleSeg::DoubleStar,
-            _ => RuleSeg::Literal(s),
+            _ => match s.split_once('*') {
+                Some((prefix, suffix)) => RuleSeg::Affix(prefix, suffix),
+                None => RuleSeg::Literal(s),
+            },
         }))
         .collect()
 }
@@ -195,6 +201,11 @@ fn segment_ok(rule: RuleSeg<'_>, doc: DocSeg<'_>, lax: bool) -> bool {
         }
         (RuleSeg::Star, DocSeg::Param { prefix: "", suffix: "", .. }) => true,
         (RuleSeg::Star, _) => lax,
+        // Within the documented text: `*.json` or `CA*.json` over `{Sid}.json`.
+        (RuleSeg::Affix(a, b), DocSeg::Param { prefix, suffix, .. }) => {
+            (a.starts_with(prefix) && b.ends_with(suffix)) || lax
+        }
+        (RuleSeg::Affix(..), DocSeg::Literal(_)) => lax,
         (RuleSeg::DoubleStar, _) => true,
     }
 }
@@ -235,6 +246,17 @@ mod tests {
         assert_eq!(cov(&doc, "GET", "", "/v1/repos/*/*/issues"), Coverage::Documented);
         assert_eq!(cov(&doc, "GET", "/v1", "/files/a.json"), Coverage::Documented);
         assert_eq!(cov(&doc, "GET", "/v1", "/files/*"), Coverage::StarOverLiteral("GET /v1/files/{name}.json".into()));
+        assert_eq!(cov(&doc, "GET", "/v1", "/files/*.json"), Coverage::Documented);
+        assert_eq!(cov(&doc, "GET", "/v1", "/files/report-*.json"), Coverage::Documented);
+        // Wider than documented: `*.js` also matches `x.js`, not only `….json`.
+        assert_eq!(
+            cov(&doc, "GET", "/v1", "/files/*.js"),
+            Coverage::StarOverLiteral("GET /v1/files/{name}.json".into())
+        );
+        assert_eq!(
+            cov(&doc, "GET", "/v1", "/repos/o/r/issues/c*"),
+            Coverage::StarOverLiteral("GET /v1/repos/{owner}/{repo}/issues/comments".into())
+        );
         assert_eq!(
             cov(&doc, "GET", "/v1", "/repos/o/r/issues/*"),
             Coverage::StarOverLiteral("GET /v1/repos/{owner}/{repo}/issues/comments".into())

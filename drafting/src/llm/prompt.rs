@@ -38,7 +38,8 @@ Do not add operations \"for convenience\" or because the API offers them.
 segment; `**` matches any number of segments. Prefer `*` over `**`; use `**` only when nothing \
 narrower works, and then say why in that rule's `description`.
 - Paths are relative to `base_url`, start with `/`, and use no `{param}` templates: write a \
-concrete value the goal names, or `*` for one segment.
+concrete value the goal names, or `*` for one segment. For a documented segment with text around \
+its parameter (`{Sid}.json`) keep the text: `*.json`.
 - Give EVERY rule a `description`: one short sentence saying which part of the goal it serves.
 - Restrict query parameters (`query`) and JSON bodies (`body`, a JSON Schema with \
 `additionalProperties: false` and only the properties the goal needs) where the docs describe them.

@@ -121,12 +121,13 @@ pub(super) fn narrow_except(template: &str, goal: &Goal, taken: &[String]) -> Re
                 parts.push(text.to_string());
             }
             Segment::Partial(text) => {
-                parts.push("*".into());
-                done.push(Fill::Open {
-                    param: text.to_string(),
-                    why: "a partly templated segment".into(),
-                    taken: false,
-                });
+                let before = match i.checked_sub(1).map(|j| &segments[j]) {
+                    Some(Segment::Literal(text)) => Some(*text),
+                    _ => None,
+                };
+                let (glob, fill) = partial(text, before, goal, taken);
+                parts.push(glob);
+                done.push(fill);
             }
             Segment::Param(name) => {
                 parts.push(out[i].take().unwrap_or_else(|| "*".into()));
@@ -139,6 +140,35 @@ pub(super) fn narrow_except(template: &str, goal: &Goal, taken: &[String]) -> Re
         }
     }
     Ok(Narrowed { glob: format!("/{}", parts.join("/")), fills: done })
+}
+
+/// A segment with one parameter and fixed text around it (Twilio's
+/// `{Sid}.json`): the literal segment when the goal names the parameter's
+/// value (`call CA123` → `CA123.json`), else `*` with the same text around
+/// it (`*.json`). A segment with more than one parameter is `*`.
+fn partial(text: &str, before: Option<&str>, goal: &Goal, taken: &[String]) -> (String, Fill) {
+    let open = |glob: String, why: &str| (glob, Fill::Open { param: text.to_string(), why: why.into(), taken: false });
+    let (Some(start), Some(end)) = (text.find('{'), text.find('}')) else {
+        return open("*".into(), "a partly templated segment");
+    };
+    let (prefix, name, suffix) = (&text[..start], &text[start + 1..end], &text[end + 1..]);
+    if start > end || suffix.contains(['{', '}']) || [prefix, suffix].iter().any(|t| !t.is_empty() && !literal_ok(t)) {
+        return open("*".into(), "a segment with more than one parameter");
+    }
+    // Read as a parameter after the segment before it (`/calls/{Sid}.json`).
+    let mut segments: Vec<Segment> = before.map(Segment::Literal).into_iter().collect();
+    segments.push(Segment::Param(name));
+    let (mut out, mut fills) = (vec![None; segments.len()], vec![None; segments.len()]);
+    fill_named(&segments, goal, taken, &mut out, &mut fills);
+    let at = segments.len() - 1;
+    if let (Some(value), Some(Fill::Value { from, named, .. })) = (out[at].take(), fills[at].take()) {
+        let literal = format!("{prefix}{value}{suffix}");
+        if literal_ok(&literal) {
+            let fill = Fill::Value { param: name.to_string(), value: value.clone(), from, named };
+            return (literal, fill);
+        }
+    }
+    open(format!("{prefix}*{suffix}"), &format!("the goal names no {}", name.replace('_', " ")))
 }
 
 /// `owner/repo` fills two consecutive parameters, pairs in goal order.
@@ -392,8 +422,12 @@ mod tests {
     }
 
     #[test]
-    fn partial_segments_are_stars_and_odd_literals_refused() {
-        assert_eq!(glob("/items/item-{id}", "get item 4"), "/items/*");
+    fn partial_segments_keep_their_text_around_a_star_and_odd_literals_are_refused() {
+        assert_eq!(glob("/items/item-{id}", "get item 4"), "/items/item-4");
+        assert_eq!(glob("/items/item-{id}", "list the items"), "/items/item-*");
+        assert_eq!(glob("/Calls/{Sid}.json", "get call CA1234"), "/Calls/CA1234.json");
+        assert_eq!(glob("/Calls/{Sid}.json", "get the call"), "/Calls/*.json");
+        assert_eq!(glob("/x/{a}-{b}", "get x"), "/x/*");
         assert!(narrow("/a b/{x}", &Goal::parse("get a")).is_err());
         assert!(narrow("/a/*", &Goal::parse("get a")).is_err());
     }
