@@ -117,9 +117,15 @@ fn seg_matches(glob: &Seg, segment: &str) -> bool {
         Seg::Literal(lit) => **lit == *segment,
         Seg::Star | Seg::DoubleStar => true,
         Seg::Affix { prefix, suffix } => {
+            // The suffix must start at a character, not inside a
+            // percent-escape: `x*20` is not `x%20`.
+            let bytes = segment.as_bytes();
+            let at = bytes.len().saturating_sub(suffix.len());
+            let inside_escape = bytes[..at].ends_with(b"%") || (at >= 2 && bytes[at - 2] == b'%');
             segment.len() > prefix.len() + suffix.len()
                 && segment.starts_with(&**prefix)
                 && segment.ends_with(&**suffix)
+                && !inside_escape
         }
     }
 }
@@ -184,6 +190,10 @@ mod tests {
         assert!(!m("/Calls/*.json", "/Calls/CA1/x.json"));
         assert!(!m("/Calls/*.json", "/Calls.json"));
         assert!(!m("/issue-*", "/issue-"));
+        // Text is matched by characters, not inside a percent-escape.
+        assert!(!m("/x*20", "/x%20"));
+        assert!(m("/x*20", "/x%2020"));
+        assert!(!m("/v*1", "/v%C3%A1"));
         assert_eq!(PathGlob::parse("/Calls/*.json").unwrap().to_string(), "/Calls/*.json");
     }
 

@@ -26,8 +26,10 @@ enum DocSeg<'a> {
     Param {
         prefix: &'a str,
         suffix: &'a str,
-        /// The parameter's name.
+        /// The parameter's name (for `{a}-{b}`, `a}-{b`).
         name: &'a str,
+        /// One parameter, not several (`{a}-{b}`).
+        single: bool,
     },
 }
 
@@ -99,6 +101,20 @@ pub(super) fn coverage(method: &str, base_path: &str, rule_path: &str, ops: &[Do
     let rule = rule_segments(base_path, rule_path);
     let same_method = || ops.iter().filter(|op| op.method == method);
     if same_method().any(|op| matches(&rule, &op.segments, false)) {
+        // A write whose wildcard also stands over another write's literal
+        // segment allows that one too (`POST …/IncomingPhoneNumbers/*.json`
+        // updates a number, and buys one at `…/Local.json`).
+        let write = !matches!(method, "GET" | "HEAD" | "OPTIONS");
+        let sibling = || {
+            same_method().find(|op| {
+                !rule.contains(&RuleSeg::DoubleStar)
+                    && matches(&rule, &op.segments, true)
+                    && !matches(&rule, &op.segments, false)
+            })
+        };
+        if write && let Some(op) = sibling() {
+            return Coverage::StarOverLiteral(op.display.clone());
+        }
         return Coverage::Documented;
     }
     match same_method().find(|op| matches(&rule, &op.segments, true)) {
@@ -174,9 +190,12 @@ fn split(path: &str) -> impl Iterator<Item = &str> {
 
 fn doc_seg(segment: &str) -> DocSeg<'_> {
     match (segment.find('{'), segment.rfind('}')) {
-        (Some(open), Some(close)) if open < close => {
-            DocSeg::Param { prefix: &segment[..open], suffix: &segment[close + 1..], name: &segment[open + 1..close] }
-        }
+        (Some(open), Some(close)) if open < close => DocSeg::Param {
+            prefix: &segment[..open],
+            suffix: &segment[close + 1..],
+            name: &segment[open + 1..close],
+            single: segment.matches(['{', '}']).count() == 2,
+        },
         _ => DocSeg::Literal(segment),
     }
 }
@@ -202,8 +221,8 @@ fn segment_ok(rule: RuleSeg<'_>, doc: DocSeg<'_>, lax: bool) -> bool {
         (RuleSeg::Star, DocSeg::Param { prefix: "", suffix: "", .. }) => true,
         (RuleSeg::Star, _) => lax,
         // Within the documented text: `*.json` or `CA*.json` over `{Sid}.json`.
-        (RuleSeg::Affix(a, b), DocSeg::Param { prefix, suffix, .. }) => {
-            (a.starts_with(prefix) && b.ends_with(suffix)) || lax
+        (RuleSeg::Affix(a, b), DocSeg::Param { prefix, suffix, single, .. }) => {
+            (single && a.starts_with(prefix) && b.ends_with(suffix)) || lax
         }
         (RuleSeg::Affix(..), DocSeg::Literal(_)) => lax,
         (RuleSeg::DoubleStar, _) => true,
@@ -262,8 +281,36 @@ mod tests {
             Coverage::StarOverLiteral("GET /v1/repos/{owner}/{repo}/issues/comments".into())
         );
         assert_eq!(cov(&doc, "POST", "/v1", "/repos/o/r/issues"), Coverage::Undocumented);
+        // Two parameters in one segment are not one an affix may stand for.
+        let pair = api(&[], &[("GET", "/rates/{from}-{to}.json")]);
+        assert_eq!(cov(&pair, "GET", "", "/rates/EUR-USD.json"), Coverage::Documented);
+        assert_eq!(
+            cov(&pair, "GET", "", "/rates/*.json"),
+            Coverage::StarOverLiteral("GET /rates/{from}-{to}.json".into())
+        );
         assert_eq!(cov(&doc, "GET", "", "/repos/o/r/issues"), Coverage::Undocumented);
         assert_eq!(cov(&doc, "GET", "/v1", "/repos/o/r"), Coverage::Undocumented);
+    }
+
+    #[test]
+    fn a_write_whose_wildcard_also_reaches_a_literal_sibling_is_not_documented() {
+        let doc = api(
+            &[],
+            &[
+                ("POST", "/Numbers/{Sid}.json"),
+                ("POST", "/Numbers/Local.json"),
+                ("GET", "/Numbers/{Sid}.json"),
+                ("GET", "/Numbers/Local.json"),
+            ],
+        );
+        // Updating a number would also buy one.
+        assert_eq!(
+            cov(&doc, "POST", "", "/Numbers/*.json"),
+            Coverage::StarOverLiteral("POST /Numbers/Local.json".into())
+        );
+        assert_eq!(cov(&doc, "POST", "", "/Numbers/PN1.json"), Coverage::Documented);
+        // Reads are judged as before.
+        assert_eq!(cov(&doc, "GET", "", "/Numbers/*.json"), Coverage::Documented);
     }
 
     #[test]

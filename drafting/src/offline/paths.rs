@@ -151,9 +151,12 @@ fn partial(text: &str, before: Option<&str>, goal: &Goal, taken: &[String]) -> (
     let (Some(start), Some(end)) = (text.find('{'), text.find('}')) else {
         return open("*".into(), "a partly templated segment");
     };
-    let (prefix, name, suffix) = (&text[..start], &text[start + 1..end], &text[end + 1..]);
-    if start > end || suffix.contains(['{', '}']) || [prefix, suffix].iter().any(|t| !t.is_empty() && !literal_ok(t)) {
+    if start > end || text.matches(['{', '}']).count() != 2 {
         return open("*".into(), "a segment with more than one parameter");
+    }
+    let (prefix, name, suffix) = (&text[..start], &text[start + 1..end], &text[end + 1..]);
+    if [prefix, suffix].iter().any(|t| !t.is_empty() && !literal_ok(t)) {
+        return open("*".into(), "a segment whose text the spec format cannot match literally");
     }
     // Read as a parameter after the segment before it (`/calls/{Sid}.json`).
     let mut segments: Vec<Segment> = before.map(Segment::Literal).into_iter().collect();
@@ -161,14 +164,20 @@ fn partial(text: &str, before: Option<&str>, goal: &Goal, taken: &[String]) -> (
     let (mut out, mut fills) = (vec![None; segments.len()], vec![None; segments.len()]);
     fill_named(&segments, goal, taken, &mut out, &mut fills);
     let at = segments.len() - 1;
-    if let (Some(value), Some(Fill::Value { from, named, .. })) = (out[at].take(), fills[at].take()) {
-        let literal = format!("{prefix}{value}{suffix}");
-        if literal_ok(&literal) {
-            let fill = Fill::Value { param: name.to_string(), value: value.clone(), from, named };
-            return (literal, fill);
+    let glob = format!("{prefix}*{suffix}");
+    match (out[at].take(), fills[at].take()) {
+        (Some(value), Some(Fill::Value { from, named, .. })) => {
+            let literal = format!("{prefix}{value}{suffix}");
+            if literal_ok(&literal) {
+                return (literal, Fill::Value { param: name.to_string(), value, from, named });
+            }
         }
+        // The goal's value names what another operation acts on: open here,
+        // and marked so, since a write then waits for the owner.
+        (_, Some(open @ Fill::Open { taken: true, .. })) => return (glob, open),
+        _ => {}
     }
-    open(format!("{prefix}*{suffix}"), &format!("the goal names no {}", name.replace('_', " ")))
+    open(glob, &format!("the goal names no {}", name.replace('_', " ")))
 }
 
 /// `owner/repo` fills two consecutive parameters, pairs in goal order.
@@ -428,6 +437,12 @@ mod tests {
         assert_eq!(glob("/Calls/{Sid}.json", "get call CA1234"), "/Calls/CA1234.json");
         assert_eq!(glob("/Calls/{Sid}.json", "get the call"), "/Calls/*.json");
         assert_eq!(glob("/x/{a}-{b}", "get x"), "/x/*");
+        assert_eq!(glob("/x/a}{id}", "get x"), "/x/*");
+        // A value another operation takes leaves the segment open, marked taken.
+        let goal = Goal::parse("delete the call CA1234");
+        let narrowed = narrow_except("/Calls/{Sid}.json", &goal, &["CA1234".to_owned()]).unwrap();
+        assert_eq!(narrowed.glob, "/Calls/*.json");
+        assert_eq!(narrowed.taken(), vec!["{Sid}"]);
         assert!(narrow("/a b/{x}", &Goal::parse("get a")).is_err());
         assert!(narrow("/a/*", &Goal::parse("get a")).is_err());
     }
