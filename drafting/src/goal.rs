@@ -363,8 +363,9 @@ impl Goal {
         for value in values {
             let short = value.chars().count() <= 2;
             let parts = split_words(value);
+            let punctuated = !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ' '));
             let readable = !parts.is_empty()
-                && !value.chars().any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ' ')))
+                && !punctuated
                 && !parts.iter().any(|p| ["not", "no", "non", "never"].contains(&p.as_str()))
                 && !matches!(parts.as_slice(), [one] if is_filler(one));
             // Where it is written: as is for a short value, else word by word.
@@ -378,7 +379,6 @@ impl Goal {
                     .map(|window| window.iter().any(|(_, n)| *n))
                     .collect()
             };
-            let punctuated = !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ' '));
             let unreadable_mention = punctuated && self.spoken_text.contains(&value.to_lowercase());
             let asked = (readable || (short && value.chars().any(char::is_uppercase))) && mentions.contains(&false);
             if unreadable_mention || mentions.contains(&true) || (!mentions.is_empty() && !asked) {

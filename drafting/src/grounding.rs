@@ -362,6 +362,12 @@ fn writes(rule: &Rule) -> Option<Method> {
     rule.method.parse::<Method>().ok().filter(|m| m.is_write())
 }
 
+/// True when `method` changes data upstream ([`Method::is_write`]); a
+/// method the policy does not know is not one.
+pub(crate) fn is_write(method: &str) -> bool {
+    method.parse::<Method>().is_ok_and(Method::is_write)
+}
+
 /// An inject template that names no secret (a value fixed in the spec).
 fn fixed_value(template: &str) -> bool {
     Template::parse(template).is_ok_and(|t| t.secrets().next().is_none())

@@ -140,7 +140,7 @@ fn draft(input: DraftInput<'_>) -> Result<Proposal> {
         // file open waits for the owner (so does one whose target the goal
         // names only for another operation).
         let mut open = grounding::open_parameters_of(&rule, &base_url, api, goal.stated());
-        if writes(&op.method) {
+        if grounding::is_write(&op.method) {
             open.extend(narrowed.taken());
             // Values this operation's own path does not take.
             let own = narrowed.named_values();
@@ -155,7 +155,7 @@ fn draft(input: DraftInput<'_>) -> Result<Proposal> {
                 rule.query.iter().flatten().filter(|(name, q)| q.values.is_none() && pin::named_for(name, &elsewhere));
             open.extend(queried.map(|(name, _)| format!("?{name}")));
         }
-        rule.confirm = writes(&op.method) && !open.is_empty();
+        rule.confirm = grounding::is_write(&op.method) && !open.is_empty();
         if rule.confirm {
             rationale.push(format!(
                 "{label}: confirm: each call waits for the owner's confirmation of the exact request, because the \
@@ -185,11 +185,6 @@ fn draft(input: DraftInput<'_>) -> Result<Proposal> {
         return Err(DraftError::Undraftable(format!("the drafted spec does not compile: {error}")));
     }
     Ok(Proposal { integration, rationale, warnings })
-}
-
-/// Methods that change something upstream.
-fn writes(method: &str) -> bool {
-    !matches!(method, "GET" | "HEAD" | "OPTIONS")
 }
 
 /// "`label`: pinned from the goal: a = …; free: b, c".

@@ -101,7 +101,7 @@ impl Field<'_> {
         // is. A `name` or `reference` is never more than a label, and a
         // `secondaryIdentification` is something else again. Mailchimp's
         // `recipients.list_id` is the audience a campaign goes to.
-        if !own.is_empty() && own.iter().all(|w| ID_WORDS.contains(&w.as_str())) {
+        if only_id_words(&own) {
             let parents: Vec<String> = self.parents.iter().flat_map(|p| split_words(p)).collect();
             return class_of_words(&parents).unwrap_or(Class::Other);
         }
@@ -244,6 +244,24 @@ fn class_of_words(words: &[String]) -> Option<Class> {
         }
     }
     None
+}
+
+/// True when a field's words are all id words (`id`, `list_id`): the name
+/// says nothing of what it identifies.
+fn only_id_words(own: &[String]) -> bool {
+    !own.is_empty() && own.iter().all(|w| ID_WORDS.contains(&w.as_str()))
+}
+
+/// The kinds a reference object's `type` documents (`file`, `comment`),
+/// lower case; none for an object without a documented `type`.
+fn reference_kinds(properties: &serde_json::Map<String, Value>) -> Vec<String> {
+    properties.get("type").map(documented_strings).unwrap_or_default()
+}
+
+/// True when `value` is an id the goal gives for one of `kinds` (`file
+/// 987` for `{"type": "file", "id": …}`).
+fn refers_to(value: &Stated, kinds: &[String]) -> bool {
+    value.kind == Kind::Id && value.noun.as_ref().is_some_and(|n| kinds.iter().any(|k| crate::goal::singular(k) == *n))
 }
 
 /// True when `own` (a field's words) names `noun`, alone or with an id word
@@ -421,19 +439,11 @@ fn walk(
         .collect();
     // A reference object (`{"type": "file", "id": …}`, as in Box or
     // JSON:API): its id is named by the noun its `type` documents.
-    let kinds: Vec<String> = properties.get("type").map(documented_strings).unwrap_or_default();
+    let kinds = reference_kinds(properties);
     for (name, _, _, values) in &mut leaves {
-        let own = split_words(name);
-        if values.is_empty()
-            && !kinds.is_empty()
-            && !own.is_empty()
-            && own.iter().all(|w| ID_WORDS.contains(&w.as_str()))
-        {
+        if values.is_empty() && only_id_words(&split_words(name)) {
             let property = &properties[name.as_str()];
-            let of_kind = stated.iter().filter(|s| {
-                s.kind == Kind::Id
-                    && s.noun.as_ref().is_some_and(|n| kinds.iter().any(|k| crate::goal::singular(k) == *n))
-            });
+            let of_kind = stated.iter().filter(|s| refers_to(s, &kinds));
             let found: Vec<Value> = of_kind.flat_map(|s| typed(s, Class::Other, property, None)).collect();
             if found.len() == 1 {
                 *values = found;
@@ -733,14 +743,9 @@ pub(crate) fn open_targets(
 ) -> Vec<String> {
     let Some(doc) = doc else { return vec![] };
     let named = |field: &Field<'_>, object: &Value| {
-        let own = split_words(field.name);
-        let reference = !own.is_empty() && own.iter().all(|w| ID_WORDS.contains(&w.as_str())) && {
-            let kinds: Vec<String> =
-                object.get("properties").and_then(|p| p.get("type")).map(documented_strings).unwrap_or_default();
-            elsewhere.iter().any(|s| {
-                s.kind == Kind::Id
-                    && s.noun.as_ref().is_some_and(|n| kinds.iter().any(|k| crate::goal::singular(k) == *n))
-            })
+        let reference = only_id_words(&split_words(field.name)) && {
+            let kinds = object.get("properties").and_then(Value::as_object).map(reference_kinds).unwrap_or_default();
+            elsewhere.iter().any(|s| refers_to(s, &kinds))
         };
         named_for(field.name, elsewhere) || reference
     };

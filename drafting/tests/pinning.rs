@@ -55,9 +55,14 @@ fn api() -> FetchedDoc {
             }
         }
     });
-    let api = ApiDoc::from_value(&doc, &url::Url::parse(URL).unwrap()).unwrap().unwrap();
+    fetched(&doc, URL)
+}
+
+/// An OpenAPI document as fetched from `url`.
+fn fetched(doc: &Value, url: &str) -> FetchedDoc {
+    let api = ApiDoc::from_value(doc, &url::Url::parse(url).unwrap()).unwrap().unwrap();
     FetchedDoc {
-        url: URL.into(),
+        url: url.into(),
         sha256: "0".repeat(64),
         bytes: 0,
         kind: DocKind::Openapi,
@@ -65,16 +70,28 @@ fn api() -> FetchedDoc {
     }
 }
 
-fn draft(goal: &str, operations: &[&str]) -> Result<Proposal, DraftError> {
-    let docs = [api()];
+/// The offline draft of the integration `name` from `doc`, with one secret
+/// hint and the operations the agent names.
+fn draft_from(
+    doc: FetchedDoc,
+    name: &str,
+    hint: &str,
+    goal: &str,
+    operations: &[&str],
+) -> Result<Proposal, DraftError> {
     let intent = Intent {
-        name: "bank".into(),
+        name: name.into(),
         goal: goal.into(),
-        doc_urls: vec![URL.into()],
-        secret_hints: vec!["BANK_TOKEN".into()],
+        doc_urls: vec![doc.url.clone()],
+        secret_hints: vec![hint.into()],
         operations: operations.iter().map(|o| o.to_string()).collect(),
     };
+    let docs = [doc];
     OfflineDrafter.draft_now(DraftInput { intent: &intent, docs: &docs, compile: &CompileOptions::default() })
+}
+
+fn draft(goal: &str, operations: &[&str]) -> Result<Proposal, DraftError> {
+    draft_from(api(), "bank", "BANK_TOKEN", goal, operations)
 }
 
 fn permit(proposal: &Proposal) -> CompiledPermit {
@@ -372,27 +389,11 @@ fn mail_and_tasks() -> FetchedDoc {
                     "name": {"type": "string"}}}}}}}}
         }
     });
-    let url = "https://docs.work.example/openapi.json";
-    let api = ApiDoc::from_value(&doc, &url::Url::parse(url).unwrap()).unwrap().unwrap();
-    FetchedDoc {
-        url: url.into(),
-        sha256: "0".repeat(64),
-        bytes: 0,
-        kind: DocKind::Openapi,
-        content: DocContent::Api(Box::new(api)),
-    }
+    fetched(&doc, "https://docs.work.example/openapi.json")
 }
 
 fn draft_work(goal: &str, operations: &[&str]) -> Proposal {
-    let docs = [mail_and_tasks()];
-    let intent = Intent {
-        name: "work".into(),
-        goal: goal.into(),
-        doc_urls: vec![docs[0].url.clone()],
-        secret_hints: vec!["WORK_TOKEN".into()],
-        operations: operations.iter().map(|o| o.to_string()).collect(),
-    };
-    OfflineDrafter.draft_now(DraftInput { intent: &intent, docs: &docs, compile: &CompileOptions::default() }).unwrap()
+    draft_from(mail_and_tasks(), "work", "WORK_TOKEN", goal, operations).unwrap()
 }
 
 #[test]
@@ -527,27 +528,11 @@ fn ops() -> FetchedDoc {
                     "name": string, "public_key": string}}}}}}}
         }
     });
-    let url = "https://docs.ops.example/openapi.json";
-    let api = ApiDoc::from_value(&doc, &url::Url::parse(url).unwrap()).unwrap().unwrap();
-    FetchedDoc {
-        url: url.into(),
-        sha256: "0".repeat(64),
-        bytes: 0,
-        kind: DocKind::Openapi,
-        content: DocContent::Api(Box::new(api)),
-    }
+    fetched(&doc, "https://docs.ops.example/openapi.json")
 }
 
 fn draft_ops(goal: &str, operations: &[&str]) -> Proposal {
-    let docs = [ops()];
-    let intent = Intent {
-        name: "ops".into(),
-        goal: goal.into(),
-        doc_urls: vec![docs[0].url.clone()],
-        secret_hints: vec!["OPS_TOKEN".into()],
-        operations: operations.iter().map(|o| o.to_string()).collect(),
-    };
-    OfflineDrafter.draft_now(DraftInput { intent: &intent, docs: &docs, compile: &CompileOptions::default() }).unwrap()
+    draft_from(ops(), "ops", "OPS_TOKEN", goal, operations).unwrap()
 }
 
 fn decide_ops(permit: &CompiledPermit, method: &str, path: &str, body: Value) -> Decision {

@@ -104,7 +104,6 @@ pub(super) fn coverage(method: &str, base_path: &str, rule_path: &str, ops: &[Do
         // A write whose wildcard also stands over another write's literal
         // segment allows that one too (`POST …/IncomingPhoneNumbers/*.json`
         // updates a number, and buys one at `…/Local.json`).
-        let write = !matches!(method, "GET" | "HEAD" | "OPTIONS");
         let sibling = || {
             same_method().find(|op| {
                 !rule.contains(&RuleSeg::DoubleStar)
@@ -112,7 +111,9 @@ pub(super) fn coverage(method: &str, base_path: &str, rule_path: &str, ops: &[Do
                     && !matches(&rule, &op.segments, false)
             })
         };
-        if write && let Some(op) = sibling() {
+        if super::is_write(method)
+            && let Some(op) = sibling()
+        {
             return Coverage::StarOverLiteral(op.display.clone());
         }
         return Coverage::Documented;

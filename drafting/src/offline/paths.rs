@@ -211,8 +211,11 @@ fn fill_pairs(segments: &[Segment], goal: &Goal, out: &mut [Option<String>], fil
     }
 }
 
-/// Words that make a parameter one that takes an id.
-const ID_PARAM_WORDS: &[&str] = &["id", "gid", "uuid", "sid", "number", "num", "no"];
+/// True when a parameter's words make it one that takes an id (`{issue_id}`,
+/// `{issueIdOrKey}`).
+fn is_id_param(own: &[String]) -> bool {
+    own.iter().any(|w| ["id", "gid", "uuid", "sid", "number", "num", "no"].contains(&w.as_str()))
+}
 
 /// Words that end a parameter's name without naming another thing.
 const ID_WORDS: &[&str] = &["id", "number", "no", "num", "key", "sid", "uuid", "slug", "name", "ref"];
@@ -247,7 +250,7 @@ fn fill_named(
         let fits = |noun: &String| names(&own, noun) || after.as_ref().is_some_and(|a| Vocab::same_word(a, noun));
         // An id parameter takes an id: `checklist 'Launch'` names a
         // checklist, it is not `{idChecklist}`.
-        let id_param = own.iter().any(|w| ID_PARAM_WORDS.contains(&w.as_str()));
+        let id_param = is_id_param(&own);
         let usable =
             |value: &String| !taken.contains(value) && (!id_param || value.bytes().any(|b| b.is_ascii_digit()));
         let taken_here = goal.values().iter().any(|v| match v {
@@ -333,7 +336,7 @@ fn fill_parent(
 ) {
     for (i, segment) in segments.iter().enumerate() {
         let Segment::Param(name) = segment else { continue };
-        if fills[i].is_some() || !split_words(name).iter().any(|w| ID_PARAM_WORDS.contains(&w.as_str())) {
+        if fills[i].is_some() || !is_id_param(&split_words(name)) {
             continue;
         }
         let Some(Segment::Literal(next)) = segments.get(i + 1) else { continue };
