@@ -38,16 +38,13 @@ impl DbRateLimiter {
         let row = format!("rate_state {} {}", key.permit_id, key.integration);
         let taken = self.db.group.run_last(row, state, |conn, (key, now, interval, tolerance)| {
             Box::pin(async move {
-                let update = sqlx::query(
+                let args = [(*now).into(), (*interval).into(), (&key.permit_id).into(), (&key.integration).into(), (*tolerance).into()];
+                conn.execute(
                     "UPDATE rate_state SET tat = (CASE WHEN tat > $1 THEN tat ELSE $1 END) + $2 \
                      WHERE permit_id = $3 AND integration = $4 AND (CASE WHEN tat > $1 THEN tat ELSE $1 END) - $5 <= $1",
+                    &args,
                 )
-                .bind(*now)
-                .bind(*interval)
-                .bind(&key.permit_id)
-                .bind(&key.integration)
-                .bind(*tolerance);
-                Ok(update.execute(conn).await?.rows_affected())
+                .await
             })
         });
         if taken.await? == 1 {

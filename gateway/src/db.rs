@@ -3,14 +3,17 @@
 //! ids and JSON). Migrations are applied at start; only the DDL differs.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Connection as _, Executor};
 
+use crate::direct::{self, Direct};
 use crate::error::{Error, Result};
 use crate::group_commit::GroupCommit;
+use crate::sql::{self, Arg, FromRecord, Record};
 
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
@@ -34,8 +37,11 @@ pub struct Db {
     /// connection. On Postgres, the same pool as reads.
     pub writer: AnyPool,
     /// The hot writes of executions, batched into shared transactions
-    /// over `writer`.
+    /// over `writer` (over `direct` first, on a SQLite file).
     pub group: GroupCommit,
+    /// On a SQLite file: connections used on the calling thread, for the
+    /// statements every execution runs.
+    pub direct: Option<Arc<Direct>>,
     /// Backend.
     pub backend: Backend,
 }
@@ -84,8 +90,25 @@ impl Db {
             Backend::Postgres => &POSTGRES,
         };
         migrator.run(&writer).await?;
-        let group = GroupCommit::new(writer.clone(), backend, GROUP_LEADERS);
-        Ok(Db { pool, writer, group, backend })
+        let direct = match backend {
+            Backend::Sqlite => Direct::open(url)?.map(Arc::new),
+            Backend::Postgres => None,
+        };
+        let group = GroupCommit::new(writer.clone(), backend, direct.clone(), GROUP_LEADERS);
+        Ok(Db { pool, writer, group, direct, backend })
+    }
+
+    /// The first row of the read `sql` with `args`: on the calling thread
+    /// on a SQLite file, unless SQLite is busy; else from `pool`.
+    pub async fn read_optional<T: FromRecord>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Option<T>> {
+        if let Some(direct) = &self.direct {
+            match direct.read(sql, args) {
+                Err(error) if direct::is_busy(&error) => {}
+                read => return read,
+            }
+        }
+        let row = sql::bind(sqlx::query(sql), args).fetch_optional(&self.pool).await?;
+        row.map(|row| T::from_record(&Record::Sqlx(row))).transpose()
     }
 }
 

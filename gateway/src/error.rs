@@ -80,6 +80,9 @@ pub enum Error {
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database failed, on a direct SQLite connection.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// Applying migrations failed.
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -159,6 +162,7 @@ impl Error {
                 (StatusCode::UNPROCESSABLE_ENTITY, "component_rejected", false)
             }
             Error::Database(_)
+            | Error::Sqlite(_)
             | Error::Migrate(_)
             | Error::Host(_)
             | Error::Crypto(_)

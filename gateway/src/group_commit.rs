@@ -15,19 +15,29 @@
 //! writes runs again on its own. A commit whose outcome is unknown (the
 //! connection failed during it) is not run again: each writer gets an error,
 //! as a lone statement's writer would.
+//!
+//! On a SQLite file the batches run on the [`Direct`] connection, on the
+//! thread of whoever leads: a writer that finds no leader running leads
+//! itself, with no task to start and no thread to wake. Even a lone write
+//! is a transaction there (one commit for its statements). A batch that
+//! finds SQLite's lock taken runs through sqlx instead, as above.
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use sqlx::{AnyConnection, AnyPool, Connection as _, Executor};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::db::{Backend, PING_AFTER_IDLE};
+use crate::direct::{self, Direct};
 use crate::error::{Error, Result};
+use crate::sql::Conn;
 use crate::state::lock;
 
 /// A boxed future borrowing for `'a`.
@@ -36,8 +46,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A write: statements run on the connection it is given, from its state.
 /// It must return every statement's error (it shares a transaction), and
 /// may run twice (once in a batch rolled back, then alone), so it must only
-/// write to the database.
-pub type Write<S, T> = for<'c> fn(&'c mut AnyConnection, &'c S) -> BoxFuture<'c, Result<T>>;
+/// write to the database. It awaits nothing but its statements: on a
+/// [`Conn::Direct`] its future must be ready when first polled.
+pub type Write<S, T> = for<'a, 'c> fn(&'a mut Conn<'c>, &'a S) -> BoxFuture<'a, Result<T>>;
 
 /// The writes waiting for a leader, and the leaders running.
 #[derive(Clone)]
@@ -48,6 +59,8 @@ pub struct GroupCommit {
 struct Inner {
     pool: AnyPool,
     backend: Backend,
+    /// On a SQLite file: where batches run first.
+    direct: Option<Arc<Direct>>,
     queue: Mutex<VecDeque<Box<dyn Job>>>,
     /// Connections leaders ran on, kept for the next: a connection returned
     /// to the pool is pinged (a round trip) each time, which cost as much as
@@ -88,18 +101,22 @@ impl std::fmt::Debug for GroupCommit {
 }
 
 impl GroupCommit {
-    /// Batches over `pool`, at most `leaders` at once. On SQLite, one: two
-    /// would only meet at the file's write lock.
-    pub fn new(pool: AnyPool, backend: Backend, leaders: usize) -> GroupCommit {
+    /// Batches over `pool` (first over `direct`, when given), at most
+    /// `leaders` at once. On SQLite, one: two would only meet at the file's
+    /// write lock.
+    pub fn new(pool: AnyPool, backend: Backend, direct: Option<Arc<Direct>>, leaders: usize) -> GroupCommit {
+        // One connection on this thread: a second leader would only wait for it.
+        let leaders = if direct.is_some() { 1 } else { leaders.max(1) };
         let inner = Inner {
             pool,
             backend,
+            direct,
             queue: Mutex::default(),
             kept: Mutex::default(),
             batches: AtomicU64::new(0),
             batched: AtomicU64::new(0),
             rolled_back: AtomicU64::new(0),
-            leaders: Arc::new(Semaphore::new(leaders.max(1))),
+            leaders: Arc::new(Semaphore::new(leaders)),
         };
         GroupCommit { inner: Arc::new(inner) }
     }
@@ -144,7 +161,10 @@ impl GroupCommit {
     {
         let (reply, result) = oneshot::channel();
         lock(&self.inner.queue).push_back(Box::new(Pending { last, state, write, result: None, reply }));
-        Inner::lead(&self.inner);
+        match &self.inner.direct {
+            Some(direct) => Inner::lead_here(&self.inner, direct),
+            None => Inner::lead(&self.inner),
+        }
         result.await.map_err(|_| Error::Internal("a batch of writes was dropped unanswered".into()))?
     }
 }
@@ -161,15 +181,20 @@ impl Inner {
     /// stops a transaction half way.
     fn lead(inner: &Arc<Inner>) {
         let Ok(permit) = Arc::clone(&inner.leaders).try_acquire_owned() else { return };
+        Inner::spawn_leader(inner, permit, Vec::new());
+    }
+
+    /// A leader task in `permit`'s place, committing `first` (when not
+    /// empty) through sqlx, then what is queued.
+    fn spawn_leader(inner: &Arc<Inner>, permit: OwnedSemaphorePermit, first: Vec<Box<dyn Job>>) {
         let mut leading = Leading { inner: Arc::clone(inner), permit: Some(permit), started: false };
         tokio::spawn(async move {
             leading.started = true;
+            if !first.is_empty() {
+                leading.inner.commit_sqlx(first).await;
+            }
             loop {
-                let batch: Vec<Box<dyn Job>> = {
-                    let mut queue = lock(&leading.inner.queue);
-                    let n = queue.len().min(MAX_BATCH);
-                    queue.drain(..n).collect()
-                };
+                let batch = leading.inner.next_batch();
                 if batch.is_empty() {
                     break;
                 }
@@ -178,7 +203,106 @@ impl Inner {
         });
     }
 
-    async fn commit(&self, mut batch: Vec<Box<dyn Job>>) {
+    /// On a SQLite file: leads on this thread if no leader is running, for
+    /// one batch (a transaction runs to its end here: no await inside it,
+    /// so a writer's cancellation cannot stop it half way). What is queued
+    /// after it, or what must wait for SQLite's lock, goes to a leader task.
+    fn lead_here(inner: &Arc<Inner>, direct: &Direct) {
+        let Ok(permit) = Arc::clone(&inner.leaders).try_acquire_owned() else { return };
+        let batch = inner.next_batch();
+        let left = inner.commit_direct(direct, batch);
+        if !left.is_empty() {
+            return Inner::spawn_leader(inner, permit, left);
+        }
+        drop(permit);
+        // Writes queued meanwhile found this leader running.
+        if !lock(&inner.queue).is_empty() {
+            Inner::lead(inner);
+        }
+    }
+
+    /// Up to [`MAX_BATCH`] queued writes, in queue order.
+    fn next_batch(&self) -> Vec<Box<dyn Job>> {
+        let mut queue = lock(&self.queue);
+        let n = queue.len().min(MAX_BATCH);
+        queue.drain(..n).collect()
+    }
+
+    async fn commit(&self, batch: Vec<Box<dyn Job>>) {
+        let left = match &self.direct {
+            Some(direct) => {
+                let left = self.commit_direct(direct, batch);
+                // Other tasks run between batches committed on this thread.
+                tokio::task::yield_now().await;
+                left
+            }
+            None => batch,
+        };
+        if !left.is_empty() {
+            self.commit_sqlx(left).await;
+        }
+    }
+
+    /// Commits `batch` on the direct connection, in one transaction, or
+    /// (after a write failed in it) each write in one of its own. Returns
+    /// the writes to run through sqlx: those that found SQLite's lock taken.
+    fn commit_direct(&self, direct: &Direct, mut batch: Vec<Box<dyn Job>>) -> Vec<Box<dyn Job>> {
+        if batch.is_empty() {
+            return batch;
+        }
+        batch.sort_by(|a, b| a.last().cmp(&b.last()));
+        let mut conn = direct.writer();
+        match together_direct(direct, &mut conn, &mut batch) {
+            Ended::Committed => {
+                if batch.len() > 1 {
+                    self.batches.fetch_add(1, Ordering::Relaxed);
+                    self.batched.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                }
+                batch.into_iter().for_each(|job| job.reply());
+                return Vec::new();
+            }
+            Ended::Busy => return batch,
+            Ended::Unknown(message) => {
+                for mut job in batch {
+                    job.fail(Error::Internal(format!("a commit's outcome is unknown: {message}")));
+                    job.reply();
+                }
+                return Vec::new();
+            }
+            // Its writers hear that it was dropped, as from a leader task
+            // that panicked.
+            Ended::Panicked => return Vec::new(),
+            // Rolled back; its error is its result.
+            Ended::Failed if batch.len() == 1 => {
+                batch.into_iter().for_each(|job| job.reply());
+                return Vec::new();
+            }
+            Ended::Failed => {
+                self.rolled_back.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let mut left = Vec::new();
+        for job in batch {
+            let mut alone = vec![job];
+            match together_direct(direct, &mut conn, &mut alone) {
+                Ended::Busy => left.extend(alone),
+                Ended::Panicked => {}
+                Ended::Unknown(message) => {
+                    for mut job in alone {
+                        job.fail(Error::Internal(format!("a commit's outcome is unknown: {message}")));
+                        job.reply();
+                    }
+                }
+                // Failed: rolled back, its error is its result.
+                Ended::Committed | Ended::Failed => alone.into_iter().for_each(|job| job.reply()),
+            }
+        }
+        left
+    }
+
+    /// Commits `batch` through sqlx: in one transaction, or (after a write
+    /// failed in it) each write alone.
+    async fn commit_sqlx(&self, mut batch: Vec<Box<dyn Job>>) {
         if batch.len() > 1 {
             // Writes to shared rows last, in row order (stable: the rest
             // keep their order).
@@ -220,7 +344,7 @@ impl Inner {
             match self.connection().await {
                 Ok(conn) => {
                     let mut open = Open(Some(conn));
-                    let ran = job.run(open.conn()).await;
+                    let ran = job.run(&mut Conn::Sqlx(open.conn())).await;
                     let conn = open.ended();
                     // After a failed statement, a fresh connection: this
                     // one may have failed with it.
@@ -265,7 +389,7 @@ impl Inner {
             return Together::Broken;
         }
         for job in batch.iter_mut() {
-            if !job.run(conn).await {
+            if !job.run(&mut Conn::Sqlx(&mut *conn)).await {
                 return rollback(conn).await;
             }
         }
@@ -283,6 +407,74 @@ impl Inner {
             // locally): the writes must not run again.
             Err(error) => Together::Unknown(error.to_string()),
         }
+    }
+}
+
+/// How a transaction on the direct connection ended.
+enum Ended {
+    Committed,
+    /// A write failed (its error is its result); rolled back.
+    Failed,
+    /// SQLite's lock was taken (or a write found it so); rolled back.
+    Busy,
+    /// A write panicked; rolled back.
+    Panicked,
+    /// The commit failed, its outcome unknown.
+    Unknown(String),
+}
+
+/// Runs `batch` in one transaction on `conn` (`direct`'s writer), on this
+/// thread.
+fn together_direct(direct: &Direct, conn: &mut rusqlite::Connection, batch: &mut [Box<dyn Job>]) -> Ended {
+    // Nothing is left open between batches, but a panic outside a write
+    // would have left it so.
+    direct.end_transaction(conn);
+    match conn.execute_batch("BEGIN IMMEDIATE") {
+        Ok(()) => {}
+        Err(error) => {
+            if !direct::busy(&error) {
+                tracing::warn!(%error, "could not begin a batch of writes; running it through sqlx");
+            }
+            return Ended::Busy;
+        }
+    }
+    for job in batch.iter_mut() {
+        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| now(job.run(&mut Conn::Direct(&mut *conn)))));
+        let ended = match ran {
+            // SQLite ends the transaction itself on some errors (full disk,
+            // I/O): a write that hid one would leave the rest of the batch
+            // committing statement by statement.
+            Ok(Some(true)) if conn.is_autocommit() => {
+                tracing::error!("a write hid a failed statement that ended its transaction");
+                job.fail(Error::Internal("a statement failed unreported, ending the transaction".into()));
+                Ended::Failed
+            }
+            Ok(Some(true)) => continue,
+            Ok(Some(false)) if job.busy() => Ended::Busy,
+            Ok(Some(false)) => Ended::Failed,
+            Ok(None) => {
+                job.fail(Error::Internal("a write waited on something other than its statements".into()));
+                Ended::Failed
+            }
+            Err(_) => Ended::Panicked,
+        };
+        direct.end_transaction(conn);
+        return ended;
+    }
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => Ended::Committed,
+        Err(error) => {
+            direct.end_transaction(conn);
+            Ended::Unknown(error.to_string())
+        }
+    }
+}
+
+/// `future`'s output if it is ready when first polled.
+fn now<T>(mut future: BoxFuture<'_, T>) -> Option<T> {
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => None,
     }
 }
 
@@ -347,7 +539,9 @@ trait Job: Send {
     /// The shared row it writes, if it is to run last.
     fn last(&self) -> Option<&str>;
     /// Runs the write; true when it succeeded.
-    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, bool>;
+    fn run<'a>(&'a mut self, conn: &'a mut Conn<'_>) -> BoxFuture<'a, bool>;
+    /// Its result is SQLite saying its lock was taken.
+    fn busy(&self) -> bool;
     /// Sets the result to `error`.
     fn fail(&mut self, error: Error);
     /// Hands the result to the writer.
@@ -367,13 +561,17 @@ impl<S: Send + Sync + 'static, T: Send + 'static> Job for Pending<S, T> {
         self.last.as_deref()
     }
 
-    fn run<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, bool> {
+    fn run<'a>(&'a mut self, conn: &'a mut Conn<'_>) -> BoxFuture<'a, bool> {
         Box::pin(async move {
             let result = (self.write)(conn, &self.state).await;
             let ok = result.is_ok();
             self.result = Some(result);
             ok
         })
+    }
+
+    fn busy(&self) -> bool {
+        matches!(&self.result, Some(Err(error)) if direct::is_busy(error))
     }
 
     fn fail(&mut self, error: Error) {

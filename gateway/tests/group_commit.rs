@@ -7,7 +7,7 @@ use std::time::Duration;
 use oauth3_e2e::{Backend, on_both_databases};
 use oauth3_gateway::db::Db;
 use oauth3_gateway::group_commit::{BoxFuture, GroupCommit};
-use sqlx::AnyConnection;
+use oauth3_gateway::sql::{Conn, FromRecord, Record};
 
 async fn database(backend: &Backend) -> (Db, Option<tempfile::TempDir>) {
     match backend {
@@ -26,11 +26,20 @@ async fn with_table(backend: &Backend) -> (Db, Option<tempfile::TempDir>) {
     (db, dir)
 }
 
-fn insert<'c>(conn: &'c mut AnyConnection, (k, v): &'c (String, i64)) -> BoxFuture<'c, oauth3_gateway::Result<i64>> {
+fn insert<'a>(conn: &'a mut Conn<'_>, (k, v): &'a (String, i64)) -> BoxFuture<'a, oauth3_gateway::Result<i64>> {
     Box::pin(async move {
-        sqlx::query("INSERT INTO scratch (k, v) VALUES ($1, $2)").bind(k).bind(*v).execute(conn).await?;
+        conn.execute("INSERT INTO scratch (k, v) VALUES ($1, $2)", &[k.into(), (*v).into()]).await?;
         Ok(*v)
     })
+}
+
+/// A statement's one BIGINT column, `n`.
+struct N(i64);
+
+impl FromRecord for N {
+    fn from_record(record: &Record) -> oauth3_gateway::Result<N> {
+        record.int_not_null("n").map(N)
+    }
 }
 
 async fn rows(db: &Db) -> i64 {
@@ -122,13 +131,13 @@ async fn a_write_whose_writer_went_away_is_still_committed(backend: Backend) {
 
 /// Inserts its own row, then breaks the primary key and carries on as if
 /// nothing happened: a write breaking the contract.
-fn insert_hiding_an_error<'c>(
-    conn: &'c mut AnyConnection,
-    (k, v): &'c (String, i64),
-) -> BoxFuture<'c, oauth3_gateway::Result<i64>> {
+fn insert_hiding_an_error<'a>(
+    conn: &'a mut Conn<'_>,
+    (k, v): &'a (String, i64),
+) -> BoxFuture<'a, oauth3_gateway::Result<i64>> {
     Box::pin(async move {
-        sqlx::query("INSERT INTO scratch (k, v) VALUES ($1, $2)").bind(k).bind(*v).execute(&mut *conn).await?;
-        let _ = sqlx::query("INSERT INTO scratch (k, v) VALUES ('dup', 0)").execute(conn).await;
+        conn.execute("INSERT INTO scratch (k, v) VALUES ($1, $2)", &[k.into(), (*v).into()]).await?;
+        let _ = conn.execute("INSERT INTO scratch (k, v) VALUES ('dup', 0)", &[]).await;
         Ok(*v)
     })
 }
@@ -152,7 +161,7 @@ async fn a_write_hiding_a_failed_statement_does_not_lose_its_batch(backend: Back
     }
 }
 
-fn panics<'c>(_: &'c mut AnyConnection, _: &'c (String, i64)) -> BoxFuture<'c, oauth3_gateway::Result<i64>> {
+fn panics<'a>(_: &'a mut Conn<'_>, _: &'a (String, i64)) -> BoxFuture<'a, oauth3_gateway::Result<i64>> {
     Box::pin(async move { panic!("a write with a bug") })
 }
 
@@ -181,14 +190,11 @@ async fn a_write_that_panics_takes_nothing_with_it_but_its_batch(backend: Backen
 
 /// Counts this write in a table of the connection's own: how many writes
 /// its connection has run.
-fn count_on_connection<'c>(
-    conn: &'c mut AnyConnection,
-    _: &'c (String, i64),
-) -> BoxFuture<'c, oauth3_gateway::Result<i64>> {
+fn count_on_connection<'a>(conn: &'a mut Conn<'_>, _: &'a (String, i64)) -> BoxFuture<'a, oauth3_gateway::Result<i64>> {
     Box::pin(async move {
-        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS runs (n BIGINT)").execute(&mut *conn).await?;
-        sqlx::query("INSERT INTO runs (n) VALUES (1)").execute(&mut *conn).await?;
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM runs").fetch_one(&mut *conn).await?)
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS runs (n BIGINT)", &[]).await?;
+        conn.execute("INSERT INTO runs (n) VALUES (1)", &[]).await?;
+        Ok(conn.fetch_one::<N>("SELECT COUNT(*) AS n FROM runs", &[]).await?.0)
     })
 }
 
@@ -202,11 +208,8 @@ async fn writes_in_turn_run_on_one_kept_connection(backend: Backend) {
     assert_eq!(counts, [1, 2, 3, 4, 5, 6]);
 }
 
-fn backend_pid<'c>(conn: &'c mut AnyConnection, _: &'c (String, i64)) -> BoxFuture<'c, oauth3_gateway::Result<i64>> {
-    Box::pin(async move {
-        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(conn).await?;
-        Ok(i64::from(pid))
-    })
+fn backend_pid<'a>(conn: &'a mut Conn<'_>, _: &'a (String, i64)) -> BoxFuture<'a, oauth3_gateway::Result<i64>> {
+    Box::pin(async move { Ok(conn.fetch_one::<N>("SELECT pg_backend_pid()::BIGINT AS n", &[]).await?.0) })
 }
 
 #[tokio::test]
@@ -228,7 +231,54 @@ async fn a_kept_connection_the_server_closed_fails_one_write_and_is_replaced() {
     assert_ne!(next, first);
 }
 
+/// 1 when it runs on a direct connection (on this thread), 0 through sqlx.
+fn direct<'a>(conn: &'a mut Conn<'_>, _: &'a (String, i64)) -> BoxFuture<'a, oauth3_gateway::Result<i64>> {
+    Box::pin(async move { Ok(matches!(conn, Conn::Direct(_)) as i64) })
+}
+
+async fn writes_run_on_this_thread_on_a_sqlite_file_only(backend: Backend) {
+    let (db, _dir) = database(&backend).await;
+    let direct = db.group.run((String::new(), 0), direct as Insert).await.unwrap();
+    assert_eq!(direct == 1, matches!(backend, Backend::Sqlite));
+}
+
+#[tokio::test]
+async fn an_in_memory_database_or_a_url_naming_another_vfs_runs_every_write_through_sqlx() {
+    let db = Db::connect("sqlite::memory:").await.unwrap();
+    assert!(db.direct.is_none());
+    assert_eq!(db.group.run((String::new(), 0), direct as Insert).await.unwrap(), 0);
+    // Another VFS may lock the file another way than a direct connection would.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc&vfs=unix-dotfile", dir.path().join("oauth3.db").display());
+    let db = Db::connect(&url).await.unwrap();
+    assert!(db.direct.is_none());
+    assert_eq!(db.group.run((String::new(), 0), direct as Insert).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_write_that_finds_sqlite_locked_waits_for_the_lock_and_commits() {
+    let (db, _dir) = with_table(&Backend::Sqlite).await;
+    // Another connection of this process holds the file's write lock.
+    let mut holder = db.writer.acquire().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *holder).await.unwrap();
+    sqlx::query("INSERT INTO scratch (k, v) VALUES ('held', 0)").execute(&mut *holder).await.unwrap();
+    let write = tokio::spawn({
+        let group = db.group.clone();
+        async move { group.run(("waiting".to_owned(), 1), insert as Insert).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!write.is_finished(), "the write neither waited for the lock nor failed: it cannot have committed");
+    sqlx::query("COMMIT").execute(&mut *holder).await.unwrap();
+    drop(holder);
+    assert_eq!(tokio::time::timeout(Duration::from_secs(10), write).await.unwrap().unwrap().unwrap(), 1);
+    assert_eq!(rows(&db).await, 2);
+    // The next write runs on this thread again, and still commits.
+    assert_eq!(db.group.run(("after".to_owned(), 2), insert as Insert).await.unwrap(), 2);
+    assert_eq!(rows(&db).await, 3);
+}
+
 on_both_databases!(
+    writes_run_on_this_thread_on_a_sqlite_file_only,
     writes_in_turn_run_on_one_kept_connection,
     a_write_that_panics_takes_nothing_with_it_but_its_batch,
     a_write_hiding_a_failed_statement_does_not_lose_its_batch,

@@ -8,14 +8,12 @@ use oauth3_host::CallRecord;
 use super::rows::{AuditRow, PermitUse};
 use crate::db::{Db, unix_ms};
 use crate::error::Result;
-
-/// A statement with its arguments, on either backend.
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+use crate::sql::{Arg, Conn, FromRecord, Record};
 
 /// Appends `record`, complete.
 pub async fn insert(db: &Db, permit_id: &str, execution_id: &str, record: &CallRecord) -> Result<()> {
     let mut conn = db.writer.acquire().await?;
-    insert_returning(&mut conn, permit_id, execution_id, record).await?;
+    insert_returning(&mut Conn::Sqlx(&mut conn), permit_id, execution_id, record).await?;
     Ok(())
 }
 
@@ -41,38 +39,46 @@ pub async fn insert_ahead(
 }
 
 async fn insert_returning(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut Conn<'_>,
     permit_id: &str,
     execution_id: &str,
     record: &CallRecord,
 ) -> Result<i64> {
     // The outcome's columns first ($1–$7), bound as a completion binds them.
-    let insert = sqlx::query(
-        "INSERT INTO audit (url, decision, reason, status, request_bytes, response_bytes, duration_ms, \
-         permit_id, execution_id, integration, method, started_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
-    );
-    let row = bind_outcome_fields(insert, record)
-        .bind(permit_id)
-        .bind(execution_id)
-        .bind(&record.integration)
-        .bind(&record.method)
-        .bind(unix_ms(record.started_at))
-        .fetch_one(conn)
-        .await?;
-    Ok(sqlx::Row::try_get(&row, 0)?)
+    let mut args = outcome_fields(record).to_vec();
+    args.extend::<[Arg; 5]>([
+        permit_id.into(),
+        execution_id.into(),
+        (&record.integration).into(),
+        (&record.method).into(),
+        unix_ms(record.started_at).into(),
+    ]);
+    let sql = "INSERT INTO audit (url, decision, reason, status, request_bytes, response_bytes, duration_ms, \
+               permit_id, execution_id, integration, method, started_at) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id";
+    Ok(conn.fetch_one::<EntryId>(sql, &args).await?.0)
+}
+
+/// An entry's id, from `RETURNING id`.
+struct EntryId(i64);
+
+impl FromRecord for EntryId {
+    fn from_record(record: &Record) -> Result<EntryId> {
+        record.int_not_null("id").map(EntryId)
+    }
 }
 
 /// Completes the entry written ahead as `id` with its call's outcome.
 pub async fn complete_one(db: &Db, id: i64, record: &CallRecord) -> Result<()> {
-    bind_outcome(sqlx::query(&COMPLETE), id, record).execute(&db.writer).await?;
+    let mut conn = db.writer.acquire().await?;
+    Conn::Sqlx(&mut conn).execute(&COMPLETE, &outcome(id, record)).await?;
     Ok(())
 }
 
 /// Completes entries written ahead (by id) with their calls' outcomes.
-pub async fn complete(conn: &mut sqlx::AnyConnection, done: &[(i64, CallRecord)]) -> Result<()> {
+pub async fn complete(conn: &mut Conn<'_>, done: &[(i64, CallRecord)]) -> Result<()> {
     for (id, record) in done {
-        bind_outcome(sqlx::query(&COMPLETE), *id, record).execute(&mut *conn).await?;
+        conn.execute(&COMPLETE, &outcome(*id, record)).await?;
     }
     Ok(())
 }
@@ -82,14 +88,14 @@ pub async fn complete_all(db: &Db, done: &[(i64, CallRecord)]) -> Result<()> {
     if done.is_empty() {
         return Ok(());
     }
-    complete(&mut *db.writer.acquire().await?, done).await
+    complete(&mut Conn::Sqlx(&mut *db.writer.acquire().await?), done).await
 }
 
 /// The statement completing one entry, on its own.
 static COMPLETE: LazyLock<String> = LazyLock::new(|| complete_sql(1));
 
 /// The statement completing one entry, its placeholders numbered from
-/// `first` (for use inside another statement); bind with [`bind_outcome`].
+/// `first` (for use inside another statement); its arguments are [`outcome`]'s.
 pub(crate) fn complete_sql(first: usize) -> String {
     let p = |n: usize| format!("${}", first + n);
     format!(
@@ -106,22 +112,24 @@ pub(crate) fn complete_sql(first: usize) -> String {
     )
 }
 
-/// Binds, in [`complete_sql`]'s order, the outcome of entry `id`.
-pub(crate) fn bind_outcome<'q>(query: AnyQuery<'q>, id: i64, record: &'q CallRecord) -> AnyQuery<'q> {
-    bind_outcome_fields(query, record).bind(id)
+/// The arguments, in [`complete_sql`]'s order, of the outcome of entry `id`.
+pub(crate) fn outcome(id: i64, record: &CallRecord) -> [Arg<'_>; 8] {
+    let [a, b, c, d, e, f, g] = outcome_fields(record);
+    [a, b, c, d, e, f, g, id.into()]
 }
 
-/// Binds a call's outcome: url, decision, reason, status, request and
-/// response bytes, duration (the order both the insert and a completion use).
-fn bind_outcome_fields<'q>(query: AnyQuery<'q>, record: &'q CallRecord) -> AnyQuery<'q> {
-    query
-        .bind(&record.url)
-        .bind(record.decision.as_str())
-        .bind(record.reason)
-        .bind(record.status.map(i64::from))
-        .bind(record.request_bytes as i64)
-        .bind(record.response_bytes as i64)
-        .bind(record.duration.as_millis() as i64)
+/// A call's outcome: url, decision, reason, status, request and response
+/// bytes, duration (the order both the insert and a completion use).
+fn outcome_fields(record: &CallRecord) -> [Arg<'_>; 7] {
+    [
+        (&record.url).into(),
+        record.decision.as_str().into(),
+        record.reason.into(),
+        record.status.map(i64::from).into(),
+        (record.request_bytes as i64).into(),
+        (record.response_bytes as i64).into(),
+        (record.duration.as_millis() as i64).into(),
+    ]
 }
 
 /// An [`AuditRow`]'s columns, from `audit a`: the receipt id is its

@@ -9,8 +9,6 @@
 use std::sync::{Arc, LazyLock};
 
 use oauth3_host::CallRecord;
-use sqlx::any::AnyArguments;
-use sqlx::{AnyConnection, Arguments as _};
 
 use super::rows::{ActionRow, Claimed, ExecutionRow, NewExecution};
 use super::status::{ExecutionStatus, PermitStatus};
@@ -18,6 +16,7 @@ use crate::db::{Backend, Db};
 use crate::error::{Error, Result};
 use crate::group_commit::Write;
 use crate::receipts::{Issued, Receipt};
+use crate::sql::{Arg, Conn};
 
 /// Which of the agent's slots an insert takes.
 #[derive(Debug, Clone, Copy)]
@@ -38,8 +37,8 @@ pub enum Slot {
 pub async fn insert_queued(db: &Db, new: &NewExecution, slot: Slot) -> Result<bool> {
     let write: Write<(NewExecution, Slot), bool> = |conn, (new, slot)| {
         Box::pin(async move {
-            let (sql, arguments) = insert(new, *slot, None)?;
-            Ok(sqlx::query_with(sql, arguments).execute(conn).await?.rows_affected() == 1)
+            let (sql, args) = insert(new, *slot, None);
+            Ok(conn.execute(sql, &args).await? == 1)
         })
     };
     db.group.run((new.clone(), slot), write).await
@@ -52,8 +51,8 @@ pub async fn insert_queued(db: &Db, new: &NewExecution, slot: Slot) -> Result<bo
 pub async fn insert_running(db: &Db, new: NewExecution, slot: Slot, worker: &str) -> Result<Option<Claimed>> {
     let write: Write<(NewExecution, Slot, String), Option<Claimed>> = |conn, (new, slot, worker)| {
         Box::pin(async move {
-            let (sql, arguments) = insert(new, *slot, Some(worker))?;
-            Ok(sqlx::query_as_with(sql, arguments).fetch_optional(conn).await?)
+            let (sql, args) = insert(new, *slot, Some(worker));
+            conn.fetch_optional(sql, &args).await
         })
     };
     db.group.run((new, slot, worker.to_owned()), write).await
@@ -105,36 +104,30 @@ static INSERTS: LazyLock<[[String; 2]; 2]> = LazyLock::new(|| {
 
 /// An insert's statement and its arguments ($13 and $14 only for the
 /// statements that name them).
-fn insert<'a>(new: &'a NewExecution, slot: Slot, worker: Option<&'a str>) -> Result<(&'static str, AnyArguments<'a>)> {
+fn insert<'a>(new: &'a NewExecution, slot: Slot, worker: Option<&'a str>) -> (&'static str, Vec<Arg<'a>>) {
     let (slot, search) = match slot {
         Slot::Exactly(n) => (n, false),
         Slot::AnyFreeBelow(cap) => (cap, true),
     };
-    let mut arguments = AnyArguments::default();
-    for text in [&new.id, &new.permit_id, &new.agent_id, &new.action_id, &new.code, &new.args] {
-        add(&mut arguments, text.as_str())?;
-    }
-    add(&mut arguments, new.created_at)?;
-    add(&mut arguments, slot)?;
-    add(&mut arguments, ExecutionStatus::Queued.as_str())?;
-    add(&mut arguments, new.component_hash.as_deref())?;
-    add(&mut arguments, new.code_hash.as_str())?;
-    add(&mut arguments, PermitStatus::Active.as_str())?;
+    let mut args: Vec<Arg<'a>> = [&new.id, &new.permit_id, &new.agent_id, &new.action_id, &new.code, &new.args]
+        .into_iter()
+        .map(Arg::from)
+        .collect();
+    args.extend::<[Arg; 6]>([
+        new.created_at.into(),
+        slot.into(),
+        ExecutionStatus::Queued.as_str().into(),
+        new.component_hash.as_deref().into(),
+        new.code_hash.as_str().into(),
+        PermitStatus::Active.as_str().into(),
+    ]);
     if search || worker.is_some() {
-        add(&mut arguments, ExecutionStatus::Running.as_str())?;
+        args.push(ExecutionStatus::Running.as_str().into());
     }
     if let Some(worker) = worker {
-        add(&mut arguments, worker)?;
+        args.push(worker.into());
     }
-    Ok((&INSERTS[search as usize][worker.is_some() as usize], arguments))
-}
-
-/// Binds the next of [`insert`]'s arguments.
-fn add<'a, T>(arguments: &mut AnyArguments<'a>, value: T) -> Result<()>
-where
-    T: 'a + sqlx::Encode<'a, sqlx::Any> + sqlx::Type<sqlx::Any>,
-{
-    arguments.add(value).map_err(|e| Error::Internal(format!("binding an insert: {e}")))
+    (&INSERTS[search as usize][worker.is_some() as usize], args)
 }
 
 /// The execution the agent already made for this action, if any.
@@ -222,15 +215,15 @@ static CLAIM: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-async fn claim_on(conn: &mut AnyConnection, id: &str, worker: &str, at: i64) -> Result<Option<Claimed>> {
-    Ok(sqlx::query_as(&CLAIM)
-        .bind(ExecutionStatus::Running.as_str())
-        .bind(at)
-        .bind(worker)
-        .bind(id)
-        .bind(ExecutionStatus::Queued.as_str())
-        .fetch_optional(conn)
-        .await?)
+async fn claim_on(conn: &mut Conn<'_>, id: &str, worker: &str, at: i64) -> Result<Option<Claimed>> {
+    let args = [
+        ExecutionStatus::Running.as_str().into(),
+        at.into(),
+        worker.into(),
+        id.into(),
+        ExecutionStatus::Queued.as_str().into(),
+    ];
+    conn.fetch_optional(&CLAIM, &args).await
 }
 
 /// `running` → `completed` or `failed`, with the outcome (JSON) and its
@@ -299,7 +292,7 @@ const FINISH: &str = "UPDATE executions SET status = $1, finished_at = $2, resul
 static FINISH_COMPLETING: LazyLock<String> =
     LazyLock::new(|| format!("WITH completed AS ({}) {FINISH}", super::audit::complete_sql(8)));
 
-async fn finish_on(conn: &mut AnyConnection, finish: &Finish) -> Result<bool> {
+async fn finish_on(conn: &mut Conn<'_>, finish: &Finish) -> Result<bool> {
     // On Postgres, where every commit waits for its WAL flush, the last
     // outcome is completed in the finish's own statement (one commit when
     // it runs alone).
@@ -312,20 +305,20 @@ async fn finish_on(conn: &mut AnyConnection, finish: &Finish) -> Result<bool> {
         Some(_) => &FINISH_COMPLETING,
         None => FINISH,
     };
-    let query = sqlx::query(sql)
-        .bind(finish.to.as_str())
-        .bind(finish.at)
-        .bind(&finish.result)
-        .bind(&finish.id)
-        .bind(ExecutionStatus::Running.as_str())
-        .bind(finish.receipt.as_deref())
-        .bind(finish.receipt_id.as_deref());
-    let query = match last {
-        Some((entry, record)) => super::audit::bind_outcome(query, *entry, record),
-        None => query,
-    };
+    let mut args = vec![
+        finish.to.as_str().into(),
+        finish.at.into(),
+        (&finish.result).into(),
+        (&finish.id).into(),
+        ExecutionStatus::Running.as_str().into(),
+        finish.receipt.as_deref().into(),
+        finish.receipt_id.as_deref().into(),
+    ];
+    if let Some((entry, record)) = last {
+        args.extend(super::audit::outcome(*entry, record));
+    }
     // Postgres counts the rows of the main statement only, not the CTE's.
-    Ok(query.execute(conn).await?.rows_affected() == 1)
+    Ok(conn.execute(sql, &args).await? == 1)
 }
 
 /// Stores the receipt of a finished execution that has none (one ended by

@@ -2,6 +2,8 @@
 //! enums; times are unix ms; JSON columns stay text.
 
 use super::status::{ConfirmationStatus, ExecutionStatus, PermitStatus, RequestStatus};
+use crate::error::Result;
+use crate::sql::{FromRecord, Record};
 
 /// A row of `permits` (times in unix ms; `spec`, `spec_hash`, `owner_id`
 /// and `approved_at` are set by the approval).
@@ -162,7 +164,7 @@ pub struct ExecutionRow {
 
 /// A claimed execution: what a worker needs to run it, and its permit's
 /// state as the claim found it.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 pub struct Claimed {
     pub id: String,
     pub agent_id: String,
@@ -176,13 +178,34 @@ pub struct Claimed {
     pub code_hash: Option<String>,
     /// The permit's spec hash at the claim: the spec this runs, and its receipt names.
     pub spec_hash: Option<String>,
-    #[sqlx(try_from = "String")]
     pub permit_status: PermitStatus,
     pub owner_id: Option<String>,
     pub expires_at: Option<i64>,
     /// The owner's secrets version at the claim (opened secrets cached
     /// under another version are not used).
     pub secrets_version: Option<i64>,
+}
+
+impl FromRecord for Claimed {
+    fn from_record(row: &Record) -> Result<Claimed> {
+        Ok(Claimed {
+            id: row.text_not_null("id")?,
+            agent_id: row.text_not_null("agent_id")?,
+            permit_id: row.text_not_null("permit_id")?,
+            action_id: row.text_not_null("action_id")?,
+            created_at: row.int_not_null("created_at")?,
+            started_at: row.int("started_at")?,
+            code: row.text_not_null("code")?,
+            args: row.text_not_null("args")?,
+            component_hash: row.text("component_hash")?,
+            code_hash: row.text("code_hash")?,
+            spec_hash: row.text("spec_hash")?,
+            permit_status: PermitStatus::try_from(row.text_not_null("permit_status")?)?,
+            owner_id: row.text("owner_id")?,
+            expires_at: row.int("expires_at")?,
+            secrets_version: row.int("secrets_version")?,
+        })
+    }
 }
 
 impl Claimed {

@@ -4,6 +4,7 @@
 use crate::auth::{Caller, Role};
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::sql::{FromRecord, Record};
 
 /// Stores a tenant; for an owner signing up with an invite, the invite is
 /// used up in the same transaction (403 when it is unknown or used).
@@ -52,14 +53,23 @@ pub async fn invite_count(db: &Db) -> Result<i64> {
 /// The tenant's token generation and whether `jti` is revoked, in one
 /// indexed read; `None` when the tenant no longer exists.
 pub async fn token_state(db: &Db, tenant: &str, jti: &str) -> Result<Option<(i64, bool)>> {
-    let state: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT token_generation, (SELECT COUNT(*) FROM revoked_tokens WHERE jti = $2) FROM tenants WHERE id = $1",
-    )
-    .bind(tenant)
-    .bind(jti)
-    .fetch_optional(&db.pool)
-    .await?;
-    Ok(state.map(|(generation, revoked)| (generation, revoked > 0)))
+    // Every request reads it: on the calling thread on a SQLite file.
+    let sql = "SELECT token_generation AS generation, (SELECT COUNT(*) FROM revoked_tokens WHERE jti = $2) AS revoked \
+               FROM tenants WHERE id = $1";
+    let state: Option<TokenState> = db.read_optional(sql, &[tenant.into(), jti.into()]).await?;
+    Ok(state.map(|state| (state.generation, state.revoked > 0)))
+}
+
+/// A tenant's token generation, and how many revocations name a token.
+struct TokenState {
+    generation: i64,
+    revoked: i64,
+}
+
+impl FromRecord for TokenState {
+    fn from_record(record: &Record) -> Result<TokenState> {
+        Ok(TokenState { generation: record.int_not_null("generation")?, revoked: record.int_not_null("revoked")? })
+    }
 }
 
 /// Revokes the caller's token until it would have expired anyway.
