@@ -144,12 +144,15 @@ fn sqlite_pool(size: u32) -> AnyPoolOptions {
         .acquire_timeout(Duration::from_secs(60))
         .after_connect(|conn, _| {
             Box::pin(async move {
-                conn.execute("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
-                    .await?;
+                conn.execute(SQLITE_SETTINGS).await?;
+                conn.execute("PRAGMA busy_timeout = 10000").await?;
                 Ok(())
             })
         })
 }
+
+/// What every connection to a SQLite file sets (sqlx's and [`Direct`]'s).
+pub(crate) const SQLITE_SETTINGS: &str = "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
 /// Now, in Unix milliseconds.
 pub fn now_ms() -> i64 {

@@ -12,13 +12,14 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{CachedStatement, Connection, ErrorCode, OpenFlags};
 use sqlx::sqlite::SqliteConnectOptions;
 
+use crate::db::SQLITE_SETTINGS;
 use crate::error::{Error, Result};
 use crate::sql::{Arg, FromRecord, Record};
 use crate::state::lock;
@@ -26,7 +27,8 @@ use crate::state::lock;
 /// Connections to one SQLite file, used on the calling thread.
 pub struct Direct {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    /// `None` after one had to be closed (see [`Direct::with_writer`]).
+    writer: Mutex<Option<Connection>>,
     reader: Mutex<Connection>,
 }
 
@@ -51,31 +53,31 @@ impl Direct {
             return Ok(None);
         }
         let (writer, reader) = (connect(&path)?, connect(&path)?);
-        Ok(Some(Direct { path, writer: Mutex::new(writer), reader: Mutex::new(reader) }))
+        Ok(Some(Direct { path, writer: Mutex::new(Some(writer)), reader: Mutex::new(reader) }))
     }
 
-    /// The writing connection, for one transaction at a time.
-    pub fn writer(&self) -> MutexGuard<'_, Connection> {
-        lock(&self.writer)
-    }
-
-    /// Ends `conn`'s transaction (this [`writer`](Self::writer)'s), if one
-    /// is open: rolled back, or the connection closed and opened again
-    /// when that fails (closing ends it), so that it never keeps holding
-    /// SQLite's write lock.
-    pub(crate) fn end_transaction(&self, conn: &mut Connection) {
-        if conn.is_autocommit() {
-            return;
-        }
-        if let Err(error) = conn.execute_batch("ROLLBACK") {
-            tracing::error!(%error, "could not roll back a batch of writes");
-        }
-        if !conn.is_autocommit() {
+    /// Runs `f` on the writing connection (opened again first if an earlier
+    /// use had to close it); `None` when it cannot be opened. Whatever `f`
+    /// leaves, no transaction stays open: it is rolled back, or the
+    /// connection closed (which ends it), so that this connection never
+    /// keeps holding SQLite's write lock.
+    pub(crate) fn with_writer<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> Option<R> {
+        let mut slot = lock(&self.writer);
+        if slot.is_none() {
             match connect(&self.path) {
-                Ok(fresh) => *conn = fresh,
-                Err(error) => tracing::error!(%error, "could not reopen the database after a failed rollback"),
+                Ok(conn) => *slot = Some(conn),
+                Err(error) => {
+                    tracing::error!(%error, "could not open the database for writes on this thread");
+                    return None;
+                }
             }
         }
+        let conn = slot.as_mut()?;
+        let result = f(conn);
+        if !rollback(conn) {
+            *slot = None;
+        }
+        Some(result)
     }
 
     /// The first row of the read `sql` with `args`. A read never waits:
@@ -86,15 +88,26 @@ impl Direct {
     }
 }
 
+/// Rolls back `conn`'s transaction, if one is open; false when it is still
+/// open after that.
+pub(crate) fn rollback(conn: &Connection) -> bool {
+    if !conn.is_autocommit()
+        && let Err(error) = conn.execute_batch("ROLLBACK")
+    {
+        tracing::error!(%error, "could not roll back a batch of writes");
+    }
+    conn.is_autocommit()
+}
+
 /// Statements kept prepared per connection.
 const PREPARED: usize = 64;
 
 fn connect(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
-    // As sqlx's connections (`db::sqlite_pool`), but never waiting for a lock.
+    // As sqlx's connections, but never waiting for a lock.
     conn.busy_timeout(Duration::ZERO)?;
-    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    conn.execute_batch(SQLITE_SETTINGS)?;
     conn.set_prepared_statement_cache_capacity(PREPARED);
     Ok(conn)
 }
@@ -145,10 +158,14 @@ pub(crate) fn fetch_optional(conn: &mut Connection, sql: &str, args: &[Arg<'_>])
     Ok(Some(Record::Direct(columns)))
 }
 
-/// `sql`, prepared (or from the cache), with `args` bound to `$1`, `$2`, …
-/// (a placeholder past the arguments is NULL, as sqlx binds it; any other
-/// kind of placeholder is an error).
+/// `sql`, one statement, prepared (or from the cache), with `args` bound to
+/// `$1`, `$2`, … as sqlx binds them: from the first placeholder past the
+/// arguments on, NULL. Any other kind of placeholder is an error, and so is
+/// a second statement (none of these statements holds a `;` in a literal).
 fn prepare<'c>(conn: &'c Connection, sql: &str, args: &[Arg<'_>]) -> Result<CachedStatement<'c>> {
+    if sql.split_once(';').is_some_and(|(_, rest)| !rest.trim().is_empty()) {
+        return Err(rusqlite::Error::MultipleStatement.into());
+    }
     let mut statement = conn.prepare_cached(sql)?;
     for index in 1..=statement.parameter_count() {
         let n = statement
@@ -160,7 +177,7 @@ fn prepare<'c>(conn: &'c Connection, sql: &str, args: &[Arg<'_>]) -> Result<Cach
         match args.get(n - 1) {
             Some(Arg::Int(value)) => statement.raw_bind_parameter(index, value)?,
             Some(Arg::Text(value)) => statement.raw_bind_parameter(index, value)?,
-            None => {}
+            None => break,
         }
     }
     Ok(statement)

@@ -45,9 +45,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A write: statements run on the connection it is given, from its state.
 /// It must return every statement's error (it shares a transaction), and
-/// may run twice (once in a batch rolled back, then alone), so it must only
-/// write to the database. It awaits nothing but its statements: on a
-/// [`Conn::Direct`] its future must be ready when first polled.
+/// must only write to the database; it may run more than once (in a batch rolled
+/// back, then alone; on SQLite, on the direct connection, then through
+/// sqlx). It awaits nothing but its statements: on a [`Conn::Direct`] its
+/// future must be ready when first polled.
 pub type Write<S, T> = for<'a, 'c> fn(&'a mut Conn<'c>, &'a S) -> BoxFuture<'a, Result<T>>;
 
 /// The writes waiting for a leader, and the leaders running.
@@ -102,8 +103,8 @@ impl std::fmt::Debug for GroupCommit {
 
 impl GroupCommit {
     /// Batches over `pool` (first over `direct`, when given), at most
-    /// `leaders` at once. On SQLite, one: two would only meet at the file's
-    /// write lock.
+    /// `leaders` at once (one with `direct`). On SQLite, one: two would only
+    /// meet at the file's write lock.
     pub fn new(pool: AnyPool, backend: Backend, direct: Option<Arc<Direct>>, leaders: usize) -> GroupCommit {
         // One connection on this thread: a second leader would only wait for it.
         let leaders = if direct.is_some() { 1 } else { leaders.max(1) };
@@ -245,28 +246,29 @@ impl Inner {
 
     /// Commits `batch` on the direct connection, in one transaction, or
     /// (after a write failed in it) each write in one of its own. Returns
-    /// the writes to run through sqlx: those that found SQLite's lock taken.
-    fn commit_direct(&self, direct: &Direct, mut batch: Vec<Box<dyn Job>>) -> Vec<Box<dyn Job>> {
+    /// the writes to run through sqlx: those that found SQLite's lock taken
+    /// (all of them when the connection cannot be opened).
+    fn commit_direct(&self, direct: &Direct, batch: Vec<Box<dyn Job>>) -> Vec<Box<dyn Job>> {
         if batch.is_empty() {
             return batch;
         }
-        batch.sort_by(|a, b| a.last().cmp(&b.last()));
-        let mut conn = direct.writer();
-        match together_direct(direct, &mut conn, &mut batch) {
+        let mut batch = Some(batch);
+        let committed = direct.with_writer(|conn| self.commit_on(conn, batch.take().unwrap_or_default()));
+        committed.unwrap_or_else(|| batch.unwrap_or_default())
+    }
+
+    /// [`commit_direct`](Self::commit_direct) on its connection.
+    fn commit_on(&self, conn: &mut rusqlite::Connection, mut batch: Vec<Box<dyn Job>>) -> Vec<Box<dyn Job>> {
+        shared_rows_last(&mut batch);
+        match together_direct(conn, &mut batch) {
             Ended::Committed => {
-                if batch.len() > 1 {
-                    self.batches.fetch_add(1, Ordering::Relaxed);
-                    self.batched.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                }
+                self.count_batch(batch.len());
                 batch.into_iter().for_each(|job| job.reply());
                 return Vec::new();
             }
             Ended::Busy => return batch,
             Ended::Unknown(message) => {
-                for mut job in batch {
-                    job.fail(Error::Internal(format!("a commit's outcome is unknown: {message}")));
-                    job.reply();
-                }
+                unknown(batch, &message);
                 return Vec::new();
             }
             // Its writers hear that it was dropped, as from a leader task
@@ -284,15 +286,10 @@ impl Inner {
         let mut left = Vec::new();
         for job in batch {
             let mut alone = vec![job];
-            match together_direct(direct, &mut conn, &mut alone) {
+            match together_direct(conn, &mut alone) {
                 Ended::Busy => left.extend(alone),
                 Ended::Panicked => {}
-                Ended::Unknown(message) => {
-                    for mut job in alone {
-                        job.fail(Error::Internal(format!("a commit's outcome is unknown: {message}")));
-                        job.reply();
-                    }
-                }
+                Ended::Unknown(message) => unknown(alone, &message),
                 // Failed: rolled back, its error is its result.
                 Ended::Committed | Ended::Failed => alone.into_iter().for_each(|job| job.reply()),
             }
@@ -300,13 +297,19 @@ impl Inner {
         left
     }
 
+    /// Counts a committed transaction of `writes` writes, if it was a batch.
+    fn count_batch(&self, writes: usize) {
+        if writes > 1 {
+            self.batches.fetch_add(1, Ordering::Relaxed);
+            self.batched.fetch_add(writes as u64, Ordering::Relaxed);
+        }
+    }
+
     /// Commits `batch` through sqlx: in one transaction, or (after a write
     /// failed in it) each write alone.
     async fn commit_sqlx(&self, mut batch: Vec<Box<dyn Job>>) {
         if batch.len() > 1 {
-            // Writes to shared rows last, in row order (stable: the rest
-            // keep their order).
-            batch.sort_by(|a, b| a.last().cmp(&b.last()));
+            shared_rows_last(&mut batch);
             match self.connection().await {
                 Ok(conn) => {
                     let mut open = Open(Some(conn));
@@ -315,18 +318,11 @@ impl Inner {
                     match together {
                         Together::Committed => {
                             self.keep(conn);
-                            self.batches.fetch_add(1, Ordering::Relaxed);
-                            self.batched.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                            self.count_batch(batch.len());
                             batch.into_iter().for_each(|job| job.reply());
                             return;
                         }
-                        Together::Unknown(message) => {
-                            for mut job in batch {
-                                job.fail(Error::Internal(format!("a commit's outcome is unknown: {message}")));
-                                job.reply();
-                            }
-                            return;
-                        }
+                        Together::Unknown(message) => return unknown(batch, &message),
                         Together::RolledBack => {
                             self.keep(conn);
                             self.rolled_back.fetch_add(1, Ordering::Relaxed);
@@ -423,12 +419,26 @@ enum Ended {
     Unknown(String),
 }
 
-/// Runs `batch` in one transaction on `conn` (`direct`'s writer), on this
+/// Writes to shared rows last, in row order (stable: the rest keep their
+/// order).
+fn shared_rows_last(batch: &mut [Box<dyn Job>]) {
+    batch.sort_by(|a, b| a.last().cmp(&b.last()));
+}
+
+/// Tells each writer of `jobs` that its commit's outcome is unknown.
+fn unknown(jobs: Vec<Box<dyn Job>>, message: &str) {
+    for mut job in jobs {
+        job.fail(Error::Internal(format!("a commit's outcome is unknown: {message}")));
+        job.reply();
+    }
+}
+
+/// Runs `batch` in one transaction on the direct writer `conn`, on this
 /// thread.
-fn together_direct(direct: &Direct, conn: &mut rusqlite::Connection, batch: &mut [Box<dyn Job>]) -> Ended {
-    // Nothing is left open between batches, but a panic outside a write
-    // would have left it so.
-    direct.end_transaction(conn);
+fn together_direct(conn: &mut rusqlite::Connection, batch: &mut [Box<dyn Job>]) -> Ended {
+    // Nothing is left open between batches, unless a panic outside a write
+    // unwound through the last one.
+    direct::rollback(conn);
     match conn.execute_batch("BEGIN IMMEDIATE") {
         Ok(()) => {}
         Err(error) => {
@@ -442,8 +452,7 @@ fn together_direct(direct: &Direct, conn: &mut rusqlite::Connection, batch: &mut
         let ran = std::panic::catch_unwind(AssertUnwindSafe(|| now(job.run(&mut Conn::Direct(&mut *conn)))));
         let ended = match ran {
             // SQLite ends the transaction itself on some errors (full disk,
-            // I/O): a write that hid one would leave the rest of the batch
-            // committing statement by statement.
+            // I/O, `OR ROLLBACK`): a write that hid one must not pass.
             Ok(Some(true)) if conn.is_autocommit() => {
                 tracing::error!("a write hid a failed statement that ended its transaction");
                 job.fail(Error::Internal("a statement failed unreported, ending the transaction".into()));
@@ -458,14 +467,17 @@ fn together_direct(direct: &Direct, conn: &mut rusqlite::Connection, batch: &mut
             }
             Err(_) => Ended::Panicked,
         };
-        direct.end_transaction(conn);
+        direct::rollback(conn);
         return ended;
     }
     match conn.execute_batch("COMMIT") {
         Ok(()) => Ended::Committed,
         Err(error) => {
-            direct.end_transaction(conn);
-            Ended::Unknown(error.to_string())
+            // Still in the transaction: nothing was committed. Rolled back,
+            // it runs through sqlx.
+            let open = !conn.is_autocommit();
+            direct::rollback(conn);
+            if open { Ended::Busy } else { Ended::Unknown(error.to_string()) }
         }
     }
 }

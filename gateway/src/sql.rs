@@ -64,7 +64,7 @@ impl Conn<'_> {
     pub async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
         match self {
             Conn::Sqlx(conn) => Ok(bind(sqlx::query(sql), args).execute(&mut **conn).await?.rows_affected()),
-            Conn::Direct(conn) => direct::execute(conn, sql, args),
+            Conn::Direct(conn) => direct::execute(in_transaction(conn)?, sql, args),
         }
     }
 
@@ -72,15 +72,29 @@ impl Conn<'_> {
     pub async fn fetch_optional<T: FromRecord>(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Option<T>> {
         let record = match self {
             Conn::Sqlx(conn) => bind(sqlx::query(sql), args).fetch_optional(&mut **conn).await?.map(Record::Sqlx),
-            Conn::Direct(conn) => direct::fetch_optional(conn, sql, args)?,
+            Conn::Direct(conn) => direct::fetch_optional(in_transaction(conn)?, sql, args)?,
         };
         record.map(|record| T::from_record(&record)).transpose()
     }
 
     /// Runs `sql` with `args`: its first row, which it must return.
     pub async fn fetch_one<T: FromRecord>(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<T> {
-        self.fetch_optional(sql, args).await?.ok_or_else(|| Error::Database(sqlx::Error::RowNotFound))
+        match self.fetch_optional(sql, args).await? {
+            Some(row) => Ok(row),
+            None if matches!(self, Conn::Direct(_)) => Err(rusqlite::Error::QueryReturnedNoRows.into()),
+            None => Err(sqlx::Error::RowNotFound.into()),
+        }
     }
+}
+
+/// `conn`, if it is inside the transaction its batch began: after an error
+/// that made SQLite end it, a write's later statements would each commit
+/// on their own.
+fn in_transaction(conn: &mut rusqlite::Connection) -> Result<&mut rusqlite::Connection> {
+    if conn.is_autocommit() {
+        return Err(Error::Internal("a write's transaction has ended".into()));
+    }
+    Ok(conn)
 }
 
 /// `query` with `args` bound in order.
@@ -146,7 +160,7 @@ fn direct_value<'r>(columns: &'r [(String, rusqlite::types::Value)], name: &str)
         .iter()
         .find(|(column, _)| column == name)
         .map(|(_, value)| value)
-        .ok_or_else(|| Error::Database(sqlx::Error::ColumnNotFound(name.to_owned())))
+        .ok_or_else(|| rusqlite::Error::InvalidColumnName(name.to_owned()).into())
 }
 
 fn mismatch(name: &str, expected: &str, found: &rusqlite::types::Value) -> Error {

@@ -9,18 +9,48 @@ use oauth3_gateway::db::Db;
 use oauth3_gateway::group_commit::{BoxFuture, GroupCommit};
 use oauth3_gateway::sql::{Conn, FromRecord, Record};
 
-async fn database(backend: &Backend) -> (Db, Option<tempfile::TempDir>) {
-    match backend {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("oauth3.db").display());
-            (Db::connect(&url).await.unwrap(), Some(dir))
-        }
-        Backend::Postgres(url) => (Db::connect(url).await.unwrap(), None),
+/// Where the writes go: a database, and on SQLite, whether they run on the
+/// direct connection (the default) or through sqlx alone.
+enum Setup {
+    Database(Backend),
+    SqliteThroughSqlx,
+}
+
+impl From<Backend> for Setup {
+    fn from(backend: Backend) -> Setup {
+        Setup::Database(backend)
     }
 }
 
-async fn with_table(backend: &Backend) -> (Db, Option<tempfile::TempDir>) {
+impl Setup {
+    fn is_postgres(&self) -> bool {
+        matches!(self, Setup::Database(Backend::Postgres(_)))
+    }
+}
+
+async fn database(setup: &Setup) -> (Db, Option<tempfile::TempDir>) {
+    let sqlite = |parameters: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc{parameters}", dir.path().join("oauth3.db").display());
+        (url, dir)
+    };
+    match setup {
+        Setup::Database(Backend::Sqlite) => {
+            let (url, dir) = sqlite("");
+            (Db::connect(&url).await.unwrap(), Some(dir))
+        }
+        // The default VFS, named: the direct connections stand aside.
+        Setup::SqliteThroughSqlx => {
+            let (url, dir) = sqlite("&vfs=unix");
+            let db = Db::connect(&url).await.unwrap();
+            assert!(db.direct.is_none());
+            (db, Some(dir))
+        }
+        Setup::Database(Backend::Postgres(url)) => (Db::connect(url).await.unwrap(), None),
+    }
+}
+
+async fn with_table(backend: &Setup) -> (Db, Option<tempfile::TempDir>) {
     let (db, dir) = database(backend).await;
     sqlx::query("CREATE TABLE scratch (k TEXT PRIMARY KEY, v BIGINT NOT NULL)").execute(&db.writer).await.unwrap();
     (db, dir)
@@ -80,8 +110,9 @@ async fn concurrently(group: &GroupCommit, n: i64, duplicate: fn(i64) -> bool) -
     at_once(group, n, key, |_| (insert as Insert, false)).await
 }
 
-async fn concurrent_writes_share_transactions_and_each_gets_its_result(backend: Backend) {
-    let (db, _dir) = with_table(&backend).await;
+async fn concurrent_writes_share_transactions_and_each_gets_its_result(setup: impl Into<Setup>) {
+    let setup = setup.into();
+    let (db, _dir) = with_table(&setup).await;
     let results = concurrently(&db.group, 300, |_| false).await;
     for (i, result) in results.into_iter().enumerate() {
         assert_eq!(result.unwrap(), i as i64);
@@ -92,8 +123,9 @@ async fn concurrent_writes_share_transactions_and_each_gets_its_result(backend: 
     assert_eq!(stats.rolled_back, 0);
 }
 
-async fn a_failing_write_fails_alone_and_its_batch_commits(backend: Backend) {
-    let (db, _dir) = with_table(&backend).await;
+async fn a_failing_write_fails_alone_and_its_batch_commits(setup: impl Into<Setup>) {
+    let setup = setup.into();
+    let (db, _dir) = with_table(&setup).await;
     sqlx::query("INSERT INTO scratch (k, v) VALUES ('dup', -1)").execute(&db.writer).await.unwrap();
     // Every tenth write breaks the primary key.
     let mut failed = 0;
@@ -115,8 +147,9 @@ async fn a_failing_write_fails_alone_and_its_batch_commits(backend: Backend) {
     assert!(db.group.stats().rolled_back >= 1, "the failures never shared a batch: {:?}", db.group.stats());
 }
 
-async fn a_write_whose_writer_went_away_is_still_committed(backend: Backend) {
-    let (db, _dir) = with_table(&backend).await;
+async fn a_write_whose_writer_went_away_is_still_committed(setup: impl Into<Setup>) {
+    let setup = setup.into();
+    let (db, _dir) = with_table(&setup).await;
     for i in 0..20 {
         // Polled once (queued), then dropped.
         let write = db.group.run((format!("gone{i}"), i), insert);
@@ -142,8 +175,9 @@ fn insert_hiding_an_error<'a>(
     })
 }
 
-async fn a_write_hiding_a_failed_statement_does_not_lose_its_batch(backend: Backend) {
-    let (db, _dir) = with_table(&backend).await;
+async fn a_write_hiding_a_failed_statement_does_not_lose_its_batch(setup: impl Into<Setup>) {
+    let setup = setup.into();
+    let (db, _dir) = with_table(&setup).await;
     sqlx::query("INSERT INTO scratch (k, v) VALUES ('dup', -1)").execute(&db.writer).await.unwrap();
     for round in 0..5 {
         let key = |i| format!("r{round}k{i}");
@@ -156,7 +190,7 @@ async fn a_write_hiding_a_failed_statement_does_not_lose_its_batch(backend: Back
         // write told it committed must really have been.
         assert_eq!(rows(&db).await, 1 + 60 * (round + 1));
     }
-    if let Backend::Postgres(_) = backend {
+    if setup.is_postgres() {
         assert!(db.group.stats().rolled_back >= 1, "the hidden failure never shared a batch");
     }
 }
@@ -165,8 +199,9 @@ fn panics<'a>(_: &'a mut Conn<'_>, _: &'a (String, i64)) -> BoxFuture<'a, oauth3
     Box::pin(async move { panic!("a write with a bug") })
 }
 
-async fn a_write_that_panics_takes_nothing_with_it_but_its_batch(backend: Backend) {
-    let (db, _dir) = with_table(&backend).await;
+async fn a_write_that_panics_takes_nothing_with_it_but_its_batch(setup: impl Into<Setup>) {
+    let setup = setup.into();
+    let (db, _dir) = with_table(&setup).await;
     let write = |i| if i == 40 { (panics as Insert, false) } else { (insert as Insert, false) };
     let mut told_ok = Vec::new();
     for (i, result) in at_once(&db.group, 80, |i| format!("k{i}"), write).await.into_iter().enumerate() {
@@ -198,8 +233,9 @@ fn count_on_connection<'a>(conn: &'a mut Conn<'_>, _: &'a (String, i64)) -> BoxF
     })
 }
 
-async fn writes_in_turn_run_on_one_kept_connection(backend: Backend) {
-    let (db, _dir) = database(&backend).await;
+async fn writes_in_turn_run_on_one_kept_connection(setup: impl Into<Setup>) {
+    let setup = setup.into();
+    let (db, _dir) = database(&setup).await;
     let mut counts = Vec::new();
     for i in 0..6 {
         counts.push(db.group.run((String::new(), i), count_on_connection as Insert).await.unwrap());
@@ -219,7 +255,7 @@ async fn a_kept_connection_the_server_closed_fails_one_write_and_is_replaced() {
     else {
         return;
     };
-    let (db, _dir) = database(&backend).await;
+    let (db, _dir) = database(&backend.into()).await;
     let first = db.group.run((String::new(), 0), backend_pid as Insert).await.unwrap();
     let ended: bool =
         sqlx::query_scalar("SELECT pg_terminate_backend($1)").bind(first as i32).fetch_one(&db.pool).await.unwrap();
@@ -236,10 +272,102 @@ fn direct<'a>(conn: &'a mut Conn<'_>, _: &'a (String, i64)) -> BoxFuture<'a, oau
     Box::pin(async move { Ok(matches!(conn, Conn::Direct(_)) as i64) })
 }
 
-async fn writes_run_on_this_thread_on_a_sqlite_file_only(backend: Backend) {
-    let (db, _dir) = database(&backend).await;
+async fn writes_run_on_this_thread_on_a_sqlite_file_only(setup: impl Into<Setup>) {
+    let setup = setup.into();
+    let (db, _dir) = database(&setup).await;
     let direct = db.group.run((String::new(), 0), direct as Insert).await.unwrap();
-    assert_eq!(direct == 1, matches!(backend, Backend::Sqlite));
+    assert_eq!(direct == 1, matches!(setup, Setup::Database(Backend::Sqlite)));
+}
+
+/// Runs of [`counted_duplicate`], by its state's key.
+static RUNS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Counts its run (in `RUNS`), then breaks the primary key.
+fn counted_duplicate<'a>(
+    conn: &'a mut Conn<'_>,
+    (k, _): &'a (String, i64),
+) -> BoxFuture<'a, oauth3_gateway::Result<i64>> {
+    Box::pin(async move {
+        RUNS.lock().unwrap().push(k.clone());
+        conn.execute("INSERT INTO scratch (k, v) VALUES ('dup', 0)", &[]).await?;
+        Ok(0)
+    })
+}
+
+async fn a_lone_failing_write_runs_once(setup: impl Into<Setup>) {
+    let setup = setup.into();
+    let (db, dir) = with_table(&setup).await;
+    sqlx::query("INSERT INTO scratch (k, v) VALUES ('dup', -1)").execute(&db.writer).await.unwrap();
+    // A key of this test's own (tests run at once).
+    let key = format!("{:?}", dir.as_ref().map(|dir| dir.path().to_owned()));
+    assert!(db.group.run((key.clone(), 0), counted_duplicate as Insert).await.is_err());
+    let runs = RUNS.lock().unwrap().iter().filter(|k| **k == key).count();
+    assert_eq!(runs, 1, "a lone failing write ran {runs} times");
+}
+
+/// Inserts its own row, then a row whose conflict ends the whole
+/// transaction (`OR ROLLBACK`), hiding that, and carries on.
+fn hides_a_rollback<'a>(
+    conn: &'a mut Conn<'_>,
+    (k, v): &'a (String, i64),
+) -> BoxFuture<'a, oauth3_gateway::Result<i64>> {
+    Box::pin(async move {
+        conn.execute("INSERT INTO scratch (k, v) VALUES ($1, $2)", &[k.into(), (*v).into()]).await?;
+        let _ = conn.execute("INSERT OR ROLLBACK INTO scratch (k, v) VALUES ('dup', 0)", &[]).await;
+        let after = format!("{k}-after");
+        let _ = conn.execute("INSERT INTO scratch (k, v) VALUES ($1, $2)", &[(&after).into(), (*v).into()]).await;
+        Ok(*v)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_hiding_an_error_that_ended_its_transaction_fails_and_leaves_nothing() {
+    let (db, _dir) = with_table(&Backend::Sqlite.into()).await;
+    sqlx::query("INSERT INTO scratch (k, v) VALUES ('dup', -1)").execute(&db.writer).await.unwrap();
+    assert!(db.group.run(("hider".to_owned(), 1), hides_a_rollback as Insert).await.is_err());
+    // Neither its first row (rolled back) nor a later one (no statement
+    // runs once its transaction has ended).
+    assert_eq!(rows(&db).await, 1);
+    // Among others at once, it fails alone and the rest commit.
+    let write = |i| if i == 20 { (hides_a_rollback as Insert, false) } else { (insert as Insert, false) };
+    let results = at_once(&db.group, 40, |i| format!("k{i}"), write).await;
+    for (i, result) in results.iter().enumerate() {
+        assert_eq!(result.is_ok(), i != 20, "write {i}: {result:?}");
+    }
+    assert_eq!(rows(&db).await, 40);
+}
+
+/// A statement's one TEXT column, `t`.
+struct T(Option<String>);
+
+impl FromRecord for T {
+    fn from_record(record: &Record) -> oauth3_gateway::Result<T> {
+        record.text("t").map(T)
+    }
+}
+
+/// Runs the statement numbered by the state's value on the direct connection.
+fn statement<'a>(conn: &'a mut Conn<'_>, (_, n): &'a (String, i64)) -> BoxFuture<'a, oauth3_gateway::Result<i64>> {
+    Box::pin(async move {
+        match n {
+            0 => Ok(conn.fetch_one::<N>("SELECT $1 + $1 AS n", &[2.into()]).await?.0),
+            1 => Ok(conn.fetch_one::<T>("SELECT $1 AS n, $2 AS t", &[5.into()]).await?.0.map_or(-1, |_| 1)),
+            2 => Ok(conn.fetch_one::<N>("SELECT ? AS n", &[1.into()]).await?.0),
+            3 => Ok(conn.fetch_one::<N>("SELECT 1 AS n; SELECT 2 AS n", &[]).await?.0),
+            _ => Ok(conn.fetch_one::<T>("SELECT CAST(x'ff' AS TEXT) AS t", &[]).await?.0.map_or(0, |t| t.len() as i64)),
+        }
+    })
+}
+
+#[tokio::test]
+async fn direct_statements_bind_dollar_placeholders_and_refuse_what_sqlx_would_read_otherwise() {
+    let (db, _dir) = database(&Backend::Sqlite.into()).await;
+    let run = |n: i64| db.group.run((String::new(), n), statement as Insert);
+    assert_eq!(run(0).await.unwrap(), 4, "$1 twice is one argument");
+    assert_eq!(run(1).await.unwrap(), -1, "a placeholder past the arguments is NULL");
+    assert!(run(2).await.is_err(), "a ? placeholder");
+    assert!(run(3).await.is_err(), "a second statement");
+    assert!(run(4).await.is_err(), "text that is not UTF-8");
 }
 
 #[tokio::test]
@@ -257,7 +385,7 @@ async fn an_in_memory_database_or_a_url_naming_another_vfs_runs_every_write_thro
 
 #[tokio::test]
 async fn a_write_that_finds_sqlite_locked_waits_for_the_lock_and_commits() {
-    let (db, _dir) = with_table(&Backend::Sqlite).await;
+    let (db, _dir) = with_table(&Backend::Sqlite.into()).await;
     // Another connection of this process holds the file's write lock.
     let mut holder = db.writer.acquire().await.unwrap();
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *holder).await.unwrap();
@@ -266,18 +394,67 @@ async fn a_write_that_finds_sqlite_locked_waits_for_the_lock_and_commits() {
         let group = db.group.clone();
         async move { group.run(("waiting".to_owned(), 1), insert as Insert).await }
     });
+    let slept = std::time::Instant::now();
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // Waiting on this thread would have held it (and this sleep) too.
+    assert!(slept.elapsed() < Duration::from_secs(2), "the write waited for the lock on the runtime's thread");
     assert!(!write.is_finished(), "the write neither waited for the lock nor failed: it cannot have committed");
     sqlx::query("COMMIT").execute(&mut *holder).await.unwrap();
     drop(holder);
     assert_eq!(tokio::time::timeout(Duration::from_secs(10), write).await.unwrap().unwrap().unwrap(), 1);
     assert_eq!(rows(&db).await, 2);
-    // The next write runs on this thread again, and still commits.
-    assert_eq!(db.group.run(("after".to_owned(), 2), insert as Insert).await.unwrap(), 2);
-    assert_eq!(rows(&db).await, 3);
+    // The next write runs on this thread again.
+    assert_eq!(db.group.run((String::new(), 2), direct as Insert).await.unwrap(), 1);
+}
+
+/// The battery on a SQLite file whose writes all run through sqlx (the
+/// path a batch takes when SQLite's lock is taken).
+mod sqlite_through_sqlx {
+    use super::Setup::SqliteThroughSqlx;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_share_transactions_and_each_gets_its_result() {
+        super::concurrent_writes_share_transactions_and_each_gets_its_result(SqliteThroughSqlx).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_fails_alone_and_its_batch_commits() {
+        super::a_failing_write_fails_alone_and_its_batch_commits(SqliteThroughSqlx).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lone_failing_write_runs_once() {
+        super::a_lone_failing_write_runs_once(SqliteThroughSqlx).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_whose_writer_went_away_is_still_committed() {
+        super::a_write_whose_writer_went_away_is_still_committed(SqliteThroughSqlx).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_hiding_a_failed_statement_does_not_lose_its_batch() {
+        super::a_write_hiding_a_failed_statement_does_not_lose_its_batch(SqliteThroughSqlx).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_that_panics_takes_nothing_with_it_but_its_batch() {
+        super::a_write_that_panics_takes_nothing_with_it_but_its_batch(SqliteThroughSqlx).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_in_turn_run_on_one_kept_connection() {
+        super::writes_in_turn_run_on_one_kept_connection(SqliteThroughSqlx).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_run_on_this_thread_on_a_sqlite_file_only() {
+        super::writes_run_on_this_thread_on_a_sqlite_file_only(SqliteThroughSqlx).await
+    }
 }
 
 on_both_databases!(
+    a_lone_failing_write_runs_once,
     writes_run_on_this_thread_on_a_sqlite_file_only,
     writes_in_turn_run_on_one_kept_connection,
     a_write_that_panics_takes_nothing_with_it_but_its_batch,
