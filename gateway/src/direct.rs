@@ -5,10 +5,10 @@
 //! statement. Here a statement runs where it is called, in microseconds.
 //!
 //! Nothing here waits for SQLite's write lock: the writer's busy timeout is
-//! zero, and a write that finds the lock taken (another connection of this
-//! process is writing) is handed to sqlx's connections, which wait for it on
-//! their own threads. Both libraries link the one SQLite library, so their
-//! connections share its locks and caches.
+//! zero, and a write that finds the lock taken (another connection, of this
+//! process or another, is writing) is handed to sqlx's connections, which
+//! wait for it on their own threads. Both libraries link the one SQLite
+//! library, so their connections share its locks and caches.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
