@@ -532,7 +532,7 @@ fn pin_leaf(property: &mut Value, values: Vec<Value>, dotted: &str, pins: &mut B
 /// required. Returns `field = values` for each field narrowed.
 pub(crate) fn narrow_choices(schema: &mut Value, goal: &Goal) -> Vec<String> {
     let mut documented: Vec<(String, Vec<String>)> = Vec::new();
-    visit_values(schema, &mut Vec::new(), &mut 5000, &mut |at, values| {
+    walk_values(schema, &mut Vec::new(), &mut 5000, &mut |at, values, _| {
         let dotted = at.join(".");
         match documented.iter_mut().find(|(d, _)| *d == dotted) {
             Some((_, all)) => {
@@ -555,13 +555,22 @@ pub(crate) fn narrow_choices(schema: &mut Value, goal: &Goal) -> Vec<String> {
     if chosen.is_empty() {
         return vec![];
     }
-    narrow_values(schema, &mut Vec::new(), &chosen, &mut 5000);
+    // The same walk: each place the choice was made over is narrowed.
+    walk_values(schema, &mut Vec::new(), &mut 5000, &mut |at, _, place| {
+        if let Some((_, asked)) = chosen.iter().find(|(d, _)| *d == at.join(".")) {
+            narrow_place(place, asked);
+        }
+    });
     chosen.iter().map(|(dotted, asked)| format!("{dotted} = {}", asked.join(" | "))).collect()
 }
 
-/// Calls `found` with the path and string values of every `enum`/`const`
-/// in `schema` below its root, through properties, composition and items.
-fn visit_values(schema: &Value, at: &mut Vec<String>, budget: &mut usize, found: &mut dyn FnMut(&[String], &[String])) {
+/// What [`walk_values`] calls with a field's path, values and schema.
+type ValuesFound<'f> = dyn FnMut(&[String], &[String], &mut Value) + 'f;
+
+/// Calls `found` with the path, the string values and the schema of every
+/// `enum`/`const` in `schema` below its root, through properties,
+/// composition and items. A schema `found` changes is walked as changed.
+fn walk_values(schema: &mut Value, at: &mut Vec<String>, budget: &mut usize, found: &mut ValuesFound<'_>) {
     if *budget == 0 {
         return;
     }
@@ -569,65 +578,43 @@ fn visit_values(schema: &Value, at: &mut Vec<String>, budget: &mut usize, found:
     if !at.is_empty()
         && let Some(values) = string_values(schema)
     {
-        found(at, &values);
+        found(at, &values, schema);
     }
     for key in ["allOf", "oneOf", "anyOf"] {
-        for part in schema.get(key).and_then(Value::as_array).into_iter().flatten() {
-            visit_values(part, at, budget, found);
+        for part in schema.get_mut(key).and_then(Value::as_array_mut).into_iter().flatten() {
+            walk_values(part, at, budget, found);
         }
     }
-    if let Some(items) = schema.get("items") {
-        visit_values(items, at, budget, found);
+    if let Some(items) = schema.get_mut("items") {
+        walk_values(items, at, budget, found);
     }
-    for (name, property) in schema.get("properties").and_then(Value::as_object).into_iter().flatten() {
+    for (name, property) in schema.get_mut("properties").and_then(Value::as_object_mut).into_iter().flatten() {
         at.push(name.clone());
-        visit_values(property, at, budget, found);
+        walk_values(property, at, budget, found);
         at.pop();
     }
 }
 
-/// Narrows every place [`visit_values`] finds a chosen field's values:
-/// the same traversal, so each place the choice was made over is narrowed.
-fn narrow_values(schema: &mut Value, at: &mut Vec<String>, chosen: &[(String, Vec<String>)], budget: &mut usize) {
-    if *budget == 0 {
+/// Narrows one place documenting a chosen field's values to the `asked`
+/// ones (and `null`, if documented), or to `false` if it documents none.
+fn narrow_place(schema: &mut Value, asked: &[String]) {
+    let own: Vec<Value> = match (schema.get("const"), schema.get("enum")) {
+        (Some(one), _) => vec![one.clone()],
+        (None, Some(Value::Array(many))) => many.clone(),
+        _ => vec![],
+    };
+    let kept: Vec<Value> = own
+        .iter()
+        .filter(|v| v.is_null() || v.as_str().is_some_and(|v| asked.iter().any(|a| a == v)))
+        .cloned()
+        .collect();
+    if !kept.iter().any(|v| !v.is_null()) {
+        *schema = Value::Bool(false);
         return;
     }
-    *budget -= 1;
-    if !at.is_empty()
-        && string_values(schema).is_some()
-        && let Some((_, asked)) = chosen.iter().find(|(d, _)| *d == at.join("."))
-    {
-        let own: Vec<Value> = match (schema.get("const"), schema.get("enum")) {
-            (Some(one), _) => vec![one.clone()],
-            (None, Some(Value::Array(many))) => many.clone(),
-            _ => vec![],
-        };
-        let kept: Vec<Value> = own
-            .iter()
-            .filter(|v| v.is_null() || v.as_str().is_some_and(|v| asked.iter().any(|a| a == v)))
-            .cloned()
-            .collect();
-        if !kept.iter().any(|v| !v.is_null()) {
-            *schema = Value::Bool(false);
-            return;
-        }
-        if let Some(map) = schema.as_object_mut() {
-            map.remove("const");
-            map.insert("enum".into(), Value::Array(kept));
-        }
-    }
-    for key in ["allOf", "oneOf", "anyOf"] {
-        for part in schema.get_mut(key).and_then(Value::as_array_mut).into_iter().flatten() {
-            narrow_values(part, at, chosen, budget);
-        }
-    }
-    if let Some(items) = schema.get_mut("items") {
-        narrow_values(items, at, chosen, budget);
-    }
-    for (name, property) in schema.get_mut("properties").and_then(Value::as_object_mut).into_iter().flatten() {
-        at.push(name.clone());
-        narrow_values(property, at, chosen, budget);
-        at.pop();
+    if let Some(map) = schema.as_object_mut() {
+        map.remove("const");
+        map.insert("enum".into(), Value::Array(kept));
     }
 }
 
