@@ -146,9 +146,10 @@ pub(crate) fn fetch_optional(conn: &mut Connection, sql: &str, args: &[Arg<'_>])
             ValueRef::Null => Value::Null,
             ValueRef::Integer(n) => Value::Integer(n),
             ValueRef::Real(x) => Value::Real(x),
-            ValueRef::Text(text) => Value::Text(
-                String::from_utf8(text.to_vec()).map_err(|_| Error::Internal(format!("column {name}: not UTF-8")))?,
-            ),
+            // Copied once, its UTF-8 error kept as the source.
+            ValueRef::Text(text) => {
+                Value::Text(std::str::from_utf8(text).map_err(rusqlite::Error::Utf8Error)?.to_owned())
+            }
             ValueRef::Blob(bytes) => Value::Blob(bytes.to_vec()),
         };
         columns.push((name, value));
