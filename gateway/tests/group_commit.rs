@@ -407,53 +407,24 @@ async fn a_write_that_finds_sqlite_locked_waits_for_the_lock_and_commits() {
     assert_eq!(db.group.run((String::new(), 2), direct as Insert).await.unwrap(), 1);
 }
 
-/// The battery on a SQLite file whose writes all run through sqlx (the
-/// path a batch takes when SQLite's lock is taken).
-mod sqlite_through_sqlx {
-    use super::Setup::SqliteThroughSqlx;
+/// The battery, on both databases, and on a SQLite file whose writes all
+/// run through sqlx (the path a batch takes when SQLite's lock is taken).
+macro_rules! battery {
+    ($($name:ident),* $(,)?) => {
+        on_both_databases!($($name),*);
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_writes_share_transactions_and_each_gets_its_result() {
-        super::concurrent_writes_share_transactions_and_each_gets_its_result(SqliteThroughSqlx).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_failing_write_fails_alone_and_its_batch_commits() {
-        super::a_failing_write_fails_alone_and_its_batch_commits(SqliteThroughSqlx).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_lone_failing_write_runs_once() {
-        super::a_lone_failing_write_runs_once(SqliteThroughSqlx).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_write_whose_writer_went_away_is_still_committed() {
-        super::a_write_whose_writer_went_away_is_still_committed(SqliteThroughSqlx).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_write_hiding_a_failed_statement_does_not_lose_its_batch() {
-        super::a_write_hiding_a_failed_statement_does_not_lose_its_batch(SqliteThroughSqlx).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_write_that_panics_takes_nothing_with_it_but_its_batch() {
-        super::a_write_that_panics_takes_nothing_with_it_but_its_batch(SqliteThroughSqlx).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn writes_in_turn_run_on_one_kept_connection() {
-        super::writes_in_turn_run_on_one_kept_connection(SqliteThroughSqlx).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn writes_run_on_this_thread_on_a_sqlite_file_only() {
-        super::writes_run_on_this_thread_on_a_sqlite_file_only(SqliteThroughSqlx).await
-    }
+        mod sqlite_through_sqlx {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Setup::SqliteThroughSqlx).await
+                }
+            )*
+        }
+    };
 }
 
-on_both_databases!(
+battery!(
     a_lone_failing_write_runs_once,
     writes_run_on_this_thread_on_a_sqlite_file_only,
     writes_in_turn_run_on_one_kept_connection,
